@@ -1,0 +1,67 @@
+"""Tiny, offline stand-ins: a random DistilBERT and BERT of a few thousand weights, and SST-2-shaped data."""
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ["HF_HUB_OFFLINE"] = "1"  # nothing in the tests may reach for the hub
+
+SHARED_SST2 = ROOT.parent / "shared" / "data" / "sst2"
+POSITIVE, NEGATIVE = ["good", "great", "lovely", "fine"], ["bad", "awful", "dull", "boring"]
+FILLER = ["the", "film", "movie", "was", "is", "a", "very", "plot", "cast", "and"]
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + FILLER + POSITIVE + NEGATIVE
+
+
+def sst2_like(n, seed):
+    """Sentences whose label is the sentiment word they contain, plus phrases cut from them, as in SST-2."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    while len(rows) < n:
+        label = int(rng.integers(2))
+        words = list(rng.choice(FILLER, size=rng.integers(3, 8)))
+        words.insert(int(rng.integers(len(words) + 1)), rng.choice(POSITIVE if label else NEGATIVE))
+        rows.append((" ".join(words), label))
+        start = int(rng.integers(len(words) // 2))  # a phrase of the sentence that keeps the sentiment word
+        phrase = words[start:]
+        if len(phrase) < len(words) and any(w in POSITIVE + NEGATIVE for w in phrase):
+            rows.append((" ".join(phrase), label))
+    return pd.DataFrame(rows[:n], columns=["sentence", "label"])
+
+
+def save_tiny_model(folder, architecture):
+    from transformers import (BertConfig, BertForSequenceClassification, DistilBertConfig,
+                              DistilBertForSequenceClassification, DistilBertTokenizer)
+    if architecture == "distilbert":
+        config = DistilBertConfig(vocab_size=len(VOCAB), dim=16, n_layers=1, n_heads=2, hidden_dim=32,
+                                  max_position_embeddings=128)
+        model = DistilBertForSequenceClassification(config)
+    else:
+        config = BertConfig(vocab_size=len(VOCAB), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                            intermediate_size=32, max_position_embeddings=128)
+        model = BertForSequenceClassification(config)
+    model.save_pretrained(folder)
+    DistilBertTokenizer(vocab={w: i for i, w in enumerate(VOCAB)}).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-distilbert"), "distilbert")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory):
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-bert"), "bert")
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-sst2")
+    sst2_like(400, seed=0).to_parquet(folder / "train.parquet")
+    sst2_like(60, seed=1).to_parquet(folder / "validation.parquet")
+    return folder
