@@ -1,4 +1,6 @@
 """The figures a reader looks at first: both runs' scores, their confusion matrices, and how training went."""
+from functools import partial
+
 import matplotlib
 
 matplotlib.use("Agg")  # files only: works without a display
@@ -10,17 +12,18 @@ RUN_COLORS = {"head_only": "#7a9cc6", "full_finetune": "#d9822b"}
 METRICS = {"accuracy": "accuracy", "f1": "F1 (positive)", "macro_f1": "macro-F1"}
 
 
-def save_figures(per_seed, out_dir):
+def save_figures(per_seed, majority_accuracy, out_dir):
     """One PNG per question; every seed's result drawn, so the spread is visible. Returns the paths."""
     paths = [out_dir / "metrics.png", out_dir / "confusion_matrices.png", out_dir / "training_curves.png"]
-    for draw, path in zip((draw_metrics, draw_confusion, draw_curves), paths):
+    for draw, path in zip((partial(draw_metrics, majority_accuracy=majority_accuracy), draw_confusion, draw_curves),
+                          paths):
         fig = draw(per_seed)
         fig.savefig(path, dpi=120, bbox_inches="tight")
         plt.close(fig)
     return paths
 
 
-def draw_metrics(per_seed):
+def draw_metrics(per_seed, majority_accuracy):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     x, width = np.arange(len(METRICS)), 0.38
     for ax, split in zip(axes, ("validation", "test")):
@@ -34,6 +37,8 @@ def draw_metrics(per_seed):
             ax.bar_label(bars, labels=[f"{v:.3f}" for v in means], padding=2, fontsize=8)
         deltas = [100 * (s["runs"]["full_finetune"][split]["accuracy"] - s["runs"]["head_only"][split]["accuracy"])
                   for s in per_seed]
+        ax.hlines(majority_accuracy[split], -0.5, 0.5, colors="black", linestyles="dashed",
+                  label="always the majority class" if split == "validation" else None)
         ax.set_title(f"{split}: full fine-tune {np.mean(deltas):+.1f} accuracy points")
         ax.set_xticks(x, list(METRICS.values()))
         ax.set_ylim(0, 1.08)

@@ -45,7 +45,7 @@ class ConfigParser(HfArgumentParser):
 
 
 def parse_config(argv):
-    parser = ConfigParser(Config, description=__doc__.splitlines()[0])
+    parser = ConfigParser(Config, description=__doc__.splitlines()[0], allow_abbrev=False)
     cfg, unknown = parser.parse_args_into_dataclasses(argv, return_remaining_strings=True)
     if unknown:
         flags = [a[2:] for a in parser._option_string_actions if a.startswith("--")]
@@ -236,6 +236,7 @@ def make_trainer(model, lr, epochs, run_name, *, seed, train_dataset, eval_datas
         weight_decay=cfg.weight_decay,
         warmup_steps=cfg.warmup_ratio,  # transformers 5: a float below 1 is a share of all steps
         eval_strategy="epoch",  # validation accuracy per epoch, for the curves
+        eval_on_start=True,  # and where each run starts from
         save_strategy="no",  # the final weights are saved once, by the caller
         logging_steps=0.025,  # a share of all steps: 40 points on the loss curve
         logging_nan_inf_filter=False,  # it reads the loss back every step: a GPU sync per step
@@ -244,6 +245,7 @@ def make_trainer(model, lr, epochs, run_name, *, seed, train_dataset, eval_datas
         dataloader_pin_memory=torch.cuda.is_available(),
         ddp_find_unused_parameters=False,  # frozen weights are simply not registered with DDP
         report_to="none",
+        use_cpu=not torch.cuda.is_available(),
         **precision_flags(cfg.precision),
     )
     return Trainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
@@ -337,7 +339,8 @@ def compare_once(cfg, seed, data, collator, make, run_dir, log):
 
 # ---------------------------------------------------------------- data and report
 
-def prepare_data(cfg, tokenizer, log):
+def prepare_splits(cfg, log):
+    """Train / test / validation as the config asks, and how much of test and validation is phrases of train."""
     raw = load_sst2(cfg.data_dir)
     train, test = split_train_test(raw["train"], cfg.test_size, cfg.seed, cfg.split)
     splits = {"train": train, "test": test, "validation": raw["validation"]}
@@ -345,20 +348,29 @@ def prepare_data(cfg, tokenizer, log):
     log(f"split '{cfg.split}': " + ", ".join(f"{name} {len(ds):,}" for name, ds in splits.items()))
     leakage = inside_fractions(splits["train"]["sentence"],
                                {split: splits[split]["sentence"] for split in EVAL_SPLITS})
-    tokenized = tokenize(splits, tokenizer, cfg.max_length)
-    # prediction in length order: batches of similar lengths pad less; outputs stay aligned with these rows
+    return splits, leakage
+
+
+def tokenize_for_training(splits, tokenizer, max_length):
+    tokenized = tokenize(splits, tokenizer, max_length)
+    # predict in length order: batches of similar lengths pad less; outputs stay aligned with these rows
     for split in EVAL_SPLITS:
         tokenized[split] = tokenized[split].select(np.argsort(tokenized[split]["length"], kind="stable"))
-    return tokenized, leakage
+    return tokenized
+
+
+def majority_accuracy(train, split):
+    """Accuracy of always predicting the training set's most common label."""
+    majority = np.bincount(train["label"], minlength=2).argmax()
+    return float(np.mean(np.asarray(split["label"]) == majority))
 
 
 def class_balance(data):
     """The notebook's question: is accuracy a fair metric on this data?"""
     counts = np.bincount(data["train"]["label"], minlength=2)
-    test_counts = np.bincount(data["test"]["label"], minlength=2)
     return {"train_label_counts": dict(zip(stats.LABEL_NAMES, counts.tolist())),
             "train_label_shares": dict(zip(stats.LABEL_NAMES, (counts / counts.sum()).round(4).tolist())),
-            "majority_class_accuracy_test": float(test_counts[counts.argmax()] / test_counts.sum())}
+            "majority_class_accuracy_test": majority_accuracy(data["train"], data["test"])}
 
 
 def print_class_balance(balance, log):
@@ -477,8 +489,9 @@ def run(cfg, log):
     check_hub(cfg)
 
     log("=== data ===")
+    splits, leakage = prepare_splits(cfg, log)
     tokenizer = check_model(cfg)
-    data, leakage = prepare_data(cfg, tokenizer, log)
+    data = tokenize_for_training(splits, tokenizer, cfg.max_length)
     balance = class_balance(data)
     print_class_balance(balance, log)
     log(f"leakage: {100 * leakage['test']:.1f}% of test items and {100 * leakage['validation']:.1f}% of validation "
@@ -518,7 +531,8 @@ def run(cfg, log):
         results["seeds"] = per_seed
         results["summary"] = stats.summarize_seeds(per_seed)
         print_summary(results["summary"], log)
-    figures = plots.save_figures(per_seed, run_dir)
+    figures = plots.save_figures(per_seed, {split: majority_accuracy(data["train"], data[split]) for split in EVAL_SPLITS},
+                                 run_dir)
     write_atomic(run_dir / "predictions.csv", lambda p: predictions_frame(data, per_seed_probs).to_csv(p, index=False))
     timings["report"] = time.perf_counter() - stage
     timings["total"] = time.perf_counter() - started
@@ -530,7 +544,9 @@ def run(cfg, log):
 
 
 def main(argv=None):
-    log = partial(print, flush=True) if PartialState().is_main_process else (lambda *a, **k: None)
+    # one process per GPU, or several CPU processes (gloo) under torchrun / accelerate launch
+    state = PartialState(cpu=not torch.cuda.is_available())
+    log = partial(print, flush=True) if state.is_main_process else (lambda *a, **k: None)
     try:
         run(parse_config(argv), log)
     except UsageError as err:

@@ -34,16 +34,16 @@ def sst2_like(n, seed):
 
 
 def save_tiny_model(folder, architecture):
-    from transformers import (BertConfig, BertForSequenceClassification, DistilBertConfig,
-                              DistilBertForSequenceClassification, DistilBertTokenizer)
+    """A pretrained-style checkpoint: the encoder alone, so loading it for classification makes a new head."""
+    from transformers import BertConfig, BertModel, DistilBertConfig, DistilBertModel, DistilBertTokenizer
     if architecture == "distilbert":
         config = DistilBertConfig(vocab_size=len(VOCAB), dim=16, n_layers=1, n_heads=2, hidden_dim=32,
                                   max_position_embeddings=128)
-        model = DistilBertForSequenceClassification(config)
+        model = DistilBertModel(config)
     else:
         config = BertConfig(vocab_size=len(VOCAB), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                             intermediate_size=32, max_position_embeddings=128)
-        model = BertForSequenceClassification(config)
+        model = BertModel(config)
     model.save_pretrained(folder)
     DistilBertTokenizer(vocab={w: i for i, w in enumerate(VOCAB)}).save_pretrained(folder)
     return folder

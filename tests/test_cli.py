@@ -1,0 +1,117 @@
+"""Command-line overrides, and bad input: one clear line, exit status 2, nothing written."""
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from conftest import ROOT
+
+import sst2_compare as app
+from config import Config
+
+
+def test_overrides_are_typed_and_default_to_config():
+    cfg = app.parse_config(["--subset_fraction", "0.05", "--epochs_full_finetune", "3", "--split", "grouped",
+                            "--cache_encoder_features", "false"])
+    assert (cfg.subset_fraction, cfg.epochs_full_finetune, cfg.split, cfg.cache_encoder_features) == \
+        (0.05, 3.0, "grouped", False)
+    assert app.parse_config([]) == Config()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--subset_fractoin", "0.1"], "did you mean --subset_fraction"),
+    (["--subset_fraction", "abc"], "invalid float value"),
+    (["--split", "sideways"], "invalid choice"),
+])
+def test_bad_flags_are_one_clear_line(argv, message, capsys):
+    assert app.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--learning_rate_full_finetune", "0"], "learning_rate_full_finetune must be > 0"),
+    (["--per_device_train_batch_size", "-1"], "per_device_train_batch_size must be > 0"),
+    (["--epochs_headonly_finetune", "-2"], "epochs_headonly_finetune must be > 0"),
+    (["--subset_fraction", "1.5"], "subset_fraction must be in (0, 1]"),
+    (["--test_size", "1"], "test_size must be in (0, 1)"),
+    (["--max_length", "4"], "max_length must be at least 8"),
+    (["--max_length", "4096"], "exceeds what"),
+    (["--num_labels", "3"], "num_labels must be 2"),
+])
+def test_out_of_range_values(argv, message, tiny_model_dir, tiny_data_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = app.main(argv + ["--model_name", str(tiny_model_dir), "--data_dir", str(tiny_data_dir),
+                            "--output_dir", str(out)])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def bad_data_dirs(root):
+    good = pd.DataFrame({"sentence": ["good film", "bad plot", "fine cast", "dull movie"], "label": [1, 0, 1, 0]})
+    cases = {"missing": (root / "absent", "not a folder"), "empty": (root / "empty", "no train file")}
+    (root / "empty").mkdir()
+    for name, train, message in [
+        ("no_label", good.drop(columns="label"), "lacks column(s) ['label']"),
+        ("bad_labels", good.assign(label=[0, 1, 2, 1]), "labels must be 0"),
+        ("not_parquet", None, "cannot read"),
+        ("tiny", good, "leaves the test split"),
+    ]:
+        folder = root / name
+        folder.mkdir()
+        if train is None:
+            (folder / "train.parquet").write_text("not a parquet file")
+        else:
+            train.to_parquet(folder / "train.parquet")
+        good.to_parquet(folder / "validation.parquet")
+        cases[name] = (folder, message)
+    only_train = root / "only_train"
+    only_train.mkdir()
+    good.to_parquet(only_train / "train.parquet")
+    cases["only_train"] = (only_train, "no validation file")
+    return cases
+
+
+def test_bad_data_dirs(tiny_model_dir, tmp_path, capsys):
+    for folder, message in bad_data_dirs(tmp_path).values():
+        code = app.main(["--data_dir", str(folder), "--model_name", str(tiny_model_dir), "--subset_fraction", "0.5",
+                         "--output_dir", str(tmp_path / "out")])
+        assert code == 2, folder
+        assert message in capsys.readouterr().err, folder
+    assert not (tmp_path / "out").exists()
+
+
+def test_model_that_is_nowhere(tiny_data_dir, tmp_path, capsys):
+    code = app.main(["--data_dir", str(tiny_data_dir), "--model_name", "no-such-org/no-such-model",
+                     "--output_dir", str(tmp_path / "out")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "cannot load model 'no-such-org/no-such-model'" in err and "local model folder" in err
+
+
+def test_pickled_weights_need_opt_in(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    for f in tiny_model_dir.iterdir():
+        if f.suffix != ".safetensors":
+            (pickled / f.name).write_bytes(f.read_bytes())
+    (pickled / "pytorch_model.bin").write_bytes(b"")
+    assert app.main(["--data_dir", str(tiny_data_dir), "--model_name", str(pickled)]) == 2
+    assert "--allow_pickled_weights" in capsys.readouterr().err
+
+
+def test_unwritable_output_dir(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert app.main(["--data_dir", str(tiny_data_dir), "--model_name", str(tiny_model_dir),
+                     "--output_dir", str(blocker / "out")]) == 2
+    assert "cannot be written" in capsys.readouterr().err
+
+
+def test_a_user_sees_no_traceback(tmp_path):
+    done = subprocess.run([sys.executable, "sst2_compare.py", "--data_dir", str(tmp_path / "nothing")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"error: data_dir {tmp_path / 'nothing'} is not a folder: "
+                                                "point --data_dir at a folder with train and validation files"]

@@ -1,0 +1,120 @@
+"""The script as a user runs it: real files out, and none lost or half-written."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from conftest import ROOT
+
+import sst2_compare as app
+
+FAST = ["--epochs_headonly_finetune", "1", "--epochs_full_finetune", "1", "--save_models", "false",
+        "--bootstrap_resamples", "500"]
+
+
+def tiny_args(model_dir, data_dir, out):
+    return ["--model_name", str(model_dir), "--data_dir", str(data_dir), "--output_dir", str(out)]
+
+
+def only_run_dir(out):
+    (run_dir,) = list(out.iterdir())
+    return run_dir
+
+
+def test_script_end_to_end(tiny_model_dir, tiny_data_dir, tmp_path):
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "sst2_compare.py", *tiny_args(tiny_model_dir, tiny_data_dir, out),
+                           "--epochs_headonly_finetune", "1", "--epochs_full_finetune", "1"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for banner in ("=== data ===", "=== head-only", "=== full fine-tune", "=== report ===", "total wall time"):
+        assert banner in done.stdout
+    run_dir = only_run_dir(out)
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["config"]["epochs_full_finetune"] == 1
+    assert set(results["config"]) == set(app.Config().__dict__)
+    for run in app.RUNS:
+        for split in app.EVAL_SPLITS:
+            assert set(results["runs"][run][split]) >= {"accuracy", "f1", "macro_f1", "confusion_matrix"}
+            assert sum(map(sum, results["runs"][run][split]["confusion_matrix"])) == results["sizes"][split]
+    assert results["runs"]["head_only"]["trainable_parameters"] < results["runs"]["full_finetune"]["trainable_parameters"]
+    assert results["delta"]["accuracy"] == pytest.approx(
+        results["runs"]["full_finetune"]["test"]["accuracy"] - results["runs"]["head_only"]["test"]["accuracy"])
+    assert set(results["significance"]["test"]) == {"mcnemar_p", "delta_accuracy_ci95", "discordant"}
+    assert 0 <= results["leakage"]["test_items_inside_train_fraction"] <= 1
+    assert {"torch", "transformers", "device"} <= set(results["environment"])
+
+    predictions = pd.read_csv(run_dir / "predictions.csv")
+    assert len(predictions) == results["sizes"]["test"] == 40
+    for run in app.RUNS:
+        recomputed = (predictions[f"{run}_pred"] == predictions["label"]).mean()
+        assert recomputed == pytest.approx(results["runs"][run]["test"]["accuracy"])
+        assert predictions[f"{run}_prob_pos"].between(0, 1).all()
+    for png in ("metrics.png", "confusion_matrices.png", "training_curves.png"):
+        assert (run_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    saved = sorted(p.name for p in run_dir.iterdir() if p.is_dir())
+    assert saved == ["full_finetune_seed42", "head_only_seed42"]  # one model per run, no checkpoints
+    assert not list(run_dir.rglob("checkpoint-*"))
+
+
+def test_several_seeds_and_notebook_mode(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert app.main(tiny_args(tiny_model_dir, tiny_data_dir, out) + FAST + [
+        "--num_seeds", "2", "--cache_encoder_features", "false", "--full_finetune_init", "pretrained",
+        "--split", "grouped"]) == 0
+    run_dir = only_run_dir(out)
+    results = json.loads((run_dir / "results.json").read_text())
+    assert [s["seed"] for s in results["seeds"]] == [42, 43]
+    assert results["runs"] == results["seeds"][0]["runs"]
+    assert results["summary"]["delta"]["accuracy"]["mean"] == pytest.approx(
+        sum(s["delta"]["accuracy"] for s in results["seeds"]) / 2)
+    assert results["leakage"]["test_items_inside_train_fraction"] == 0
+    predictions = pd.read_csv(run_dir / "predictions.csv")
+    assert predictions.groupby("seed").size().to_dict() == {42: results["sizes"]["test"], 43: results["sizes"]["test"]}
+    assert "over seeds (mean +- std)" in capsys.readouterr().out
+
+
+def test_two_runs_leave_two_complete_folders(tiny_model_dir, tiny_data_dir, tmp_path):
+    out = tmp_path / "out"
+    for _ in range(2):
+        assert app.main(tiny_args(tiny_model_dir, tiny_data_dir, out) + FAST) == 0
+    runs = sorted(out.iterdir())
+    assert len(runs) == 2
+    assert all((r / "results.json").is_file() and (r / "predictions.csv").is_file() for r in runs)
+
+
+def test_interrupted_run_leaves_no_results(tiny_model_dir, tiny_data_dir, tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "sst2_compare.py", *tiny_args(tiny_model_dir, tiny_data_dir, out),
+                             "--epochs_full_finetune", "500", "--save_models", "false"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    for line in proc.stdout:
+        if "=== full fine-tune" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    run_dir = only_run_dir(out)
+    assert not (run_dir / "results.json").exists() and not list(run_dir.glob("*.tmp"))
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun is not installed")
+def test_two_processes_write_one_set_of_outputs(tiny_model_dir, tiny_data_dir, tmp_path):
+    out = tmp_path / "out"
+    done = subprocess.run(["torchrun", "--nproc_per_node", "2", "sst2_compare.py",
+                           *tiny_args(tiny_model_dir, tiny_data_dir, out), *FAST, "--dataloader_num_workers", "0"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("=== report ===") == 1
+    run_dir = only_run_dir(out)
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["environment"]["processes"] == 2
+    assert len(pd.read_csv(run_dir / "predictions.csv")) == results["sizes"]["test"] == 40
+    for run in app.RUNS:
+        assert sum(map(sum, results["runs"][run]["test"]["confusion_matrix"])) == 40
