@@ -59,7 +59,9 @@ class Config:
     feature_batch_size: int = field(
         default=1024, metadata={"help": "batch of the one feature pass (no gradients, so larger is faster)"}
     )
-    dataloader_num_workers: int = field(default=2, metadata={"help": "processes that collate batches off the training loop"})
+    dataloader_num_workers: int = field(
+        default=2, metadata={"help": "processes that collate batches off the training loop (GPU runs only)"}
+    )
 
     # output
     output_dir: str = field(default="checkpoints_sst2", metadata={"help": "each run writes a new timestamped folder here"})

@@ -17,6 +17,7 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 
+import datasets
 import numpy as np
 import pandas as pd
 import torch
@@ -219,12 +220,17 @@ def precision_flags(precision):
     """bf16 where the GPU has it, else fp16 on a GPU, else fp32: never a flag that fails on a CPU."""
     if precision == "fp32" or not torch.cuda.is_available():
         return {}
-    return {"bf16": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
+    # bf16 means Ampere or later, which also has TF32 for whatever stays in float32
+    return {"bf16": True, "tf32": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
 
 
 def make_trainer(model, lr, epochs, run_name, *, seed, train_dataset, eval_dataset, data_collator, cfg, run_dir,
                  tokenizer):
     """The one place a TrainingArguments and a Trainer are built."""
+    # token ids are padded per batch in other processes, off the step's path; cached features need no collation.
+    # On a CPU those processes would take cores from the training itself.
+    collate = isinstance(train_dataset, datasets.Dataset) and torch.cuda.is_available()
+    workers = cfg.dataloader_num_workers if collate else 0
     args = TrainingArguments(
         output_dir=str(run_dir / run_name),
         run_name=run_name,
@@ -240,8 +246,8 @@ def make_trainer(model, lr, epochs, run_name, *, seed, train_dataset, eval_datas
         save_strategy="no",  # the final weights are saved once, by the caller
         logging_steps=0.025,  # a share of all steps: 40 points on the loss curve
         logging_nan_inf_filter=False,  # it reads the loss back every step: a GPU sync per step
-        dataloader_num_workers=cfg.dataloader_num_workers,  # collate in other processes, off the step's path
-        dataloader_persistent_workers=cfg.dataloader_num_workers > 0,
+        dataloader_num_workers=workers,
+        dataloader_persistent_workers=workers > 0,
         dataloader_pin_memory=torch.cuda.is_available(),
         ddp_find_unused_parameters=False,  # frozen weights are simply not registered with DDP
         report_to="none",
@@ -258,70 +264,77 @@ def epoch_metrics(prediction):
 
 
 def train_and_predict(trainer, predict_sets):
-    """Train, then one prediction pass per split: the probability of 'positive' for each example."""
+    """Train, then one prediction pass per split. Returns P(positive) per split, and the run's record."""
     started = time.perf_counter()
     trainer.train()
-    train_seconds = time.perf_counter() - started
-    probs = {}
-    for split, dataset in predict_sets.items():
-        logits = torch.as_tensor(trainer.predict(dataset).predictions).float()
-        probs[split] = logits.softmax(-1)[:, 1].numpy()
-    history = {
+    record = {"train_seconds": time.perf_counter() - started, "steps": trainer.state.global_step}
+    started = time.perf_counter()
+    probs = {split: torch.as_tensor(trainer.predict(ds).predictions).float().softmax(-1)[:, 1].numpy()
+             for split, ds in predict_sets.items()}
+    record["predict_seconds"] = time.perf_counter() - started
+    record["history"] = {
         "train_loss": [[e["epoch"], e["loss"]] for e in trainer.state.log_history if "loss" in e],
         "eval_accuracy": [[e["epoch"], e["eval_accuracy"]] for e in trainer.state.log_history if "eval_accuracy" in e],
     }
-    return probs, history, train_seconds
+    return probs, record
+
+
+def autocast_dtype(precision):
+    flags = precision_flags(precision)
+    return torch.bfloat16 if flags.get("bf16") else torch.float16 if flags.get("fp16") else None
 
 
 def head_only_run(model, cfg, seed, data, collator, make, log):
-    counts = set_encoder_trainable(model, False)
-    log(f"head-only: {counts[0]:,} trainable parameters, {counts[1]:,} frozen")
+    """Train the head on the frozen encoder: on its features computed once (default), or running it every step."""
+    trainable, frozen = set_encoder_trainable(model, False)
+    log(f"head-only: {trainable:,} trainable parameters, {frozen:,} frozen")
+    model.to(PartialState().device)  # the feature pass runs before any Trainer would move it
+    record = {"trainable_parameters": trainable, "frozen_parameters": frozen, "feature_seconds": 0.0}
     train_args = dict(lr=cfg.learning_rate_headonly_finetune, epochs=cfg.epochs_headonly_finetune,
                       run_name=f"head_only_seed{seed}", seed=seed)
-    if cfg.cache_encoder_features and not replay_is_faithful(model, data["validation"], collator):
-        log("this model's head reads more than the first token: the encoder will run at every step instead")
-    elif cfg.cache_encoder_features:
-        started = time.perf_counter()
-        autocast = {"bf16": torch.bfloat16, "fp16": torch.float16}
-        flags = precision_flags(cfg.precision)
-        dtype = next((autocast[k] for k in flags), None)
-        states = {split: FirstTokenStates(first_token_states(model, ds, collator, cfg.feature_batch_size, dtype),
-                                          ds["label"]) for split, ds in data.items()}
-        feature_seconds = time.perf_counter() - started
-        log(f"encoder features for {sum(map(len, states.values())):,} examples in {feature_seconds:.1f}s")
-        with encoder_replayed(model):
-            trainer = make(model, train_dataset=states["train"], eval_dataset=states["validation"],
-                           data_collator=default_data_collator, **train_args)
-            outcome = train_and_predict(trainer, {split: states[split] for split in EVAL_SPLITS})
-        return trainer, counts, outcome, feature_seconds
-    trainer = make(model, train_dataset=data["train"], eval_dataset=data["validation"], data_collator=collator,
-                   **train_args)
-    return trainer, counts, train_and_predict(trainer, {split: data[split] for split in EVAL_SPLITS}), 0.0
+    cache = cfg.cache_encoder_features and replay_is_faithful(model, data["validation"], collator)
+    if cfg.cache_encoder_features and not cache:
+        log("this model's head reads more than the first token: the encoder runs at every step instead")
+    if not cache:
+        trainer = make(model, train_dataset=data["train"], eval_dataset=data["validation"], data_collator=collator,
+                       **train_args)
+        probs, outcome = train_and_predict(trainer, {split: data[split] for split in EVAL_SPLITS})
+        return trainer, probs, {**record, **outcome}
+    started = time.perf_counter()
+    states = {split: FirstTokenStates(first_token_states(model, ds, collator, cfg.feature_batch_size,
+                                                         autocast_dtype(cfg.precision)), ds["label"])
+              for split, ds in data.items()}
+    record["feature_seconds"] = time.perf_counter() - started
+    log(f"encoder features of {sum(map(len, states.values())):,} examples in {record['feature_seconds']:.1f}s")
+    with encoder_replayed(model):
+        trainer = make(model, train_dataset=states["train"], eval_dataset=states["validation"],
+                       data_collator=default_data_collator, **train_args)
+        probs, outcome = train_and_predict(trainer, {split: states[split] for split in EVAL_SPLITS})
+    return trainer, probs, {**record, **outcome}
+
+
+def full_finetune_run(model, cfg, seed, data, collator, make, log):
+    trainable, frozen = set_encoder_trainable(model, True)
+    log(f"full fine-tune from the {cfg.full_finetune_init} model: {trainable:,} trainable parameters")
+    trainer = make(model, cfg.learning_rate_full_finetune, cfg.epochs_full_finetune, f"full_finetune_seed{seed}",
+                   seed=seed, train_dataset=data["train"], eval_dataset=data["validation"], data_collator=collator)
+    probs, outcome = train_and_predict(trainer, {split: data[split] for split in EVAL_SPLITS})
+    return trainer, probs, {"trainable_parameters": trainable, "frozen_parameters": frozen, "feature_seconds": 0.0,
+                            **outcome}
 
 
 def compare_once(cfg, seed, data, collator, make, run_dir, log):
-    """Both runs for one seed: metrics, predictions and curves."""
-    runs, probs, timings = {}, {}, {}
+    """Both runs for one seed: metrics, paired significance, predictions and curves."""
+    runs, probs = {}, {}
     model = load_model(cfg, seed)
-    log(f"\n=== head-only (seed {seed}) ===")
-    trainer, counts, (probs["head_only"], history, seconds), feature_seconds = head_only_run(
-        model, cfg, seed, data, collator, make, log)
-    runs["head_only"] = {"trainable_parameters": counts[0], "frozen_parameters": counts[1],
-                         "feature_seconds": feature_seconds, "train_seconds": seconds, "history": history}
-    if cfg.save_models:
-        trainer.save_model(str(run_dir / f"head_only_seed{seed}"))
-
-    log(f"\n=== full fine-tune (seed {seed}, starting from the {cfg.full_finetune_init} model) ===")
-    if cfg.full_finetune_init == "pretrained":
-        model = load_model(cfg, seed)
-    counts = set_encoder_trainable(model, True)
-    trainer = make(model, cfg.learning_rate_full_finetune, cfg.epochs_full_finetune, f"full_finetune_seed{seed}",
-                   seed=seed, train_dataset=data["train"], eval_dataset=data["validation"], data_collator=collator)
-    probs["full_finetune"], history, seconds = train_and_predict(trainer, {s: data[s] for s in EVAL_SPLITS})
-    runs["full_finetune"] = {"trainable_parameters": counts[0], "frozen_parameters": counts[1],
-                             "feature_seconds": 0.0, "train_seconds": seconds, "history": history}
-    if cfg.save_models:
-        trainer.save_model(str(run_dir / f"full_finetune_seed{seed}"))
+    for run_name, title, train_run in (("head_only", "head-only", head_only_run),
+                                       ("full_finetune", "full fine-tune", full_finetune_run)):
+        log(f"\n=== {title} (seed {seed}) ===")
+        if run_name == "full_finetune" and cfg.full_finetune_init == "pretrained":
+            model = load_model(cfg, seed)
+        trainer, probs[run_name], runs[run_name] = train_run(model, cfg, seed, data, collator, make, log)
+        if cfg.save_models:  # after the run: the head-only model is whole again, its real encoder back in place
+            trainer.save_model(str(run_dir / f"{run_name}_seed{seed}"))
 
     for run in RUNS:
         for split in EVAL_SPLITS:
@@ -442,7 +455,7 @@ def conclusion(result, leakage):
 
 
 def environment():
-    import accelerate, datasets, sklearn  # noqa: E401 - versions only
+    import accelerate, sklearn  # noqa: E401 - versions only
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
     return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
             "datasets": datasets.__version__, "accelerate": accelerate.__version__, "scikit-learn": sklearn.__version__,
