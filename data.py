@@ -5,6 +5,8 @@ import numpy as np
 import pandas as pd
 from datasets import Dataset, DatasetDict, load_dataset
 
+from checks import UsageError
+
 READERS = {  # file suffix -> pandas reader
     ".parquet": pd.read_parquet,
     ".csv": pd.read_csv,
@@ -12,10 +14,6 @@ READERS = {  # file suffix -> pandas reader
     ".jsonl": lambda path: pd.read_json(path, lines=True),
     ".json": lambda path: pd.read_json(path, lines=True),
 }
-
-
-class UsageError(Exception):
-    """Bad input from the user: reported as one line, exit status 2."""
 
 
 def load_sst2(data_dir):
@@ -29,7 +27,8 @@ def load_sst2(data_dir):
         return DatasetDict(train=hub["train"], validation=hub["validation"])
     folder = Path(data_dir)
     if not folder.is_dir():
-        raise UsageError(f"data_dir {folder} is not a folder: point --data_dir at a folder with train and validation files")
+        raise UsageError(f"data_dir {folder} is not a folder: "
+                         "point --data_dir at a folder with train and validation files")
     return DatasetDict({split: read_split(folder, split) for split in ("train", "validation")})
 
 
@@ -48,7 +47,8 @@ def read_split(folder, split):
     if frame.empty:
         raise UsageError(f"{path} has no rows")
     if not frame["label"].isin([0, 1]).all():
-        raise UsageError(f"{path}: labels must be 0 (negative) or 1 (positive), found {sorted(set(frame['label']))[:5]}")
+        found = sorted(set(frame["label"]))[:5]
+        raise UsageError(f"{path}: labels must be 0 (negative) or 1 (positive), found {found}")
     if "idx" not in frame.columns:
         frame["idx"] = np.arange(len(frame))
     frame = frame.astype({"sentence": str, "label": "int64", "idx": "int64"})

@@ -6,10 +6,7 @@ GLUE SST-2, one model (distilbert-base-uncased by default), two runs on the same
 Run `python sst2_compare.py --help` for every setting; defaults live in config.py.
 """
 import dataclasses
-import difflib
 import json
-import os
-import platform
 import sys
 import time
 from contextlib import contextmanager
@@ -17,112 +14,21 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 
-import datasets
 import numpy as np
-import pandas as pd
 import torch
-import transformers
 from accelerate import PartialState
 from accelerate.utils import broadcast_object_list
-from huggingface_hub import constants as hub_constants, get_session
-from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
-                          HfArgumentParser, Trainer, TrainingArguments, default_data_collator, set_seed)
+from transformers import (AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer, TrainingArguments,
+                          default_data_collator, set_seed)
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 import plots
+import report
 import stats
-from config import Config
-from data import UsageError, inside_fractions, load_sst2, split_train_test, take_fraction, tokenize
-
-RUNS = ("head_only", "full_finetune")
-EVAL_SPLITS = ("test", "validation")
-
-
-# ---------------------------------------------------------------- configuration and input checks
-
-class ConfigParser(HfArgumentParser):
-    def error(self, message):  # argparse would print the whole usage; one line says more
-        raise UsageError(f"{message} (see --help)")
-
-
-def parse_config(argv):
-    parser = ConfigParser(Config, description=__doc__.splitlines()[0], allow_abbrev=False)
-    cfg, unknown = parser.parse_args_into_dataclasses(argv, return_remaining_strings=True)
-    if unknown:
-        flags = [a[2:] for a in parser._option_string_actions if a.startswith("--")]
-        guess = difflib.get_close_matches(unknown[0].lstrip("-").split("=")[0], flags, n=1)
-        hint = f": did you mean --{guess[0]}?" if guess else ": see --help for the fields"
-        raise UsageError(f"unknown option {unknown[0]}{hint}")
-    return cfg
-
-
-def check_config(cfg):
-    """Out-of-range values, named with the fix, before anything is loaded or written."""
-    rules = [
-        (cfg.learning_rate_headonly_finetune > 0, "learning_rate_headonly_finetune must be > 0"),
-        (cfg.learning_rate_full_finetune > 0, "learning_rate_full_finetune must be > 0"),
-        (cfg.per_device_train_batch_size > 0, "per_device_train_batch_size must be > 0"),
-        (cfg.per_device_eval_batch_size > 0, "per_device_eval_batch_size must be > 0"),
-        (cfg.feature_batch_size > 0, "feature_batch_size must be > 0"),
-        (cfg.epochs_headonly_finetune > 0, "epochs_headonly_finetune must be > 0"),
-        (cfg.epochs_full_finetune > 0, "epochs_full_finetune must be > 0"),
-        (cfg.weight_decay >= 0, "weight_decay must be >= 0"),
-        (0 <= cfg.warmup_ratio < 1, "warmup_ratio must be in [0, 1)"),
-        (cfg.subset_fraction is None or 0 < cfg.subset_fraction <= 1, "subset_fraction must be in (0, 1], or unset"),
-        (0 < cfg.test_size < 1, "test_size must be in (0, 1)"),
-        (cfg.max_length >= 8, "max_length must be at least 8 tokens"),
-        (cfg.num_labels == 2, "num_labels must be 2: SST-2 is negative/positive"),
-        (cfg.num_seeds >= 1, "num_seeds must be >= 1"),
-        (cfg.bootstrap_resamples >= 100, "bootstrap_resamples must be >= 100"),
-        (cfg.dataloader_num_workers >= 0, "dataloader_num_workers must be >= 0"),
-    ]
-    for ok, message in rules:
-        if not ok:
-            raise UsageError(f"{message}: change it in config.py or on the command line")
-
-
-def check_output_dir(output_dir):
-    existing = Path(output_dir).resolve()
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"output_dir {output_dir} cannot be written ({existing} is not a writable folder): "
-                         "pick another --output_dir")
-
-
-def check_hub(cfg):
-    """Stop in seconds, not after minutes of retries, when the hub is needed and unreachable."""
-    needs_hub = cfg.data_dir is None or not Path(cfg.model_name).is_dir()
-    if not needs_hub or hub_constants.HF_HUB_OFFLINE:
-        return
-    try:
-        get_session().head(hub_constants.ENDPOINT, timeout=5)
-    except Exception as err:  # any transport failure means the same thing here
-        raise UsageError(f"cannot reach the Hugging Face hub ({type(err).__name__}): run offline with local copies, "
-                         "e.g. --data_dir ../shared/data/sst2 --model_name PATH/TO/MODEL, "
-                         "or set HF_HUB_OFFLINE=1 to use what is in the local cache") from None
-
-
-def load_pretrained(loader, cfg, **kwargs):
-    """Any from_pretrained, with a clear line when the name leads nowhere."""
-    try:
-        return loader.from_pretrained(cfg.model_name, trust_remote_code=False, **kwargs)
-    except (OSError, ValueError) as err:
-        offline = " (offline: point --model_name at a local model folder)" if hub_constants.HF_HUB_OFFLINE else ""
-        raise UsageError(f"cannot load model {cfg.model_name!r}: {str(err).splitlines()[0][:160]}{offline}") from None
-
-
-def check_model(cfg):
-    """The model's config and tokenizer: cheap, and enough to catch a bad name or max_length before training."""
-    folder = Path(cfg.model_name)
-    if folder.is_dir() and not list(folder.glob("*.safetensors")) and not cfg.allow_pickled_weights:
-        raise UsageError(f"{folder} has no .safetensors weights; pickled weights can run code when loaded: "
-                         "convert them, or pass --allow_pickled_weights true if you trust the source")
-    model_config = load_pretrained(AutoConfig, cfg)
-    limit = getattr(model_config, "max_position_embeddings", None)
-    if limit and cfg.max_length > limit:
-        raise UsageError(f"max_length {cfg.max_length} exceeds what {cfg.model_name} supports ({limit}): lower it")
-    return load_pretrained(AutoTokenizer, cfg)
+from checks import (UsageError, check_config, check_hub, check_model, check_output_dir, load_pretrained,
+                    parse_config)
+from data import inside_fractions, load_sst2, split_train_test, take_fraction, tokenize
+from report import EVAL_SPLITS, RUNS
 
 
 # ---------------------------------------------------------------- models
@@ -217,20 +123,22 @@ def replay_is_faithful(model, dataset, collator):
 # ---------------------------------------------------------------- training
 
 def precision_flags(precision):
-    """bf16 where the GPU has it, else fp16 on a GPU, else fp32: never a flag that fails on a CPU."""
+    """Trainer flags for the precision asked; never one that fails on a CPU.
+
+    auto: TF32 tensor-core matmuls on float32 weights where the GPU has them (Ampere and later). Measured on an
+    H200 (bench/step_profile.py), bf16 autocast made a DistilBERT step of batch 32 slower, not faster: its casts
+    cost more launch time than the arithmetic they save at this size.
+    """
     if precision == "fp32" or not torch.cuda.is_available():
         return {}
-    # bf16 means Ampere or later, which also has TF32 for whatever stays in float32
-    return {"bf16": True, "tf32": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
+    if precision == "bf16":
+        return {"bf16": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
+    return {"tf32": True} if torch.cuda.get_device_capability()[0] >= 8 else {}
 
 
 def make_trainer(model, lr, epochs, run_name, *, seed, train_dataset, eval_dataset, data_collator, cfg, run_dir,
                  tokenizer):
     """The one place a TrainingArguments and a Trainer are built."""
-    # token ids are padded per batch in other processes, off the step's path; cached features need no collation.
-    # On a CPU those processes would take cores from the training itself.
-    collate = isinstance(train_dataset, datasets.Dataset) and torch.cuda.is_available()
-    workers = cfg.dataloader_num_workers if collate else 0
     args = TrainingArguments(
         output_dir=str(run_dir / run_name),
         run_name=run_name,
@@ -246,8 +154,8 @@ def make_trainer(model, lr, epochs, run_name, *, seed, train_dataset, eval_datas
         save_strategy="no",  # the final weights are saved once, by the caller
         logging_steps=0.025,  # a share of all steps: 40 points on the loss curve
         logging_nan_inf_filter=False,  # it reads the loss back every step: a GPU sync per step
-        dataloader_num_workers=workers,
-        dataloader_persistent_workers=workers > 0,
+        dataloader_num_workers=cfg.dataloader_num_workers,
+        dataloader_persistent_workers=cfg.dataloader_num_workers > 0,
         dataloader_pin_memory=torch.cuda.is_available(),
         ddp_find_unused_parameters=False,  # frozen weights are simply not registered with DDP
         report_to="none",
@@ -372,116 +280,6 @@ def tokenize_for_training(splits, tokenizer, max_length):
     return tokenized
 
 
-def majority_accuracy(train, split):
-    """Accuracy of always predicting the training set's most common label."""
-    majority = np.bincount(train["label"], minlength=2).argmax()
-    return float(np.mean(np.asarray(split["label"]) == majority))
-
-
-def class_balance(data):
-    """The notebook's question: is accuracy a fair metric on this data?"""
-    counts = np.bincount(data["train"]["label"], minlength=2)
-    return {"train_label_counts": dict(zip(stats.LABEL_NAMES, counts.tolist())),
-            "train_label_shares": dict(zip(stats.LABEL_NAMES, (counts / counts.sum()).round(4).tolist())),
-            "majority_class_accuracy_test": majority_accuracy(data["train"], data["test"])}
-
-
-def print_class_balance(balance, log):
-    shares = balance["train_label_shares"]
-    log("train labels: " + ", ".join(f"{k} {balance['train_label_counts'][k]:,} ({100 * v:.1f}%)"
-                                     for k, v in shares.items()))
-    majority = balance["majority_class_accuracy_test"]
-    log(f"always predicting the majority class scores {100 * majority:.1f}% on test. The classes are "
-        f"{'close to balanced' if max(shares.values()) < 0.6 else 'imbalanced'}, so accuracy is meaningful once "
-        f"read against that {100 * majority:.1f}% floor; F1 of 'positive' and macro-F1 are reported beside it.")
-
-
-def print_run(name, run, leakage, log):
-    for split in EVAL_SPLITS:
-        m = run[split]
-        seen = f"  ({100 * leakage[split]:.1f}% of these items are phrases of training items)"
-        log(f"\n{name} on {split}: accuracy {m['accuracy']:.4f}  F1 {m['f1']:.4f}  macro-F1 {m['macro_f1']:.4f}{seen}")
-        (tn, fp), (fn, tp) = m["confusion_matrix"]
-        log(f"confusion (rows true, cols predicted):  neg [{tn:5d} {fp:5d}]   pos [{fn:5d} {tp:5d}]")
-        log(m["report"])
-
-
-def print_comparison(result, leakage, log):
-    runs, sig = result["runs"], result["significance"]
-    log(f"{'':22}{'head-only':>10}{'full':>10}{'delta (points)':>16}{'relative':>10}")
-    for split, delta in (("test", result["delta"]), ("validation", result["delta_validation"])):
-        h, f = runs["head_only"][split], runs["full_finetune"][split]
-        log(f"{split + ' accuracy':22}{h['accuracy']:10.4f}{f['accuracy']:10.4f}{100 * delta['accuracy']:+16.2f}"
-            f"{delta['accuracy_relative_pct']:+9.1f}%")
-        log(f"{split + ' F1':22}{h['f1']:10.4f}{f['f1']:10.4f}{100 * delta['f1']:+16.2f}")
-    log("")
-    for split in EVAL_SPLITS:
-        s = sig[split]
-        lo, hi = (100 * x for x in s["delta_accuracy_ci95"])
-        log(f"{split}: accuracy delta 95% CI [{lo:+.2f}, {hi:+.2f}] points, McNemar p = {s['mcnemar_p']:.2g} "
-            f"(head-only right & full wrong: {s['discordant'][0]}, the reverse: {s['discordant'][1]})")
-    log("\n" + conclusion(result, leakage))
-
-
-def print_summary(summary, log):
-    log("\nover seeds (mean +- std):")
-    for run_name in RUNS:
-        for split in EVAL_SPLITS:
-            m = summary[run_name][split]
-            log(f"  {run_name:14} {split:10} accuracy {m['accuracy']['mean']:.4f} +- {m['accuracy']['std']:.4f}"
-                f"  F1 {m['f1']['mean']:.4f} +- {m['f1']['std']:.4f}")
-    for key, split in (("delta", "test"), ("delta_validation", "validation")):
-        d = summary[key]["accuracy"]
-        log(f"  delta {split:10} {100 * d['mean']:+.2f} +- {100 * d['std']:.2f} points")
-
-
-def conclusion(result, leakage):
-    """Plain sentences that claim no more than the interval and the test support."""
-    sentences = []
-    for split, delta, label in (("validation", result["delta_validation"], "GLUE validation"),
-                                ("test", result["delta"], "the re-split test set")):
-        s = result["significance"][split]
-        lo, hi = (100 * x for x in s["delta_accuracy_ci95"])
-        points = 100 * delta["accuracy"]
-        if lo > 0 or hi < 0:
-            verdict = f"full fine-tuning {'beats' if points > 0 else 'trails'} head-only by {abs(points):.1f} points"
-        else:
-            verdict = f"the difference of {points:+.1f} points is not distinguishable from zero"
-        leak = f", {100 * leakage[split]:.0f}% of whose items are phrases seen in training" if leakage[split] > 0.05 else ""
-        sentences.append(f"On {label}{leak}, {verdict} (95% CI {lo:+.1f} to {hi:+.1f}, McNemar p = {s['mcnemar_p']:.2g}).")
-    if leakage["test"] > 0.05:
-        sentences.append("The test score rewards memorised phrases; trust GLUE validation, or use --split grouped.")
-    return " ".join(sentences)
-
-
-def environment():
-    import accelerate, sklearn  # noqa: E401 - versions only
-    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
-    return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
-            "datasets": datasets.__version__, "accelerate": accelerate.__version__, "scikit-learn": sklearn.__version__,
-            "device": gpu or f"cpu ({platform.processor() or platform.machine()})",
-            "processes": PartialState().num_processes}
-
-
-def write_atomic(path, write):
-    """Write through a temporary file and rename: an interrupted run never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def predictions_frame(data, per_seed_probs):
-    frames = []
-    for seed, probs in per_seed_probs:
-        frame = pd.DataFrame({"seed": seed, "idx": data["test"]["idx"], "sentence": data["test"]["sentence"],
-                              "label": data["test"]["label"]})
-        for run in RUNS:
-            frame[f"{run}_pred"] = (probs[run]["test"] > 0.5).astype(int)
-            frame[f"{run}_prob_pos"] = probs[run]["test"].round(6)
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
-
-
 def new_run_dir(output_dir):
     """A fresh folder per run, named by its start time, so no run overwrites another."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -505,15 +303,15 @@ def run(cfg, log):
     splits, leakage = prepare_splits(cfg, log)
     tokenizer = check_model(cfg)
     data = tokenize_for_training(splits, tokenizer, cfg.max_length)
-    balance = class_balance(data)
-    print_class_balance(balance, log)
+    balance = report.class_balance(data)
+    report.print_class_balance(balance, log)
     log(f"leakage: {100 * leakage['test']:.1f}% of test items and {100 * leakage['validation']:.1f}% of validation "
         "items are word-for-word phrases of training items; scores on such items reward memorising.")
     run_dir = broadcast_object_list([new_run_dir(cfg.output_dir) if state.is_main_process else None])[0]
     log(f"results go to {run_dir}")
     if not torch.cuda.is_available():
         log("warning: no GPU; a full run is slow on a CPU. Try --subset_fraction 0.05 for a quick look.")
-    log(f"device: {environment()['device']}, precision: {next(iter(precision_flags(cfg.precision)), 'fp32')}, "
+    log(f"device: {report.environment()['device']}, precision: {next(iter(precision_flags(cfg.precision)), 'fp32')}, "
         f"processes: {state.num_processes}")
     timings["data"] = time.perf_counter() - started
 
@@ -533,8 +331,8 @@ def run(cfg, log):
     log("\n=== report ===")
     first = per_seed[0]
     for run_name in RUNS:
-        print_run(run_name, first["runs"][run_name], leakage, log)
-    print_comparison(first, leakage, log)
+        report.print_run(run_name, first["runs"][run_name], leakage, log)
+    report.print_comparison(first, leakage, log)
     results = {"config": dataclasses.asdict(cfg), "class_balance": balance,
                "sizes": {name: len(ds) for name, ds in data.items()},
                "leakage": {"test_items_inside_train_fraction": leakage["test"],
@@ -543,14 +341,15 @@ def run(cfg, log):
     if cfg.num_seeds > 1:
         results["seeds"] = per_seed
         results["summary"] = stats.summarize_seeds(per_seed)
-        print_summary(results["summary"], log)
-    figures = plots.save_figures(per_seed, {split: majority_accuracy(data["train"], data[split]) for split in EVAL_SPLITS},
-                                 run_dir)
-    write_atomic(run_dir / "predictions.csv", lambda p: predictions_frame(data, per_seed_probs).to_csv(p, index=False))
+        report.print_summary(results["summary"], log)
+    floors = {split: report.majority_accuracy(data["train"], data[split]) for split in EVAL_SPLITS}
+    figures = plots.save_figures(per_seed, floors, run_dir)
+    predictions = report.predictions_frame(data, per_seed_probs)
+    report.write_atomic(run_dir / "predictions.csv", lambda path: predictions.to_csv(path, index=False))
     timings["report"] = time.perf_counter() - stage
     timings["total"] = time.perf_counter() - started
-    results.update(timings_seconds=timings, environment=environment())
-    write_atomic(run_dir / "results.json", lambda p: p.write_text(json.dumps(results, indent=2)))
+    results.update(timings_seconds=timings, environment=report.environment())
+    report.write_atomic(run_dir / "results.json", lambda p: p.write_text(json.dumps(results, indent=2)))
     log(f"\nwrote {run_dir}/results.json, predictions.csv, {', '.join(f.name for f in figures)}")
     log(f"total wall time {timings['total']:.1f}s")
     return run_dir

@@ -70,7 +70,9 @@ def main():
     parser.add_argument("--data_dir", default=str(ROOT.parent / "shared/data/sst2"))
     args = parser.parse_args()
     print(f"device: {torch.cuda.get_device_name()}; model: {args.model_name}; batch 32")
-    for name, dtype in (("fp32", None), ("bf16 autocast", torch.bfloat16)):
+    variants = (("fp32", None, False), ("fp32 + TF32", None, True), ("bf16 autocast", torch.bfloat16, False))
+    for name, dtype, tf32 in variants:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
         wall_ms, kernel_ms, length = measure(args.model_name, args.data_dir, dtype)
         print(f"{name:14} wall {wall_ms:6.2f} ms/step   GPU kernels {kernel_ms:6.2f} ms/step   "
               f"(mean padded length {length:.0f} tokens)")

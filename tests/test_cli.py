@@ -6,16 +6,17 @@ import pandas as pd
 import pytest
 from conftest import ROOT
 
+import checks
 import sst2_compare as app
 from config import Config
 
 
 def test_overrides_are_typed_and_default_to_config():
-    cfg = app.parse_config(["--subset_fraction", "0.05", "--epochs_full_finetune", "3", "--split", "grouped",
+    cfg = checks.parse_config(["--subset_fraction", "0.05", "--epochs_full_finetune", "3", "--split", "grouped",
                             "--cache_encoder_features", "false"])
     assert (cfg.subset_fraction, cfg.epochs_full_finetune, cfg.split, cfg.cache_encoder_features) == \
         (0.05, 3.0, "grouped", False)
-    assert app.parse_config([]) == Config()
+    assert checks.parse_config([]) == Config()
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -115,3 +116,16 @@ def test_a_user_sees_no_traceback(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [f"error: data_dir {tmp_path / 'nothing'} is not a folder: "
                                                 "point --data_dir at a folder with train and validation files"]
+
+
+def test_config_py_mistakes_are_caught():
+    class Misspelt(Config):
+        learnig_rate_full_finetune = 1e-4
+
+    with pytest.raises(checks.UsageError, match="did you mean learning_rate_full_finetune"):
+        checks.check_config(Misspelt())
+    with pytest.raises(checks.UsageError, match="max_length = '128' is not of type"):
+        checks.check_config(Config(max_length="128"))
+    with pytest.raises(checks.UsageError, match="split = 'sideways'"):
+        checks.check_config(Config(split="sideways"))
+    checks.check_config(Config(subset_fraction=None, epochs_full_finetune=3))  # an int for a float field is fine

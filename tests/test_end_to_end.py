@@ -11,6 +11,8 @@ import pytest
 from conftest import ROOT
 
 import sst2_compare as app
+from config import Config
+from report import EVAL_SPLITS, RUNS
 
 FAST = ["--epochs_headonly_finetune", "1", "--epochs_full_finetune", "1", "--save_models", "false",
         "--bootstrap_resamples", "500"]
@@ -36,12 +38,13 @@ def test_script_end_to_end(tiny_model_dir, tiny_data_dir, tmp_path):
     run_dir = only_run_dir(out)
     results = json.loads((run_dir / "results.json").read_text())
     assert results["config"]["epochs_full_finetune"] == 1
-    assert set(results["config"]) == set(app.Config().__dict__)
-    for run in app.RUNS:
-        for split in app.EVAL_SPLITS:
+    assert set(results["config"]) == set(Config().__dict__)
+    for run in RUNS:
+        for split in EVAL_SPLITS:
             assert set(results["runs"][run][split]) >= {"accuracy", "f1", "macro_f1", "confusion_matrix"}
             assert sum(map(sum, results["runs"][run][split]["confusion_matrix"])) == results["sizes"][split]
-    assert results["runs"]["head_only"]["trainable_parameters"] < results["runs"]["full_finetune"]["trainable_parameters"]
+    trainable = {run: results["runs"][run]["trainable_parameters"] for run in RUNS}
+    assert trainable["head_only"] < trainable["full_finetune"]
     assert results["delta"]["accuracy"] == pytest.approx(
         results["runs"]["full_finetune"]["test"]["accuracy"] - results["runs"]["head_only"]["test"]["accuracy"])
     assert set(results["significance"]["test"]) == {"mcnemar_p", "delta_accuracy_ci95", "discordant"}
@@ -50,7 +53,7 @@ def test_script_end_to_end(tiny_model_dir, tiny_data_dir, tmp_path):
 
     predictions = pd.read_csv(run_dir / "predictions.csv")
     assert len(predictions) == results["sizes"]["test"] == 40
-    for run in app.RUNS:
+    for run in RUNS:
         recomputed = (predictions[f"{run}_pred"] == predictions["label"]).mean()
         assert recomputed == pytest.approx(results["runs"][run]["test"]["accuracy"])
         assert predictions[f"{run}_prob_pos"].between(0, 1).all()
@@ -116,5 +119,5 @@ def test_two_processes_write_one_set_of_outputs(tiny_model_dir, tiny_data_dir, t
     results = json.loads((run_dir / "results.json").read_text())
     assert results["environment"]["processes"] == 2
     assert len(pd.read_csv(run_dir / "predictions.csv")) == results["sizes"]["test"] == 40
-    for run in app.RUNS:
+    for run in RUNS:
         assert sum(map(sum, results["runs"][run]["test"]["confusion_matrix"])) == 40

@@ -1,0 +1,121 @@
+"""Bad input, caught early: each problem is one line naming the fix, exit status 2, and nothing written."""
+import difflib
+import os
+from pathlib import Path
+from typing import Literal, Union, get_args, get_origin, get_type_hints
+
+from huggingface_hub import constants as hub_constants, get_session
+from transformers import AutoConfig, AutoTokenizer, HfArgumentParser
+
+from config import Config
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported as one line, exit status 2."""
+
+
+class ConfigParser(HfArgumentParser):
+    def error(self, message):  # argparse would print the whole usage; one line says more
+        raise UsageError(f"{message} (see --help)")
+
+
+def parse_config(argv):
+    parser = ConfigParser(Config, description=__doc__.splitlines()[0], allow_abbrev=False)
+    cfg, unknown = parser.parse_args_into_dataclasses(argv, return_remaining_strings=True)
+    if unknown:
+        flags = [a[2:] for a in parser._option_string_actions if a.startswith("--")]
+        guess = difflib.get_close_matches(unknown[0].lstrip("-").split("=")[0], flags, n=1)
+        hint = f": did you mean --{guess[0]}?" if guess else ": see --help for the fields"
+        raise UsageError(f"unknown option {unknown[0]}{hint}")
+    return cfg
+
+
+def type_matches(value, annotation):
+    """Is value of the field's declared type? (config.py edits bypass the command line's conversion)"""
+    if get_origin(annotation) is Literal:
+        return value in get_args(annotation)
+    if get_origin(annotation) is Union:  # Optional[X]
+        return any(type_matches(value, option) for option in get_args(annotation))
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, annotation)
+
+
+def check_config(cfg):
+    """Unknown names, wrong types and out-of-range values, each named with the fix, before anything is loaded."""
+    fields = get_type_hints(Config)  # not dataclasses.fields: HfArgumentParser rewrites their types in place
+    for name in vars(type(cfg)):
+        if not name.startswith("_") and name not in fields:
+            guess = difflib.get_close_matches(name, fields, n=1)
+            raise UsageError(f"config.py sets {name}, which is not a field" + (f": did you mean {guess[0]}?" if guess
+                                                                               else ""))
+    for name, annotation in fields.items():
+        if not type_matches(getattr(cfg, name), annotation):
+            raise UsageError(f"{name} = {getattr(cfg, name)!r} is not of type {annotation}: fix it in config.py")
+    rules = [
+        (cfg.learning_rate_headonly_finetune > 0, "learning_rate_headonly_finetune must be > 0"),
+        (cfg.learning_rate_full_finetune > 0, "learning_rate_full_finetune must be > 0"),
+        (cfg.per_device_train_batch_size > 0, "per_device_train_batch_size must be > 0"),
+        (cfg.per_device_eval_batch_size > 0, "per_device_eval_batch_size must be > 0"),
+        (cfg.feature_batch_size > 0, "feature_batch_size must be > 0"),
+        (cfg.epochs_headonly_finetune > 0, "epochs_headonly_finetune must be > 0"),
+        (cfg.epochs_full_finetune > 0, "epochs_full_finetune must be > 0"),
+        (cfg.weight_decay >= 0, "weight_decay must be >= 0"),
+        (0 <= cfg.warmup_ratio < 1, "warmup_ratio must be in [0, 1)"),
+        (cfg.subset_fraction is None or 0 < cfg.subset_fraction <= 1, "subset_fraction must be in (0, 1], or unset"),
+        (0 < cfg.test_size < 1, "test_size must be in (0, 1)"),
+        (cfg.max_length >= 8, "max_length must be at least 8 tokens"),
+        (cfg.num_labels == 2, "num_labels must be 2: SST-2 is negative/positive"),
+        (cfg.num_seeds >= 1, "num_seeds must be >= 1"),
+        (cfg.bootstrap_resamples >= 100, "bootstrap_resamples must be >= 100"),
+        (cfg.dataloader_num_workers >= 0, "dataloader_num_workers must be >= 0"),
+    ]
+    for ok, message in rules:
+        if not ok:
+            raise UsageError(f"{message}: change it in config.py or on the command line")
+
+
+def check_output_dir(output_dir):
+    existing = Path(output_dir).resolve()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"output_dir {output_dir} cannot be written ({existing} is not a writable folder): "
+                         "pick another --output_dir")
+
+
+def check_hub(cfg):
+    """Stop in seconds, not after minutes of retries, when the hub is needed and unreachable."""
+    needs_hub = cfg.data_dir is None or not Path(cfg.model_name).is_dir()
+    if not needs_hub or hub_constants.HF_HUB_OFFLINE:
+        return
+    try:
+        get_session().head(hub_constants.ENDPOINT, timeout=5)
+    except Exception as err:  # any transport failure means the same thing here
+        raise UsageError(f"cannot reach the Hugging Face hub ({type(err).__name__}): run offline with local copies, "
+                         "e.g. --data_dir ../shared/data/sst2 --model_name PATH/TO/MODEL, "
+                         "or set HF_HUB_OFFLINE=1 to use what is in the local cache") from None
+
+
+def load_pretrained(loader, cfg, **kwargs):
+    """Any from_pretrained, with a clear line when the name leads nowhere."""
+    try:
+        return loader.from_pretrained(cfg.model_name, trust_remote_code=False, **kwargs)
+    except (OSError, ValueError) as err:
+        offline = " (offline: point --model_name at a local model folder)" if hub_constants.HF_HUB_OFFLINE else ""
+        raise UsageError(f"cannot load model {cfg.model_name!r}: {str(err).splitlines()[0][:160]}{offline}") from None
+
+
+def check_model(cfg):
+    """The model's config and tokenizer: cheap, and enough to catch a bad name or max_length before training."""
+    folder = Path(cfg.model_name)
+    if folder.is_dir() and not list(folder.glob("*.safetensors")) and not cfg.allow_pickled_weights:
+        raise UsageError(f"{folder} has no .safetensors weights; pickled weights can run code when loaded: "
+                         "convert them, or pass --allow_pickled_weights true if you trust the source")
+    model_config = load_pretrained(AutoConfig, cfg)
+    limit = getattr(model_config, "max_position_embeddings", None)
+    if limit and cfg.max_length > limit:
+        raise UsageError(f"max_length {cfg.max_length} exceeds what {cfg.model_name} supports ({limit}): lower it")
+    return load_pretrained(AutoTokenizer, cfg)

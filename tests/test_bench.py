@@ -1,0 +1,20 @@
+"""The benchmark's small CPU mode runs, so the GPU benchmark cannot rot unnoticed."""
+import json
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def test_bench_tiny_mode_prints_the_comparison(tiny_model_dir, tiny_data_dir, tmp_path):
+    out = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, "bench/bench.py", "--tiny", "--model_name", str(tiny_model_dir),
+                           "--data_dir", str(tiny_data_dir), "--subset_fraction", "0.5", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "speed ratio defaults vs notebook" in done.stdout
+    table = json.loads(out.read_text())["columns"]
+    assert set(table) == {"notebook", "defaults"}
+    for column in table.values():
+        assert column["total s"] > 0 and column["full steps/s"] > 0
+        assert 0 <= column["full val acc"] <= 1
