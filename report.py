@@ -2,8 +2,11 @@
 import os
 import platform
 
+import accelerate
+import datasets
 import numpy as np
 import pandas as pd
+import sklearn
 import torch
 import transformers
 from accelerate import PartialState
@@ -99,7 +102,6 @@ def conclusion(result, leakage):
 
 
 def environment():
-    import accelerate, datasets, sklearn  # noqa: E401 - versions only
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
     return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
             "datasets": datasets.__version__, "accelerate": accelerate.__version__, "scikit-learn": sklearn.__version__,

@@ -86,37 +86,38 @@ class FirstTokenStates(torch.utils.data.Dataset):
         return {"inputs_embeds": self.states[i, None], "labels": self.labels[i]}
 
 
+def model_batch(dataset, rows, collator, device):
+    """Rows of a tokenized dataset, padded into model inputs on the device."""
+    columns = [c for c in dataset.column_names if c in ("input_ids", "attention_mask", "token_type_ids")]
+    return {k: v.to(device) for k, v in collator(dataset.select(rows).select_columns(columns).to_list()).items()}
+
+
 @torch.inference_mode()
 def first_token_states(model, dataset, collator, batch_size, autocast_dtype):
     """The frozen encoder's last-layer first-token state for every example, in one pass without dropout.
     Batches are formed in length order so little is padding."""
-    encoder, device = model.base_model.eval(), model.device
-    inputs = dataset.select_columns([c for c in dataset.column_names if c in ("input_ids", "attention_mask",
-                                                                              "token_type_ids")])
+    encoder = model.base_model.eval()
     order = np.argsort(dataset["length"], kind="stable")
     states = None
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
-        batch = {k: v.to(device) for k, v in collator(inputs.select(rows).to_list()).items()}
-        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            first = encoder(**batch).last_hidden_state[:, 0].float().cpu()
+        with torch.autocast(model.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            first = encoder(**model_batch(dataset, rows, collator, model.device)).last_hidden_state[:, 0]
         if states is None:
             states = torch.empty(len(order), first.shape[1])
-        states[torch.as_tensor(rows)] = first
+        states[torch.as_tensor(rows)] = first.float().cpu()
     return states
 
 
+@torch.inference_mode()
 def replay_is_faithful(model, dataset, collator):
     """Does the head on replayed first-token states give the real model's logits? (Not for last-token heads.)"""
-    batch = {k: v.to(model.device) for k, v in collator(dataset.select(range(min(8, len(dataset))))
-                                                          .select_columns(["input_ids", "attention_mask"]).to_list())
-             .items()}
+    batch = model_batch(dataset, range(min(8, len(dataset))), collator, model.device)
     model.eval()
-    with torch.inference_mode():
-        real = model(**batch).logits
-        states = model.base_model(**batch).last_hidden_state[:, :1]
-        with encoder_replayed(model):
-            replayed = model(inputs_embeds=states).logits
+    real = model(**batch).logits
+    states = model.base_model(**batch).last_hidden_state[:, :1]
+    with encoder_replayed(model):
+        replayed = model(inputs_embeds=states).logits
     return torch.allclose(real, replayed, rtol=1e-3, atol=1e-4)
 
 
@@ -140,7 +141,8 @@ def make_trainer(model, lr, epochs, run_name, *, seed, train_dataset, eval_datas
                  tokenizer):
     """The one place a TrainingArguments and a Trainer are built."""
     args = TrainingArguments(
-        output_dir=str(run_dir / run_name),
+        # the Trainer creates this folder at once: a folder per run only where it will hold that run's model
+        output_dir=str(run_dir / run_name if cfg.save_models else run_dir),
         run_name=run_name,
         seed=seed,
         learning_rate=lr,
@@ -231,7 +233,7 @@ def full_finetune_run(model, cfg, seed, data, collator, make, log):
                             **outcome}
 
 
-def compare_once(cfg, seed, data, collator, make, run_dir, log):
+def compare_once(cfg, seed, data, collator, make, log):
     """Both runs for one seed: metrics, paired significance, predictions and curves."""
     runs, probs = {}, {}
     model = load_model(cfg, seed)
@@ -242,17 +244,19 @@ def compare_once(cfg, seed, data, collator, make, run_dir, log):
             model = load_model(cfg, seed)
         trainer, probs[run_name], runs[run_name] = train_run(model, cfg, seed, data, collator, make, log)
         if cfg.save_models:  # after the run: the head-only model is whole again, its real encoder back in place
-            trainer.save_model(str(run_dir / f"{run_name}_seed{seed}"))
+            trainer.save_model()
 
+    preds = {run: {split: (probs[run][split] > 0.5).astype(int) for split in EVAL_SPLITS} for run in RUNS}
+    labels = {split: data[split]["label"] for split in EVAL_SPLITS}
     for run in RUNS:
         for split in EVAL_SPLITS:
-            runs[run][split] = stats.classification_metrics(data[split]["label"], probs[run][split] > 0.5)
+            runs[run][split] = stats.classification_metrics(labels[split], preds[run][split])
+    head, full = runs["head_only"], runs["full_finetune"]
     result = {"seed": seed, "runs": runs,
-              "delta": stats.metric_delta(runs["head_only"]["test"], runs["full_finetune"]["test"]),
-              "delta_validation": stats.metric_delta(runs["head_only"]["validation"],
-                                                     runs["full_finetune"]["validation"]),
-              "significance": {split: stats.paired_significance(data[split]["label"], probs["head_only"][split] > 0.5,
-                                                                probs["full_finetune"][split] > 0.5,
+              "delta": stats.metric_delta(head["test"], full["test"]),
+              "delta_validation": stats.metric_delta(head["validation"], full["validation"]),
+              "significance": {split: stats.paired_significance(labels[split], preds["head_only"][split],
+                                                                preds["full_finetune"][split],
                                                                 cfg.bootstrap_resamples, seed)
                                for split in EVAL_SPLITS}}
     return result, probs
@@ -320,7 +324,7 @@ def run(cfg, log):
     per_seed, per_seed_probs = [], []
     for seed in range(cfg.seed, cfg.seed + cfg.num_seeds):
         stage = time.perf_counter()
-        result, probs = compare_once(cfg, seed, data, collator, make, run_dir, log)
+        result, probs = compare_once(cfg, seed, data, collator, make, log)
         timings[f"seed{seed}"] = time.perf_counter() - stage
         per_seed.append(result)
         per_seed_probs.append((seed, probs))

@@ -79,6 +79,7 @@ def test_several_seeds_and_notebook_mode(tiny_model_dir, tiny_data_dir, tmp_path
     predictions = pd.read_csv(run_dir / "predictions.csv")
     assert predictions.groupby("seed").size().to_dict() == {42: results["sizes"]["test"], 43: results["sizes"]["test"]}
     assert "over seeds (mean +- std)" in capsys.readouterr().out
+    assert not [p for p in run_dir.iterdir() if p.is_dir()]  # --save_models false: no model folders
 
 
 def test_two_runs_leave_two_complete_folders(tiny_model_dir, tiny_data_dir, tmp_path):

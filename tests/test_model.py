@@ -32,7 +32,7 @@ def test_model_weights_load_in_float32_and_head_init_is_seeded(tiny_model_dir):
 
 
 def test_make_trainer_sets_each_runs_lr_epochs_and_folder(tiny_model_dir, tmp_path):
-    cfg = Config(model_name=str(tiny_model_dir), precision="fp32")
+    cfg = Config(model_name=str(tiny_model_dir))
     model = app.load_model(cfg, seed=0)
     rows = app.FirstTokenStates(torch.zeros(4, 16), [0, 1, 0, 1])
     make = partial(app.make_trainer, cfg=cfg, run_dir=tmp_path, tokenizer=None, train_dataset=rows,
