@@ -81,7 +81,7 @@ def draw_curves(per_seed):
             if history["eval_accuracy"]:
                 acc_ax.plot(*zip(*history["eval_accuracy"]), "o-", color=RUN_COLORS[run], alpha=0.85, label=label)
     loss_ax.set(title="training loss", xlabel="epoch", ylabel="cross-entropy")
-    acc_ax.set(title="validation accuracy after each epoch", xlabel="epoch", ylabel="accuracy")
+    acc_ax.set(title="validation accuracy at the start and after each epoch", xlabel="epoch", ylabel="accuracy")
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
         ax.legend()
