@@ -51,7 +51,7 @@ def print_run(name, run, leakage, log):
         log(m["report"])
 
 
-def print_comparison(result, leakage, log):
+def print_comparison(result, leakage, floors, log):
     runs, sig = result["runs"], result["significance"]
     log(f"{'':22}{'head-only':>10}{'full':>10}{'delta (points)':>16}{'relative':>10}")
     for split, delta in (("test", result["delta"]), ("validation", result["delta_validation"])):
@@ -65,7 +65,7 @@ def print_comparison(result, leakage, log):
         lo, hi = (100 * x for x in s["delta_accuracy_ci95"])
         log(f"{split}: accuracy delta 95% CI [{lo:+.2f}, {hi:+.2f}] points, McNemar p = {s['mcnemar_p']:.2g} "
             f"(head-only right & full wrong: {s['discordant'][0]}, the reverse: {s['discordant'][1]})")
-    log("\n" + conclusion(result, leakage))
+    log("\n" + conclusion(result, leakage, floors))
 
 
 def print_summary(summary, log):
@@ -80,8 +80,8 @@ def print_summary(summary, log):
         log(f"  delta {split:10} {100 * d['mean']:+.2f} +- {100 * d['std']:.2f} points")
 
 
-def conclusion(result, leakage):
-    """Plain sentences that claim no more than the interval and the test support."""
+def conclusion(result, leakage, floors):
+    """Plain sentences that claim no more than the interval, the test and the majority-class floor support."""
     sentences = []
     for split, delta, label in (("validation", result["delta_validation"], "GLUE validation"),
                                 ("test", result["delta"], "the re-split test set")):
@@ -98,6 +98,10 @@ def conclusion(result, leakage):
                          f"(95% CI {lo:+.1f} to {hi:+.1f}, McNemar p = {s['mcnemar_p']:.2g}).")
     if leakage["test"] > 0.05:
         sentences.append("The test score rewards memorised phrases; trust GLUE validation, or use --split grouped.")
+    for run, name in (("head_only", "The head-only model"), ("full_finetune", "The full fine-tune")):
+        if result["runs"][run]["validation"]["accuracy"] <= floors["validation"] + 0.005:
+            sentences.append(f"{name} does no better on GLUE validation than always predicting the majority class: "
+                             "it learned nothing beyond the label shares, and the delta reflects that.")
     return " ".join(sentences)
 
 

@@ -336,7 +336,8 @@ def run(cfg, log):
     first = per_seed[0]
     for run_name in RUNS:
         report.print_run(run_name, first["runs"][run_name], leakage, log)
-    report.print_comparison(first, leakage, log)
+    floors = {split: report.majority_accuracy(data["train"], data[split]) for split in EVAL_SPLITS}
+    report.print_comparison(first, leakage, floors, log)
     results = {"config": dataclasses.asdict(cfg), "class_balance": balance,
                "sizes": {name: len(ds) for name, ds in data.items()},
                "leakage": {"test_items_inside_train_fraction": leakage["test"],
@@ -346,7 +347,6 @@ def run(cfg, log):
         results["seeds"] = per_seed
         results["summary"] = stats.summarize_seeds(per_seed)
         report.print_summary(results["summary"], log)
-    floors = {split: report.majority_accuracy(data["train"], data[split]) for split in EVAL_SPLITS}
     figures = plots.save_figures(per_seed, floors, run_dir)
     predictions = report.predictions_frame(data, per_seed_probs)
     report.write_atomic(run_dir / "predictions.csv", lambda path: predictions.to_csv(path, index=False))

@@ -1,6 +1,7 @@
 """Command-line overrides, and bad input: one clear line, exit status 2, nothing written."""
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
@@ -129,3 +130,14 @@ def test_config_py_mistakes_are_caught():
     with pytest.raises(checks.UsageError, match="split = 'sideways'"):
         checks.check_config(Config(split="sideways"))
     checks.check_config(Config(subset_fraction=None, epochs_full_finetune=3))  # an int for a float field is fine
+
+
+def test_unreachable_hub_stops_within_seconds(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(checks.hub_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(checks.hub_constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    started = time.monotonic()
+    assert app.main(["--output_dir", str(tmp_path / "out")]) == 2
+    assert time.monotonic() - started < 15
+    err = capsys.readouterr().err
+    assert "cannot reach the Hugging Face hub" in err and "--data_dir" in err
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,24 @@
+import report
+
+
+def comparison(delta_ci, head_val_acc):
+    runs = {"head_only": {"validation": {"accuracy": head_val_acc}}, "full_finetune": {"validation": {"accuracy": 0.9}}}
+    significance = {"mcnemar_p": 0.01, "delta_accuracy_ci95": delta_ci, "discordant": [3, 12]}
+    delta = {"accuracy": sum(delta_ci) / 2}
+    return {"runs": runs, "delta": delta, "delta_validation": delta,
+            "significance": {"test": significance, "validation": significance}}
+
+
+def test_conclusion_claims_only_what_the_interval_supports():
+    floors = {"test": 0.5, "validation": 0.5}
+    clear = report.conclusion(comparison([0.05, 0.11], 0.8), {"test": 0.88, "validation": 0.0}, floors)
+    assert "On GLUE validation, full fine-tuning beats head-only by 8.0 points" in clear
+    assert "88% of whose items are phrases seen in training" in clear and "--split grouped" in clear
+    unclear = report.conclusion(comparison([-0.01, 0.03], 0.8), {"test": 0.0, "validation": 0.0}, floors)
+    assert "not distinguishable from zero" in unclear and "beats" not in unclear and "grouped" not in unclear
+
+
+def test_conclusion_flags_a_run_stuck_at_the_majority_class():
+    text = report.conclusion(comparison([0.3, 0.5], 0.51), {"test": 0.0, "validation": 0.0},
+                             {"test": 0.57, "validation": 0.51})
+    assert "The head-only model does no better on GLUE validation than always predicting the majority class" in text
