@@ -194,46 +194,47 @@ def autocast_dtype(precision):
     return torch.bfloat16 if flags.get("bf16") else torch.float16 if flags.get("fp16") else None
 
 
-def head_only_run(model, cfg, seed, data, collator, make, log):
-    """Train the head on the frozen encoder: on its features computed once (default), or running it every step."""
+def encoder_features(cfg, data, collator, log):
+    """Every split's first-token states from the pretrained encoder: the same for every seed, so computed once.
+    None when this architecture's head reads more than the first token."""
+    model = load_model(cfg, cfg.seed).to(PartialState().device)
+    if not replay_is_faithful(model, data["validation"], collator):
+        log("this model's head reads more than the first token: the encoder runs at every head-only step instead")
+        return None
+    return {split: FirstTokenStates(first_token_states(model, ds, collator, cfg.feature_batch_size,
+                                                       autocast_dtype(cfg.precision)), ds["label"])
+            for split, ds in data.items()}
+
+
+def head_only_run(model, cfg, seed, data, features, collator, make, log):
+    """Train the head on the frozen encoder: on its features computed once, or (features None) running it
+    at every step, its dropout on, as the notebook did."""
     trainable, frozen = set_encoder_trainable(model, False)
     log(f"head-only: {trainable:,} trainable parameters, {frozen:,} frozen")
-    model.to(PartialState().device)  # the feature pass runs before any Trainer would move it
-    record = {"trainable_parameters": trainable, "frozen_parameters": frozen, "feature_seconds": 0.0}
     train_args = dict(lr=cfg.learning_rate_headonly_finetune, epochs=cfg.epochs_headonly_finetune,
                       run_name=f"head_only_seed{seed}", seed=seed)
-    cache = cfg.cache_encoder_features and replay_is_faithful(model, data["validation"], collator)
-    if cfg.cache_encoder_features and not cache:
-        log("this model's head reads more than the first token: the encoder runs at every step instead")
-    if not cache:
+    if features is None:
         trainer = make(model, train_dataset=data["train"], eval_dataset=data["validation"], data_collator=collator,
                        **train_args)
         probs, outcome = train_and_predict(trainer, {split: data[split] for split in EVAL_SPLITS})
-        return trainer, probs, {**record, **outcome}
-    started = time.perf_counter()
-    states = {split: FirstTokenStates(first_token_states(model, ds, collator, cfg.feature_batch_size,
-                                                         autocast_dtype(cfg.precision)), ds["label"])
-              for split, ds in data.items()}
-    record["feature_seconds"] = time.perf_counter() - started
-    log(f"encoder features of {sum(map(len, states.values())):,} examples in {record['feature_seconds']:.1f}s")
-    with encoder_replayed(model):
-        trainer = make(model, train_dataset=states["train"], eval_dataset=states["validation"],
-                       data_collator=default_data_collator, **train_args)
-        probs, outcome = train_and_predict(trainer, {split: states[split] for split in EVAL_SPLITS})
-    return trainer, probs, {**record, **outcome}
+    else:
+        with encoder_replayed(model):
+            trainer = make(model, train_dataset=features["train"], eval_dataset=features["validation"],
+                           data_collator=default_data_collator, **train_args)
+            probs, outcome = train_and_predict(trainer, {split: features[split] for split in EVAL_SPLITS})
+    return trainer, probs, {"trainable_parameters": trainable, "frozen_parameters": frozen, **outcome}
 
 
-def full_finetune_run(model, cfg, seed, data, collator, make, log):
+def full_finetune_run(model, cfg, seed, data, features, collator, make, log):
     trainable, frozen = set_encoder_trainable(model, True)
     log(f"full fine-tune from the {cfg.full_finetune_init} model: {trainable:,} trainable parameters")
     trainer = make(model, cfg.learning_rate_full_finetune, cfg.epochs_full_finetune, f"full_finetune_seed{seed}",
                    seed=seed, train_dataset=data["train"], eval_dataset=data["validation"], data_collator=collator)
     probs, outcome = train_and_predict(trainer, {split: data[split] for split in EVAL_SPLITS})
-    return trainer, probs, {"trainable_parameters": trainable, "frozen_parameters": frozen, "feature_seconds": 0.0,
-                            **outcome}
+    return trainer, probs, {"trainable_parameters": trainable, "frozen_parameters": frozen, **outcome}
 
 
-def compare_once(cfg, seed, data, collator, make, log):
+def compare_once(cfg, seed, data, features, collator, make, log):
     """Both runs for one seed: metrics, paired significance, predictions and curves."""
     runs, probs = {}, {}
     model = load_model(cfg, seed)
@@ -242,7 +243,7 @@ def compare_once(cfg, seed, data, collator, make, log):
         log(f"\n=== {title} (seed {seed}) ===")
         if run_name == "full_finetune" and cfg.full_finetune_init == "pretrained":
             model = load_model(cfg, seed)
-        trainer, probs[run_name], runs[run_name] = train_run(model, cfg, seed, data, collator, make, log)
+        trainer, probs[run_name], runs[run_name] = train_run(model, cfg, seed, data, features, collator, make, log)
         if cfg.save_models:  # after the run: the head-only model is whole again, its real encoder back in place
             trainer.save_model()
 
@@ -320,11 +321,17 @@ def run(cfg, log):
     timings["data"] = time.perf_counter() - started
 
     collator = DataCollatorWithPadding(tokenizer)
+    stage = time.perf_counter()
+    features = encoder_features(cfg, data, collator, log) if cfg.cache_encoder_features else None
+    timings["features"] = time.perf_counter() - stage
+    if features is not None:
+        log(f"\nfrozen-encoder features of {sum(map(len, features.values())):,} examples in "
+            f"{timings['features']:.1f}s, for every head-only run")
     make = partial(make_trainer, cfg=cfg, run_dir=run_dir, tokenizer=tokenizer)
     per_seed, per_seed_probs = [], []
     for seed in range(cfg.seed, cfg.seed + cfg.num_seeds):
         stage = time.perf_counter()
-        result, probs = compare_once(cfg, seed, data, collator, make, log)
+        result, probs = compare_once(cfg, seed, data, features, collator, make, log)
         timings[f"seed{seed}"] = time.perf_counter() - stage
         per_seed.append(result)
         per_seed_probs.append((seed, probs))

@@ -84,8 +84,8 @@ def test_several_seeds_and_notebook_mode(tiny_model_dir, tiny_data_dir, tmp_path
 
 def test_two_runs_leave_two_complete_folders(tiny_model_dir, tiny_data_dir, tmp_path):
     out = tmp_path / "out"
-    for _ in range(2):
-        assert app.main(tiny_args(tiny_model_dir, tiny_data_dir, out) + FAST) == 0
+    for seeds in ("1", "2"):
+        assert app.main(tiny_args(tiny_model_dir, tiny_data_dir, out) + FAST + ["--num_seeds", seeds]) == 0
     runs = sorted(out.iterdir())
     assert len(runs) == 2
     assert all((r / "results.json").is_file() and (r / "predictions.csv").is_file() for r in runs)
