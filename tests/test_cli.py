@@ -33,7 +33,7 @@ def test_bad_flags_are_one_clear_line(argv, message, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["--learning_rate_full_finetune", "0"], "learning_rate_full_finetune must be > 0"),
-    (["--learning_rate_headonly_finetune", "-1e-3"], "learning_rate_headonly_finetune must be > 0"),
+    (["--learning_rate_headonly_finetune", "-0.001"], "learning_rate_headonly_finetune must be > 0"),
     (["--per_device_eval_batch_size", "0"], "per_device_eval_batch_size must be > 0"),
     (["--epochs_full_finetune", "-1"], "epochs_full_finetune must be > 0"),
     (["--subset_fraction", "0"], "subset_fraction must be in (0, 1]"),
