@@ -11,20 +11,20 @@ from typing import Literal, Optional
 class Config:
     # model: a hub id, or a local folder (offline use)
     model_name: str = field(default="distilbert-base-uncased", metadata={"help": "hub id or local model folder"})
-    num_labels: int = 2
+    num_labels: int = field(default=2, metadata={"help": "negative and positive"})
     max_length: int = field(default=128, metadata={"help": "tokens; longer sentences are truncated"})
     allow_pickled_weights: bool = field(
         default=False, metadata={"help": "load a local model that has only pickled (.bin) weights, which can run code"}
     )
 
     # training: the notebook's hyperparameters
-    per_device_train_batch_size: int = 32
-    per_device_eval_batch_size: int = 64
-    epochs_headonly_finetune: float = 2
-    epochs_full_finetune: float = 2
-    learning_rate_headonly_finetune: float = 5e-4
-    learning_rate_full_finetune: float = 2e-5
-    weight_decay: float = 0.01
+    per_device_train_batch_size: int = field(default=32, metadata={"help": "examples per step and device"})
+    per_device_eval_batch_size: int = field(default=64, metadata={"help": "examples per prediction batch"})
+    epochs_headonly_finetune: float = field(default=2, metadata={"help": "passes over train, head-only run"})
+    epochs_full_finetune: float = field(default=2, metadata={"help": "passes over train, full fine-tune"})
+    learning_rate_headonly_finetune: float = field(default=5e-4, metadata={"help": "peak AdamW learning rate"})
+    learning_rate_full_finetune: float = field(default=2e-5, metadata={"help": "peak AdamW learning rate"})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
     warmup_ratio: float = field(default=0.06, metadata={"help": "share of the steps with a linear warm-up"})
     full_finetune_init: Literal["headonly", "pretrained"] = field(
         default="headonly",
@@ -44,11 +44,11 @@ class Config:
     subset_fraction: Optional[float] = field(
         default=None, metadata={"help": "keep this seeded share of each split (quick runs)"}
     )
-    seed: int = 42
+    seed: int = field(default=42, metadata={"help": "the split, subsets, head initialisation, data order"})
 
     # statistics
     num_seeds: int = field(default=1, metadata={"help": "repeat both runs for seeds seed, seed+1, ..."})
-    bootstrap_resamples: int = field(default=10_000, metadata={"help": "for the 95% interval of the accuracy delta"})
+    bootstrap_resamples: int = field(default=10_000, metadata={"help": "for the 95%% interval of the accuracy delta"})
 
     # speed: the defaults are the fast path; the notebook's behaviour is one field away
     cache_encoder_features: bool = field(

@@ -1,4 +1,5 @@
 """Command-line overrides, and bad input: one clear line, exit status 2, nothing written."""
+import os
 import subprocess
 import sys
 import time
@@ -145,3 +146,12 @@ def test_unreachable_hub_stops_within_seconds(monkeypatch, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "cannot reach the Hugging Face hub" in err and "--data_dir" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_help_lists_every_field_with_its_default():
+    done = subprocess.run([sys.executable, "sst2_compare.py", "--help"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "COLUMNS": "250"})  # no line wrapping
+    assert done.returncode == 0, done.stderr[-1000:]
+    for name, value in vars(Config()).items():
+        assert f"--{name}" in done.stdout
+    assert "(default: 0.0005)" in done.stdout and "(default: distilbert-base-uncased)" in done.stdout
