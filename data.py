@@ -55,13 +55,18 @@ def read_split(folder, split):
     return Dataset.from_pandas(frame[["idx", "sentence", "label"]], preserve_index=False)
 
 
+def column(dataset, name):
+    """A whole column as a numpy array. (Iterating `dataset[name]` goes row by row: ~100x slower.)"""
+    return dataset.with_format("numpy")[name][:]
+
+
 def split_train_test(train, test_size, seed, how):
     """Hold out a test set from GLUE train: 'random' is the notebook's split; 'grouped' leaves no test item
     that is a phrase (contiguous word span) of any training item."""
     if how == "random":
         parts = train.train_test_split(test_size=test_size, seed=seed)
         return parts["train"], parts["test"]
-    is_test = grouped_test_mask(train["sentence"], test_size, seed)
+    is_test = grouped_test_mask(column(train, "sentence"), test_size, seed)
     return train.select(np.flatnonzero(~is_test)), train.select(np.flatnonzero(is_test))
 
 

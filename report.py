@@ -12,6 +12,7 @@ import transformers
 from accelerate import PartialState
 
 import stats
+from data import column
 
 RUNS = ("head_only", "full_finetune")
 EVAL_SPLITS = ("test", "validation")
@@ -19,13 +20,13 @@ EVAL_SPLITS = ("test", "validation")
 
 def majority_accuracy(train, split):
     """Accuracy of always predicting the training set's most common label."""
-    majority = np.bincount(train["label"], minlength=2).argmax()
-    return float(np.mean(np.asarray(split["label"]) == majority))
+    majority = np.bincount(column(train, "label"), minlength=2).argmax()
+    return float(np.mean(column(split, "label") == majority))
 
 
 def class_balance(data):
     """The notebook's question: is accuracy a fair metric on this data?"""
-    counts = np.bincount(data["train"]["label"], minlength=2)
+    counts = np.bincount(column(data["train"], "label"), minlength=2)
     return {"train_label_counts": dict(zip(stats.LABEL_NAMES, counts.tolist())),
             "train_label_shares": dict(zip(stats.LABEL_NAMES, (counts / counts.sum()).round(4).tolist())),
             "majority_class_accuracy_test": majority_accuracy(data["train"], data["test"])}
@@ -123,8 +124,8 @@ def write_atomic(path, write):
 def predictions_frame(data, per_seed_probs):
     frames = []
     for seed, probs in per_seed_probs:
-        frame = pd.DataFrame({"seed": seed, "idx": data["test"]["idx"], "sentence": data["test"]["sentence"],
-                              "label": data["test"]["label"]})
+        frame = pd.DataFrame({"seed": seed, **{name: column(data["test"], name)
+                                               for name in ("idx", "sentence", "label")}})
         for run in RUNS:
             frame[f"{run}_pred"] = (probs[run]["test"] > 0.5).astype(int)
             frame[f"{run}_prob_pos"] = probs[run]["test"].round(6)

@@ -27,7 +27,7 @@ import report
 import stats
 from checks import (UsageError, check_config, check_hub, check_model, check_output_dir, load_pretrained,
                     parse_config)
-from data import inside_fractions, load_sst2, split_train_test, take_fraction, tokenize
+from data import column, inside_fractions, load_sst2, split_train_test, take_fraction, tokenize
 from report import EVAL_SPLITS, RUNS
 
 
@@ -97,7 +97,7 @@ def first_token_states(model, dataset, collator, batch_size, autocast_dtype):
     """The frozen encoder's last-layer first-token state for every example, in one pass without dropout.
     Batches are formed in length order so little is padding."""
     encoder = model.base_model.eval()
-    order = np.argsort(dataset["length"], kind="stable")
+    order = np.argsort(column(dataset, "length"), kind="stable")
     states = None
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
@@ -202,7 +202,7 @@ def encoder_features(cfg, data, collator, log):
         log("this model's head reads more than the first token: the encoder runs at every head-only step instead")
         return None
     return {split: FirstTokenStates(first_token_states(model, ds, collator, cfg.feature_batch_size,
-                                                       autocast_dtype(cfg.precision)), ds["label"])
+                                                       autocast_dtype(cfg.precision)), column(ds, "label"))
             for split, ds in data.items()}
 
 
@@ -248,7 +248,7 @@ def compare_once(cfg, seed, data, features, collator, make, log):
             trainer.save_model()
 
     preds = {run: {split: (probs[run][split] > 0.5).astype(int) for split in EVAL_SPLITS} for run in RUNS}
-    labels = {split: data[split]["label"] for split in EVAL_SPLITS}
+    labels = {split: column(data[split], "label") for split in EVAL_SPLITS}
     for run in RUNS:
         for split in EVAL_SPLITS:
             runs[run][split] = stats.classification_metrics(labels[split], preds[run][split])
@@ -272,8 +272,8 @@ def prepare_splits(cfg, log):
     splits = {"train": train, "test": test, "validation": raw["validation"]}
     splits = {name: take_fraction(ds, cfg.subset_fraction, cfg.seed, name) for name, ds in splits.items()}
     log(f"split '{cfg.split}': " + ", ".join(f"{name} {len(ds):,}" for name, ds in splits.items()))
-    leakage = inside_fractions(splits["train"]["sentence"],
-                               {split: splits[split]["sentence"] for split in EVAL_SPLITS})
+    leakage = inside_fractions(column(splits["train"], "sentence"),
+                               {split: column(splits[split], "sentence") for split in EVAL_SPLITS})
     return splits, leakage
 
 
@@ -281,7 +281,7 @@ def tokenize_for_training(splits, tokenizer, max_length):
     tokenized = tokenize(splits, tokenizer, max_length)
     # predict in length order: batches of similar lengths pad less; outputs stay aligned with these rows
     for split in EVAL_SPLITS:
-        tokenized[split] = tokenized[split].select(np.argsort(tokenized[split]["length"], kind="stable"))
+        tokenized[split] = tokenized[split].select(np.argsort(column(tokenized[split], "length"), kind="stable"))
     return tokenized
 
 

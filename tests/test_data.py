@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from conftest import SHARED_SST2
 
-from data import UsageError, inside_fractions, load_sst2, read_split, split_train_test, take_fraction
+from data import UsageError, column, inside_fractions, load_sst2, read_split, split_train_test, take_fraction
 
 
 def test_random_split_sizes_deterministic_and_disjoint(tiny_data_dir):
@@ -79,7 +79,7 @@ def test_real_sst2_default_split_and_its_leakage():
     splits = load_sst2(str(SHARED_SST2))
     train, test = split_train_test(splits["train"], 0.1, 42, "random")
     assert (len(train), len(test)) == (60_614, 6_735)
-    leakage = inside_fractions(train["sentence"], {"test": test["sentence"]})
+    leakage = inside_fractions(column(train, "sentence"), {"test": column(test, "sentence")})
     assert leakage["test"] == pytest.approx(0.88, abs=0.01)
 
 
@@ -87,6 +87,6 @@ def test_real_sst2_default_split_and_its_leakage():
 def test_real_sst2_grouped_split():
     full = load_sst2(str(SHARED_SST2))["train"]
     train, test = split_train_test(full, 0.1, 42, "grouped")
-    assert inside_fractions(train["sentence"], {"test": test["sentence"]})["test"] == 0
+    assert inside_fractions(column(train, "sentence"), {"test": column(test, "sentence")})["test"] == 0
     assert abs(len(test) / len(full) - 0.1) <= 0.02
     assert np.array_equal(split_train_test(full, 0.1, 42, "grouped")[1]["idx"], test["idx"])
