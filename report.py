@@ -127,7 +127,7 @@ def predictions_frame(data, per_seed_probs):
         frame = pd.DataFrame({"seed": seed, **{name: column(data["test"], name)
                                                for name in ("idx", "sentence", "label")}})
         for run in RUNS:
-            frame[f"{run}_pred"] = (probs[run]["test"] > 0.5).astype(int)
+            frame[f"{run}_pred"] = stats.predicted_labels(probs[run]["test"])
             frame[f"{run}_prob_pos"] = probs[run]["test"].round(6)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)

@@ -225,7 +225,7 @@ def head_only_run(model, cfg, seed, data, features, collator, make, log):
     return trainer, probs, {"trainable_parameters": trainable, "frozen_parameters": frozen, **outcome}
 
 
-def full_finetune_run(model, cfg, seed, data, features, collator, make, log):
+def full_finetune_run(model, cfg, seed, data, collator, make, log):
     trainable, frozen = set_encoder_trainable(model, True)
     log(f"full fine-tune from the {cfg.full_finetune_init} model: {trainable:,} trainable parameters")
     trainer = make(model, cfg.learning_rate_full_finetune, cfg.epochs_full_finetune, f"full_finetune_seed{seed}",
@@ -238,16 +238,17 @@ def compare_once(cfg, seed, data, features, collator, make, log):
     """Both runs for one seed: metrics, paired significance, predictions and curves."""
     runs, probs = {}, {}
     model = load_model(cfg, seed)
-    for run_name, title, train_run in (("head_only", "head-only", head_only_run),
+    for run_name, title, train_run in (("head_only", "head-only", partial(head_only_run, features=features)),
                                        ("full_finetune", "full fine-tune", full_finetune_run)):
         log(f"\n=== {title} (seed {seed}) ===")
         if run_name == "full_finetune" and cfg.full_finetune_init == "pretrained":
             model = load_model(cfg, seed)
-        trainer, probs[run_name], runs[run_name] = train_run(model, cfg, seed, data, features, collator, make, log)
+        trainer, probs[run_name], runs[run_name] = train_run(model, cfg, seed, data, collator=collator, make=make,
+                                                             log=log)
         if cfg.save_models:  # after the run: the head-only model is whole again, its real encoder back in place
             trainer.save_model()
 
-    preds = {run: {split: (probs[run][split] > 0.5).astype(int) for split in EVAL_SPLITS} for run in RUNS}
+    preds = {run: {split: stats.predicted_labels(probs[run][split]) for split in EVAL_SPLITS} for run in RUNS}
     labels = {split: column(data[split], "label") for split in EVAL_SPLITS}
     for run in RUNS:
         for split in EVAL_SPLITS:

@@ -6,6 +6,11 @@ from sklearn.metrics import accuracy_score, classification_report, confusion_mat
 LABEL_NAMES = ["negative", "positive"]
 
 
+def predicted_labels(prob_positive):
+    """The decision rule for both runs: positive when P(positive) > 0.5."""
+    return (np.asarray(prob_positive) > 0.5).astype(int)
+
+
 def classification_metrics(labels, preds):
     """Accuracy, F1 of the positive class, macro-F1, confusion matrix (rows: true, columns: predicted)."""
     return {
