@@ -1,34 +1,16 @@
-"""Bad input, caught early: each problem is one line naming the fix, exit status 2, and nothing written."""
+"""Bad input, caught before anything is loaded or written: each problem is one line naming the fix."""
 import difflib
+import math
 import os
 from pathlib import Path
 from typing import Literal, Union, get_args, get_origin, get_type_hints
 
 from huggingface_hub import constants as hub_constants, get_session
-from transformers import AutoConfig, AutoTokenizer, HfArgumentParser
+from transformers import AutoConfig
 
-from config import Config
+from config import Config, UsageError
 
-
-class UsageError(Exception):
-    """Bad input from the user: reported as one line, exit status 2."""
-
-
-class ConfigParser(HfArgumentParser):
-    def error(self, message):  # argparse would print the whole usage; one line says more
-        raise UsageError(f"{message} (see --help)")
-
-
-def parse_config(argv):
-    parser = ConfigParser(Config, allow_abbrev=False, description="Head-only vs full fine-tune on GLUE SST-2. "
-                          "Every field's default lives in config.py; any can be overridden here.")
-    cfg, unknown = parser.parse_args_into_dataclasses(argv, return_remaining_strings=True)
-    if unknown:
-        flags = [a[2:] for a in parser._option_string_actions if a.startswith("--")]
-        guess = difflib.get_close_matches(unknown[0].lstrip("-").split("=")[0], flags, n=1)
-        hint = f": did you mean --{guess[0]}?" if guess else ": see --help for the fields"
-        raise UsageError(f"unknown option {unknown[0]}{hint}")
-    return cfg
+SEED_LIMIT = 2**32  # numpy's seeding, which set_seed calls, takes seeds in [0, 2**32)
 
 
 def type_matches(value, annotation):
@@ -45,7 +27,7 @@ def type_matches(value, annotation):
 
 
 def check_config(cfg):
-    """Unknown names, wrong types and out-of-range values, each named with the fix, before anything is loaded."""
+    """Unknown names, wrong types and out-of-range values, each named with the fix."""
     fields = get_type_hints(Config)  # not dataclasses.fields: HfArgumentParser rewrites their types in place
     for name in vars(type(cfg)):
         if not name.startswith("_") and name not in fields:
@@ -55,6 +37,12 @@ def check_config(cfg):
     for name, annotation in fields.items():
         if not type_matches(getattr(cfg, name), annotation):
             raise UsageError(f"{name} = {getattr(cfg, name)!r} is not of type {annotation}: fix it in config.py")
+    for name in fields:
+        value = getattr(cfg, name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"{name} must be a finite number, not {value}: change it in config.py or on the "
+                             "command line")
+    last_seed = cfg.seed + cfg.num_seeds - 1
     rules = [
         (cfg.learning_rate_headonly_finetune > 0, "learning_rate_headonly_finetune must be > 0"),
         (cfg.learning_rate_full_finetune > 0, "learning_rate_full_finetune must be > 0"),
@@ -70,7 +58,9 @@ def check_config(cfg):
         (cfg.max_length >= 8, "max_length must be at least 8 tokens"),
         (cfg.num_labels == 2, "num_labels must be 2: SST-2 is negative/positive"),
         (cfg.num_seeds >= 1, "num_seeds must be >= 1"),
+        (0 <= cfg.seed and last_seed < SEED_LIMIT, f"seeds {cfg.seed}..{last_seed} must lie in [0, {SEED_LIMIT})"),
         (cfg.bootstrap_resamples >= 100, "bootstrap_resamples must be >= 100"),
+        (cfg.pad_to_multiple_of >= 1, "pad_to_multiple_of must be >= 1"),
         (cfg.dataloader_num_workers >= 0, "dataloader_num_workers must be >= 0"),
     ]
     for ok, message in rules:
@@ -100,23 +90,21 @@ def check_hub(cfg):
                          "or set HF_HUB_OFFLINE=1 to use what is in the local cache") from None
 
 
-def load_pretrained(loader, cfg, **kwargs):
-    """Any from_pretrained, with a clear line when the name leads nowhere."""
-    try:
-        return loader.from_pretrained(cfg.model_name, trust_remote_code=False, **kwargs)
-    except (OSError, ValueError) as err:
-        offline = " (offline: point --model_name at a local model folder)" if hub_constants.HF_HUB_OFFLINE else ""
-        raise UsageError(f"cannot load model {cfg.model_name!r}: {str(err).splitlines()[0][:160]}{offline}") from None
+def model_not_found(cfg, err):
+    offline = " (offline: point --model_name at a local model folder)" if hub_constants.HF_HUB_OFFLINE else ""
+    return UsageError(f"cannot load model {cfg.model_name!r}: {str(err).splitlines()[0][:160]}{offline}")
 
 
 def check_model(cfg):
-    """The model's config and tokenizer: cheap, and enough to catch a bad name or max_length before training."""
+    """The model's name leads to a config whose limits fit the run, and to weights safe to load."""
     folder = Path(cfg.model_name)
     if folder.is_dir() and not list(folder.glob("*.safetensors")) and not cfg.allow_pickled_weights:
         raise UsageError(f"{folder} has no .safetensors weights; pickled weights can run code when loaded: "
                          "convert them, or pass --allow_pickled_weights true if you trust the source")
-    model_config = load_pretrained(AutoConfig, cfg)
+    try:
+        model_config = AutoConfig.from_pretrained(cfg.model_name, trust_remote_code=False)
+    except (OSError, ValueError) as err:
+        raise model_not_found(cfg, err) from None
     limit = getattr(model_config, "max_position_embeddings", None)
     if limit and cfg.max_length > limit:
         raise UsageError(f"max_length {cfg.max_length} exceeds what {cfg.model_name} supports ({limit}): lower it")
-    return load_pretrained(AutoTokenizer, cfg)

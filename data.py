@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 from datasets import Dataset, DatasetDict, load_dataset
 
-from checks import UsageError
+from config import UsageError
 
 READERS = {  # file suffix -> pandas reader
     ".parquet": pd.read_parquet,
@@ -128,9 +128,10 @@ def grouped_test_mask(sentences, test_size, seed):
     return np.array([in_test[index[words(s)]] for s in sentences])
 
 
-def tokenize(splits, tokenizer, max_length):
-    """Token ids for every split, truncated at max_length; padding happens per batch."""
-    def encode(batch):
-        encoded = tokenizer(batch["sentence"], truncation=True, max_length=max_length)
-        return {**encoded, "length": [len(ids) for ids in encoded["input_ids"]]}
-    return {name: ds.map(encode, batched=True, desc=f"tokenize {name}") for name, ds in splits.items()}
+def sst2_splits(cfg):
+    """Train / test / validation as the config asks: GLUE train re-split, GLUE validation as it is; each a frame
+    of idx, sentence, label."""
+    raw = load_sst2(cfg.data_dir)
+    train, test = split_train_test(raw["train"], cfg.test_size, cfg.seed, cfg.split)
+    splits = {"train": train, "test": test, "validation": raw["validation"]}
+    return {name: take_fraction(ds, cfg.subset_fraction, cfg.seed, name).to_pandas() for name, ds in splits.items()}

@@ -7,7 +7,8 @@ matplotlib.use("Agg")  # files only: works without a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-RUN_LABELS = {"head_only": "head-only (frozen encoder)", "full_finetune": "full fine-tune"}
+from config import EVAL_SPLITS, LABEL_NAMES, RUN_TITLES, RUNS  # noqa: E402
+
 RUN_COLORS = {"head_only": "#7a9cc6", "full_finetune": "#d9822b"}
 METRICS = {"accuracy": "accuracy", "f1": "F1 (positive)", "macro_f1": "macro-F1"}
 
@@ -26,11 +27,11 @@ def save_figures(per_seed, majority_accuracy, out_dir):
 def draw_metrics(per_seed, majority_accuracy):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     x, width = np.arange(len(METRICS)), 0.38
-    for ax, split in zip(axes, ("validation", "test")):
-        for offset, run in zip((-width / 2, width / 2), RUN_LABELS):
+    for ax, split in zip(axes, reversed(EVAL_SPLITS)):  # validation first: the one to trust
+        for offset, run in zip((-width / 2, width / 2), RUNS):
             values = np.array([[s["runs"][run][split][m] for m in METRICS] for s in per_seed])
             means = values.mean(0)
-            bars = ax.bar(x + offset, means, width, color=RUN_COLORS[run], label=RUN_LABELS[run],
+            bars = ax.bar(x + offset, means, width, color=RUN_COLORS[run], label=RUN_TITLES[run],
                           yerr=values.std(0, ddof=1) if len(values) > 1 else None, capsize=3)
             for seed_values in values if len(values) > 1 else []:
                 ax.scatter(x + offset, seed_values, color="black", s=8, zorder=3)
@@ -50,8 +51,8 @@ def draw_metrics(per_seed, majority_accuracy):
 
 def draw_confusion(per_seed):
     fig, axes = plt.subplots(2, 2, figsize=(8.5, 7.5))
-    for row, split in enumerate(("test", "validation")):
-        for col, run in enumerate(RUN_LABELS):
+    for row, split in enumerate(EVAL_SPLITS):
+        for col, run in enumerate(RUNS):
             counts = np.sum([s["runs"][run][split]["confusion_matrix"] for s in per_seed], axis=0)
             shares = counts / counts.sum(1, keepdims=True)  # per true class: recall on the diagonal
             ax = axes[row, col]
@@ -59,11 +60,11 @@ def draw_confusion(per_seed):
             for (i, j), n in np.ndenumerate(counts):
                 ax.text(j, i, f"{n:,}\n{100 * shares[i, j]:.1f}%", ha="center", va="center",
                         color="white" if shares[i, j] > 0.6 else "black")
-            ax.set_xticks([0, 1], ["negative", "positive"])
-            ax.set_yticks([0, 1], ["negative", "positive"])
+            ax.set_xticks([0, 1], LABEL_NAMES)
+            ax.set_yticks([0, 1], LABEL_NAMES)
             ax.set_xlabel("predicted")
             ax.set_ylabel("true")
-            ax.set_title(f"{RUN_LABELS[run]}, {split}", fontsize=10)
+            ax.set_title(f"{RUN_TITLES[run]}, {split}", fontsize=10)
     if len(per_seed) > 1:
         fig.suptitle(f"counts summed over {len(per_seed)} seeds")
     fig.tight_layout()
@@ -72,10 +73,10 @@ def draw_confusion(per_seed):
 
 def draw_curves(per_seed):
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for run in RUN_LABELS:
+    for run in RUNS:
         for i, s in enumerate(per_seed):
             history = s["runs"][run]["history"]
-            label = RUN_LABELS[run] if i == 0 else None
+            label = RUN_TITLES[run] if i == 0 else None
             if history["train_loss"]:
                 loss_ax.plot(*zip(*history["train_loss"]), color=RUN_COLORS[run], alpha=0.85, label=label)
             if history["eval_accuracy"]:

@@ -1,6 +1,10 @@
 """What a person reads: the printed report, and the files kept of it."""
+import json
+import math
 import os
 import platform
+import time
+from contextlib import contextmanager
 
 import accelerate
 import datasets
@@ -11,81 +15,106 @@ import torch
 import transformers
 from accelerate import PartialState
 
+import plots
 import stats
-from data import column
-
-RUNS = ("head_only", "full_finetune")
-EVAL_SPLITS = ("test", "validation")
+from config import EVAL_SPLITS, LABEL_NAMES, RUN_TITLES, RUNS, SPLIT_TITLES
 
 
-def majority_accuracy(train, split):
+def say(*args):
+    """Print on the main process only: one report however many processes train."""
+    PartialState().print(*args, flush=True)
+
+
+class Stopwatch:
+    """Wall time per stage: `with stopwatch("data"): ...` adds the stage's seconds under its name."""
+
+    def __init__(self):
+        self.started, self.seconds = time.perf_counter(), {}
+
+    @contextmanager
+    def __call__(self, stage):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = time.perf_counter() - started
+
+    def total(self):
+        return {**self.seconds, "total": time.perf_counter() - self.started}
+
+
+def majority_accuracy(train_labels, labels):
     """Accuracy of always predicting the training set's most common label."""
-    majority = np.bincount(column(train, "label"), minlength=2).argmax()
-    return float(np.mean(column(split, "label") == majority))
+    majority = np.bincount(train_labels, minlength=2).argmax()
+    return float(np.mean(np.asarray(labels) == majority))
 
 
-def class_balance(data):
+def class_balance(frames):
     """The notebook's question: is accuracy a fair metric on this data?"""
-    counts = np.bincount(column(data["train"], "label"), minlength=2)
-    return {"train_label_counts": dict(zip(stats.LABEL_NAMES, counts.tolist())),
-            "train_label_shares": dict(zip(stats.LABEL_NAMES, (counts / counts.sum()).round(4).tolist())),
-            "majority_class_accuracy_test": majority_accuracy(data["train"], data["test"])}
+    train_labels = frames["train"]["label"].to_numpy()
+    counts = np.bincount(train_labels, minlength=2)
+    return {"train_label_counts": dict(zip(LABEL_NAMES, counts.tolist())),
+            "train_label_shares": dict(zip(LABEL_NAMES, (counts / counts.sum()).round(4).tolist())),
+            "majority_class_accuracy_test": majority_accuracy(train_labels, frames["test"]["label"])}
 
 
-def print_class_balance(balance, log):
+def print_data(frames, balance, leakage, split_name):
+    say(f"split '{split_name}': " + ", ".join(f"{name} {len(frame):,}" for name, frame in frames.items()))
     shares = balance["train_label_shares"]
-    log("train labels: " + ", ".join(f"{k} {balance['train_label_counts'][k]:,} ({100 * v:.1f}%)"
+    say("train labels: " + ", ".join(f"{k} {balance['train_label_counts'][k]:,} ({100 * v:.1f}%)"
                                      for k, v in shares.items()))
     majority = balance["majority_class_accuracy_test"]
-    log(f"always predicting the majority class scores {100 * majority:.1f}% on test. The classes are "
+    say(f"always predicting the majority class scores {100 * majority:.1f}% on test. The classes are "
         f"{'close to balanced' if max(shares.values()) < 0.6 else 'imbalanced'}, so accuracy is meaningful once "
         f"read against that {100 * majority:.1f}% floor; F1 of 'positive' and macro-F1 are reported beside it.")
+    say(f"leakage: {100 * leakage['test']:.1f}% of test items and {100 * leakage['validation']:.1f}% of validation "
+        "items are word-for-word phrases of training items; scores on such items reward memorising.")
 
 
-def print_run(name, run, leakage, log):
+def print_run(run, metrics, leakage):
     for split in EVAL_SPLITS:
-        m = run[split]
+        m = metrics[split]
         seen = f"  ({100 * leakage[split]:.1f}% of these items are phrases of training items)"
-        log(f"\n{name} on {split}: accuracy {m['accuracy']:.4f}  F1 {m['f1']:.4f}  macro-F1 {m['macro_f1']:.4f}{seen}")
+        say(f"\n{RUN_TITLES[run]} on {split}: accuracy {m['accuracy']:.4f}  F1 {m['f1']:.4f}  "
+            f"macro-F1 {m['macro_f1']:.4f}{seen}")
         (tn, fp), (fn, tp) = m["confusion_matrix"]
-        log(f"confusion (rows true, cols predicted):  neg [{tn:5d} {fp:5d}]   pos [{fn:5d} {tp:5d}]")
-        log(m["report"])
+        say(f"confusion (rows true, cols predicted):  neg [{tn:5d} {fp:5d}]   pos [{fn:5d} {tp:5d}]")
+        say(m["report"])
 
 
-def print_comparison(result, leakage, floors, log):
+def print_comparison(result, leakage, floors):
     runs, sig = result["runs"], result["significance"]
-    log(f"{'':22}{'head-only':>10}{'full':>10}{'delta (points)':>16}{'relative':>10}")
+    say(f"{'':22}{'head-only':>10}{'full':>10}{'delta (points)':>16}{'relative':>10}")
     for split, delta in (("test", result["delta"]), ("validation", result["delta_validation"])):
         h, f = runs["head_only"][split], runs["full_finetune"][split]
-        log(f"{split + ' accuracy':22}{h['accuracy']:10.4f}{f['accuracy']:10.4f}{100 * delta['accuracy']:+16.2f}"
+        say(f"{split + ' accuracy':22}{h['accuracy']:10.4f}{f['accuracy']:10.4f}{100 * delta['accuracy']:+16.2f}"
             f"{delta['accuracy_relative_pct']:+9.1f}%")
-        log(f"{split + ' F1':22}{h['f1']:10.4f}{f['f1']:10.4f}{100 * delta['f1']:+16.2f}")
-    log("")
+        say(f"{split + ' F1':22}{h['f1']:10.4f}{f['f1']:10.4f}{100 * delta['f1']:+16.2f}")
+    say("")
     for split in EVAL_SPLITS:
         s = sig[split]
         lo, hi = (100 * x for x in s["delta_accuracy_ci95"])
-        log(f"{split}: accuracy delta 95% CI [{lo:+.2f}, {hi:+.2f}] points, McNemar p = {s['mcnemar_p']:.2g} "
+        say(f"{split}: accuracy delta 95% CI [{lo:+.2f}, {hi:+.2f}] points, McNemar p = {s['mcnemar_p']:.2g} "
             f"(head-only right & full wrong: {s['discordant'][0]}, the reverse: {s['discordant'][1]})")
-    log("\n" + conclusion(result, leakage, floors))
+    say("\n" + conclusion(result, leakage, floors))
 
 
-def print_summary(summary, log):
-    log("\nover seeds (mean +- std):")
-    for run_name in RUNS:
+def print_summary(summary):
+    say("\nover seeds (mean +- std):")
+    for run in RUNS:
         for split in EVAL_SPLITS:
-            m = summary[run_name][split]
-            log(f"  {run_name:14} {split:10} accuracy {m['accuracy']['mean']:.4f} +- {m['accuracy']['std']:.4f}"
+            m = summary[run][split]
+            say(f"  {run:14} {split:10} accuracy {m['accuracy']['mean']:.4f} +- {m['accuracy']['std']:.4f}"
                 f"  F1 {m['f1']['mean']:.4f} +- {m['f1']['std']:.4f}")
     for key, split in (("delta", "test"), ("delta_validation", "validation")):
         d = summary[key]["accuracy"]
-        log(f"  delta {split:10} {100 * d['mean']:+.2f} +- {100 * d['std']:.2f} points")
+        say(f"  delta {split:10} {100 * d['mean']:+.2f} +- {100 * d['std']:.2f} points")
 
 
 def conclusion(result, leakage, floors):
     """Plain sentences that claim no more than the interval, the test and the majority-class floor support."""
     sentences = []
-    for split, delta, label in (("validation", result["delta_validation"], "GLUE validation"),
-                                ("test", result["delta"], "the re-split test set")):
+    for split, delta in (("validation", result["delta_validation"]), ("test", result["delta"])):
         s = result["significance"][split]
         lo, hi = (100 * x for x in s["delta_accuracy_ci95"])
         points = 100 * delta["accuracy"]
@@ -95,7 +124,7 @@ def conclusion(result, leakage, floors):
             verdict = f"the difference of {points:+.1f} points is not distinguishable from zero"
         leak = f", {100 * leakage[split]:.0f}% of whose items are phrases seen in training" \
             if leakage[split] > 0.05 else ""
-        sentences.append(f"On {label}{leak}, {verdict} "
+        sentences.append(f"On {SPLIT_TITLES[split]}{leak}, {verdict} "
                          f"(95% CI {lo:+.1f} to {hi:+.1f}, McNemar p = {s['mcnemar_p']:.2g}).")
     if leakage["test"] > 0.05:
         sentences.append("The test score rewards memorised phrases; trust GLUE validation, or use --split grouped.")
@@ -115,19 +144,73 @@ def environment():
 
 
 def write_atomic(path, write):
-    """Write through a temporary file and rename: an interrupted run never leaves half a file."""
+    """Write through a temporary file and a rename: a run stopped at any point never leaves half a file,
+    and a writer that fails leaves no temporary file either."""
     tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
-def predictions_frame(data, per_seed_probs):
-    frames = []
+def predictions_frame(frames, per_seed_probs):
+    """One row per test example and seed: the sentence, its label, each run's prediction and P(positive)."""
+    rows = []
     for seed, probs in per_seed_probs:
-        frame = pd.DataFrame({"seed": seed, **{name: column(data["test"], name)
-                                               for name in ("idx", "sentence", "label")}})
+        frame = frames["test"][["idx", "sentence", "label"]].copy()
+        frame.insert(0, "seed", seed)
         for run in RUNS:
             frame[f"{run}_pred"] = stats.predicted_labels(probs[run]["test"])
             frame[f"{run}_prob_pos"] = probs[run]["test"].round(6)
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+        rows.append(frame)
+    return pd.concat(rows, ignore_index=True)
+
+
+def strict_json(value):
+    """results.json for any JSON reader: NaN and infinities (not JSON) become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(item) for item in value]
+    return value
+
+
+def save_results(run_dir, results, predictions):
+    """results.json and predictions.csv as they stand: written after every seed, so finished seeds survive a
+    later failure (results.json says `"complete": false` until the last seed is in)."""
+    write_atomic(run_dir / "predictions.csv", lambda path: predictions.to_csv(path, index=False))
+    write_atomic(run_dir / "results.json",
+                 lambda path: path.write_text(json.dumps(strict_json(results), indent=2, allow_nan=False)))
+
+
+def results_record(cfg_dict, frames, balance, leakage, per_seed, timings, precision, graphs, complete):
+    """Everything results.json holds; the top-level runs are the first seed's."""
+    first = per_seed[0]
+    results = {"complete": complete, "config": cfg_dict, "class_balance": balance,
+               "sizes": {name: len(frame) for name, frame in frames.items()},
+               "leakage": {"test_items_inside_train_fraction": leakage["test"],
+                           "validation_items_inside_train_fraction": leakage["validation"]},
+               **{key: first[key] for key in ("runs", "delta", "delta_validation", "significance")},
+               "speed": {"precision": precision, "cuda_graphs": graphs},
+               "timings_seconds": timings, "environment": environment()}
+    if len(per_seed) > 1:
+        results["seeds"] = per_seed
+        results["summary"] = stats.summarize_seeds(per_seed)
+    return results
+
+
+def finish(run_dir, results, frames, leakage):
+    """The printed report and the figures, once every seed is in."""
+    say("\n=== report ===")
+    first = results["seeds"][0] if "seeds" in results else results
+    for run in RUNS:
+        print_run(run, first["runs"][run], leakage)
+    train_labels = frames["train"]["label"].to_numpy()
+    floors = {split: majority_accuracy(train_labels, frames[split]["label"]) for split in EVAL_SPLITS}
+    print_comparison(first, leakage, floors)
+    if "summary" in results:
+        print_summary(results["summary"])
+    return plots.save_figures(results.get("seeds", [results]), floors, run_dir)

@@ -3,7 +3,7 @@ import numpy as np
 from scipy.stats import binomtest
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
 
-LABEL_NAMES = ["negative", "positive"]
+from config import EVAL_SPLITS, LABEL_NAMES, RUNS
 
 
 def predicted_labels(prob_positive):
@@ -18,13 +18,14 @@ def classification_metrics(labels, preds):
         "f1": float(f1_score(labels, preds, pos_label=1, zero_division=0)),
         "macro_f1": float(f1_score(labels, preds, average="macro", zero_division=0)),
         "confusion_matrix": confusion_matrix(labels, preds, labels=[0, 1]).tolist(),
-        "report": classification_report(labels, preds, labels=[0, 1], target_names=LABEL_NAMES,
+        "report": classification_report(labels, preds, labels=[0, 1], target_names=list(LABEL_NAMES),
                                          digits=4, zero_division=0),
     }
 
 
 def metric_delta(head_only, full_finetune):
-    """Full fine-tune minus head-only: accuracy in absolute points (0-1 scale) and relative %, and F1."""
+    """Full fine-tune minus head-only, as a difference of 0-1 scores (0.05 is 5 points), for accuracy and F1;
+    and the accuracy gain relative to head-only's, in %."""
     acc_h, acc_f = head_only["accuracy"], full_finetune["accuracy"]
     return {
         "accuracy": acc_f - acc_h,
@@ -66,6 +67,21 @@ def paired_significance(labels, head_preds, full_preds, resamples, seed):
             "discordant": discordant}
 
 
+def compare_runs(seed, records, probs, labels, resamples):
+    """One seed's comparison: each run's metrics on each split, the deltas, and paired significance.
+    records: each run's training record; probs: each run's P(positive) per split; labels: per split."""
+    preds = {run: {split: predicted_labels(probs[run][split]) for split in EVAL_SPLITS} for run in RUNS}
+    runs = {run: {**records[run], **{split: classification_metrics(labels[split], preds[run][split])
+                                     for split in EVAL_SPLITS}} for run in RUNS}
+    head, full = runs["head_only"], runs["full_finetune"]
+    return {"seed": seed, "runs": runs,
+            "delta": metric_delta(head["test"], full["test"]),
+            "delta_validation": metric_delta(head["validation"], full["validation"]),
+            "significance": {split: paired_significance(labels[split], preds["head_only"][split],
+                                                        preds["full_finetune"][split], resamples, seed)
+                             for split in EVAL_SPLITS}}
+
+
 def mean_std(values):
     values = np.asarray(values, float)
     return {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
@@ -75,8 +91,8 @@ def summarize_seeds(per_seed):
     """Mean and sample standard deviation over seeds of each run's accuracy and F1, and of the delta."""
     summary = {run: {split: {metric: mean_std([s["runs"][run][split][metric] for s in per_seed])
                              for metric in ("accuracy", "f1")}
-                     for split in ("test", "validation")}
-               for run in ("head_only", "full_finetune")}
+                     for split in EVAL_SPLITS}
+               for run in RUNS}
     for key in ("delta", "delta_validation"):  # test and validation
         summary[key] = {metric: mean_std([s[key][metric] for s in per_seed]) for metric in ("accuracy", "f1")}
     return summary

@@ -10,15 +10,15 @@ from conftest import ROOT
 
 import checks
 import sst2_compare as app
-from config import Config
+from config import Config, UsageError, parse_config
 
 
 def test_overrides_are_typed_and_default_to_config():
-    cfg = checks.parse_config(["--subset_fraction", "0.05", "--epochs_full_finetune", "3", "--split", "grouped",
+    cfg = parse_config(["--subset_fraction", "0.05", "--epochs_full_finetune", "3", "--split", "grouped",
                             "--cache_encoder_features", "false"])
     assert (cfg.subset_fraction, cfg.epochs_full_finetune, cfg.split, cfg.cache_encoder_features) == \
         (0.05, 3.0, "grouped", False)
-    assert checks.parse_config([]) == Config()
+    assert parse_config([]) == Config()
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -45,6 +45,12 @@ def test_bad_flags_are_one_clear_line(argv, message, capsys):
     (["--max_length", "4"], "max_length must be at least 8"),
     (["--max_length", "4096"], "exceeds what"),
     (["--num_labels", "3"], "num_labels must be 2"),
+    (["--learning_rate_full_finetune", "inf"], "learning_rate_full_finetune must be a finite number"),
+    (["--weight_decay", "nan"], "weight_decay must be a finite number"),
+    (["--epochs_headonly_finetune", "inf"], "epochs_headonly_finetune must be a finite number"),
+    (["--seed", "-1"], "must lie in [0, 4294967296)"),
+    (["--seed", "4294967295", "--num_seeds", "2"], "seeds 4294967295..4294967296 must lie in"),
+    (["--pad_to_multiple_of", "0"], "pad_to_multiple_of must be >= 1"),
 ])
 def test_out_of_range_values(argv, message, tiny_model_dir, tiny_data_dir, tmp_path, capsys):
     out = tmp_path / "out"
@@ -116,8 +122,9 @@ def test_unwritable_output_dir(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
     assert "cannot be written" in capsys.readouterr().err
 
 
-def test_a_user_sees_no_traceback(tmp_path):
-    done = subprocess.run([sys.executable, "sst2_compare.py", "--data_dir", str(tmp_path / "nothing")],
+def test_a_user_sees_no_traceback(tiny_model_dir, tmp_path):
+    done = subprocess.run([sys.executable, "sst2_compare.py", "--data_dir", str(tmp_path / "nothing"),
+                           "--model_name", str(tiny_model_dir)],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [f"error: data_dir {tmp_path / 'nothing'} is not a folder: "
@@ -128,11 +135,11 @@ def test_config_py_mistakes_are_caught():
     class Misspelt(Config):
         learnig_rate_full_finetune = 1e-4
 
-    with pytest.raises(checks.UsageError, match="did you mean learning_rate_full_finetune"):
+    with pytest.raises(UsageError, match="did you mean learning_rate_full_finetune"):
         checks.check_config(Misspelt())
-    with pytest.raises(checks.UsageError, match="max_length = '128' is not of type"):
+    with pytest.raises(UsageError, match="max_length = '128' is not of type"):
         checks.check_config(Config(max_length="128"))
-    with pytest.raises(checks.UsageError, match="split = 'sideways'"):
+    with pytest.raises(UsageError, match="split = 'sideways'"):
         checks.check_config(Config(split="sideways"))
     checks.check_config(Config(subset_fraction=None, epochs_full_finetune=3))  # an int for a float field is fine
 

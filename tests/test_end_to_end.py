@@ -11,8 +11,7 @@ import pytest
 from conftest import ROOT
 
 import sst2_compare as app
-from config import Config
-from report import EVAL_SPLITS, RUNS
+from config import EVAL_SPLITS, RUNS, Config
 
 FAST = ["--epochs_headonly_finetune", "1", "--epochs_full_finetune", "1", "--save_models", "false",
         "--bootstrap_resamples", "500"]
@@ -64,22 +63,54 @@ def test_script_end_to_end(tiny_model_dir, tiny_data_dir, tmp_path):
     assert not list(run_dir.rglob("checkpoint-*"))
 
 
-def test_several_seeds_and_notebook_mode(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
-    out = tmp_path / "out"
-    assert app.main(tiny_args(tiny_model_dir, tiny_data_dir, out) + FAST + [
-        "--num_seeds", "2", "--cache_encoder_features", "false", "--full_finetune_init", "pretrained",
-        "--split", "grouped"]) == 0
+def run_tiny(model_dir, data_dir, out, *extra):
+    assert app.main(tiny_args(model_dir, data_dir, out) + FAST + list(extra)) == 0
     run_dir = only_run_dir(out)
-    results = json.loads((run_dir / "results.json").read_text())
+    return run_dir, json.loads((run_dir / "results.json").read_text())
+
+
+def test_several_seeds(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
+    run_dir, results = run_tiny(tiny_model_dir, tiny_data_dir, tmp_path / "out", "--num_seeds", "2")
+    assert results["complete"] is True
     assert [s["seed"] for s in results["seeds"]] == [42, 43]
     assert results["runs"] == results["seeds"][0]["runs"]
     assert results["summary"]["delta"]["accuracy"]["mean"] == pytest.approx(
         sum(s["delta"]["accuracy"] for s in results["seeds"]) / 2)
-    assert results["leakage"]["test_items_inside_train_fraction"] == 0
     predictions = pd.read_csv(run_dir / "predictions.csv")
     assert predictions.groupby("seed").size().to_dict() == {42: results["sizes"]["test"], 43: results["sizes"]["test"]}
     assert "over seeds (mean +- std)" in capsys.readouterr().out
     assert not [p for p in run_dir.iterdir() if p.is_dir()]  # --save_models false: no model folders
+
+
+def test_notebook_mode_runs_the_encoder_at_every_head_only_step(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
+    _, results = run_tiny(tiny_model_dir, tiny_data_dir, tmp_path / "out", "--cache_encoder_features", "false")
+    assert "features" not in results["timings_seconds"]
+    assert "frozen-encoder features computed once" not in capsys.readouterr().out
+    assert results["runs"]["head_only"]["trainable_parameters"] < results["runs"]["full_finetune"][
+        "trainable_parameters"]
+
+
+def test_grouped_split_leaves_no_leakage(tiny_model_dir, tiny_data_dir, tmp_path):
+    _, results = run_tiny(tiny_model_dir, tiny_data_dir, tmp_path / "out", "--split", "grouped")
+    assert results["leakage"]["test_items_inside_train_fraction"] == 0
+    assert results["config"]["split"] == "grouped"
+
+
+@pytest.mark.parametrize("cached_features", ["true", "false"])
+def test_full_finetune_starts_from_the_trained_head_only_model(tiny_model_dir, tiny_data_dir, tmp_path,
+                                                               cached_features):
+    """Validation loss at the full fine-tune's start is the head-only run's final one; from a fresh pretrained
+    model (same seed, so the same new head) it is the head-only run's starting one."""
+    def eval_losses(init):
+        _, results = run_tiny(tiny_model_dir, tiny_data_dir, tmp_path / init, "--full_finetune_init", init,
+                              "--cache_encoder_features", cached_features, "--learning_rate_headonly_finetune", "0.05")
+        return [[loss for _, loss in results["runs"][run]["history"]["eval_loss"]] for run in RUNS]
+
+    head, full = eval_losses("headonly")
+    assert head[0] != pytest.approx(head[-1], rel=1e-3)  # the head-only run moved the loss
+    assert full[0] == pytest.approx(head[-1], rel=1e-4)
+    head, full = eval_losses("pretrained")
+    assert full[0] == pytest.approx(head[0], rel=1e-4)
 
 
 def test_two_runs_leave_two_complete_folders(tiny_model_dir, tiny_data_dir, tmp_path):
@@ -91,12 +122,15 @@ def test_two_runs_leave_two_complete_folders(tiny_model_dir, tiny_data_dir, tmp_
     assert all((r / "results.json").is_file() and (r / "predictions.csv").is_file() for r in runs)
 
 
-def test_interrupted_run_leaves_no_results(tiny_model_dir, tiny_data_dir, tmp_path):
-    out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "sst2_compare.py", *tiny_args(tiny_model_dir, tiny_data_dir, out),
-                             "--epochs_full_finetune", "500", "--save_models", "false"],
+def start_run(model_dir, data_dir, out, *extra):
+    return subprocess.Popen([sys.executable, "sst2_compare.py", *tiny_args(model_dir, data_dir, out), *extra],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def test_interrupted_run_leaves_no_results(tiny_model_dir, tiny_data_dir, tmp_path):
+    out = tmp_path / "out"
+    proc = start_run(tiny_model_dir, tiny_data_dir, out, "--epochs_full_finetune", "500", "--save_models", "false")
     for line in proc.stdout:
         if "=== full fine-tune" in line:
             break
@@ -105,7 +139,25 @@ def test_interrupted_run_leaves_no_results(tiny_model_dir, tiny_data_dir, tmp_pa
     assert proc.returncode == 130
     assert "interrupted" in stderr and "Traceback" not in stderr
     run_dir = only_run_dir(out)
-    assert not (run_dir / "results.json").exists() and not list(run_dir.glob("*.tmp"))
+    assert not (run_dir / "results.json").exists() and not list(run_dir.glob(".*.tmp"))
+
+
+def test_terminated_run_keeps_the_seeds_it_finished(tiny_model_dir, tiny_data_dir, tmp_path):
+    """SIGTERM during the second seed: the first seed's results are on disk, readable, and marked incomplete."""
+    out = tmp_path / "out"
+    proc = start_run(tiny_model_dir, tiny_data_dir, out, "--num_seeds", "2", *FAST)
+    for line in proc.stdout:
+        if "=== head-only (seed 43)" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143
+    assert "terminated" in stderr and "Traceback" not in stderr
+    run_dir = only_run_dir(out)
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["complete"] is False and results["runs"]["full_finetune"]["steps"] > 0
+    assert set(pd.read_csv(run_dir / "predictions.csv")["seed"]) == {42}
+    assert not list(run_dir.glob(".*.tmp"))
 
 
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun is not installed")

@@ -1,65 +1,111 @@
-from functools import partial
-from pathlib import Path
-
+"""The models and the one Trainer builder: what each run trains, and from where it starts."""
 import pytest
 import torch
-from transformers import AutoTokenizer, DataCollatorWithPadding
+from transformers import AutoTokenizer
 
 import sst2_compare as app
+from batches import TokenBatches, tokenize_splits
 from config import Config
-from data import load_sst2, tokenize
+from data import load_sst2
+from features import FirstTokenStates, ReplayEncoder, encoder_features, encoder_replayed, first_token_states, \
+    replay_is_faithful
+from models import Precision, load_model, set_encoder_trainable
+
+
+def tiny_batches(model_dir, data_dir, train_pad_multiple=1):
+    raw = load_sst2(str(data_dir))
+    frames = {"train": raw["train"].to_pandas(), "validation": raw["validation"].to_pandas()}
+    return tokenize_splits(frames, AutoTokenizer.from_pretrained(model_dir), 128, train_pad_multiple)[1]
+
+
+def experiment(cfg, run_dir):
+    return app.Experiment(cfg, run_dir, AutoTokenizer.from_pretrained(cfg.model_name), Precision("fp32"),
+                          graphs_off_because="no CUDA device")
 
 
 @pytest.mark.parametrize("fixture, head_names", [("tiny_model_dir", {"pre_classifier", "classifier"}),
                                                  ("tiny_bert_dir", {"classifier"})])
 def test_freezing_leaves_only_the_head_trainable(request, fixture, head_names):
-    cfg = Config(model_name=str(request.getfixturevalue(fixture)))
-    model = app.load_model(cfg, seed=0)
-    trainable, frozen = app.set_encoder_trainable(model, False)
+    model = load_model(Config(model_name=str(request.getfixturevalue(fixture))), seed=0)
+    trainable, frozen = set_encoder_trainable(model, False)
     names = {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad}
     assert names == head_names
     assert trainable == sum(p.numel() for n, p in model.named_parameters() if n.split(".")[0] in head_names)
     assert trainable + frozen == sum(p.numel() for p in model.parameters())
-    assert app.set_encoder_trainable(model, True) == (trainable + frozen, 0)
+    assert set_encoder_trainable(model, True) == (trainable + frozen, 0)
 
 
 def test_model_weights_load_in_float32_and_head_init_is_seeded(tiny_model_dir):
     cfg = Config(model_name=str(tiny_model_dir))
-    a, b = app.load_model(cfg, seed=3), app.load_model(cfg, seed=3)
+    a, b = load_model(cfg, seed=3), load_model(cfg, seed=3)
     assert a.dtype == torch.float32
     assert torch.equal(a.classifier.weight, b.classifier.weight)
-    assert not torch.equal(a.classifier.weight, app.load_model(cfg, seed=4).classifier.weight)
+    assert not torch.equal(a.classifier.weight, load_model(cfg, seed=4).classifier.weight)
 
 
-def test_make_trainer_sets_each_runs_lr_epochs_and_folder(tiny_model_dir, tmp_path):
+def test_the_two_runs_arguments_differ_only_in_lr_epochs_name_and_folder(tiny_model_dir, tmp_path):
     cfg = Config(model_name=str(tiny_model_dir))
-    model = app.load_model(cfg, seed=0)
-    rows = app.FirstTokenStates(torch.zeros(4, 16), [0, 1, 0, 1])
-    make = partial(app.make_trainer, cfg=cfg, run_dir=tmp_path, tokenizer=None, train_dataset=rows,
-                   eval_dataset=rows, data_collator=None, seed=0)
-    head = make(model, 5e-4, 2, "head_only").args
-    full = make(model, 2e-5, 3, "full_finetune").args
-    assert (head.learning_rate, head.num_train_epochs, Path(head.output_dir)) == (5e-4, 2, tmp_path / "head_only")
-    assert (full.learning_rate, full.num_train_epochs, Path(full.output_dir)) == (2e-5, 3, tmp_path / "full_finetune")
-    assert head.per_device_train_batch_size == cfg.per_device_train_batch_size
-    assert head.warmup_steps == pytest.approx(cfg.warmup_ratio)
+    model = load_model(cfg, seed=0)
+    rows = FirstTokenStates(torch.zeros(4, 16), [0, 1, 0, 1])
+    data = {"train": rows, "validation": rows}
+    setup = experiment(cfg, tmp_path)
+    head = app.make_trainer(model, 5e-4, 2, "head_only", data=data, seed=0, experiment=setup).args
+    full = app.make_trainer(model, 2e-5, 3, "full_finetune", data=data, seed=0, experiment=setup).args
+    head_args, full_args = head.to_dict(), full.to_dict()
+    differing = {key for key in head_args if head_args[key] != full_args[key]}
+    assert differing == {"learning_rate", "num_train_epochs", "run_name", "output_dir"}
+    assert (head.learning_rate, head.num_train_epochs, head.output_dir) == (5e-4, 2, str(tmp_path / "head_only_seed0"))
+    assert (full.learning_rate, full.num_train_epochs, full.output_dir) == (2e-5, 3,
+                                                                            str(tmp_path / "full_finetune_seed0"))
+    assert head.per_device_train_batch_size == cfg.per_device_train_batch_size == 32
+    assert head.get_warmup_steps(100) == full.get_warmup_steps(100) == round(100 * cfg.warmup_ratio) == 6
     assert head.save_strategy == "no"
+
+
+@pytest.mark.parametrize("cached_features", [True, False])
+def test_head_only_training_leaves_every_encoder_weight_bit_identical(tiny_model_dir, tiny_data_dir, tmp_path,
+                                                                      cached_features):
+    cfg = Config(model_name=str(tiny_model_dir), save_models=False)
+    batches = tiny_batches(tiny_model_dir, tiny_data_dir)
+    features = encoder_features(load_model(cfg, 0), batches, 64, None) if cached_features else None
+    model = load_model(cfg, seed=0)
+    before = {name: p.detach().clone() for name, p in model.base_model.named_parameters()}
+    head_before = model.classifier.weight.detach().clone()
+    set_encoder_trainable(model, False)
+    with encoder_replayed(model, enabled=cached_features):
+        app.make_trainer(model, 5e-3, 1, "head_only", data=features or batches, seed=0,
+                         experiment=experiment(cfg, tmp_path)).train()
+    after = dict(model.base_model.named_parameters())
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[name], after[name]) for name in before)
+    assert not torch.equal(head_before, model.classifier.weight)  # the head did train
 
 
 @pytest.mark.parametrize("fixture", ["tiny_model_dir", "tiny_bert_dir"])
 def test_cached_features_give_the_real_models_logits(request, fixture, tiny_data_dir):
     """The head-only run trains on first-token states computed once: they must be what the encoder gives."""
     folder = request.getfixturevalue(fixture)
-    model = app.load_model(Config(model_name=str(folder)), seed=0).eval()
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    collator = DataCollatorWithPadding(tokenizer)
-    validation = tokenize({"validation": load_sst2(str(tiny_data_dir))["validation"]}, tokenizer, 128)["validation"]
-    assert app.replay_is_faithful(model, validation, collator)
-    states = app.first_token_states(model, validation, collator, batch_size=7, autocast_dtype=None)
-    rows = validation.select(range(5)).select_columns(["input_ids", "attention_mask"]).to_list()
+    model = load_model(Config(model_name=str(folder)), seed=0).eval()
+    validation = tiny_batches(folder, tiny_data_dir)["validation"]
+    assert replay_is_faithful(model, validation)
+    states = first_token_states(model, validation, batch_size=7, autocast_dtype=None)
+    batch = validation.__getitems__(list(range(5)))
     with torch.inference_mode():
-        real = model(**collator(rows)).logits
-        with app.encoder_replayed(model):
+        real = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        with encoder_replayed(model):
             replayed = model(inputs_embeds=states[:5, None]).logits
     assert torch.allclose(real, replayed, atol=1e-5)
-    assert model.base_model is not None and not isinstance(model.base_model, app.ReplayEncoder)
+    assert model.base_model is not None and not isinstance(model.base_model, ReplayEncoder)
+
+
+def test_batches_pad_to_a_few_shapes_and_keep_every_token():
+    rows = [[2, 5, 3], [2] + [7] * 40 + [3], [2, 9, 9, 9, 3]]
+    batches = TokenBatches.from_token_ids(rows, [0, 1, 1], pad_id=0, multiple=32)
+    short, mixed = batches.__getitems__([0, 2]), batches.__getitems__([0, 1])
+    assert short["input_ids"].shape == (2, 32) and mixed["input_ids"].shape == (2, 64)
+    assert short["input_ids"][1, :5].tolist() == rows[2] and short["input_ids"][1, 5:].eq(0).all()
+    assert short["attention_mask"].sum(1).tolist() == [3, 5]
+    assert mixed["labels"].tolist() == [0, 1]
+    exact = batches.padded_to_multiple_of(1).__getitems__([0, 2])
+    assert exact["input_ids"].shape == (2, 5)
+    assert torch.equal(exact["input_ids"], short["input_ids"][:, :5])

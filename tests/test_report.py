@@ -1,3 +1,7 @@
+import json
+
+import pytest
+
 import report
 
 
@@ -22,3 +26,26 @@ def test_conclusion_flags_a_run_stuck_at_the_majority_class():
     text = report.conclusion(comparison([0.3, 0.5], 0.51), {"test": 0.0, "validation": 0.0},
                              {"test": 0.57, "validation": 0.51})
     assert "The head-only model does no better on GLUE validation than always predicting the majority class" in text
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, OSError])
+def test_a_write_stopped_midway_leaves_the_old_file_and_no_temporary_one(tmp_path, stop):
+    target = tmp_path / "results.json"
+    target.write_text('{"seed": 42}')
+
+    def half_write(path):
+        path.write_text('{"seed": 4')
+        raise stop("stopped while writing")
+
+    with pytest.raises(stop):
+        report.write_atomic(target, half_write)
+    assert json.loads(target.read_text()) == {"seed": 42}
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_results_json_is_strict_json(tmp_path):
+    import pandas as pd
+    report.save_results(tmp_path, {"delta": float("nan"), "runs": [float("inf"), 0.5]}, pd.DataFrame({"a": [1]}))
+    text = (tmp_path / "results.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"delta": None, "runs": [None, 0.5]}

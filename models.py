@@ -1,0 +1,79 @@
+"""The pretrained encoder with a new two-label head, its tokenizer, freezing, and the arithmetic precision."""
+from dataclasses import dataclass
+
+import torch
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, set_seed
+
+from checks import model_not_found
+from config import LABEL_NAMES, UsageError
+
+
+def load_tokenizer(cfg):
+    """The model's own tokenizer; a stand-in with a near-empty vocabulary would turn every word into [UNK]."""
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(cfg.model_name, trust_remote_code=False)
+        vocab_size = AutoConfig.from_pretrained(cfg.model_name, trust_remote_code=False).vocab_size
+    except (OSError, ValueError) as err:
+        raise model_not_found(cfg, err) from None
+    if not vocab_size // 2 <= len(tokenizer) <= vocab_size:
+        raise UsageError(f"{cfg.model_name}: its tokenizer has {len(tokenizer):,} tokens but the model's vocabulary "
+                         f"{vocab_size:,}: the tokenizer files are missing or belong to another model; copy the "
+                         "model's own tokenizer files into the folder")
+    return tokenizer
+
+
+def load_model(cfg, seed):
+    """The pretrained encoder with a new head, in float32; seeded so the head's initialisation repeats."""
+    set_seed(seed)
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            cfg.model_name, num_labels=cfg.num_labels, id2label=dict(enumerate(LABEL_NAMES)), dtype=torch.float32,
+            use_safetensors=None if cfg.allow_pickled_weights else True, trust_remote_code=False)
+    except (OSError, ValueError) as err:
+        raise model_not_found(cfg, err) from None
+
+
+def set_encoder_trainable(model, trainable):
+    """Freeze or unfreeze the encoder of any *ForSequenceClassification; returns (trainable, frozen) counts."""
+    for param in model.base_model.parameters():
+        param.requires_grad = trainable
+    counts = [sum(p.numel() for p in model.parameters() if p.requires_grad == flag) for flag in (True, False)]
+    return tuple(counts)
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How the arithmetic runs, decided once per device: 'fp32', 'tf32', 'bf16' or 'fp16'."""
+    name: str
+
+    @property
+    def trainer_flags(self):
+        return {"bf16": {"bf16": True}, "fp16": {"fp16": True}}.get(self.name, {})
+
+    @property
+    def autocast_dtype(self):
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.name)
+
+
+def decide_precision(asked, capability):
+    """The precision for a GPU of this compute capability ((major, minor); None on a CPU).
+
+    auto: TF32 matmuls on float32 weights from Ampere (8.x) on: measured on an H200, bf16 autocast made a
+    DistilBERT step of batch 32 slower, its casts costing more launches than the arithmetic they save. Volta and
+    Turing (7.x: V100, Colab's T4) have fp16 tensor cores but no TF32 or bf16, and their steps are bound by
+    arithmetic, so fp16 autocast there. Anything older, or a CPU: plain fp32.
+    """
+    if capability is None or asked == "fp32":
+        return Precision("fp32")
+    major = capability[0]
+    if asked == "auto":
+        return Precision("tf32" if major >= 8 else "fp16" if major >= 7 else "fp32")
+    if asked == "bf16" and major < 8:
+        return Precision("fp16")
+    return Precision(asked)
+
+
+def apply_precision(precision):
+    """Set the TF32 switches explicitly: a process's earlier runs must not decide them for this one."""
+    torch.backends.cuda.matmul.allow_tf32 = precision.name == "tf32"
+    torch.backends.cudnn.allow_tf32 = precision.name == "tf32"

@@ -1,0 +1,91 @@
+"""The GPU speed path's logic, on the CPU: the precision per device, when graphs apply, and the graphed Trainer's
+bookkeeping (static gradient buffers, one graph per batch shape, eager odd batches, falling back when capture fails).
+The capture itself needs a GPU: bench/step_profile.py checks it there against the eager step."""
+import pytest
+import torch
+from transformers import Trainer
+
+import graphs
+import sst2_compare as app
+from config import Config
+from models import Precision, decide_precision, load_model, set_encoder_trainable
+from test_model import experiment, tiny_batches
+
+
+@pytest.mark.parametrize("asked, capability, chosen", [
+    ("auto", None, "fp32"), ("auto", (9, 0), "tf32"), ("auto", (8, 6), "tf32"), ("auto", (7, 5), "fp16"),
+    ("auto", (7, 0), "fp16"), ("auto", (6, 1), "fp32"), ("bf16", (9, 0), "bf16"), ("bf16", (7, 5), "fp16"),
+    ("fp16", (9, 0), "fp16"), ("fp32", (9, 0), "fp32"), ("bf16", None, "fp32"), ("fp16", None, "fp32"),
+])
+def test_precision_is_decided_by_the_device(asked, capability, chosen):
+    assert decide_precision(asked, capability) == Precision(chosen)
+
+
+def test_precision_flags_for_the_trainer():
+    assert Precision("tf32").trainer_flags == Precision("fp32").trainer_flags == {}
+    assert Precision("bf16").trainer_flags == {"bf16": True} and Precision("bf16").autocast_dtype == torch.bfloat16
+    assert Precision("fp16").trainer_flags == {"fp16": True} and Precision("tf32").autocast_dtype is None
+
+
+def test_when_graphs_apply():
+    assert graphs.cuda_graphs_apply(True, Precision("tf32"), 1, "cuda") is None
+    assert graphs.cuda_graphs_apply(True, Precision("bf16"), 1, "cuda") is None
+    assert "turned off" in graphs.cuda_graphs_apply(False, Precision("tf32"), 1, "cuda")
+    assert "no CUDA" in graphs.cuda_graphs_apply(True, Precision("fp32"), 1, "cpu")
+    assert "fp16" in graphs.cuda_graphs_apply(True, Precision("fp16"), 1, "cuda")
+    assert "several processes" in graphs.cuda_graphs_apply(True, Precision("tf32"), 2, "cuda")
+
+
+class EagerStepGraph:
+    """StepGraph's protocol without CUDA: each replay zeroes the static buffers and runs forward and backward."""
+    made = []
+
+    def __init__(self, loss_fn, batch, params, grads, pool):
+        self.loss_fn, self.shape = loss_fn, tuple(batch["input_ids"].shape)
+        self.graph = self
+        EagerStepGraph.made.append(self.shape)
+
+    def pool(self):
+        return None
+
+    def replay(self, batch, params, grads):
+        graphs.attach(params, grads)
+        torch._foreach_zero_(grads)
+        loss = self.loss_fn(batch)
+        loss.backward()
+        return loss.detach()
+
+
+class FailingCapture:
+    def __init__(self, *args):
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+
+def train(model_dir, data_dir, tmp_path, graphs_off_because):
+    cfg = Config(model_name=str(model_dir), save_models=False)
+    batches = tiny_batches(model_dir, data_dir, train_pad_multiple=32)
+    model = load_model(cfg, seed=0)
+    set_encoder_trainable(model, True)
+    setup = app.Experiment(cfg, tmp_path, experiment(cfg, tmp_path).tokenizer, Precision("fp32"), graphs_off_because)
+    trainer = app.make_trainer(model, 1e-3, 1, "full_finetune", data=batches, seed=0, experiment=setup)
+    trainer.train()
+    return trainer, torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+@pytest.mark.parametrize("stand_in", [EagerStepGraph, FailingCapture])
+def test_graphed_trainer_trains_exactly_like_the_trainer(tiny_model_dir, tiny_data_dir, tmp_path, monkeypatch,
+                                                          capsys, stand_in):
+    plain, plain_weights = train(tiny_model_dir, tiny_data_dir, tmp_path, "turned off")
+    monkeypatch.setattr(graphs, "StepGraph", stand_in)
+    EagerStepGraph.made.clear()
+    graphed, graphed_weights = train(tiny_model_dir, tiny_data_dir, tmp_path, None)
+    assert type(plain) is Trainer and isinstance(graphed, graphs.GraphedTrainer)
+    assert torch.allclose(plain_weights, graphed_weights, atol=1e-6)
+    assert graphed.state.global_step == plain.state.global_step == 13  # 400 rows, 32 a step: 12 full, 1 of 16
+    if stand_in is EagerStepGraph:
+        assert sorted(set(EagerStepGraph.made)) == sorted(EagerStepGraph.made)  # one capture per shape
+        assert {width for _, width in EagerStepGraph.made} <= {32, 64, 96, 128}
+        assert graphed.capture_failure is None
+    else:
+        assert "CUDA graph capture failed (operation not permitted" in capsys.readouterr().out
+        assert graphed.capture_failure is not None
