@@ -13,6 +13,14 @@ from config import Config, UsageError
 SEED_LIMIT = 2**32  # numpy's seeding, which set_seed calls, takes seeds in [0, 2**32)
 
 
+def check_inputs(cfg):
+    """Every check that needs no data loaded: the config's values, the output folder, the hub, the model."""
+    check_config(cfg)
+    check_output_dir(cfg.output_dir)
+    check_hub(cfg)
+    check_model(cfg)
+
+
 def type_matches(value, annotation):
     """Is value of the field's declared type? (config.py edits bypass the command line's conversion)"""
     if get_origin(annotation) is Literal:

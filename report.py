@@ -1,4 +1,5 @@
 """What a person reads: the printed report, and the files kept of it."""
+import dataclasses
 import json
 import math
 import os
@@ -58,8 +59,10 @@ def class_balance(frames):
             "majority_class_accuracy_test": majority_accuracy(train_labels, frames["test"]["label"])}
 
 
-def print_data(frames, balance, leakage, split_name):
-    say(f"split '{split_name}': " + ", ".join(f"{name} {len(frame):,}" for name, frame in frames.items()))
+def print_setup(experiment, frames, leakage):
+    """What the run works on: the splits, the label balance, the leakage, and where and how it runs."""
+    balance = class_balance(frames)
+    say(f"split '{experiment.cfg.split}': " + ", ".join(f"{name} {len(frame):,}" for name, frame in frames.items()))
     shares = balance["train_label_shares"]
     say("train labels: " + ", ".join(f"{k} {balance['train_label_counts'][k]:,} ({100 * v:.1f}%)"
                                      for k, v in shares.items()))
@@ -69,6 +72,12 @@ def print_data(frames, balance, leakage, split_name):
         f"read against that {100 * majority:.1f}% floor; F1 of 'positive' and macro-F1 are reported beside it.")
     say(f"leakage: {100 * leakage['test']:.1f}% of test items and {100 * leakage['validation']:.1f}% of validation "
         "items are word-for-word phrases of training items; scores on such items reward memorising.")
+    say(f"results go to {experiment.run_dir}")
+    state = PartialState()
+    say(f"device: {environment()['device']}, precision: {experiment.precision.name}, CUDA graphs: "
+        f"{experiment.graphs_off_because or 'on'}, processes: {state.num_processes}")
+    if state.device.type != "cuda":
+        say("warning: no GPU; a full run is slow on a CPU. Try --subset_fraction 0.05 for a quick look.")
 
 
 def print_run(run, metrics, leakage):
@@ -179,38 +188,55 @@ def strict_json(value):
 
 
 def save_results(run_dir, results, predictions):
-    """results.json and predictions.csv as they stand: written after every seed, so finished seeds survive a
-    later failure (results.json says `"complete": false` until the last seed is in)."""
     write_atomic(run_dir / "predictions.csv", lambda path: predictions.to_csv(path, index=False))
     write_atomic(run_dir / "results.json",
                  lambda path: path.write_text(json.dumps(strict_json(results), indent=2, allow_nan=False)))
 
 
-def results_record(cfg_dict, frames, balance, leakage, per_seed, timings, precision, graphs, complete):
-    """Everything results.json holds; the top-level runs are the first seed's."""
-    first = per_seed[0]
-    results = {"complete": complete, "config": cfg_dict, "class_balance": balance,
-               "sizes": {name: len(frame) for name, frame in frames.items()},
-               "leakage": {"test_items_inside_train_fraction": leakage["test"],
-                           "validation_items_inside_train_fraction": leakage["validation"]},
-               **{key: first[key] for key in ("runs", "delta", "delta_validation", "significance")},
-               "speed": {"precision": precision, "cuda_graphs": graphs},
-               "timings_seconds": timings, "environment": environment()}
-    if len(per_seed) > 1:
-        results["seeds"] = per_seed
-        results["summary"] = stats.summarize_seeds(per_seed)
-    return results
+class Results:
+    """One run's results.json and predictions.csv, rewritten after every seed so that a later failure loses none
+    of the finished seeds (results.json says `"complete": false` until the last is in); then the printed report."""
 
+    def __init__(self, experiment, frames, leakage):
+        self.experiment, self.frames, self.leakage = experiment, frames, leakage
+        self.labels = {split: frames[split]["label"].to_numpy() for split in EVAL_SPLITS}
+        self.per_seed, self.per_seed_probs, self.record = [], [], None
 
-def finish(run_dir, results, frames, leakage):
-    """The printed report and the figures, once every seed is in."""
-    say("\n=== report ===")
-    first = results["seeds"][0] if "seeds" in results else results
-    for run in RUNS:
-        print_run(run, first["runs"][run], leakage)
-    train_labels = frames["train"]["label"].to_numpy()
-    floors = {split: majority_accuracy(train_labels, frames[split]["label"]) for split in EVAL_SPLITS}
-    print_comparison(first, leakage, floors)
-    if "summary" in results:
-        print_summary(results["summary"])
-    return plots.save_figures(results.get("seeds", [results]), floors, run_dir)
+    def add_seed(self, seed, records, probs, timings):
+        cfg = self.experiment.cfg
+        self.per_seed.append(stats.compare_runs(seed, records, probs, self.labels, cfg.bootstrap_resamples))
+        self.per_seed_probs.append((seed, probs))
+        if not PartialState().is_main_process:
+            return
+        first = self.per_seed[0]
+        self.record = {
+            "complete": len(self.per_seed) == cfg.num_seeds, "config": dataclasses.asdict(cfg),
+            "class_balance": class_balance(self.frames),
+            "sizes": {name: len(frame) for name, frame in self.frames.items()},
+            "leakage": {"test_items_inside_train_fraction": self.leakage["test"],
+                        "validation_items_inside_train_fraction": self.leakage["validation"]},
+            **{key: first[key] for key in ("runs", "delta", "delta_validation", "significance")},
+            "speed": {"precision": self.experiment.precision.name,
+                      "cuda_graphs": self.experiment.graphs_off_because or "on"},
+            "timings_seconds": timings, "environment": environment()}
+        if len(self.per_seed) > 1:
+            self.record["seeds"] = self.per_seed
+            self.record["summary"] = stats.summarize_seeds(self.per_seed)
+        save_results(self.experiment.run_dir, self.record, predictions_frame(self.frames, self.per_seed_probs))
+
+    def finish(self, total_seconds):
+        """The printed report and the figures, once every seed is in."""
+        if not PartialState().is_main_process:
+            return
+        say("\n=== report ===")
+        first = self.per_seed[0]
+        for run in RUNS:
+            print_run(run, first["runs"][run], self.leakage)
+        train_labels = self.frames["train"]["label"].to_numpy()
+        floors = {split: majority_accuracy(train_labels, self.labels[split]) for split in EVAL_SPLITS}
+        print_comparison(first, self.leakage, floors)
+        if len(self.per_seed) > 1:
+            print_summary(self.record["summary"])
+        figures = plots.save_figures(self.per_seed, floors, self.experiment.run_dir)
+        say(f"\nwrote {self.experiment.run_dir}/results.json, predictions.csv, {', '.join(f.name for f in figures)}")
+        say(f"total wall time {total_seconds:.1f}s")

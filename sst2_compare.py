@@ -22,7 +22,7 @@ from transformers import Trainer, TrainingArguments
 import report
 import stats
 from batches import already_batched, tokenize_splits
-from checks import check_config, check_hub, check_model, check_output_dir
+from checks import check_inputs
 from config import EVAL_SPLITS, Config, UsageError, parse_config
 from data import inside_fractions, sst2_splits
 from features import encoder_features, encoder_replayed
@@ -114,10 +114,7 @@ def new_run_dir(output_dir):
 
 def run(cfg):
     """The experiment, top to bottom. Returns the run folder."""
-    check_config(cfg)  # every bad input is found here, before anything is loaded or written
-    check_output_dir(cfg.output_dir)
-    check_hub(cfg)
-    check_model(cfg)
+    check_inputs(cfg)  # every bad input is found here, before anything is loaded or written
     state, stopwatch = PartialState(), report.Stopwatch()
     precision = decide_precision(cfg.precision, torch.cuda.get_device_capability() if state.device.type == "cuda"
                                  else None)
@@ -131,16 +128,11 @@ def run(cfg):
         tokenizer = load_tokenizer(cfg)
         frames, batches = tokenize_splits(frames, tokenizer, cfg.max_length,
                                           1 if graphs_off_because else cfg.pad_to_multiple_of)
-    balance = report.class_balance(frames)
-    report.print_data(frames, balance, leakage, cfg.split)
     experiment = Experiment(cfg, new_run_dir(cfg.output_dir), tokenizer, precision, graphs_off_because)
-    say(f"results go to {experiment.run_dir}")
-    say(f"device: {report.environment()['device']}, precision: {precision.name}, CUDA graphs: "
-        f"{experiment.graphs_off_because or 'on'}, processes: {state.num_processes}")
-    if state.device.type != "cuda":
-        say("warning: no GPU; a full run is slow on a CPU. Try --subset_fraction 0.05 for a quick look.")
+    report.print_setup(experiment, frames, leakage)
+    results = report.Results(experiment, frames, leakage)
 
-    features = None
+    features = None  # the frozen encoder's output, the same in every seed: computed once
     if cfg.cache_encoder_features:
         with stopwatch("features"):
             features = encoder_features(load_model(cfg, cfg.seed).to(state.device), batches, cfg.feature_batch_size,
@@ -148,8 +140,6 @@ def run(cfg):
         say("this model's head reads more than the first token: the encoder runs at every head-only step instead"
             if features is None else f"frozen-encoder features computed once, in {stopwatch.seconds['features']:.1f}s")
 
-    per_seed, per_seed_probs = [], []
-    labels = {split: frames[split]["label"].to_numpy() for split in EVAL_SPLITS}
     for seed in range(cfg.seed, cfg.seed + cfg.num_seeds):
         records, probs = {}, {}
         with stopwatch(f"seed{seed}"):
@@ -174,20 +164,9 @@ def run(cfg):
             probs["full_finetune"], records["full_finetune"] = train_and_predict(trainer, batches, counts)
             if cfg.save_models:
                 trainer.save_model()
+        results.add_seed(seed, records, probs, stopwatch.total())  # metrics, deltas, significance; files written
 
-        per_seed.append(stats.compare_runs(seed, records, probs, labels, cfg.bootstrap_resamples))
-        per_seed_probs.append((seed, probs))
-        if state.is_main_process:  # after every seed, so a later failure loses none of the finished ones
-            results = report.results_record(dataclasses.asdict(cfg), frames, balance, leakage, per_seed,
-                                            stopwatch.total(), precision.name,
-                                            experiment.graphs_off_because or "on", complete=len(per_seed) ==
-                                            cfg.num_seeds)
-            report.save_results(experiment.run_dir, results, report.predictions_frame(frames, per_seed_probs))
-
-    if state.is_main_process:
-        figures = report.finish(experiment.run_dir, results, frames, leakage)
-        say(f"\nwrote {experiment.run_dir}/results.json, predictions.csv, {', '.join(f.name for f in figures)}")
-        say(f"total wall time {stopwatch.total()['total']:.1f}s")
+    results.finish(stopwatch.total()["total"])
     return experiment.run_dir
 
 

@@ -122,38 +122,32 @@ def test_two_runs_leave_two_complete_folders(tiny_model_dir, tiny_data_dir, tmp_
     assert all((r / "results.json").is_file() and (r / "predictions.csv").is_file() for r in runs)
 
 
-def start_run(model_dir, data_dir, out, *extra):
-    return subprocess.Popen([sys.executable, "sst2_compare.py", *tiny_args(model_dir, data_dir, out), *extra],
+def stop_run(model_dir, data_dir, out, marker, stop_signal, *extra):
+    """Start the script, send it stop_signal once it prints marker; returns its exit status, stderr, run folder."""
+    proc = subprocess.Popen([sys.executable, "sst2_compare.py", *tiny_args(model_dir, data_dir, out), *extra],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    for line in proc.stdout:
+        if marker in line:
+            break
+    proc.send_signal(stop_signal)
+    _, stderr = proc.communicate(timeout=120)
+    assert "Traceback" not in stderr
+    return proc.returncode, stderr, only_run_dir(out)
 
 
 def test_interrupted_run_leaves_no_results(tiny_model_dir, tiny_data_dir, tmp_path):
-    out = tmp_path / "out"
-    proc = start_run(tiny_model_dir, tiny_data_dir, out, "--epochs_full_finetune", "500", "--save_models", "false")
-    for line in proc.stdout:
-        if "=== full fine-tune" in line:
-            break
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130
-    assert "interrupted" in stderr and "Traceback" not in stderr
-    run_dir = only_run_dir(out)
+    code, stderr, run_dir = stop_run(tiny_model_dir, tiny_data_dir, tmp_path / "out", "=== full fine-tune",
+                                     signal.SIGINT, "--epochs_full_finetune", "500", "--save_models", "false")
+    assert code == 130 and "interrupted" in stderr
     assert not (run_dir / "results.json").exists() and not list(run_dir.glob(".*.tmp"))
 
 
 def test_terminated_run_keeps_the_seeds_it_finished(tiny_model_dir, tiny_data_dir, tmp_path):
     """SIGTERM during the second seed: the first seed's results are on disk, readable, and marked incomplete."""
-    out = tmp_path / "out"
-    proc = start_run(tiny_model_dir, tiny_data_dir, out, "--num_seeds", "2", *FAST)
-    for line in proc.stdout:
-        if "=== head-only (seed 43)" in line:
-            break
-    proc.send_signal(signal.SIGTERM)
-    stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 143
-    assert "terminated" in stderr and "Traceback" not in stderr
-    run_dir = only_run_dir(out)
+    code, stderr, run_dir = stop_run(tiny_model_dir, tiny_data_dir, tmp_path / "out", "=== head-only (seed 43)",
+                                     signal.SIGTERM, "--num_seeds", "2", *FAST)
+    assert code == 143 and "terminated" in stderr
     results = json.loads((run_dir / "results.json").read_text())
     assert results["complete"] is False and results["runs"]["full_finetune"]["steps"] > 0
     assert set(pd.read_csv(run_dir / "predictions.csv")["seed"]) == {42}
