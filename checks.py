@@ -1,22 +1,35 @@
 """Bad input, caught before anything is loaded or written: each problem is one line naming the fix."""
 import difflib
 import math
-import os
+import tempfile
 from pathlib import Path
 from typing import Literal, Union, get_args, get_origin, get_type_hints
 
+from accelerate import PartialState
+from accelerate.utils import broadcast_object_list
 from huggingface_hub import constants as hub_constants, get_session
 from transformers import AutoConfig
+from transformers.utils import logging as hf_logging
 
 from config import Config, UsageError
+from models import load_model, model_not_found
 
 SEED_LIMIT = 2**32  # numpy's seeding, which set_seed calls, takes seeds in [0, 2**32)
+MAX_RESAMPLES = 10_000_000  # ~300 MB of bootstrap draws; far past where the interval stops moving
 
 
 def check_inputs(cfg):
     """Every check that needs no data loaded: the config's values, the output folder, the hub, the model."""
     check_config(cfg)
-    check_output_dir(cfg.output_dir)
+    problem = None
+    if PartialState().is_main_process:  # one process probes the folder; the others learn its answer
+        try:
+            check_output_dir(cfg.output_dir)
+        except UsageError as err:
+            problem = str(err)
+    problem = broadcast_object_list([problem])[0]
+    if problem:
+        raise UsageError(problem)
     check_hub(cfg)
     check_model(cfg)
 
@@ -67,7 +80,8 @@ def check_config(cfg):
         (cfg.num_labels == 2, "num_labels must be 2: SST-2 is negative/positive"),
         (cfg.num_seeds >= 1, "num_seeds must be >= 1"),
         (0 <= cfg.seed and last_seed < SEED_LIMIT, f"seeds {cfg.seed}..{last_seed} must lie in [0, {SEED_LIMIT})"),
-        (cfg.bootstrap_resamples >= 100, "bootstrap_resamples must be >= 100"),
+        (100 <= cfg.bootstrap_resamples <= MAX_RESAMPLES,
+         f"bootstrap_resamples must be in [100, {MAX_RESAMPLES:,}] (each resample costs memory)"),
         (cfg.pad_to_multiple_of >= 1, "pad_to_multiple_of must be >= 1"),
         (cfg.dataloader_num_workers >= 0, "dataloader_num_workers must be >= 0"),
     ]
@@ -77,12 +91,22 @@ def check_config(cfg):
 
 
 def check_output_dir(output_dir):
-    existing = Path(output_dir).resolve()
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"output_dir {output_dir} cannot be written ({existing} is not a writable folder): "
-                         "pick another --output_dir")
+    """The output folder can really be made and written: made if missing, a probe folder made inside it and
+    removed, then whatever the probe made is removed again. (Catches files in the way, read-only or virtual
+    file systems, dangling or looping links, names too long.)"""
+    path, made = Path(output_dir), []
+    try:
+        for folder in [*reversed(path.parents), path]:
+            if not folder.is_dir():
+                folder.mkdir()
+                made.append(folder)
+        Path(tempfile.mkdtemp(dir=path, prefix=".write-probe-")).rmdir()
+    except (OSError, RuntimeError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise UsageError(f"output_dir {output_dir} cannot be written ({reason}): pick another --output_dir") from None
+    finally:
+        for folder in reversed(made):
+            folder.rmdir()
 
 
 def check_hub(cfg):
@@ -98,13 +122,8 @@ def check_hub(cfg):
                          "or set HF_HUB_OFFLINE=1 to use what is in the local cache") from None
 
 
-def model_not_found(cfg, err):
-    offline = " (offline: point --model_name at a local model folder)" if hub_constants.HF_HUB_OFFLINE else ""
-    return UsageError(f"cannot load model {cfg.model_name!r}: {str(err).splitlines()[0][:160]}{offline}")
-
-
 def check_model(cfg):
-    """The model's name leads to a config whose limits fit the run, and to weights safe to load."""
+    """The model's name leads to a config whose limits fit the run, and to weights that are safe and whole."""
     folder = Path(cfg.model_name)
     if folder.is_dir() and not list(folder.glob("*.safetensors")) and not cfg.allow_pickled_weights:
         raise UsageError(f"{folder} has no .safetensors weights; pickled weights can run code when loaded: "
@@ -116,3 +135,11 @@ def check_model(cfg):
     limit = getattr(model_config, "max_position_embeddings", None)
     if limit and cfg.max_length > limit:
         raise UsageError(f"max_length {cfg.max_length} exceeds what {cfg.model_name} supports ({limit}): lower it")
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # its load report is printed when the run loads the model
+    hf_logging.disable_progress_bar()
+    try:
+        load_model(cfg, cfg.seed)  # corrupt or truncated weights are found now, not after the run folder exists
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar()

@@ -1,4 +1,5 @@
 """SST-2 in, train/test/validation out: loading, the re-split, and phrase leakage between splits."""
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -7,10 +8,12 @@ from datasets import Dataset, DatasetDict, load_dataset
 
 from config import UsageError
 
+TEXT_AS_IS = {"dtype": {"sentence": str}, "keep_default_na": False}  # a sentence "NA" or "null" stays a sentence
 READERS = {  # file suffix -> pandas reader
     ".parquet": pd.read_parquet,
-    ".csv": pd.read_csv,
-    ".tsv": lambda path: pd.read_csv(path, sep="\t"),
+    ".csv": lambda path: pd.read_csv(path, **TEXT_AS_IS),
+    # GLUE's own TSVs hold sentences with quote characters in them: tabs alone separate fields
+    ".tsv": lambda path: pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, **TEXT_AS_IS),
     ".jsonl": lambda path: pd.read_json(path, lines=True),
     ".json": lambda path: pd.read_json(path, lines=True),
 }
@@ -36,6 +39,9 @@ def read_split(folder, split):
     paths = [folder / f"{split}{suffix}" for suffix in READERS if (folder / f"{split}{suffix}").is_file()]
     if not paths:
         raise UsageError(f"no {split} file in {folder}: expected {split}.parquet (or .csv, .tsv, .jsonl)")
+    if len(paths) > 1:
+        raise UsageError(f"{folder} has several {split} files ({', '.join(p.name for p in paths)}): "
+                         "keep one, so it is clear which is read")
     path = paths[0]
     try:
         frame = READERS[path.suffix](path)
@@ -46,13 +52,34 @@ def read_split(folder, split):
         raise UsageError(f"{path} lacks column(s) {sorted(missing)}: SST-2 files need 'sentence' and 'label'")
     if frame.empty:
         raise UsageError(f"{path} has no rows")
-    if not frame["label"].isin([0, 1]).all():
-        found = sorted(set(frame["label"]))[:5]
-        raise UsageError(f"{path}: labels must be 0 (negative) or 1 (positive), found {found}")
-    if "idx" not in frame.columns:
+    blank = ~frame["sentence"].map(lambda text: isinstance(text, str) and bool(text.strip()))
+    if blank.any():
+        raise UsageError(f"{path}: row(s) {rows_named(blank)} have no sentence: fill them in or remove them")
+    bad_label = ~frame["label"].map(lambda label: type(label) in LABEL_TYPES and label in (0, 1))
+    if bad_label.any():
+        found = list(dict.fromkeys(repr(label) for label in frame["label"][bad_label]))[:5]
+        raise UsageError(f"{path}: labels must be 0 (negative) or 1 (positive); row(s) {rows_named(bad_label)} "
+                         f"have {', '.join(found)}")
+    if "idx" in frame.columns:
+        idx = pd.to_numeric(frame["idx"], errors="coerce")
+        bad_idx = idx.isna() | (idx != idx.round())
+        if bad_idx.any():
+            raise UsageError(f"{path}: idx must be whole numbers; row(s) {rows_named(bad_idx)} are not "
+                             "(or drop the idx column: rows are then numbered)")
+        frame["idx"] = idx
+    else:
         frame["idx"] = np.arange(len(frame))
     frame = frame.astype({"sentence": str, "label": "int64", "idx": "int64"})
     return Dataset.from_pandas(frame[["idx", "sentence", "label"]], preserve_index=False)
+
+
+LABEL_TYPES = (int, float, bool, np.int8, np.int16, np.int32, np.int64, np.uint8, np.float32, np.float64, np.bool_)
+
+
+def rows_named(mask, most=5):
+    """The first few flagged rows, as a person counts data rows: from 1, the header not counted."""
+    rows = np.flatnonzero(np.asarray(mask)) + 1
+    return ", ".join(map(str, rows[:most])) + (f" and {len(rows) - most} more" if len(rows) > most else "")
 
 
 def column(dataset, name):
@@ -64,10 +91,19 @@ def split_train_test(train, test_size, seed, how):
     """Hold out a test set from GLUE train: 'random' is the notebook's split; 'grouped' leaves no test item
     that is a phrase (contiguous word span) of any training item."""
     if how == "random":
-        parts = train.train_test_split(test_size=test_size, seed=seed)
-        return parts["train"], parts["test"]
-    is_test = grouped_test_mask(column(train, "sentence"), test_size, seed)
-    return train.select(np.flatnonzero(~is_test)), train.select(np.flatnonzero(is_test))
+        try:
+            parts = train.train_test_split(test_size=test_size, seed=seed)
+        except ValueError as err:  # datasets' own words for a split that leaves one side empty
+            raise UsageError(f"test_size {test_size} cannot split {len(train):,} training rows "
+                             f"({str(err).splitlines()[0][:120]}): choose a value nearer 0.1") from None
+        train_part, test_part = parts["train"], parts["test"]
+    else:
+        is_test = grouped_test_mask(column(train, "sentence"), test_size, seed)
+        train_part, test_part = train.select(np.flatnonzero(~is_test)), train.select(np.flatnonzero(is_test))
+    if len(train_part) == 0 or len(test_part) == 0:
+        raise UsageError(f"test_size {test_size} leaves the {'train' if len(train_part) == 0 else 'test'} split "
+                         f"empty ({how} split of {len(train):,} rows): choose a value nearer 0.1")
+    return train_part, test_part
 
 
 def take_fraction(dataset, fraction, seed, name):
@@ -80,21 +116,36 @@ def take_fraction(dataset, fraction, seed, name):
     return dataset.shuffle(seed=seed).select(range(keep))
 
 
+LONG_ITEM = 64  # words; SST-2's longest item has 52. Longer items are found by substring search instead of spans
+
+
 def words(text):
     return tuple(text.split())
 
 
-def spans(tokens):
-    """Every contiguous word span of a tokenised item (the item itself included)."""
+def spans(tokens, longest):
+    """Every contiguous word span of a tokenised item up to `longest` words (the item itself included if short).
+    Bounding the length keeps the count near-linear in the item's length, not quadratic."""
     n = len(tokens)
-    return (tokens[i:j] for i in range(n) for j in range(i + 1, n + 1))
+    return (tokens[i:j] for i in range(n) for j in range(i + 1, min(n, i + longest) + 1))
+
+
+def padded_text(tokens):
+    return f" {' '.join(tokens)} "  # spaces around, so a substring match is a match of whole words
 
 
 def inside_fractions(containers, queries):
     """For each named list of queries: the share that is a contiguous word span of some container item.
     One pass over the containers' spans serves every list."""
     wanted = {words(q) for items in queries.values() for q in items}
-    found = {span for item in set(map(words, containers)) for span in spans(item) if span in wanted}
+    short = {q for q in wanted if len(q) <= LONG_ITEM}
+    containers = set(map(words, containers))
+    longest = max(map(len, short), default=0)
+    found = {span for item in containers for span in spans(item, longest) if span in short}
+    long_queries = wanted - short
+    if long_queries:
+        texts = [padded_text(item) for item in containers if len(item) > LONG_ITEM]
+        found |= {q for q in long_queries if any(padded_text(q) in text for text in texts)}
     return {name: sum(words(q) in found for q in items) / max(len(items), 1) for name, items in queries.items()}
 
 
@@ -108,7 +159,15 @@ def grouped_test_mask(sentences, test_size, seed):
     """
     texts = sorted(set(map(words, sentences)))
     index = {text: i for i, text in enumerate(texts)}
-    contained = [[index[s] for s in set(spans(text)) if s in index] for text in texts]  # includes itself
+    longest = min(LONG_ITEM, max(map(len, texts), default=0))
+    contained = [{index[s] for s in spans(text, longest) if s in index} | {i} for i, text in enumerate(texts)]
+    long_items = [i for i, text in enumerate(texts) if len(text) > LONG_ITEM]
+    padded = {i: padded_text(texts[i]) for i in long_items}
+    for i in long_items:  # few, if any: each is searched for inside the other long items
+        contained_in = [j for j in long_items if len(texts[j]) > len(texts[i]) and padded[i] in padded[j]]
+        for j in contained_in:
+            contained[j].add(i)
+    contained = [list(members) for members in contained]  # includes itself
     inside_other = np.zeros(len(texts), bool)
     for i, members in enumerate(contained):
         inside_other[[m for m in members if m != i]] = True
@@ -134,4 +193,9 @@ def sst2_splits(cfg):
     raw = load_sst2(cfg.data_dir)
     train, test = split_train_test(raw["train"], cfg.test_size, cfg.seed, cfg.split)
     splits = {"train": train, "test": test, "validation": raw["validation"]}
-    return {name: take_fraction(ds, cfg.subset_fraction, cfg.seed, name).to_pandas() for name, ds in splits.items()}
+    frames = {name: take_fraction(ds, cfg.subset_fraction, cfg.seed, name).to_pandas() for name, ds in splits.items()}
+    train_labels = frames["train"]["label"].unique()
+    if len(train_labels) < 2:
+        raise UsageError(f"the train split has only label {train_labels[0]} ({len(frames['train']):,} rows): nothing "
+                         "to learn apart; check the data, or raise subset_fraction")
+    return frames

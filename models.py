@@ -4,8 +4,17 @@ from dataclasses import dataclass
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, set_seed
 
-from checks import model_not_found
+from huggingface_hub import constants as hub_constants
+from safetensors import SafetensorError
+
 from config import LABEL_NAMES, UsageError
+
+LOAD_ERRORS = (OSError, ValueError, RuntimeError, SafetensorError)  # what from_pretrained raises for a bad model
+
+
+def model_not_found(cfg, err):
+    offline = " (offline: point --model_name at a local model folder)" if hub_constants.HF_HUB_OFFLINE else ""
+    return UsageError(f"cannot load model {cfg.model_name!r}: {str(err).splitlines()[0][:160]}{offline}")
 
 
 def load_tokenizer(cfg):
@@ -13,8 +22,10 @@ def load_tokenizer(cfg):
     try:
         tokenizer = AutoTokenizer.from_pretrained(cfg.model_name, trust_remote_code=False)
         vocab_size = AutoConfig.from_pretrained(cfg.model_name, trust_remote_code=False).vocab_size
-    except (OSError, ValueError) as err:
+    except LOAD_ERRORS as err:
         raise model_not_found(cfg, err) from None
+    if tokenizer.pad_token is None:  # decoders (GPT-2) have none: batches pad with the end-of-text token
+        tokenizer.pad_token = tokenizer.eos_token
     if not vocab_size // 2 <= len(tokenizer) <= vocab_size:
         raise UsageError(f"{cfg.model_name}: its tokenizer has {len(tokenizer):,} tokens but the model's vocabulary "
                          f"{vocab_size:,}: the tokenizer files are missing or belong to another model; copy the "
@@ -23,14 +34,19 @@ def load_tokenizer(cfg):
 
 
 def load_model(cfg, seed):
-    """The pretrained encoder with a new head, in float32; seeded so the head's initialisation repeats."""
+    """The pretrained encoder with a new two-label head, in float32; seeded so the head's initialisation repeats.
+    A checkpoint that already has a head of another size gets a fresh two-label one (the load report says so)."""
     set_seed(seed)
     try:
-        return AutoModelForSequenceClassification.from_pretrained(
+        model = AutoModelForSequenceClassification.from_pretrained(
             cfg.model_name, num_labels=cfg.num_labels, id2label=dict(enumerate(LABEL_NAMES)), dtype=torch.float32,
-            use_safetensors=None if cfg.allow_pickled_weights else True, trust_remote_code=False)
-    except (OSError, ValueError) as err:
+            use_safetensors=None if cfg.allow_pickled_weights else True, trust_remote_code=False,
+            ignore_mismatched_sizes=True)
+    except LOAD_ERRORS as err:
         raise model_not_found(cfg, err) from None
+    if model.config.pad_token_id is None:  # a decoder's head finds each row's last token by the pad token
+        model.config.pad_token_id = model.config.eos_token_id
+    return model
 
 
 def set_encoder_trainable(model, trainable):

@@ -13,13 +13,14 @@ RUN_COLORS = {"head_only": "#7a9cc6", "full_finetune": "#d9822b"}
 METRICS = {"accuracy": "accuracy", "f1": "F1 (positive)", "macro_f1": "macro-F1"}
 
 
-def save_figures(per_seed, majority_accuracy, out_dir):
-    """One PNG per question; every seed's result drawn, so the spread is visible. Returns the paths."""
+def save_figures(per_seed, majority_accuracy, out_dir, write):
+    """One PNG per question; every seed's result drawn, so the spread is visible. write(path, writer) puts each
+    file in place. Returns the paths."""
     paths = [out_dir / "metrics.png", out_dir / "confusion_matrices.png", out_dir / "training_curves.png"]
     for draw, path in zip((partial(draw_metrics, majority_accuracy=majority_accuracy), draw_confusion, draw_curves),
                           paths):
         fig = draw(per_seed)
-        fig.savefig(path, dpi=120, bbox_inches="tight")
+        write(path, lambda target: fig.savefig(target, format="png", dpi=120, bbox_inches="tight"))
         plt.close(fig)
     return paths
 

@@ -1,5 +1,6 @@
 """What a person reads: the printed report, and the files kept of it."""
 import dataclasses
+import errno
 import json
 import math
 import os
@@ -18,7 +19,7 @@ from accelerate import PartialState
 
 import plots
 import stats
-from config import EVAL_SPLITS, LABEL_NAMES, RUN_TITLES, RUNS, SPLIT_TITLES
+from config import EVAL_SPLITS, LABEL_NAMES, RUN_TITLES, RUNS, SPLIT_TITLES, UsageError
 
 
 def say(*args):
@@ -72,6 +73,11 @@ def print_setup(experiment, frames, leakage):
         f"read against that {100 * majority:.1f}% floor; F1 of 'positive' and macro-F1 are reported beside it.")
     say(f"leakage: {100 * leakage['test']:.1f}% of test items and {100 * leakage['validation']:.1f}% of validation "
         "items are word-for-word phrases of training items; scores on such items reward memorising.")
+    for split in EVAL_SPLITS:
+        labels = frames[split]["label"]
+        if len(labels) < 30 or labels.nunique() < 2:
+            say(f"warning: {SPLIT_TITLES[split]} has {len(labels)} item(s), of {labels.nunique()} class(es): its "
+                "scores and intervals say little; use more data (subset_fraction)")
     say(f"results go to {experiment.run_dir}")
     state = PartialState()
     say(f"device: {environment()['device']}, precision: {experiment.precision.name}, CUDA graphs: "
@@ -154,13 +160,26 @@ def environment():
 
 def write_atomic(path, write):
     """Write through a temporary file and a rename: a run stopped at any point never leaves half a file,
-    and a writer that fails leaves no temporary file either."""
+    and a writer that fails leaves no temporary file either. A full disk is one line, not a traceback."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         write(tmp)
         os.replace(tmp, path)
+    except OSError as err:
+        if err.errno == errno.ENOSPC:
+            raise UsageError(f"no space left on {path.parent}: free some space; the files already there are "
+                             "whole") from None
+        raise
     finally:
         tmp.unlink(missing_ok=True)
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text):
+    """A cell a spreadsheet would run as a formula gets a leading apostrophe (shown as text, not run)."""
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
 
 
 def predictions_frame(frames, per_seed_probs):
@@ -168,6 +187,7 @@ def predictions_frame(frames, per_seed_probs):
     rows = []
     for seed, probs in per_seed_probs:
         frame = frames["test"][["idx", "sentence", "label"]].copy()
+        frame["sentence"] = frame["sentence"].map(spreadsheet_safe)
         frame.insert(0, "seed", seed)
         for run in RUNS:
             frame[f"{run}_pred"] = stats.predicted_labels(probs[run]["test"])
@@ -237,6 +257,6 @@ class Results:
         print_comparison(first, self.leakage, floors)
         if len(self.per_seed) > 1:
             print_summary(self.record["summary"])
-        figures = plots.save_figures(self.per_seed, floors, self.experiment.run_dir)
+        figures = plots.save_figures(self.per_seed, floors, self.experiment.run_dir, write_atomic)
         say(f"\nwrote {self.experiment.run_dir}/results.json, predictions.csv, {', '.join(f.name for f in figures)}")
         say(f"total wall time {total_seconds:.1f}s")

@@ -3,17 +3,20 @@
 GLUE SST-2, one model (distilbert-base-uncased by default), two runs on the same data:
   head-only:      the encoder frozen, only the classification head trained;
   full fine-tune: every weight trained.
-Both are built by one helper, make_trainer(model, lr, epochs, run_name). The script loads SST-2, re-splits its
+Both are built by one helper, make_trainer, called once per run. The script loads SST-2, re-splits its
 train set into train/test, tokenizes, trains both runs, then prints metrics, confusion matrices and the accuracy
 delta with its uncertainty. Run `python sst2_compare.py --help` for every setting; defaults live in config.py.
 """
 import dataclasses
+import itertools
+import math
 import signal
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import torch
 from accelerate import PartialState
 from accelerate.utils import broadcast_object_list
@@ -29,6 +32,10 @@ from features import encoder_features, encoder_replayed
 from graphs import GraphedTrainer, cuda_graphs_apply
 from models import Precision, apply_precision, decide_precision, load_model, load_tokenizer, set_encoder_trainable
 from report import say
+
+
+class Diverged(UsageError):
+    """A run whose loss or predictions stopped being finite numbers: no finding can be drawn from it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,11 +96,18 @@ def train_and_predict(trainer, data, parameter_counts):
     trainer.train()
     record = {"trainable_parameters": parameter_counts[0], "frozen_parameters": parameter_counts[1],
               "train_seconds": time.perf_counter() - started, "steps": trainer.state.global_step}
+    history = trainer.state.log_history
+    diverged = next((e for e in history if "loss" in e and not math.isfinite(e["loss"])), None)
+    if diverged:
+        raise Diverged(f"the {trainer.args.run_name} run diverged: its training loss was {diverged['loss']} by step "
+                       f"{diverged['step']}; lower its learning rate ({trainer.args.learning_rate:g})")
     started = time.perf_counter()
     probs = {split: torch.as_tensor(trainer.predict(data[split]).predictions).float().softmax(-1)[:, 1].numpy()
              for split in EVAL_SPLITS}
+    if not all(np.isfinite(p).all() for p in probs.values()):
+        raise Diverged(f"the {trainer.args.run_name} run diverged: its predictions are not finite numbers; lower its "
+                       f"learning rate ({trainer.args.learning_rate:g})")
     record["predict_seconds"] = time.perf_counter() - started
-    history = trainer.state.log_history
     record["history"] = {curve: [[e["epoch"], e[key]] for e in history if key in e]
                          for curve, key in (("train_loss", "loss"), ("eval_loss", "eval_loss"),
                                             ("eval_accuracy", "eval_accuracy"))}
@@ -101,14 +115,20 @@ def train_and_predict(trainer, data, parameter_counts):
 
 
 def new_run_dir(output_dir):
-    """A fresh folder per run, named by its start time, so no run overwrites another (made by the main process)."""
+    """A fresh folder per run, named by its start time, so no run overwrites another (made by the main process;
+    two runs started in the same second get a folder each: making it is the test of whether it is taken)."""
     run_dir = None
     if PartialState().is_main_process:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        run_dir, n = Path(output_dir) / f"run-{stamp}", 1
-        while run_dir.exists():
-            run_dir, n = Path(output_dir) / f"run-{stamp}-{n}", n + 1
-        run_dir.mkdir(parents=True)
+        for n in itertools.count():
+            run_dir = Path(output_dir) / (f"run-{stamp}-{n}" if n else f"run-{stamp}")
+            try:
+                run_dir.mkdir(parents=True)
+                break
+            except FileExistsError:
+                continue
+            except OSError as err:
+                raise UsageError(f"cannot make {run_dir} ({err.strerror}): pick another --output_dir") from None
     return broadcast_object_list([run_dir])[0]
 
 

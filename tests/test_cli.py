@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -162,3 +163,78 @@ def test_help_lists_every_field_with_its_default():
     for name, value in vars(Config()).items():
         assert f"--{name}" in done.stdout
     assert "(default: 0.0005)" in done.stdout and "(default: distilbert-base-uncased)" in done.stdout
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--bootstrap_resamples", "10000000000"], "bootstrap_resamples must be in [100, 10,000,000]"),
+    (["--test_size", "0.9999"], "test_size 0.9999"),
+    (["--test_size", "0.9999", "--split", "grouped"], "leaves the train split empty"),
+])
+def test_values_that_would_fail_late_fail_before_training(argv, message, tiny_model_dir, tiny_data_dir, tmp_path,
+                                                          capsys):
+    out = tmp_path / "out"
+    assert app.main(argv + ["--model_name", str(tiny_model_dir), "--data_dir", str(tiny_data_dir),
+                            "--output_dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def model_copy(source, target, leave_out=(), corrupt=None):
+    target.mkdir()
+    for f in source.iterdir():
+        if f.name not in leave_out:
+            (target / f.name).write_bytes(f.read_bytes()[:100] if f.name == corrupt else f.read_bytes())
+    return target
+
+
+@pytest.mark.parametrize("leave_out, corrupt, message", [
+    (("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"), None, "its tokenizer has"),
+    ((), "model.safetensors", "cannot load model"),
+])
+def test_broken_model_folders_are_refused(tiny_model_dir, tiny_data_dir, tmp_path, capsys, leave_out, corrupt,
+                                          message):
+    model = model_copy(tiny_model_dir, tmp_path / "model", leave_out, corrupt)
+    out = tmp_path / "out"
+    assert app.main(["--model_name", str(model), "--data_dir", str(tiny_data_dir), "--output_dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def output_dirs(root):
+    (root / "a_file").write_text("")
+    (root / "dangling").symlink_to(root / "nowhere")
+    (root / "loop").symlink_to(root / "loop")
+    dirs = {"file in the way": root / "a_file" / "out", "dangling link": root / "dangling",
+            "link loop": root / "loop" / "out", "name too long": root / ("x" * 300)}
+    if Path("/proc/self").is_dir():
+        dirs["virtual file system"] = Path("/proc/sst2-compare-out")
+    return dirs
+
+
+def test_output_dirs_that_cannot_be_made_are_refused_before_anything(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
+    for case, out in output_dirs(tmp_path).items():
+        assert app.main(["--model_name", str(tiny_model_dir), "--data_dir", str(tiny_data_dir),
+                         "--output_dir", str(out)]) == 2, case
+        err = capsys.readouterr().err
+        assert "cannot be written" in err and err.count("\n") == 1, case
+    assert {p.name for p in tmp_path.iterdir()} == {"a_file", "dangling", "loop"}  # nothing made
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(8) as pool:
+        folders = list(pool.map(lambda _: app.new_run_dir(tmp_path), range(16)))
+    assert len(set(folders)) == 16 and all(folder.is_dir() for folder in folders)
+
+
+def test_a_one_class_training_set_is_refused(tiny_model_dir, tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    pd.DataFrame({"sentence": [f"good film {i}" for i in range(40)], "label": 1}).to_parquet(data / "train.parquet")
+    pd.DataFrame({"sentence": ["bad film", "good film"], "label": [0, 1]}).to_parquet(data / "validation.parquet")
+    assert app.main(["--model_name", str(tiny_model_dir), "--data_dir", str(data),
+                     "--output_dir", str(tmp_path / "out")]) == 2
+    assert "the train split has only label 1 (36 rows)" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -1,9 +1,13 @@
+import re
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SHARED_SST2
+from conftest import SHARED_SST2, sst2_like
 
-from data import UsageError, column, inside_fractions, load_sst2, read_split, split_train_test, take_fraction
+from data import (UsageError, column, grouped_test_mask, inside_fractions, load_sst2, read_split, split_train_test,
+                  take_fraction)
 
 
 def test_random_split_sizes_deterministic_and_disjoint(tiny_data_dir):
@@ -90,3 +94,49 @@ def test_real_sst2_grouped_split():
     assert inside_fractions(column(train, "sentence"), {"test": column(test, "sentence")})["test"] == 0
     assert abs(len(test) / len(full) - 0.1) <= 0.02
     assert np.array_equal(split_train_test(full, 0.1, 42, "grouped")[1]["idx"], test["idx"])
+
+
+def test_tsv_is_read_exactly_with_quotes_inside_sentences(tmp_path):
+    sentences = [f'a "quoted" word and a lone " mark {i}' if i % 3 == 0 else f"plain {i}" for i in range(1500)]
+    lines = ["sentence\tlabel"] + [f"{s}\t{i % 2}" for i, s in enumerate(sentences)]
+    (tmp_path / "train.tsv").write_text("\n".join(lines) + "\n")
+    split = read_split(tmp_path, "train")
+    assert len(split) == 1500
+    assert split["sentence"] == sentences and split["label"] == [i % 2 for i in range(1500)]
+
+
+@pytest.mark.parametrize("frame, message", [
+    (pd.DataFrame({"sentence": ["good", None, "  ", "bad"], "label": [1, 0, 1, 0]}), "row(s) 2, 3 have no sentence"),
+    (pd.DataFrame({"sentence": ["a", "b", "c"], "label": [0, "1", [1]]}), "row(s) 2, 3 have '1', [1]"),
+    (pd.DataFrame({"sentence": ["a", "b"], "label": [0, 1], "idx": [1, "x"]}), "idx must be whole numbers; row(s) 2"),
+    (pd.DataFrame({"sentence": ["a", "b"], "label": [0, 1], "idx": [1, None]}), "idx must be whole numbers; row(s) 2"),
+])
+def test_bad_rows_are_named(tmp_path, frame, message):
+    frame.to_json(tmp_path / "train.jsonl", orient="records", lines=True)
+    with pytest.raises(UsageError, match=re.escape(message)):
+        read_split(tmp_path, "train")
+
+
+def test_two_files_for_one_split_are_refused(tmp_path):
+    frame = pd.DataFrame({"sentence": ["good film"], "label": [1]})
+    frame.to_parquet(tmp_path / "train.parquet")
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    with pytest.raises(UsageError, match="several train files"):
+        read_split(tmp_path, "train")
+
+
+def test_items_longer_than_any_span_bound_are_still_matched():
+    long_container = " ".join(f"w{i}" for i in range(100))
+    inside, across = " ".join(f"w{i}" for i in range(10, 80)), " ".join(f"w{i}" for i in range(90, 100)) + " w0"
+    fractions = inside_fractions([long_container], {"q": [inside, across, "w1", "w1 w2 w1"]})
+    assert fractions["q"] == pytest.approx(2 / 4)
+    assert inside_fractions([long_container], {"q": [" ".join(f"w{i}" for i in range(10, 80)) + "0"]})["q"] == 0
+
+
+def test_one_huge_sentence_costs_seconds_not_hours():
+    """Spans are enumerated up to 64 words: a 40,000-word item adds work in proportion to its length."""
+    sentences = list(sst2_like(300, seed=0)["sentence"]) + [" ".join(["good film"] * 20_000)]
+    started = time.monotonic()
+    inside_fractions(sentences, {"test": sentences[:50] + sentences[-1:]})
+    grouped_test_mask(sentences, 0.2, 0)
+    assert time.monotonic() - started < 60

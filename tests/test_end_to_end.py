@@ -168,3 +168,53 @@ def test_two_processes_write_one_set_of_outputs(tiny_model_dir, tiny_data_dir, t
     assert len(pd.read_csv(run_dir / "predictions.csv")) == results["sizes"]["test"] == 40
     for run in RUNS:
         assert sum(map(sum, results["runs"][run]["test"]["confusion_matrix"])) == 40
+
+
+def test_a_diverged_run_is_reported_as_such_not_as_a_finding(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert app.main(tiny_args(tiny_model_dir, tiny_data_dir, out) + FAST + ["--learning_rate_full_finetune",
+                                                                            "1e30"]) == 2
+    last_line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last_line.startswith("error: the full_finetune_seed42 run diverged: its training loss was nan by step")
+    assert "lower its learning rate" in last_line
+    assert not (only_run_dir(out) / "results.json").exists()  # no verdict drawn from it
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    mount_point = tmp_path / "small_disk"
+    mount_point.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(mount_point)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_a_full_disk_is_one_line_and_keeps_what_was_written(tiny_model_dir, tiny_data_dir, small_disk, capsys):
+    out = small_disk / "out"
+    assert app.main(tiny_args(tiny_model_dir, tiny_data_dir, out) + FAST) == 2
+    last_line = capsys.readouterr().err.strip().splitlines()[-1]
+    run_dir = only_run_dir(out)
+    assert last_line == f"error: no space left on {run_dir}: free some space; the files already there are whole"
+    results = json.loads((run_dir / "results.json").read_text())  # written before the figures filled the disk
+    assert results["complete"] is True
+    assert not list(run_dir.glob(".*.tmp"))
+
+
+def test_a_decoder_model_without_a_pad_token_runs(tiny_data_dir, tmp_path, capsys):
+    """GPT-2-style: no pad token (the end-of-text token pads), and a last-token head, which cached first-token
+    features cannot feed: the head-only run falls back to running the encoder at every step."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import GPT2Config, GPT2Model, PreTrainedTokenizerFast
+    from conftest import FILLER, NEGATIVE, POSITIVE
+    vocab = {word: i for i, word in enumerate(["<unk>", "<eos>"] + FILLER + POSITIVE + NEGATIVE)}
+    word_level = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    word_level.pre_tokenizer = pre_tokenizers.Whitespace()
+    folder = tmp_path / "tiny-gpt2"
+    PreTrainedTokenizerFast(tokenizer_object=word_level, unk_token="<unk>", eos_token="<eos>").save_pretrained(folder)
+    GPT2Model(GPT2Config(vocab_size=len(vocab), n_embd=16, n_layer=1, n_head=2, n_positions=128, bos_token_id=1,
+                         eos_token_id=1)).save_pretrained(folder)
+    _, results = run_tiny(folder, tiny_data_dir, tmp_path / "out")
+    assert "head reads more than the first token" in capsys.readouterr().out
+    assert results["complete"] and 0 <= results["runs"]["full_finetune"]["validation"]["accuracy"] <= 1

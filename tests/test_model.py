@@ -109,3 +109,14 @@ def test_batches_pad_to_a_few_shapes_and_keep_every_token():
     exact = batches.padded_to_multiple_of(1).__getitems__([0, 2])
     assert exact["input_ids"].shape == (2, 5)
     assert torch.equal(exact["input_ids"], short["input_ids"][:, :5])
+
+
+def test_a_checkpoint_with_another_head_size_gets_a_fresh_two_label_head(tiny_model_dir, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+    three = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=3)
+    three.save_pretrained(tmp_path / "three")
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(tmp_path / "three")
+    model = load_model(Config(model_name=str(tmp_path / "three")), seed=0)
+    assert model.config.num_labels == 2 and model.classifier.out_features == 2
+    assert torch.equal(model.distilbert.embeddings.word_embeddings.weight,
+                       three.distilbert.embeddings.word_embeddings.weight)  # the encoder is the checkpoint's

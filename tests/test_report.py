@@ -49,3 +49,13 @@ def test_results_json_is_strict_json(tmp_path):
     text = (tmp_path / "results.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text) == {"delta": None, "runs": [None, 0.5]}
+
+
+def test_predictions_csv_cells_never_run_as_spreadsheet_formulas():
+    import numpy as np
+    import pandas as pd
+    frames = {"test": pd.DataFrame({"idx": [0, 1, 2, 3], "label": [1, 0, 1, 0],
+                                    "sentence": ["=HYPERLINK(\"x\")", "-- dull", "@SUM(A1)", "a fine film"]})}
+    probs = {run: {"test": np.array([0.9, 0.1, 0.8, 0.4])} for run in ("head_only", "full_finetune")}
+    sentences = report.predictions_frame(frames, [(42, probs)])["sentence"].tolist()
+    assert sentences == ["'=HYPERLINK(\"x\")", "'-- dull", "'@SUM(A1)", "a fine film"]
