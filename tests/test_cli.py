@@ -213,13 +213,26 @@ def output_dirs(root):
     return dirs
 
 
-def test_output_dirs_that_cannot_be_made_are_refused_before_anything(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
-    for case, out in output_dirs(tmp_path).items():
+@pytest.fixture
+def read_only_folder(tmp_path):
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=16k", "tmpfs", str(folder)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a read-only tmpfs here")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_output_dirs_that_cannot_be_made_are_refused_before_anything(tiny_model_dir, tiny_data_dir, tmp_path, capsys,
+                                                                     read_only_folder):
+    for case, out in {**output_dirs(tmp_path), "read-only file system": read_only_folder}.items():
         assert app.main(["--model_name", str(tiny_model_dir), "--data_dir", str(tiny_data_dir),
                          "--output_dir", str(out)]) == 2, case
         err = capsys.readouterr().err
         assert "cannot be written" in err and err.count("\n") == 1, case
-    assert {p.name for p in tmp_path.iterdir()} == {"a_file", "dangling", "loop"}  # nothing made
+    assert {p.name for p in tmp_path.iterdir()} == {"a_file", "dangling", "loop", "read_only"}  # nothing made
+    assert not list(read_only_folder.iterdir())
 
 
 def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path):

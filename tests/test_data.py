@@ -97,7 +97,7 @@ def test_real_sst2_grouped_split():
 
 
 def test_tsv_is_read_exactly_with_quotes_inside_sentences(tmp_path):
-    sentences = [f'a "quoted" word and a lone " mark {i}' if i % 3 == 0 else f"plain {i}" for i in range(1500)]
+    sentences = [f'" a lone quote opens this {i}' if i % 3 == 0 else f'a "quoted" word {i}' for i in range(1500)]
     lines = ["sentence\tlabel"] + [f"{s}\t{i % 2}" for i, s in enumerate(sentences)]
     (tmp_path / "train.tsv").write_text("\n".join(lines) + "\n")
     split = read_split(tmp_path, "train")

@@ -85,6 +85,7 @@ def test_graphed_trainer_trains_exactly_like_the_trainer(tiny_model_dir, tiny_da
     if stand_in is EagerStepGraph:
         assert sorted(set(EagerStepGraph.made)) == sorted(EagerStepGraph.made)  # one capture per shape
         assert {width for _, width in EagerStepGraph.made} <= {32, 64, 96, 128}
+        assert {rows for rows, _ in EagerStepGraph.made} == {32}  # the epoch's last, smaller batch runs eagerly
         assert graphed.capture_failure is None
     else:
         assert "CUDA graph capture failed (operation not permitted" in capsys.readouterr().out
