@@ -1,6 +1,8 @@
 """Tiny, offline stand-ins: a random DistilBERT and BERT of a few thousand weights, and SST-2-shaped data."""
 import os
+import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +67,15 @@ def tiny_data_dir(tmp_path_factory):
     sst2_like(400, seed=0).to_parquet(folder / "train.parquet")
     sst2_like(60, seed=1).to_parquet(folder / "validation.parquet")
     return folder
+
+
+@contextmanager
+def tmpfs_at(folder, options):
+    """A small tmpfs mounted at folder for the test (a full disk, a read-only one); skips where mounting fails."""
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT
+from conftest import ROOT, tmpfs_at
 
 import checks
 import sst2_compare as app
@@ -215,13 +215,8 @@ def output_dirs(root):
 
 @pytest.fixture
 def read_only_folder(tmp_path):
-    folder = tmp_path / "read_only"
-    folder.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=16k", "tmpfs", str(folder)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a read-only tmpfs here")
-    yield folder
-    subprocess.run(["umount", str(folder)], check=True)
+    with tmpfs_at(tmp_path / "read_only", "ro,size=16k") as folder:
+        yield folder
 
 
 def test_output_dirs_that_cannot_be_made_are_refused_before_anything(tiny_model_dir, tiny_data_dir, tmp_path, capsys,

@@ -8,7 +8,7 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import ROOT
+from conftest import ROOT, tmpfs_at
 
 import sst2_compare as app
 from config import EVAL_SPLITS, RUNS, Config
@@ -182,13 +182,8 @@ def test_a_diverged_run_is_reported_as_such_not_as_a_finding(tiny_model_dir, tin
 
 @pytest.fixture
 def small_disk(tmp_path):
-    mount_point = tmp_path / "small_disk"
-    mount_point.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(mount_point)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
-    yield mount_point
-    subprocess.run(["umount", str(mount_point)], check=True)
+    with tmpfs_at(tmp_path / "small_disk", "size=160k") as folder:
+        yield folder
 
 
 def test_a_full_disk_is_one_line_and_keeps_what_was_written(tiny_model_dir, tiny_data_dir, small_disk, capsys):
