@@ -59,6 +59,11 @@ class Config:
     # statistics
     num_seeds: int = field(default=1, metadata={"help": "repeat both runs for seeds seed, seed+1, ..."})
     bootstrap_resamples: int = field(default=10_000, metadata={"help": "for the 95%% interval of the accuracy delta"})
+    probe_reference: bool = field(
+        default=True,
+        metadata={"help": "also fit the best linear probe (cross-validated logistic regression) on the cached "
+                  "frozen-encoder features, as a reference beside the notebook's head-only run"},
+    )
 
     # speed: the defaults are the fast path; the notebook's behaviour is one field away for each
     cache_encoder_features: bool = field(

@@ -199,3 +199,26 @@ def sst2_splits(cfg):
         raise UsageError(f"the train split has only label {train_labels[0]} ({len(frames['train']):,} rows): nothing "
                          "to learn apart; check the data, or raise subset_fraction")
     return frames
+
+
+def nested_phrase_clusters(sentences):
+    """A cluster id per item: items of which one is a word span of the other are linked, and linked items share a
+    cluster. SST-2's items are nested phrases of the same review sentences, so items of one cluster are not
+    independent evidence; clusters are (close to) independent."""
+    texts = sorted(set(map(words, sentences)))
+    index = {text: i for i, text in enumerate(texts)}
+    parent = np.arange(len(texts))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    longest = min(LONG_ITEM, max(map(len, texts), default=0))
+    for i, text in enumerate(texts):
+        for span in spans(text, longest):
+            j = index.get(span)
+            if j is not None:
+                parent[root(i)] = root(j)
+    return np.unique([root(index[words(s)]) for s in sentences], return_inverse=True)[1]

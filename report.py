@@ -45,34 +45,38 @@ class Stopwatch:
         return {**self.seconds, "total": time.perf_counter() - self.started}
 
 
-def majority_accuracy(train_labels, labels):
-    """Accuracy of always predicting the training set's most common label."""
-    majority = np.bincount(train_labels, minlength=2).argmax()
-    return float(np.mean(np.asarray(labels) == majority))
-
-
 def class_balance(frames):
-    """The notebook's question: is accuracy a fair metric on this data?"""
+    """The notebook's question: is accuracy a fair metric on this data? Train's label counts, and per evaluation
+    split its positive share, whether it is close to balanced, and the majority-class floor."""
     train_labels = frames["train"]["label"].to_numpy()
     counts = np.bincount(train_labels, minlength=2)
+    splits = {}
+    for split in EVAL_SPLITS:
+        positive = float(frames[split]["label"].mean())
+        splits[split] = {"items": len(frames[split]), "positive_share": positive,
+                         "close_to_balanced": max(positive, 1 - positive) < 0.6,
+                         "majority_class_floor": stats.majority_floor(train_labels, frames[split]["label"])}
     return {"train_label_counts": dict(zip(LABEL_NAMES, counts.tolist())),
-            "train_label_shares": dict(zip(LABEL_NAMES, (counts / counts.sum()).round(4).tolist())),
-            "majority_class_accuracy_test": majority_accuracy(train_labels, frames["test"]["label"])}
+            "train_label_shares": dict(zip(LABEL_NAMES, (counts / counts.sum()).round(4).tolist())), **splits}
 
 
-def print_setup(experiment, frames, leakage):
-    """What the run works on: the splits, the label balance, the leakage, and where and how it runs."""
+def print_setup(experiment, frames, leakage, clusters):
+    """What the run works on: the splits, their label mixes, the leakage and independence, where and how it runs."""
     balance = class_balance(frames)
     say(f"split '{experiment.cfg.split}': " + ", ".join(f"{name} {len(frame):,}" for name, frame in frames.items()))
-    shares = balance["train_label_shares"]
     say("train labels: " + ", ".join(f"{k} {balance['train_label_counts'][k]:,} ({100 * v:.1f}%)"
-                                     for k, v in shares.items()))
-    majority = balance["majority_class_accuracy_test"]
-    say(f"always predicting the majority class scores {100 * majority:.1f}% on test. The classes are "
-        f"{'close to balanced' if max(shares.values()) < 0.6 else 'imbalanced'}, so accuracy is meaningful once "
-        f"read against that {100 * majority:.1f}% floor; F1 of 'positive' and macro-F1 are reported beside it.")
+                                     for k, v in balance["train_label_shares"].items()))
+    for split in EVAL_SPLITS:
+        b = balance[split]
+        say(f"{split}: {100 * b['positive_share']:.1f}% positive "
+            f"({'close to balanced' if b['close_to_balanced'] else 'imbalanced'}); always predicting the majority "
+            f"class scores {100 * b['majority_class_floor']:.1f}%: read accuracy against that floor, with F1 and "
+            "macro-F1 beside it")
     say(f"leakage: {100 * leakage['test']:.1f}% of test items and {100 * leakage['validation']:.1f}% of validation "
         "items are word-for-word phrases of training items; scores on such items reward memorising.")
+    if clusters["test"] is not None:
+        say(f"independence: the {len(frames['test']):,} test items are nested phrases falling into "
+            f"{clusters['test'].max() + 1:,} clusters; its intervals resample whole clusters")
     for split in EVAL_SPLITS:
         labels = frames[split]["label"]
         if len(labels) < 30 or labels.nunique() < 2:
@@ -86,67 +90,126 @@ def print_setup(experiment, frames, leakage):
         say("warning: no GPU; a full run is slow on a CPU. Try --subset_fraction 0.05 for a quick look.")
 
 
-def print_run(run, metrics, leakage):
+def print_run(run, metrics, leakage, seed):
     for split in EVAL_SPLITS:
         m = metrics[split]
         seen = f"  ({100 * leakage[split]:.1f}% of these items are phrases of training items)"
-        say(f"\n{RUN_TITLES[run]} on {split}: accuracy {m['accuracy']:.4f}  F1 {m['f1']:.4f}  "
+        say(f"\n{RUN_TITLES[run]}, seed {seed}, on {split}: accuracy {m['accuracy']:.4f}  F1 {m['f1']:.4f}  "
             f"macro-F1 {m['macro_f1']:.4f}{seen}")
         (tn, fp), (fn, tp) = m["confusion_matrix"]
         say(f"confusion (rows true, cols predicted):  neg [{tn:5d} {fp:5d}]   pos [{fn:5d} {tp:5d}]")
         say(m["report"])
 
 
-def print_comparison(result, leakage, floors):
-    runs, sig = result["runs"], result["significance"]
-    say(f"{'':22}{'head-only':>10}{'full':>10}{'delta (points)':>16}{'relative':>10}")
+def reduction(delta):
+    share = delta["error_rate_reduction"]
+    return f"{100 * share:+.1f}%" if share is not None else "n/a"
+
+
+def interval_line(split, s, baseline):
+    lo, hi = (100 * x for x in s["delta_accuracy_ci95"])
+    return (f"{split}: accuracy delta 95% CI [{lo:+.2f}, {hi:+.2f}] points over {s['independent_units']:,} "
+            f"{s['resampled_unit']}, {s['paired_test']} p = {s['p_value']:.2g} ({baseline} right & full wrong: "
+            f"{s['discordant'][0]}, the reverse: {s['discordant'][1]})")
+
+
+def print_comparison(result, balance, leakage, features_cached, summary=None):
+    runs, seed = result["runs"], result["seed"]
+    seeds = len(summary["delta"]["per_seed_accuracy"]) if summary else 1
+    say(f"seed {seed}" + (f" (the first of {seeds}; the verdict below speaks for all)" if seeds > 1 else "") + ":")
+    say(f"{'':22}{'head-only':>10}{'full':>10}{'delta (points)':>16}{'error-rate reduction':>22}{'positive':>10}")
     for split, delta in (("test", result["delta"]), ("validation", result["delta_validation"])):
         h, f = runs["head_only"][split], runs["full_finetune"][split]
         say(f"{split + ' accuracy':22}{h['accuracy']:10.4f}{f['accuracy']:10.4f}{100 * delta['accuracy']:+16.2f}"
-            f"{delta['accuracy_relative_pct']:+9.1f}%")
+            f"{reduction(delta):>22}{100 * balance[split]['positive_share']:9.1f}%")
         say(f"{split + ' F1':22}{h['f1']:10.4f}{f['f1']:10.4f}{100 * delta['f1']:+16.2f}")
+    probe = result.get("probe_reference")
+    if probe:
+        say("\nbest linear probe (reference), the full fine-tune's gain over it:")
+        for split in EVAL_SPLITS:
+            d = probe["delta"][split]
+            say(f"{split + ' accuracy':22}{probe['runs'][split]['accuracy']:10.4f}"
+                f"{runs['full_finetune'][split]['accuracy']:10.4f}{100 * d['accuracy']:+16.2f}{reduction(d):>22}")
     say("")
     for split in EVAL_SPLITS:
-        s = sig[split]
-        lo, hi = (100 * x for x in s["delta_accuracy_ci95"])
-        say(f"{split}: accuracy delta 95% CI [{lo:+.2f}, {hi:+.2f}] points, McNemar p = {s['mcnemar_p']:.2g} "
-            f"(head-only right & full wrong: {s['discordant'][0]}, the reverse: {s['discordant'][1]})")
-    say("\n" + conclusion(result, leakage, floors))
+        say(interval_line(split, result["significance"][split], "head-only"))
+    if probe:
+        for split in EVAL_SPLITS:
+            say(interval_line(split, probe["significance"][split], "probe"))
+    if features_cached:
+        say("head-only trained on frozen-encoder features computed once: the encoder's dropout was off (the notebook "
+            "ran the encoder with dropout on at every step).")
+    say("\n" + conclusion(result, leakage, balance, summary))
 
 
 def print_summary(summary):
-    say("\nover seeds (mean +- std):")
+    say("\nover seeds (mean +- std; the split is the same, so the spread is training randomness):")
     for run in RUNS:
         for split in EVAL_SPLITS:
             m = summary[run][split]
             say(f"  {run:14} {split:10} accuracy {m['accuracy']['mean']:.4f} +- {m['accuracy']['std']:.4f}"
                 f"  F1 {m['f1']['mean']:.4f} +- {m['f1']['std']:.4f}")
     for key, split in (("delta", "test"), ("delta_validation", "validation")):
-        d = summary[key]["accuracy"]
-        say(f"  delta {split:10} {100 * d['mean']:+.2f} +- {100 * d['std']:.2f} points")
+        d = summary[key]
+        say(f"  delta {split:10} {100 * d['accuracy']['mean']:+.2f} +- {100 * d['accuracy']['std']:.2f} points; "
+            f"per seed {', '.join(f'{100 * x:+.2f}' for x in d['per_seed_accuracy'])}")
 
 
-def conclusion(result, leakage, floors):
-    """Plain sentences that claim no more than the interval, the test and the majority-class floor support."""
-    sentences = []
+def population(split, leakage, significance):
+    units = significance["independent_units"]
+    if split == "validation":
+        return f"GLUE validation ({units:,} independent sentences)"
+    leak = f", {100 * leakage:.0f}% of them phrases seen in training" if leakage > 0.05 else ""
+    return f"the re-split test set ({units:,} clusters of nested phrases{leak})"
+
+
+def verdict(delta, significance, baseline):
+    lo, hi = (100 * x for x in significance["delta_accuracy_ci95"])
+    points = 100 * delta["accuracy"]
+    evidence = f"95% CI {lo:+.1f} to {hi:+.1f}, {significance['paired_test']} p = {significance['p_value']:.2g}"
+    if significance["difference_claimed"]:
+        return f"full fine-tuning {'beats' if points > 0 else 'trails'} {baseline} by {abs(points):.1f} points ({evidence})"
+    return (f"the difference from {baseline} ({points:+.1f} points) is not established ({evidence}: the interval and "
+            "the paired test do not both rule out chance)")
+
+
+def conclusion(result, leakage, balance, summary=None):
+    """Plain sentences, each naming the population it measures, that claim no more than the interval, the paired
+    test, the majority-class floor and the seeds support."""
+    sentences, seed = [], (f"In seed {result['seed']}, o" if summary else "O")
     for split, delta in (("validation", result["delta_validation"]), ("test", result["delta"])):
         s = result["significance"][split]
-        lo, hi = (100 * x for x in s["delta_accuracy_ci95"])
-        points = 100 * delta["accuracy"]
-        if lo > 0 or hi < 0:
-            verdict = f"full fine-tuning {'beats' if points > 0 else 'trails'} head-only by {abs(points):.1f} points"
-        else:
-            verdict = f"the difference of {points:+.1f} points is not distinguishable from zero"
-        leak = f", {100 * leakage[split]:.0f}% of whose items are phrases seen in training" \
-            if leakage[split] > 0.05 else ""
-        sentences.append(f"On {SPLIT_TITLES[split]}{leak}, {verdict} "
-                         f"(95% CI {lo:+.1f} to {hi:+.1f}, McNemar p = {s['mcnemar_p']:.2g}).")
+        sentences.append(f"{seed}n {population(split, leakage[split], s)}, {verdict(delta, s, 'head-only')}.")
     if leakage["test"] > 0.05:
         sentences.append("The test score rewards memorised phrases; trust GLUE validation, or use --split grouped.")
+    probe = result.get("probe_reference")
+    if probe:
+        d, s = probe["delta"]["validation"], probe["significance"]["validation"]
+        recipe = probe["runs"]["validation"]["accuracy"] - result["runs"]["head_only"]["validation"]["accuracy"]
+        sentences.append(f"Against the best linear probe on the same frozen features (a reference, "
+                         f"{100 * probe['runs']['validation']['accuracy']:.1f}% on GLUE validation), "
+                         f"{verdict(d, s, 'the probe')}" + (
+                             f"; so about {100 * recipe:.1f} points of the gap over the notebook's head-only run come "
+                             "from how that head was trained, not from freezing the encoder." if recipe > 0 else "."))
     for run, name in (("head_only", "The head-only model"), ("full_finetune", "The full fine-tune")):
-        if result["runs"][run]["validation"]["accuracy"] <= floors["validation"] + 0.005:
-            sentences.append(f"{name} does no better on GLUE validation than always predicting the majority class: "
-                             "it learned nothing beyond the label shares, and the delta reflects that.")
+        splits = result["at_majority_floor"][run]
+        if splits:
+            names = " and ".join(SPLIT_TITLES[split] for split in splits)
+            sentences.append(f"{name} does no better than always predicting the majority class on {names}: it "
+                             f"learned nothing there beyond the label shares, so the delta on {names} compares "
+                             f"{'the full fine-tune with a constant guess' if run == 'head_only' else 'a constant guess with the head-only model'}.")
+    for split in EVAL_SPLITS:
+        if not balance[split]["close_to_balanced"]:
+            title = SPLIT_TITLES[split]
+            sentences.append(f"{title[0].upper()}{title[1:]} is imbalanced "
+                             f"({100 * balance[split]['positive_share']:.0f}% positive): read its F1 and macro-F1.")
+    if summary:
+        n = len(summary["delta"]["per_seed_accuracy"])
+        for key, split in (("delta_validation", "validation"), ("delta", "test")):
+            d = summary[key]
+            sentences.append(f"Over {n} seeds (training randomness on one split), the delta on {SPLIT_TITLES[split]} is "
+                             f"{100 * d['accuracy']['mean']:+.1f} +- {100 * d['accuracy']['std']:.1f} points, a "
+                             f"difference claimed in {d['seeds_claiming_a_difference']} of {n}.")
     return " ".join(sentences)
 
 
@@ -217,28 +280,35 @@ class Results:
     """One run's results.json and predictions.csv, rewritten after every seed so that a later failure loses none
     of the finished seeds (results.json says `"complete": false` until the last is in); then the printed report."""
 
-    def __init__(self, experiment, frames, leakage):
-        self.experiment, self.frames, self.leakage = experiment, frames, leakage
+    def __init__(self, experiment, frames, leakage, clusters, probe=None, features_cached=False):
+        self.experiment, self.frames, self.leakage, self.clusters = experiment, frames, leakage, clusters
+        self.probe, self.features_cached = probe, features_cached
         self.labels = {split: frames[split]["label"].to_numpy() for split in EVAL_SPLITS}
+        self.balance = class_balance(frames)
+        self.floors = {split: self.balance[split]["majority_class_floor"] for split in EVAL_SPLITS}
         self.per_seed, self.per_seed_probs, self.record = [], [], None
 
     def add_seed(self, seed, records, probs, timings):
         cfg = self.experiment.cfg
-        self.per_seed.append(stats.compare_runs(seed, records, probs, self.labels, cfg.bootstrap_resamples))
+        models = {**probs, "probe": self.probe[0]} if self.probe else probs
+        self.per_seed.append(stats.compare_runs(seed, records, models, self.labels, cfg.bootstrap_resamples,
+                                                self.clusters, self.floors))
         self.per_seed_probs.append((seed, probs))
         if not PartialState().is_main_process:
             return
         first = self.per_seed[0]
         self.record = {
             "complete": len(self.per_seed) == cfg.num_seeds, "config": dataclasses.asdict(cfg),
-            "class_balance": class_balance(self.frames),
+            "class_balance": self.balance,
             "sizes": {name: len(frame) for name, frame in self.frames.items()},
             "leakage": {"test_items_inside_train_fraction": self.leakage["test"],
                         "validation_items_inside_train_fraction": self.leakage["validation"]},
-            **{key: first[key] for key in ("runs", "delta", "delta_validation", "significance")},
+            **{key: first[key] for key in ("runs", "delta", "delta_validation", "significance", "at_majority_floor")},
             "speed": {"precision": self.experiment.precision.name,
                       "cuda_graphs": self.experiment.graphs_off_because or "on"},
             "timings_seconds": timings, "environment": environment()}
+        if self.probe:
+            self.record["probe_reference"] = {**first["probe_reference"], "fit": self.probe[1]}
         if len(self.per_seed) > 1:
             self.record["seeds"] = self.per_seed
             self.record["summary"] = stats.summarize_seeds(self.per_seed)
@@ -251,12 +321,11 @@ class Results:
         say("\n=== report ===")
         first = self.per_seed[0]
         for run in RUNS:
-            print_run(run, first["runs"][run], self.leakage)
-        train_labels = self.frames["train"]["label"].to_numpy()
-        floors = {split: majority_accuracy(train_labels, self.labels[split]) for split in EVAL_SPLITS}
-        print_comparison(first, self.leakage, floors)
-        if len(self.per_seed) > 1:
-            print_summary(self.record["summary"])
-        figures = plots.save_figures(self.per_seed, floors, self.experiment.run_dir, write_atomic)
+            print_run(run, first["runs"][run], self.leakage, first["seed"])
+        summary = self.record.get("summary")
+        print_comparison(first, self.balance, self.leakage, self.features_cached, summary)
+        if summary:
+            print_summary(summary)
+        figures = plots.save_figures(self.per_seed, self.floors, self.experiment.run_dir, write_atomic)
         say(f"\nwrote {self.experiment.run_dir}/results.json, predictions.csv, {', '.join(f.name for f in figures)}")
         say(f"total wall time {total_seconds:.1f}s")

@@ -27,10 +27,11 @@ import stats
 from batches import already_batched, tokenize_splits
 from checks import check_inputs
 from config import EVAL_SPLITS, Config, UsageError, parse_config
-from data import inside_fractions, sst2_splits
+from data import inside_fractions, nested_phrase_clusters, sst2_splits
 from features import encoder_features, encoder_replayed
 from graphs import GraphedTrainer, cuda_graphs_apply
 from models import Precision, apply_precision, decide_precision, load_model, load_tokenizer, set_encoder_trainable
+from probe import best_linear_probe
 from report import say
 
 
@@ -148,9 +149,10 @@ def run(cfg):
         tokenizer = load_tokenizer(cfg)
         frames, batches = tokenize_splits(frames, tokenizer, cfg.max_length,
                                           1 if graphs_off_because else cfg.pad_to_multiple_of)
+        # test items are nested phrases of the same review sentences: uncertainty is measured over clusters of them
+        clusters = {"test": nested_phrase_clusters(frames["test"]["sentence"]), "validation": None}
     experiment = Experiment(cfg, new_run_dir(cfg.output_dir), tokenizer, precision, graphs_off_because)
-    report.print_setup(experiment, frames, leakage)
-    results = report.Results(experiment, frames, leakage)
+    report.print_setup(experiment, frames, leakage, clusters)
 
     features = None  # the frozen encoder's output, the same in every seed: computed once
     if cfg.cache_encoder_features:
@@ -159,6 +161,15 @@ def run(cfg):
                                         precision.autocast_dtype)
         say("this model's head reads more than the first token: the encoder runs at every head-only step instead"
             if features is None else f"frozen-encoder features computed once, in {stopwatch.seconds['features']:.1f}s")
+    probe = None  # what a well-fit classifier on the same frozen features reaches: a reference for the head-only run
+    if cfg.probe_reference and features is not None:
+        with stopwatch("probe_reference"):
+            probe = best_linear_probe(features, cfg.seed)
+        say(f"best linear probe (reference): regularisation C = {probe[1]['C']:.3g} chosen by 5-fold cross-validation "
+            f"on {probe[1]['train_items']:,} training items")
+    elif cfg.probe_reference:
+        say("no linear probe reference: it needs the cached encoder features (cache_encoder_features)")
+    results = report.Results(experiment, frames, leakage, clusters, probe, features_cached=features is not None)
 
     for seed in range(cfg.seed, cfg.seed + cfg.num_seeds):
         records, probs = {}, {}

@@ -5,9 +5,12 @@ from sklearn.metrics import accuracy_score, classification_report, confusion_mat
 
 from config import EVAL_SPLITS, LABEL_NAMES, RUNS
 
+ALPHA = 0.05
+BLOCK = 2_000_000  # draws per chunk of resamples: bounds memory whatever the resample and unit counts
+
 
 def predicted_labels(prob_positive):
-    """The decision rule for both runs: positive when P(positive) > 0.5."""
+    """The decision rule for every model: positive when P(positive) > 0.5."""
     return (np.asarray(prob_positive) > 0.5).astype(int)
 
 
@@ -23,34 +26,34 @@ def classification_metrics(labels, preds):
     }
 
 
-def metric_delta(head_only, full_finetune):
-    """Full fine-tune minus head-only, as a difference of 0-1 scores (0.05 is 5 points), for accuracy and F1;
-    and the accuracy gain relative to head-only's, in %."""
-    acc_h, acc_f = head_only["accuracy"], full_finetune["accuracy"]
+def metric_delta(baseline, model):
+    """Model minus baseline, as differences of 0-1 scores (0.05 is 5 points), for accuracy and F1; and the
+    error-rate reduction: the share of the baseline's errors that the model removes (None when it made none)."""
+    errors = 1 - baseline["accuracy"]
     return {
-        "accuracy": acc_f - acc_h,
-        "accuracy_relative_pct": 100 * (acc_f - acc_h) / acc_h if acc_h else float("nan"),
-        "f1": full_finetune["f1"] - head_only["f1"],
+        "accuracy": model["accuracy"] - baseline["accuracy"],
+        "error_rate_reduction": (model["accuracy"] - baseline["accuracy"]) / errors if errors > 0 else None,
+        "f1": model["f1"] - baseline["f1"],
     }
 
 
-def mcnemar_exact(head_correct, full_correct):
+def mcnemar_exact(base_correct, model_correct):
     """Two-sided exact McNemar test on paired right/wrong outcomes: only the discordant pairs carry evidence."""
-    head_correct, full_correct = np.asarray(head_correct, bool), np.asarray(full_correct, bool)
-    head_only_wins = int(np.sum(head_correct & ~full_correct))
-    full_wins = int(np.sum(full_correct & ~head_correct))
-    n = head_only_wins + full_wins
-    p = 1.0 if n == 0 else binomtest(min(head_only_wins, full_wins), n, 0.5).pvalue
-    return float(p), [head_only_wins, full_wins]
+    base_correct, model_correct = np.asarray(base_correct, bool), np.asarray(model_correct, bool)
+    base_wins = int(np.sum(base_correct & ~model_correct))
+    model_wins = int(np.sum(model_correct & ~base_correct))
+    n = base_wins + model_wins
+    p = 1.0 if n == 0 else binomtest(min(base_wins, model_wins), n, 0.5).pvalue
+    return float(p), [base_wins, model_wins]
 
 
-def bootstrap_delta_ci(head_correct, full_correct, resamples, seed):
-    """Paired bootstrap 95% interval of accuracy(full) - accuracy(head-only).
+def bootstrap_delta_ci(base_correct, model_correct, resamples, seed):
+    """Paired bootstrap 95% interval of accuracy(model) - accuracy(baseline), items resampled.
 
     Per example the paired difference is -1, 0 or +1, so a resample's mean depends only on how many of each
     it drew: a multinomial draw with the observed shares is the same bootstrap, without n x resamples indices.
     """
-    diff = np.asarray(full_correct, int) - np.asarray(head_correct, int)
+    diff = np.asarray(model_correct, int) - np.asarray(base_correct, int)
     n = len(diff)
     shares = [np.mean(diff == -1), np.mean(diff == 0), np.mean(diff == 1)]
     counts = np.random.default_rng(seed).multinomial(n, shares, size=resamples)
@@ -59,27 +62,91 @@ def bootstrap_delta_ci(head_correct, full_correct, resamples, seed):
     return [float(low), float(high)]
 
 
-def paired_significance(labels, head_preds, full_preds, resamples, seed):
-    head_correct = np.asarray(head_preds) == np.asarray(labels)
-    full_correct = np.asarray(full_preds) == np.asarray(labels)
-    p, discordant = mcnemar_exact(head_correct, full_correct)
-    return {"mcnemar_p": p, "delta_accuracy_ci95": bootstrap_delta_ci(head_correct, full_correct, resamples, seed),
-            "discordant": discordant}
+def cluster_bootstrap_ci(diff, clusters, resamples, seed):
+    """95% interval of the mean paired difference, whole clusters resampled (items within one are not
+    independent): each resample draws as many clusters as there are, with replacement."""
+    sums, sizes = np.bincount(clusters, weights=diff), np.bincount(clusters)
+    rng, deltas = np.random.default_rng(seed), []
+    chunk = max(1, BLOCK // len(sizes))
+    for start in range(0, resamples, chunk):
+        draws = rng.multinomial(len(sizes), np.full(len(sizes), 1 / len(sizes)), size=min(chunk, resamples - start))
+        deltas.append(draws @ sums / (draws @ sizes))
+    low, high = np.percentile(np.concatenate(deltas), [2.5, 97.5])
+    return [float(low), float(high)]
 
 
-def compare_runs(seed, records, probs, labels, resamples):
-    """One seed's comparison: each run's metrics on each split, the deltas, and paired significance.
-    records: each run's training record; probs: each run's P(positive) per split; labels: per split."""
-    preds = {run: {split: predicted_labels(probs[run][split]) for split in EVAL_SPLITS} for run in RUNS}
-    runs = {run: {**records[run], **{split: classification_metrics(labels[split], preds[run][split])
-                                     for split in EVAL_SPLITS}} for run in RUNS}
-    head, full = runs["head_only"], runs["full_finetune"]
-    return {"seed": seed, "runs": runs,
-            "delta": metric_delta(head["test"], full["test"]),
-            "delta_validation": metric_delta(head["validation"], full["validation"]),
-            "significance": {split: paired_significance(labels[split], preds["head_only"][split],
-                                                        preds["full_finetune"][split], resamples, seed)
-                             for split in EVAL_SPLITS}}
+def cluster_sign_flip_p(diff, clusters, resamples, seed):
+    """Two-sided paired permutation test that respects clusters: under 'both models are as good', each
+    cluster's summed difference is as likely to have the other sign, so its signs are flipped at random."""
+    sums = np.bincount(clusters, weights=diff)
+    observed = abs(sums.sum())
+    if observed == 0:
+        return 1.0
+    rng, extreme = np.random.default_rng(seed), 0
+    chunk = max(1, BLOCK // len(sums))
+    for start in range(0, resamples, chunk):
+        signs = rng.choice([-1.0, 1.0], size=(min(chunk, resamples - start), len(sums)))
+        extreme += int(np.sum(np.abs(signs @ sums) >= observed - 1e-9))
+    return (1 + extreme) / (1 + resamples)
+
+
+def paired_significance(labels, base_preds, model_preds, resamples, seed, clusters=None):
+    """How far to trust model minus baseline on these items: a 95% interval and a paired test, over independent
+    units (sentences; or, with `clusters`, groups of nested phrases), and one verdict from both: a difference
+    is claimed only when the interval excludes 0 and the test rejects 'no difference' at 5%."""
+    base_correct = np.asarray(base_preds) == np.asarray(labels)
+    model_correct = np.asarray(model_preds) == np.asarray(labels)
+    mcnemar_p, discordant = mcnemar_exact(base_correct, model_correct)
+    if clusters is None:
+        interval = bootstrap_delta_ci(base_correct, model_correct, resamples, seed)
+        p, test, unit, units = mcnemar_p, "exact McNemar", "sentences", len(labels)
+    else:
+        diff = model_correct.astype(float) - base_correct
+        interval = cluster_bootstrap_ci(diff, clusters, resamples, seed)
+        p = cluster_sign_flip_p(diff, clusters, resamples, seed)
+        test, unit, units = "cluster sign-flip permutation", "clusters of nested phrases", int(clusters.max()) + 1
+    excludes_zero = interval[0] > 0 or interval[1] < 0
+    return {"delta_accuracy_ci95": interval, "p_value": float(p), "paired_test": test, "resampled_unit": unit,
+            "independent_units": units, "discordant": discordant, "mcnemar_p_items": mcnemar_p,
+            "difference_claimed": bool(excludes_zero and p < ALPHA)}
+
+
+def majority_floor(train_labels, labels):
+    """Accuracy of always predicting the training set's most common label."""
+    majority = np.bincount(train_labels, minlength=2).argmax()
+    return float(np.mean(np.asarray(labels) == majority))
+
+
+def at_floor(accuracy, floor, n):
+    """No better than the majority floor: within one item or half a point of it, whichever is larger."""
+    return accuracy <= floor + max(1 / max(n, 1), 0.005)
+
+
+def compare_runs(seed, records, probs, labels, resamples, clusters, floors):
+    """One seed's comparison: each run's metrics on each split, the deltas, paired significance, and which runs sit
+    at their split's majority floor. records: each run's training record (None for the probe reference);
+    probs: each model's P(positive) per split; clusters: per split, a cluster id per item, or None."""
+    preds = {run: {split: predicted_labels(p[split]) for split in EVAL_SPLITS} for run, p in probs.items()}
+    runs = {run: {**(records.get(run) or {}), **{split: classification_metrics(labels[split], preds[run][split])
+                                                  for split in EVAL_SPLITS}} for run in probs}
+
+    def versus(baseline):
+        return {"delta": {split: metric_delta(runs[baseline][split], runs["full_finetune"][split])
+                          for split in EVAL_SPLITS},
+                "significance": {split: paired_significance(labels[split], preds[baseline][split],
+                                                            preds["full_finetune"][split], resamples, seed,
+                                                            clusters[split]) for split in EVAL_SPLITS}}
+
+    head = versus("head_only")
+    result = {"seed": seed, "runs": {run: runs[run] for run in RUNS},
+              "delta": head["delta"]["test"], "delta_validation": head["delta"]["validation"],
+              "significance": head["significance"],
+              "at_majority_floor": {run: [split for split in EVAL_SPLITS
+                                          if at_floor(runs[run][split]["accuracy"], floors[split],
+                                                      len(labels[split]))] for run in RUNS}}
+    if "probe" in probs:
+        result["probe_reference"] = {"runs": runs["probe"], **versus("probe")}
+    return result
 
 
 def mean_std(values):
@@ -88,11 +155,15 @@ def mean_std(values):
 
 
 def summarize_seeds(per_seed):
-    """Mean and sample standard deviation over seeds of each run's accuracy and F1, and of the delta."""
+    """Over seeds: mean and sample standard deviation of each run's accuracy and F1 and of the delta, every seed's
+    delta, and in how many seeds a difference was claimed (interval and test agreeing)."""
     summary = {run: {split: {metric: mean_std([s["runs"][run][split][metric] for s in per_seed])
                              for metric in ("accuracy", "f1")}
                      for split in EVAL_SPLITS}
                for run in RUNS}
-    for key in ("delta", "delta_validation"):  # test and validation
+    for key, split in (("delta", "test"), ("delta_validation", "validation")):
         summary[key] = {metric: mean_std([s[key][metric] for s in per_seed]) for metric in ("accuracy", "f1")}
+        summary[key]["per_seed_accuracy"] = [s[key]["accuracy"] for s in per_seed]
+        summary[key]["seeds_claiming_a_difference"] = sum(s["significance"][split]["difference_claimed"]
+                                                          for s in per_seed)
     return summary

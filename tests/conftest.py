@@ -37,7 +37,9 @@ def sst2_like(n, seed):
 
 def save_tiny_model(folder, architecture):
     """A pretrained-style checkpoint: the encoder alone, so loading it for classification makes a new head."""
+    import torch
     from transformers import BertConfig, BertModel, DistilBertConfig, DistilBertModel, DistilBertTokenizer
+    torch.manual_seed(0)  # the same tiny model in every session
     if architecture == "distilbert":
         config = DistilBertConfig(vocab_size=len(VOCAB), dim=16, n_layers=1, n_heads=2, hidden_dim=32,
                                   max_position_embeddings=128)

@@ -1,31 +1,71 @@
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
 
 import report
+import stats
+
+BALANCED = {split: {"positive_share": 0.5, "close_to_balanced": True} for split in ("test", "validation")}
 
 
-def comparison(delta_ci, head_val_acc):
-    runs = {"head_only": {"validation": {"accuracy": head_val_acc}}, "full_finetune": {"validation": {"accuracy": 0.9}}}
-    significance = {"mcnemar_p": 0.01, "delta_accuracy_ci95": delta_ci, "discordant": [3, 12]}
-    delta = {"accuracy": sum(delta_ci) / 2}
-    return {"runs": runs, "delta": delta, "delta_validation": delta,
-            "significance": {"test": significance, "validation": significance}}
+def significance(interval, p, claimed, units=872, unit="sentences"):
+    return {"delta_accuracy_ci95": interval, "p_value": p, "paired_test": "exact McNemar", "discordant": [3, 12],
+            "independent_units": units, "resampled_unit": unit, "difference_claimed": claimed}
 
 
-def test_conclusion_claims_only_what_the_interval_supports():
-    floors = {"test": 0.5, "validation": 0.5}
-    clear = report.conclusion(comparison([0.05, 0.11], 0.8), {"test": 0.88, "validation": 0.0}, floors)
-    assert "On GLUE validation, full fine-tuning beats head-only by 8.0 points" in clear
-    assert "88% of whose items are phrases seen in training" in clear and "--split grouped" in clear
-    unclear = report.conclusion(comparison([-0.01, 0.03], 0.8), {"test": 0.0, "validation": 0.0}, floors)
-    assert "not distinguishable from zero" in unclear and "beats" not in unclear and "grouped" not in unclear
+def comparison(interval, p, claimed, head_accuracy=0.8, at_floor=()):
+    runs = {run: {split: {"accuracy": acc} for split in ("test", "validation")}
+            for run, acc in (("head_only", head_accuracy), ("full_finetune", 0.9))}
+    delta = {"accuracy": sum(interval) / 2}
+    return {"seed": 42, "runs": runs, "delta": delta, "delta_validation": delta,
+            "significance": {"test": significance(interval, p, claimed, 700, "clusters of nested phrases"),
+                             "validation": significance(interval, p, claimed)},
+            "at_majority_floor": {"head_only": list(at_floor), "full_finetune": []}}
 
 
-def test_conclusion_flags_a_run_stuck_at_the_majority_class():
-    text = report.conclusion(comparison([0.3, 0.5], 0.51), {"test": 0.0, "validation": 0.0},
-                             {"test": 0.57, "validation": 0.51})
-    assert "The head-only model does no better on GLUE validation than always predicting the majority class" in text
+def test_conclusion_claims_only_what_interval_and_test_support_and_names_each_population():
+    clear = report.conclusion(comparison([0.05, 0.11], 0.001, True), {"test": 0.88, "validation": 0.0}, BALANCED)
+    assert "On GLUE validation (872 independent sentences), full fine-tuning beats head-only by 8.0 points" in clear
+    assert "On the re-split test set (700 clusters of nested phrases, 88% of them phrases seen in training)" in clear
+    assert "--split grouped" in clear
+    unclear = report.conclusion(comparison([0.02, 0.19], 0.12, False), {"test": 0.0, "validation": 0.0}, BALANCED)
+    assert "is not established" in unclear and "beats" not in unclear and "grouped" not in unclear
+
+
+def test_conclusion_flags_a_run_at_the_majority_floor_once_per_run():
+    text = report.conclusion(comparison([0.3, 0.5], 0.001, True, 0.51, at_floor=("test", "validation")),
+                             {"test": 0.0, "validation": 0.0}, BALANCED)
+    assert text.count("The head-only model does no better than always predicting the majority class") == 1
+    assert "on the re-split test set and GLUE validation" in text and "with a constant guess" in text
+
+
+def test_small_validation_case_with_few_discordant_pairs_claims_nothing():
+    """43 sentences, head-only right where the full fine-tune is wrong 0 times, the reverse 4: the bootstrap
+    interval excludes 0, but four discordant pairs are not evidence (exact McNemar p = 0.125)."""
+    labels = np.ones(43, int)
+    head = np.r_[np.zeros(4), np.ones(30), np.zeros(9)].astype(int)
+    full = np.r_[np.ones(4), np.ones(30), np.zeros(9)].astype(int)
+    sig = stats.paired_significance(labels, head, full, 10_000, seed=0)
+    assert sig["discordant"] == [0, 4] and sig["p_value"] == pytest.approx(0.125)
+    assert sig["delta_accuracy_ci95"][0] > 0  # the interval alone would have claimed a win
+    assert sig["difference_claimed"] is False
+    result = comparison(sig["delta_accuracy_ci95"], sig["p_value"], sig["difference_claimed"])
+    assert "beats" not in report.conclusion(result, {"test": 0.0, "validation": 0.0}, BALANCED)
+
+
+def test_multi_seed_verdict_speaks_for_every_seed():
+    summary = {"delta": {"accuracy": {"mean": 0.05, "std": 0.01}, "per_seed_accuracy": [0.04, 0.05, 0.06],
+                         "seeds_claiming_a_difference": 2},
+               "delta_validation": {"accuracy": {"mean": 0.1, "std": 0.02}, "per_seed_accuracy": [0.08, 0.1, 0.12],
+                                    "seeds_claiming_a_difference": 3}}
+    text = report.conclusion(comparison([0.05, 0.11], 0.001, True), {"test": 0.0, "validation": 0.0}, BALANCED,
+                             summary)
+    assert text.startswith("In seed 42, on GLUE validation")
+    assert "Over 3 seeds (training randomness on one split), the delta on GLUE validation is +10.0 +- 2.0 points, " \
+           "a difference claimed in 3 of 3." in text
+    assert "claimed in 2 of 3" in text
 
 
 @pytest.mark.parametrize("stop", [KeyboardInterrupt, OSError])
@@ -44,7 +84,6 @@ def test_a_write_stopped_midway_leaves_the_old_file_and_no_temporary_one(tmp_pat
 
 
 def test_results_json_is_strict_json(tmp_path):
-    import pandas as pd
     report.save_results(tmp_path, {"delta": float("nan"), "runs": [float("inf"), 0.5]}, pd.DataFrame({"a": [1]}))
     text = (tmp_path / "results.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
@@ -52,8 +91,6 @@ def test_results_json_is_strict_json(tmp_path):
 
 
 def test_predictions_csv_cells_never_run_as_spreadsheet_formulas():
-    import numpy as np
-    import pandas as pd
     frames = {"test": pd.DataFrame({"idx": [0, 1, 2, 3], "label": [1, 0, 1, 0],
                                     "sentence": ["=HYPERLINK(\"x\")", "-- dull", "@SUM(A1)", "a fine film"]})}
     probs = {run: {"test": np.array([0.9, 0.1, 0.8, 0.4])} for run in ("head_only", "full_finetune")}

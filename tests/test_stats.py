@@ -13,11 +13,16 @@ def test_metrics_on_hand_made_predictions():
     assert "positive" in m["report"]
 
 
-def test_delta_is_full_minus_head_only():
+def test_delta_is_full_minus_head_only_and_names_the_error_rate_reduction():
     d = stats.metric_delta({"accuracy": 0.80, "f1": 0.70}, {"accuracy": 0.90, "f1": 0.91})
     assert d["accuracy"] == pytest.approx(0.10)
-    assert d["accuracy_relative_pct"] == pytest.approx(12.5)
+    assert d["error_rate_reduction"] == pytest.approx(0.5)  # 20% errors down to 10%: half of them removed
     assert d["f1"] == pytest.approx(0.21)
+    assert stats.metric_delta({"accuracy": 0.0, "f1": 0}, {"accuracy": 0.5, "f1": 0})["error_rate_reduction"] == \
+        pytest.approx(0.5)
+    assert stats.metric_delta({"accuracy": 1.0, "f1": 1}, {"accuracy": 0.9, "f1": 1})["error_rate_reduction"] is None
+    assert stats.metric_delta({"accuracy": 0.6, "f1": 0}, {"accuracy": 0.2, "f1": 0})["error_rate_reduction"] == \
+        pytest.approx(-1.0)
 
 
 def test_mcnemar_exact_known_values():
@@ -48,11 +53,75 @@ def test_summary_over_seeds():
     def seed_result(head_acc, full_acc):
         run = lambda acc: {split: {"accuracy": acc, "f1": acc} for split in ("test", "validation")}  # noqa: E731
         delta = {"accuracy": full_acc - head_acc, "f1": full_acc - head_acc}
+        sig = {"difference_claimed": True}
         return {"runs": {"head_only": run(head_acc), "full_finetune": run(full_acc)},
-                "delta": delta, "delta_validation": delta}
+                "delta": delta, "delta_validation": delta, "significance": {"test": sig, "validation": sig}}
 
     summary = stats.summarize_seeds([seed_result(0.80, 0.90), seed_result(0.82, 0.88)])
     assert summary["head_only"]["test"]["accuracy"]["mean"] == pytest.approx(0.81)
     assert summary["head_only"]["test"]["accuracy"]["std"] == pytest.approx(np.std([0.80, 0.82], ddof=1))
     assert summary["delta"]["accuracy"]["mean"] == pytest.approx(0.08)
     assert summary["delta_validation"]["accuracy"]["std"] == pytest.approx(np.std([0.10, 0.06], ddof=1))
+
+
+def test_cluster_bootstrap_widens_for_nested_items_and_matches_items_when_independent():
+    rng = np.random.default_rng(0)
+    clusters = np.repeat(np.arange(200), 10)  # 2,000 items, 10 to a cluster
+    shared = rng.choice([-1, 0, 0, 1, 1], size=200)  # items of one cluster tend to share the outcome
+    diff = np.where(rng.random(2000) < 0.8, shared[clusters], rng.choice([-1, 0, 1], size=2000)).astype(float)
+    head = np.ones(2000, bool)
+    full = head.copy()
+    full[diff < 0] = False
+    head[diff > 0] = False
+    item_lo, item_hi = stats.bootstrap_delta_ci(head, full, 4000, seed=1)
+    nested_lo, nested_hi = stats.cluster_bootstrap_ci(full.astype(float) - head, clusters, 4000, seed=1)
+    assert nested_hi - nested_lo > 2 * (item_hi - item_lo)
+    alone_lo, alone_hi = stats.cluster_bootstrap_ci(full.astype(float) - head, np.arange(2000), 4000, seed=1)
+    assert alone_lo == pytest.approx(item_lo, abs=0.006) and alone_hi == pytest.approx(item_hi, abs=0.006)
+
+
+def test_cluster_sign_flip_test_is_calibrated_and_detects_a_real_gain():
+    rng = np.random.default_rng(2)
+    clusters = np.repeat(np.arange(60), 5)
+    null_ps = [stats.cluster_sign_flip_p(rng.choice([-1.0, 0, 1], size=300) * rng.choice([-1, 1], size=60)[clusters],
+                                         clusters, 400, seed=s) for s in range(200)]
+    assert np.mean(np.array(null_ps) < 0.05) < 0.09
+    gain = rng.choice([0.0, 1.0], size=300, p=[0.7, 0.3])
+    assert stats.cluster_sign_flip_p(gain, clusters, 2000, seed=0) < 0.01
+
+
+def test_the_verdict_rule_keeps_false_claims_at_five_percent_with_few_discordant_pairs():
+    """Coverage by simulation: two equally good models on 43 sentences, disagreeing rarely. The interval alone
+    claims a difference too often; interval and McNemar together do not."""
+    rng = np.random.default_rng(3)
+    claims, interval_only = 0, 0
+    for trial in range(400):
+        labels = np.ones(43, int)
+        head = (rng.random(43) < 0.8).astype(int)
+        full = head.copy()
+        flips = rng.random(43) < 0.08  # rare disagreements, as likely either way
+        full[flips] = 1 - full[flips]
+        sig = stats.paired_significance(labels, head, full, 500, seed=trial)
+        claims += sig["difference_claimed"]
+        interval_only += sig["delta_accuracy_ci95"][0] > 0 or sig["delta_accuracy_ci95"][1] < 0
+    assert claims / 400 <= 0.05
+    assert interval_only > claims
+
+
+def test_multi_seed_summary_counts_the_seeds_that_claim():
+    def seed_result(delta, claimed):
+        run = {split: {"accuracy": 0.8, "f1": 0.8} for split in ("test", "validation")}
+        sig = {"difference_claimed": claimed}
+        return {"runs": {"head_only": run, "full_finetune": run}, "delta": {"accuracy": delta, "f1": delta},
+                "delta_validation": {"accuracy": delta, "f1": delta},
+                "significance": {"test": sig, "validation": sig}}
+
+    summary = stats.summarize_seeds([seed_result(0.1, True), seed_result(0.0, False), seed_result(0.05, True)])
+    assert summary["delta_validation"]["per_seed_accuracy"] == [0.1, 0.0, 0.05]
+    assert summary["delta_validation"]["seeds_claiming_a_difference"] == 2
+
+
+def test_collapse_is_judged_per_split_within_one_item_or_half_a_point():
+    assert stats.at_floor(0.52, 0.51, 43)  # within one item of 43
+    assert not stats.at_floor(0.54, 0.51, 43)
+    assert stats.at_floor(0.514, 0.51, 5000) and not stats.at_floor(0.52, 0.51, 5000)
