@@ -140,3 +140,18 @@ def test_one_huge_sentence_costs_seconds_not_hours():
     inside_fractions(sentences, {"test": sentences[:50] + sentences[-1:]})
     grouped_test_mask(sentences, 0.2, 0)
     assert time.monotonic() - started < 60
+
+
+def test_nested_phrases_share_a_cluster():
+    from data import nested_phrase_clusters
+    clusters = nested_phrase_clusters(["the film was good", "film was", "good", "a dull plot", "dull", "other"])
+    assert clusters[0] == clusters[1] == clusters[2] and clusters[3] == clusters[4]
+    assert len({clusters[0], clusters[3], clusters[5]}) == 3
+
+
+@real_data
+def test_real_sst2_grouped_test_clusters():
+    from data import nested_phrase_clusters
+    _, test = split_train_test(load_sst2(str(SHARED_SST2))["train"], 0.1, 42, "grouped")
+    sizes = np.bincount(nested_phrase_clusters(list(column(test, "sentence"))))
+    assert (len(sizes), sizes.max()) == (705, 40)

@@ -96,3 +96,9 @@ def test_predictions_csv_cells_never_run_as_spreadsheet_formulas():
     probs = {run: {"test": np.array([0.9, 0.1, 0.8, 0.4])} for run in ("head_only", "full_finetune")}
     sentences = report.predictions_frame(frames, [(42, probs)])["sentence"].tolist()
     assert sentences == ["'=HYPERLINK(\"x\")", "'-- dull", "'@SUM(A1)", "a fine film"]
+
+
+def test_a_collapse_on_test_only_is_flagged_for_test_only():
+    text = report.conclusion(comparison([0.05, 0.11], 0.001, True, at_floor=("test",)),
+                             {"test": 0.0, "validation": 0.0}, BALANCED)
+    assert "no better than always predicting the majority class on the re-split test set:" in text

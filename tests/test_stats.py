@@ -125,3 +125,24 @@ def test_collapse_is_judged_per_split_within_one_item_or_half_a_point():
     assert stats.at_floor(0.52, 0.51, 43)  # within one item of 43
     assert not stats.at_floor(0.54, 0.51, 43)
     assert stats.at_floor(0.514, 0.51, 5000) and not stats.at_floor(0.52, 0.51, 5000)
+
+
+def test_the_probe_reference_fits_what_an_under_trained_head_misses():
+    import torch
+
+    from features import FirstTokenStates
+    from probe import best_linear_probe
+    rng = np.random.default_rng(0)
+
+    def separable(n):
+        labels = rng.integers(2, size=n)
+        states = rng.normal(size=(n, 16)) * 5  # loud, uninformative directions
+        states[:, 0] = (2 * labels - 1) * 0.003 + rng.normal(scale=0.0005, size=n)  # one faint, decisive one
+        return FirstTokenStates(torch.as_tensor(states, dtype=torch.float32), labels)
+
+    features = {"train": separable(2000), "test": separable(500), "validation": separable(500)}
+    probs, fit = best_linear_probe(features, seed=0)
+    accuracy = np.mean(stats.predicted_labels(probs["validation"]) == features["validation"].labels.numpy())
+    assert accuracy > 0.97 and fit["train_items"] == 2000
+    under_trained = features["validation"].states[:, 1]  # a head that has not found the decisive direction
+    assert np.mean((under_trained.numpy() > 0) == features["validation"].labels.numpy()) < 0.6
