@@ -159,7 +159,7 @@ def population(split, leakage, significance):
     units = significance["independent_units"]
     if split == "validation":
         return f"GLUE validation ({units:,} independent sentences)"
-    leak = f", {100 * leakage:.0f}% of them phrases seen in training" if leakage > 0.05 else ""
+    leak = f"; {100 * leakage:.0f}% of its items are phrases seen in training" if leakage > 0.05 else ""
     return f"the re-split test set ({units:,} clusters of nested phrases{leak})"
 
 

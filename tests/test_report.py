@@ -28,7 +28,8 @@ def comparison(interval, p, claimed, head_accuracy=0.8, at_floor=()):
 def test_conclusion_claims_only_what_interval_and_test_support_and_names_each_population():
     clear = report.conclusion(comparison([0.05, 0.11], 0.001, True), {"test": 0.88, "validation": 0.0}, BALANCED)
     assert "On GLUE validation (872 independent sentences), full fine-tuning beats head-only by 8.0 points" in clear
-    assert "On the re-split test set (700 clusters of nested phrases, 88% of them phrases seen in training)" in clear
+    assert "On the re-split test set (700 clusters of nested phrases; 88% of its items are phrases seen in training)" \
+        in clear
     assert "--split grouped" in clear
     unclear = report.conclusion(comparison([0.02, 0.19], 0.12, False), {"test": 0.0, "validation": 0.0}, BALANCED)
     assert "is not established" in unclear and "beats" not in unclear and "grouped" not in unclear
