@@ -32,7 +32,8 @@ def draw_metrics(per_seed, majority_accuracy):
         for offset, run in zip((-width / 2, width / 2), RUNS):
             values = np.array([[s["runs"][run][split][m] for m in METRICS] for s in per_seed])
             means = values.mean(0)
-            bars = ax.bar(x + offset, means, width, color=RUN_COLORS[run], label=RUN_TITLES[run],
+            bars = ax.bar(x + offset, means, width, color=RUN_COLORS[run],
+                          label=RUN_TITLES[run] if split == "validation" else None,
                           yerr=values.std(0, ddof=1) if len(values) > 1 else None, capsize=3)
             for seed_values in values if len(values) > 1 else []:
                 ax.scatter(x + offset, seed_values, color="black", s=8, zorder=3)
@@ -41,12 +42,16 @@ def draw_metrics(per_seed, majority_accuracy):
                   for s in per_seed]
         ax.hlines(majority_accuracy[split], -0.5, 0.5, colors="black", linestyles="dashed",
                   label="always the majority class" if split == "validation" else None)
+        probe = per_seed[0].get("probe_reference")
+        if probe:  # the same frozen features, a well-fit classifier: what the head-only recipe could have reached
+            ax.hlines(probe["runs"][split]["accuracy"], -0.5, 0.5, colors="#3a8a4a", linestyles="dotted",
+                      label="best linear probe (reference)" if split == "validation" else None)
         ax.set_title(f"{split}: full fine-tune {np.mean(deltas):+.1f} accuracy points")
         ax.set_xticks(x, list(METRICS.values()))
         ax.set_ylim(0, 1.08)
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel("score" + (f" (mean of {len(per_seed)} seeds, bars: std)" if len(per_seed) > 1 else ""))
-    axes[0].legend(loc="lower left")
+    fig.legend(loc="upper center", ncol=4, bbox_to_anchor=(0.5, 0.0))
     return fig
 
 
