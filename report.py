@@ -246,17 +246,44 @@ def spreadsheet_safe(text):
 
 
 def predictions_frame(frames, per_seed_probs):
-    """One row per test example and seed: the sentence, its label, each run's prediction and P(positive)."""
+    """One row per evaluated example and seed: its split, sentence and label, each run's prediction and
+    P(positive), and whether the full fine-tune fixed ("fixed") or broke ("broken") head-only's answer."""
     rows = []
     for seed, probs in per_seed_probs:
-        frame = frames["test"][["idx", "sentence", "label"]].copy()
-        frame["sentence"] = frame["sentence"].map(spreadsheet_safe)
-        frame.insert(0, "seed", seed)
-        for run in RUNS:
-            frame[f"{run}_pred"] = stats.predicted_labels(probs[run]["test"])
-            frame[f"{run}_prob_pos"] = probs[run]["test"].round(6)
-        rows.append(frame)
+        for split in EVAL_SPLITS:
+            frame = frames[split][["idx", "sentence", "label"]].copy()
+            frame["sentence"] = frame["sentence"].map(spreadsheet_safe)
+            frame.insert(0, "split", split)
+            frame.insert(0, "seed", seed)
+            right = {}
+            for run in RUNS:
+                frame[f"{run}_pred"] = stats.predicted_labels(probs[run][split])
+                frame[f"{run}_prob_pos"] = probs[run][split].round(6)
+                right[run] = frame[f"{run}_pred"] == frame["label"]
+            frame["change"] = np.select([right["full_finetune"] & ~right["head_only"],
+                                         right["head_only"] & ~right["full_finetune"]], ["fixed", "broken"], "")
+            rows.append(frame)
     return pd.concat(rows, ignore_index=True)
+
+
+def flips(predictions):
+    """The examples the full fine-tune fixes or breaks, the full fine-tune's surest first."""
+    changed = predictions[predictions["change"] != ""].copy()
+    sure = (changed["full_finetune_prob_pos"] - 0.5).abs()
+    return changed.assign(full_finetune_certainty=sure).sort_values("full_finetune_certainty", ascending=False,
+                                                                    kind="stable")
+
+
+def print_flips(flipped, seed, most=5):
+    flipped = flipped[flipped["seed"] == seed]
+    for change, what in (("fixed", "fixes (head-only wrong, full fine-tune right)"),
+                         ("broken", "breaks (head-only right, full fine-tune wrong)")):
+        rows = flipped[flipped["change"] == change]
+        say(f"\nseed {seed}: the full fine-tune {what} {len(rows):,} examples; the {min(most, len(rows))} it is "
+            "surest of:")
+        for row in rows.head(most).itertuples():
+            say(f"  [{row.split}, {LABEL_NAMES[row.label]}] P(positive) head-only {row.head_only_prob_pos:.2f}, "
+                f"full {row.full_finetune_prob_pos:.2f}: {row.sentence[:110]}")
 
 
 def strict_json(value):
@@ -272,6 +299,8 @@ def strict_json(value):
 
 def save_results(run_dir, results, predictions):
     write_atomic(run_dir / "predictions.csv", lambda path: predictions.to_csv(path, index=False))
+    flipped = flips(predictions).drop(columns=["head_only_pred", "full_finetune_pred", "full_finetune_certainty"])
+    write_atomic(run_dir / "flips.csv", lambda path: flipped.to_csv(path, index=False))
     write_atomic(run_dir / "results.json",
                  lambda path: path.write_text(json.dumps(strict_json(results), indent=2, allow_nan=False)))
 
@@ -286,7 +315,7 @@ class Results:
         self.labels = {split: frames[split]["label"].to_numpy() for split in EVAL_SPLITS}
         self.balance = class_balance(frames)
         self.floors = {split: self.balance[split]["majority_class_floor"] for split in EVAL_SPLITS}
-        self.per_seed, self.per_seed_probs, self.record = [], [], None
+        self.per_seed, self.per_seed_probs, self.record, self.predictions = [], [], None, None
 
     def add_seed(self, seed, records, probs, timings):
         cfg = self.experiment.cfg
@@ -312,7 +341,8 @@ class Results:
         if len(self.per_seed) > 1:
             self.record["seeds"] = self.per_seed
             self.record["summary"] = stats.summarize_seeds(self.per_seed)
-        save_results(self.experiment.run_dir, self.record, predictions_frame(self.frames, self.per_seed_probs))
+        self.predictions = predictions_frame(self.frames, self.per_seed_probs)
+        save_results(self.experiment.run_dir, self.record, self.predictions)
 
     def finish(self, total_seconds):
         """The printed report and the figures, once every seed is in."""
@@ -326,6 +356,8 @@ class Results:
         print_comparison(first, self.balance, self.leakage, self.features_cached, summary)
         if summary:
             print_summary(summary)
+        print_flips(flips(self.predictions), first["seed"])
         figures = plots.save_figures(self.per_seed, self.floors, self.experiment.run_dir, write_atomic)
-        say(f"\nwrote {self.experiment.run_dir}/results.json, predictions.csv, {', '.join(f.name for f in figures)}")
+        say(f"\nwrote {self.experiment.run_dir}/results.json, predictions.csv, flips.csv, "
+            f"{', '.join(f.name for f in figures)}")
         say(f"total wall time {total_seconds:.1f}s")

@@ -55,12 +55,19 @@ def test_script_end_to_end(tiny_model_dir, tiny_data_dir, tmp_path):
     assert 0 <= results["leakage"]["test_items_inside_train_fraction"] <= 1
     assert {"torch", "transformers", "device"} <= set(results["environment"])
 
-    predictions = pd.read_csv(run_dir / "predictions.csv")
-    assert len(predictions) == results["sizes"]["test"] == 40
+    predictions = pd.read_csv(run_dir / "predictions.csv", keep_default_na=False)
+    assert predictions.groupby("split").size().to_dict() == {"test": 40, "validation": 60}
     for run in RUNS:
-        recomputed = (predictions[f"{run}_pred"] == predictions["label"]).mean()
-        assert recomputed == pytest.approx(results["runs"][run]["test"]["accuracy"])
+        for split in EVAL_SPLITS:
+            rows = predictions[predictions["split"] == split]
+            recomputed = (rows[f"{run}_pred"] == rows["label"]).mean()
+            assert recomputed == pytest.approx(results["runs"][run][split]["accuracy"])
         assert predictions[f"{run}_prob_pos"].between(0, 1).all()
+    flipped = pd.read_csv(run_dir / "flips.csv")
+    for split in EVAL_SPLITS:
+        broken, fixed = results["significance"][split]["discordant"]
+        assert flipped[flipped["split"] == split]["change"].value_counts().to_dict() == \
+            {k: v for k, v in (("fixed", fixed), ("broken", broken)) if v}
     for png in ("metrics.png", "confusion_matrices.png", "training_curves.png"):
         assert (run_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     saved = sorted(p.name for p in run_dir.iterdir() if p.is_dir())
@@ -82,7 +89,8 @@ def test_several_seeds(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
     assert results["summary"]["delta"]["accuracy"]["mean"] == pytest.approx(
         sum(s["delta"]["accuracy"] for s in results["seeds"]) / 2)
     predictions = pd.read_csv(run_dir / "predictions.csv")
-    assert predictions.groupby("seed").size().to_dict() == {42: results["sizes"]["test"], 43: results["sizes"]["test"]}
+    per_seed = results["sizes"]["test"] + results["sizes"]["validation"]
+    assert predictions.groupby("seed").size().to_dict() == {42: per_seed, 43: per_seed}
     assert "over seeds (mean +- std; the split is the same" in capsys.readouterr().out
     assert not [p for p in run_dir.iterdir() if p.is_dir()]  # --save_models false: no model folders
 

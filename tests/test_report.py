@@ -92,11 +92,23 @@ def test_results_json_is_strict_json(tmp_path):
 
 
 def test_predictions_csv_cells_never_run_as_spreadsheet_formulas():
-    frames = {"test": pd.DataFrame({"idx": [0, 1, 2, 3], "label": [1, 0, 1, 0],
-                                    "sentence": ["=HYPERLINK(\"x\")", "-- dull", "@SUM(A1)", "a fine film"]})}
-    probs = {run: {"test": np.array([0.9, 0.1, 0.8, 0.4])} for run in ("head_only", "full_finetune")}
-    sentences = report.predictions_frame(frames, [(42, probs)])["sentence"].tolist()
-    assert sentences == ["'=HYPERLINK(\"x\")", "'-- dull", "'@SUM(A1)", "a fine film"]
+    frame = pd.DataFrame({"idx": [0, 1, 2, 3], "label": [1, 0, 1, 0],
+                          "sentence": ["=HYPERLINK(\"x\")", "-- dull", "@SUM(A1)", "a fine film"]})
+    probs = {run: {split: np.array([0.9, 0.1, 0.8, 0.4]) for split in ("test", "validation")}
+             for run in ("head_only", "full_finetune")}
+    predictions = report.predictions_frame({"test": frame, "validation": frame}, [(42, probs)])
+    assert predictions["sentence"].tolist()[:4] == ["'=HYPERLINK(\"x\")", "'-- dull", "'@SUM(A1)", "a fine film"]
+
+
+def test_flips_are_the_changed_answers_surest_first():
+    frame = pd.DataFrame({"idx": [0, 1, 2, 3, 4], "sentence": list("abcde"), "label": [1, 1, 0, 0, 1]})
+    head = np.array([0.2, 0.4, 0.3, 0.9, 0.8])  # wrong, wrong, right, wrong, right
+    full = np.array([0.7, 0.99, 0.6, 0.1, 0.9])  # right, right, wrong, right, right
+    probs = {"head_only": {"test": head, "validation": head}, "full_finetune": {"test": full, "validation": full}}
+    predictions = report.predictions_frame({"test": frame, "validation": frame}, [(42, probs)])
+    flipped = report.flips(predictions[predictions["split"] == "test"])
+    assert flipped["idx"].tolist() == [1, 3, 0, 2]  # by the full fine-tune's certainty
+    assert flipped["change"].tolist() == ["fixed", "fixed", "fixed", "broken"]
 
 
 def test_a_collapse_on_test_only_is_flagged_for_test_only():
