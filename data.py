@@ -189,7 +189,8 @@ def grouped_test_mask(sentences, test_size, seed):
 
 def sst2_splits(cfg):
     """Train / test / validation as the config asks: GLUE train re-split, GLUE validation as it is; each a frame
-    of idx, sentence, label."""
+    of idx, sentence, label. Also every SST-2 sentence (train and validation, before any subset): the corpus that
+    tells whole sentences from phrases."""
     raw = load_sst2(cfg.data_dir)
     train, test = split_train_test(raw["train"], cfg.test_size, cfg.seed, cfg.split)
     splits = {"train": train, "test": test, "validation": raw["validation"]}
@@ -198,7 +199,22 @@ def sst2_splits(cfg):
     if len(train_labels) < 2:
         raise UsageError(f"the train split has only label {train_labels[0]} ({len(frames['train']):,} rows): nothing "
                          "to learn apart; check the data, or raise subset_fraction")
-    return frames
+    return frames, np.concatenate([column(raw["train"], "sentence"), column(raw["validation"], "sentence")])
+
+
+def is_phrase(items, corpus):
+    """For each item: is it a proper word span of some other item of the corpus (a phrase), rather than a whole
+    sentence? SST-2's train split holds whole review sentences and the phrases cut from them."""
+    wanted = {words(q) for q in items}
+    short = {q for q in wanted if len(q) <= LONG_ITEM}
+    longest = max(map(len, short), default=0)
+    texts = set(map(words, corpus))
+    found = {span for text in texts for span in spans(text, min(longest, len(text) - 1)) if span in short}
+    long_items = wanted - short
+    if long_items:
+        padded = [padded_text(text) for text in texts if len(text) > LONG_ITEM]
+        found |= {q for q in long_items if sum(padded_text(q) in text for text in padded) > (q in texts)}
+    return np.array([words(q) in found for q in items])
 
 
 def nested_phrase_clusters(sentences):

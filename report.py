@@ -123,6 +123,11 @@ def print_comparison(result, balance, leakage, features_cached, summary=None):
         say(f"{split + ' accuracy':22}{h['accuracy']:10.4f}{f['accuracy']:10.4f}{100 * delta['accuracy']:+16.2f}"
             f"{reduction(delta):>22}{100 * balance[split]['positive_share']:9.1f}%")
         say(f"{split + ' F1':22}{h['f1']:10.4f}{f['f1']:10.4f}{100 * delta['f1']:+16.2f}")
+    for kind, part in result["test_by_kind"].items():
+        if part:
+            title = f"test, {kind.replace('_', ' ')}"
+            say(f"{title + ' accuracy':22}{part['accuracy']['head_only']:10.4f}{part['accuracy']['full_finetune']:10.4f}"
+                f"{100 * part['delta_accuracy']:+16.2f}    ({part['items']:,} items)")
     probe = result.get("probe_reference")
     if probe:
         say("\nbest linear probe (reference), the full fine-tune's gain over it:")
@@ -180,6 +185,13 @@ def conclusion(result, leakage, balance, summary=None):
     for split, delta in (("validation", result["delta_validation"]), ("test", result["delta"])):
         s = result["significance"][split]
         sentences.append(f"{seed}n {population(split, leakage[split], s)}, {verdict(delta, s, 'head-only')}.")
+    parts = []
+    for kind, part in result["test_by_kind"].items():
+        if part:
+            said = verdict({"accuracy": part["delta_accuracy"]}, part["significance"], "head-only")
+            parts.append(f"on its {part['items']:,} {kind.replace('_', ' ')}, {said}")
+    if parts:
+        sentences.append(f"Within it, {'; '.join(parts)}.")
     if leakage["test"] > 0.05:
         sentences.append("The test score rewards memorised phrases; trust GLUE validation, or use --split grouped.")
     probe = result.get("probe_reference")
@@ -309,8 +321,9 @@ class Results:
     """One run's results.json and predictions.csv, rewritten after every seed so that a later failure loses none
     of the finished seeds (results.json says `"complete": false` until the last is in); then the printed report."""
 
-    def __init__(self, experiment, frames, leakage, clusters, probe=None, features_cached=False):
+    def __init__(self, experiment, frames, leakage, clusters, test_phrases, probe=None, features_cached=False):
         self.experiment, self.frames, self.leakage, self.clusters = experiment, frames, leakage, clusters
+        self.test_phrases = np.asarray(test_phrases, bool)
         self.probe, self.features_cached = probe, features_cached
         self.labels = {split: frames[split]["label"].to_numpy() for split in EVAL_SPLITS}
         self.balance = class_balance(frames)
@@ -321,7 +334,7 @@ class Results:
         cfg = self.experiment.cfg
         models = {**probs, "probe": self.probe[0]} if self.probe else probs
         self.per_seed.append(stats.compare_runs(seed, records, models, self.labels, cfg.bootstrap_resamples,
-                                                self.clusters, self.floors))
+                                                self.clusters, self.floors, self.test_phrases))
         self.per_seed_probs.append((seed, probs))
         if not PartialState().is_main_process:
             return
@@ -332,7 +345,8 @@ class Results:
             "sizes": {name: len(frame) for name, frame in self.frames.items()},
             "leakage": {"test_items_inside_train_fraction": self.leakage["test"],
                         "validation_items_inside_train_fraction": self.leakage["validation"]},
-            **{key: first[key] for key in ("runs", "delta", "delta_validation", "significance", "at_majority_floor")},
+            **{key: first[key] for key in ("runs", "delta", "delta_validation", "significance", "at_majority_floor",
+                                           "test_by_kind")},
             "speed": {"precision": self.experiment.precision.name,
                       "cuda_graphs": self.experiment.graphs_off_because or "on"},
             "timings_seconds": timings, "environment": environment()}

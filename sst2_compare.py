@@ -27,7 +27,7 @@ import stats
 from batches import already_batched, tokenize_splits
 from checks import check_inputs
 from config import EVAL_SPLITS, Config, UsageError, parse_config
-from data import inside_fractions, nested_phrase_clusters, sst2_splits
+from data import inside_fractions, is_phrase, nested_phrase_clusters, sst2_splits
 from features import encoder_features, encoder_replayed
 from graphs import GraphedTrainer, cuda_graphs_apply
 from models import Precision, apply_precision, decide_precision, load_model, load_tokenizer, set_encoder_trainable
@@ -144,13 +144,14 @@ def run(cfg):
 
     say("=== data ===")
     with stopwatch("data"):
-        frames = sst2_splits(cfg)  # GLUE train re-split into train/test; GLUE validation kept as it is
+        frames, corpus = sst2_splits(cfg)  # GLUE train re-split into train/test; GLUE validation kept as it is
         leakage = inside_fractions(frames["train"]["sentence"], {s: frames[s]["sentence"] for s in EVAL_SPLITS})
         tokenizer = load_tokenizer(cfg)
         frames, batches = tokenize_splits(frames, tokenizer, cfg.max_length,
                                           1 if graphs_off_because else cfg.pad_to_multiple_of)
         # test items are nested phrases of the same review sentences: uncertainty is measured over clusters of them
         clusters = {"test": nested_phrase_clusters(frames["test"]["sentence"]), "validation": None}
+        test_phrases = is_phrase(frames["test"]["sentence"], corpus)  # the rest are whole review sentences
     experiment = Experiment(cfg, new_run_dir(cfg.output_dir), tokenizer, precision, graphs_off_because)
     report.print_setup(experiment, frames, leakage, clusters)
 
@@ -169,7 +170,8 @@ def run(cfg):
             f"on {probe[1]['train_items']:,} training items")
     elif cfg.probe_reference:
         say("no linear probe reference: it needs the cached encoder features (cache_encoder_features)")
-    results = report.Results(experiment, frames, leakage, clusters, probe, features_cached=features is not None)
+    results = report.Results(experiment, frames, leakage, clusters, test_phrases, probe,
+                             features_cached=features is not None)
 
     for seed in range(cfg.seed, cfg.seed + cfg.num_seeds):
         records, probs = {}, {}

@@ -122,10 +122,24 @@ def at_floor(accuracy, floor, n):
     return accuracy <= floor + max(1 / max(n, 1), 0.005)
 
 
-def compare_runs(seed, records, probs, labels, resamples, clusters, floors):
+def compare_on_part(labels, preds, part, clusters, resamples, seed):
+    """Both runs on a part of a split (the test set's whole sentences, or its phrases): accuracies, the delta and
+    its significance, clusters renumbered within the part. None for an empty part."""
+    if not part.any():
+        return None
+    accuracy = {run: float(np.mean(preds[run][part] == labels[part])) for run in RUNS}
+    part_clusters = None if clusters is None else np.unique(clusters[part], return_inverse=True)[1]
+    return {"items": int(part.sum()), "accuracy": accuracy,
+            "delta_accuracy": accuracy["full_finetune"] - accuracy["head_only"],
+            "significance": paired_significance(labels[part], preds["head_only"][part], preds["full_finetune"][part],
+                                                resamples, seed, part_clusters)}
+
+
+def compare_runs(seed, records, probs, labels, resamples, clusters, floors, test_phrases):
     """One seed's comparison: each run's metrics on each split, the deltas, paired significance, and which runs sit
-    at their split's majority floor. records: each run's training record (None for the probe reference);
-    probs: each model's P(positive) per split; clusters: per split, a cluster id per item, or None."""
+    at their split's majority floor; and on the test set's whole sentences and phrases apart. records: each run's
+    training record (None for the probe reference); probs: each model's P(positive) per split; clusters: per split,
+    a cluster id per item, or None; test_phrases: per test item, whether it is a phrase of another SST-2 item."""
     preds = {run: {split: predicted_labels(p[split]) for split in EVAL_SPLITS} for run, p in probs.items()}
     runs = {run: {**(records.get(run) or {}), **{split: classification_metrics(labels[split], preds[run][split])
                                                   for split in EVAL_SPLITS}} for run in probs}
@@ -143,7 +157,10 @@ def compare_runs(seed, records, probs, labels, resamples, clusters, floors):
               "significance": head["significance"],
               "at_majority_floor": {run: [split for split in EVAL_SPLITS
                                           if at_floor(runs[run][split]["accuracy"], floors[split],
-                                                      len(labels[split]))] for run in RUNS}}
+                                                      len(labels[split]))] for run in RUNS},
+              "test_by_kind": {kind: compare_on_part(labels["test"], {run: preds[run]["test"] for run in RUNS}, part,
+                                                     clusters["test"], resamples, seed)
+                               for kind, part in (("whole_sentences", ~test_phrases), ("phrases", test_phrases))}}
     if "probe" in probs:
         result["probe_reference"] = {"runs": runs["probe"], **versus("probe")}
     return result

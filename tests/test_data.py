@@ -155,3 +155,13 @@ def test_real_sst2_grouped_test_clusters():
     _, test = split_train_test(load_sst2(str(SHARED_SST2))["train"], 0.1, 42, "grouped")
     sizes = np.bincount(nested_phrase_clusters(list(column(test, "sentence"))))
     assert (len(sizes), sizes.max()) == (705, 40)
+
+
+def test_whole_sentences_are_told_from_phrases():
+    from data import is_phrase
+    corpus = ["the film was good", "film was", "good", "a dull plot", "other thing"]
+    assert is_phrase(["the film was good", "film was", "good", "a dull plot", "plot"], corpus).tolist() == \
+        [False, True, True, False, True]
+    long_sentence = " ".join(f"w{i}" for i in range(80))
+    assert is_phrase([long_sentence, " ".join(f"w{i}" for i in range(70))], [long_sentence, "w1 w2"]).tolist() == \
+        [False, True]

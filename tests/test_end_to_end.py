@@ -50,6 +50,8 @@ def test_script_end_to_end(tiny_model_dir, tiny_data_dir, tmp_path):
     assert test_sig["resampled_unit"] == "clusters of nested phrases" and test_sig["independent_units"] <= 40
     assert validation_sig["resampled_unit"] == "sentences" and validation_sig["independent_units"] == 60
     assert set(results["class_balance"]["validation"]) >= {"positive_share", "majority_class_floor"}
+    by_kind = results["test_by_kind"]
+    assert sum(part["items"] for part in by_kind.values() if part) == 40
     probe = results["probe_reference"]
     assert set(probe) == {"runs", "delta", "significance", "fit"} and 0 <= probe["runs"]["test"]["accuracy"] <= 1
     assert 0 <= results["leakage"]["test_items_inside_train_fraction"] <= 1

@@ -22,7 +22,8 @@ def comparison(interval, p, claimed, head_accuracy=0.8, at_floor=()):
     return {"seed": 42, "runs": runs, "delta": delta, "delta_validation": delta,
             "significance": {"test": significance(interval, p, claimed, 700, "clusters of nested phrases"),
                              "validation": significance(interval, p, claimed)},
-            "at_majority_floor": {"head_only": list(at_floor), "full_finetune": []}}
+            "at_majority_floor": {"head_only": list(at_floor), "full_finetune": []},
+            "test_by_kind": {"whole_sentences": None, "phrases": None}}
 
 
 def test_conclusion_claims_only_what_interval_and_test_support_and_names_each_population():
@@ -85,7 +86,10 @@ def test_a_write_stopped_midway_leaves_the_old_file_and_no_temporary_one(tmp_pat
 
 
 def test_results_json_is_strict_json(tmp_path):
-    report.save_results(tmp_path, {"delta": float("nan"), "runs": [float("inf"), 0.5]}, pd.DataFrame({"a": [1]}))
+    frame = pd.DataFrame({"idx": [0], "sentence": ["a film"], "label": [1]})
+    probs = {run: {split: np.array([0.9]) for split in ("test", "validation")} for run in ("head_only", "full_finetune")}
+    predictions = report.predictions_frame({"test": frame, "validation": frame}, [(42, probs)])
+    report.save_results(tmp_path, {"delta": float("nan"), "runs": [float("inf"), 0.5]}, predictions)
     text = (tmp_path / "results.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text) == {"delta": None, "runs": [None, 0.5]}
@@ -115,3 +119,15 @@ def test_a_collapse_on_test_only_is_flagged_for_test_only():
     text = report.conclusion(comparison([0.05, 0.11], 0.001, True, at_floor=("test",)),
                              {"test": 0.0, "validation": 0.0}, BALANCED)
     assert "no better than always predicting the majority class on the re-split test set:" in text
+
+
+def test_the_verdict_speaks_of_whole_sentences_and_phrases_apart():
+    result = comparison([0.05, 0.11], 0.001, True)
+    result["test_by_kind"] = {
+        "whole_sentences": {"items": 120, "delta_accuracy": 0.2,
+                            "significance": significance([0.1, 0.3], 0.001, True, 95, "clusters of nested phrases")},
+        "phrases": {"items": 6600, "delta_accuracy": 0.01,
+                    "significance": significance([-0.01, 0.03], 0.3, False, 600, "clusters of nested phrases")}}
+    text = report.conclusion(result, {"test": 0.0, "validation": 0.0}, BALANCED)
+    assert "Within it, on its 120 whole sentences, full fine-tuning beats head-only by 20.0 points" in text
+    assert "on its 6,600 phrases, the difference from head-only (+1.0 points) is not established" in text
