@@ -13,13 +13,17 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from config import EVAL_SPLITS
+from report import say
 
 MAX_TRAIN_ITEMS = 10_000  # cross-validated fits on more buy little and cost tens of seconds on a CPU
 
 
 def best_linear_probe(features, seed):
     """P(positive) per evaluation split from a cross-validated logistic regression on the cached features,
-    and what was fit."""
+    and what was fit; None (saying why) when there are no cached features."""
+    if features is None:
+        say("no linear probe reference: it needs the cached encoder features (cache_encoder_features)")
+        return None
     train = features["train"]
     rows = np.random.default_rng(seed).permutation(len(train))[:MAX_TRAIN_ITEMS]
     probe = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=np.logspace(-4, 1, 6), cv=5, max_iter=1000,
@@ -28,4 +32,7 @@ def best_linear_probe(features, seed):
         warnings.simplefilter("ignore", FutureWarning)
         probe.fit(train.states[rows].numpy(), train.labels[rows].numpy())
     probs = {split: probe.predict_proba(features[split].states.numpy())[:, 1] for split in EVAL_SPLITS}
-    return probs, {"train_items": len(rows), "C": float(probe[-1].C_[0])}
+    fit = {"train_items": len(rows), "C": float(probe[-1].C_[0])}
+    say(f"best linear probe (reference): regularisation C = {fit['C']:.3g} chosen by 5-fold cross-validation on "
+        f"{fit['train_items']:,} training items")
+    return probs, fit

@@ -163,13 +163,9 @@ def run(cfg):
         say("this model's head reads more than the first token: the encoder runs at every head-only step instead"
             if features is None else f"frozen-encoder features computed once, in {stopwatch.seconds['features']:.1f}s")
     probe = None  # what a well-fit classifier on the same frozen features reaches: a reference for the head-only run
-    if cfg.probe_reference and features is not None:
+    if cfg.probe_reference:
         with stopwatch("probe_reference"):
             probe = best_linear_probe(features, cfg.seed)
-        say(f"best linear probe (reference): regularisation C = {probe[1]['C']:.3g} chosen by 5-fold cross-validation "
-            f"on {probe[1]['train_items']:,} training items")
-    elif cfg.probe_reference:
-        say("no linear probe reference: it needs the cached encoder features (cache_encoder_features)")
     results = report.Results(experiment, frames, leakage, clusters, test_phrases, probe,
                              features_cached=features is not None)
 

@@ -181,7 +181,8 @@ def test_two_processes_write_one_set_of_outputs(tiny_model_dir, tiny_data_dir, t
     run_dir = only_run_dir(out)
     results = json.loads((run_dir / "results.json").read_text())
     assert results["environment"]["processes"] == 2
-    assert len(pd.read_csv(run_dir / "predictions.csv")) == results["sizes"]["test"] == 40
+    predictions = pd.read_csv(run_dir / "predictions.csv")
+    assert predictions.groupby("split").size().to_dict() == {"test": 40, "validation": 60}
     for run in RUNS:
         assert sum(map(sum, results["runs"][run]["test"]["confusion_matrix"])) == 40
 
