@@ -16,9 +16,10 @@ METRICS = {"accuracy": "accuracy", "f1": "F1 (positive)", "macro_f1": "macro-F1"
 def save_figures(per_seed, majority_accuracy, out_dir, write):
     """One PNG per question; every seed's result drawn, so the spread is visible. write(path, writer) puts each
     file in place. Returns the paths."""
-    paths = [out_dir / "metrics.png", out_dir / "confusion_matrices.png", out_dir / "training_curves.png"]
-    for draw, path in zip((partial(draw_metrics, majority_accuracy=majority_accuracy), draw_confusion, draw_curves),
-                          paths):
+    paths = [out_dir / "metrics.png", out_dir / "confusion_matrices.png", out_dir / "training_curves.png",
+             out_dir / "accuracy_by_length.png"]
+    for draw, path in zip((partial(draw_metrics, majority_accuracy=majority_accuracy), draw_confusion, draw_curves,
+                           draw_by_length), paths):
         fig = draw(per_seed)
         write(path, lambda target: fig.savefig(target, format="png", dpi=120, bbox_inches="tight"))
         plt.close(fig)
@@ -92,4 +93,21 @@ def draw_curves(per_seed):
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
         ax.legend()
+    return fig
+
+
+def draw_by_length(per_seed):
+    """Where fine-tuning helps: both runs' accuracy per sentence length, one panel per split (mean over seeds)."""
+    fig, axes = plt.subplots(1, len(EVAL_SPLITS), figsize=(11, 4.2), sharey=True)
+    for ax, split in zip(axes, reversed(EVAL_SPLITS)):
+        buckets = per_seed[0]["accuracy_by_length"][split]
+        x = np.arange(len(buckets))
+        for run in RUNS:
+            means = [np.mean([s["accuracy_by_length"][split][i][run] for s in per_seed]) for i in range(len(buckets))]
+            ax.plot(x, means, "o-", color=RUN_COLORS[run], label=RUN_TITLES[run] if split == "validation" else None)
+        ax.set_xticks(x, [f"{b['tokens']}\n({b['items']:,})" for b in buckets])
+        ax.set(title=f"{split}: accuracy by length", xlabel="tokens (items)", ylim=(0, 1.05))
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy" + (f" (mean of {len(per_seed)} seeds)" if len(per_seed) > 1 else ""))
+    fig.legend(loc="upper center", ncol=2, bbox_to_anchor=(0.5, -0.07))
     return fig

@@ -125,9 +125,9 @@ def print_comparison(result, balance, leakage, features_cached, summary=None):
         say(f"{split + ' F1':22}{h['f1']:10.4f}{f['f1']:10.4f}{100 * delta['f1']:+16.2f}")
     for kind, part in result["test_by_kind"].items():
         if part:
-            title = f"test, {kind.replace('_', ' ')}"
-            say(f"{title + ' accuracy':22}{part['accuracy']['head_only']:10.4f}{part['accuracy']['full_finetune']:10.4f}"
-                f"{100 * part['delta_accuracy']:+16.2f}    ({part['items']:,} items)")
+            title = f"test {kind.replace('_', ' ')}"
+            say(f"{title:22}{part['accuracy']['head_only']:10.4f}{part['accuracy']['full_finetune']:10.4f}"
+                f"{100 * part['delta_accuracy']:+16.2f}    (accuracy on {part['items']:,} items)")
     probe = result.get("probe_reference")
     if probe:
         say("\nbest linear probe (reference), the full fine-tune's gain over it:")
@@ -291,8 +291,8 @@ def print_flips(flipped, seed, most=5):
     for change, what in (("fixed", "fixes (head-only wrong, full fine-tune right)"),
                          ("broken", "breaks (head-only right, full fine-tune wrong)")):
         rows = flipped[flipped["change"] == change]
-        say(f"\nseed {seed}: the full fine-tune {what} {len(rows):,} examples; the {min(most, len(rows))} it is "
-            "surest of:")
+        say(f"\nseed {seed}: the full fine-tune {what} {len(rows):,} examples"
+            + (f"; the {min(most, len(rows))} it is surest of:" if len(rows) else "."))
         for row in rows.head(most).itertuples():
             say(f"  [{row.split}, {LABEL_NAMES[row.label]}] P(positive) head-only {row.head_only_prob_pos:.2f}, "
                 f"full {row.full_finetune_prob_pos:.2f}: {row.sentence[:110]}")
@@ -321,9 +321,10 @@ class Results:
     """One run's results.json and predictions.csv, rewritten after every seed so that a later failure loses none
     of the finished seeds (results.json says `"complete": false` until the last is in); then the printed report."""
 
-    def __init__(self, experiment, frames, leakage, clusters, test_phrases, probe=None, features_cached=False):
+    def __init__(self, experiment, frames, leakage, clusters, test_phrases, lengths, probe=None,
+                 features_cached=False):
         self.experiment, self.frames, self.leakage, self.clusters = experiment, frames, leakage, clusters
-        self.test_phrases = np.asarray(test_phrases, bool)
+        self.test_phrases, self.lengths = np.asarray(test_phrases, bool), lengths
         self.probe, self.features_cached = probe, features_cached
         self.labels = {split: frames[split]["label"].to_numpy() for split in EVAL_SPLITS}
         self.balance = class_balance(frames)
@@ -334,7 +335,7 @@ class Results:
         cfg = self.experiment.cfg
         models = {**probs, "probe": self.probe[0]} if self.probe else probs
         self.per_seed.append(stats.compare_runs(seed, records, models, self.labels, cfg.bootstrap_resamples,
-                                                self.clusters, self.floors, self.test_phrases))
+                                                self.clusters, self.floors, self.test_phrases, self.lengths))
         self.per_seed_probs.append((seed, probs))
         if not PartialState().is_main_process:
             return
@@ -346,7 +347,7 @@ class Results:
             "leakage": {"test_items_inside_train_fraction": self.leakage["test"],
                         "validation_items_inside_train_fraction": self.leakage["validation"]},
             **{key: first[key] for key in ("runs", "delta", "delta_validation", "significance", "at_majority_floor",
-                                           "test_by_kind")},
+                                           "test_by_kind", "accuracy_by_length")},
             "speed": {"precision": self.experiment.precision.name,
                       "cuda_graphs": self.experiment.graphs_off_because or "on"},
             "timings_seconds": timings, "environment": environment()}

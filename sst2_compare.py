@@ -166,7 +166,8 @@ def run(cfg):
     if cfg.probe_reference:
         with stopwatch("probe_reference"):
             probe = best_linear_probe(features, cfg.seed)
-    results = report.Results(experiment, frames, leakage, clusters, test_phrases, probe,
+    lengths = {split: batches[split].lengths.numpy() for split in EVAL_SPLITS}
+    results = report.Results(experiment, frames, leakage, clusters, test_phrases, lengths, probe,
                              features_cached=features is not None)
 
     for seed in range(cfg.seed, cfg.seed + cfg.num_seeds):

@@ -135,11 +135,25 @@ def compare_on_part(labels, preds, part, clusters, resamples, seed):
                                                 resamples, seed, part_clusters)}
 
 
-def compare_runs(seed, records, probs, labels, resamples, clusters, floors, test_phrases):
+LENGTH_EDGES = (10, 20, 30, 40)  # tokens, [CLS] and [SEP] included: buckets up to 10, 11-20, ..., over 40
+
+
+def accuracy_by_length(labels, preds, lengths):
+    """Both runs' accuracy per token-count bucket (buckets with no items left out)."""
+    bucket = np.searchsorted(LENGTH_EDGES, lengths, side="left")
+    names = [f"<={LENGTH_EDGES[0]}"] + [f"{lo + 1}-{hi}" for lo, hi in zip(LENGTH_EDGES, LENGTH_EDGES[1:])] + \
+        [f">{LENGTH_EDGES[-1]}"]
+    return [{"tokens": name, "items": int((bucket == b).sum()),
+             **{run: float(np.mean(preds[run][bucket == b] == labels[bucket == b])) for run in RUNS}}
+            for b, name in enumerate(names) if (bucket == b).any()]
+
+
+def compare_runs(seed, records, probs, labels, resamples, clusters, floors, test_phrases, lengths):
     """One seed's comparison: each run's metrics on each split, the deltas, paired significance, and which runs sit
     at their split's majority floor; and on the test set's whole sentences and phrases apart. records: each run's
     training record (None for the probe reference); probs: each model's P(positive) per split; clusters: per split,
-    a cluster id per item, or None; test_phrases: per test item, whether it is a phrase of another SST-2 item."""
+    a cluster id per item, or None; test_phrases: per test item, whether it is a phrase of another SST-2 item;
+    lengths: per split, each item's token count."""
     preds = {run: {split: predicted_labels(p[split]) for split in EVAL_SPLITS} for run, p in probs.items()}
     runs = {run: {**(records.get(run) or {}), **{split: classification_metrics(labels[split], preds[run][split])
                                                   for split in EVAL_SPLITS}} for run in probs}
@@ -158,6 +172,8 @@ def compare_runs(seed, records, probs, labels, resamples, clusters, floors, test
               "at_majority_floor": {run: [split for split in EVAL_SPLITS
                                           if at_floor(runs[run][split]["accuracy"], floors[split],
                                                       len(labels[split]))] for run in RUNS},
+              "accuracy_by_length": {split: accuracy_by_length(labels[split], {run: preds[run][split] for run in RUNS},
+                                                               lengths[split]) for split in EVAL_SPLITS},
               "test_by_kind": {kind: compare_on_part(labels["test"], {run: preds[run]["test"] for run in RUNS}, part,
                                                      clusters["test"], resamples, seed)
                                for kind, part in (("whole_sentences", ~test_phrases), ("phrases", test_phrases))}}

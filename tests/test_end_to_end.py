@@ -50,6 +50,7 @@ def test_script_end_to_end(tiny_model_dir, tiny_data_dir, tmp_path):
     assert test_sig["resampled_unit"] == "clusters of nested phrases" and test_sig["independent_units"] <= 40
     assert validation_sig["resampled_unit"] == "sentences" and validation_sig["independent_units"] == 60
     assert set(results["class_balance"]["validation"]) >= {"positive_share", "majority_class_floor"}
+    assert sum(b["items"] for b in results["accuracy_by_length"]["validation"]) == 60
     by_kind = results["test_by_kind"]
     assert sum(part["items"] for part in by_kind.values() if part) == 40
     probe = results["probe_reference"]
@@ -70,7 +71,7 @@ def test_script_end_to_end(tiny_model_dir, tiny_data_dir, tmp_path):
         broken, fixed = results["significance"][split]["discordant"]
         assert flipped[flipped["split"] == split]["change"].value_counts().to_dict() == \
             {k: v for k, v in (("fixed", fixed), ("broken", broken)) if v}
-    for png in ("metrics.png", "confusion_matrices.png", "training_curves.png"):
+    for png in ("metrics.png", "confusion_matrices.png", "training_curves.png", "accuracy_by_length.png"):
         assert (run_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     saved = sorted(p.name for p in run_dir.iterdir() if p.is_dir())
     assert saved == ["full_finetune_seed42", "head_only_seed42"]  # one model per run, no checkpoints

@@ -146,3 +146,13 @@ def test_the_probe_reference_fits_what_an_under_trained_head_misses():
     assert accuracy > 0.97 and fit["train_items"] == 2000
     under_trained = features["validation"].states[:, 1]  # a head that has not found the decisive direction
     assert np.mean((under_trained.numpy() > 0) == features["validation"].labels.numpy()) < 0.6
+
+
+def test_accuracy_by_length_buckets():
+    lengths = np.array([5, 10, 11, 25, 25, 60])
+    labels = np.array([1, 1, 0, 0, 1, 1])
+    preds = {"head_only": np.array([1, 0, 0, 1, 1, 0]), "full_finetune": np.array([1, 1, 0, 0, 1, 1])}
+    buckets = stats.accuracy_by_length(labels, preds, lengths)
+    assert [(b["tokens"], b["items"]) for b in buckets] == [("<=10", 2), ("11-20", 1), ("21-30", 2), (">40", 1)]
+    assert [b["head_only"] for b in buckets] == [0.5, 1.0, 0.5, 0.0]
+    assert all(b["full_finetune"] == 1.0 for b in buckets)
