@@ -50,9 +50,6 @@ class TokenBatches(torch.utils.data.Dataset):
                 "attention_mask": (torch.arange(width) < lengths[:, None]).long(),
                 "labels": self.labels[rows]}
 
-    def __getitem__(self, row):
-        return {name: value[0] for name, value in self.__getitems__([row]).items()}
-
 
 def already_batched(batch):
     """The DataLoader's collate step: `__getitems__` has already made the batch."""

@@ -134,18 +134,25 @@ def padded_text(tokens):
     return f" {' '.join(tokens)} "  # spaces around, so a substring match is a match of whole words
 
 
-def inside_fractions(containers, queries):
-    """For each named list of queries: the share that is a contiguous word span of some container item.
-    One pass over the containers' spans serves every list."""
-    wanted = {words(q) for items in queries.values() for q in items}
+def spans_found(wanted, containers, proper):
+    """Which of the wanted word tuples occur as a contiguous word span of some container (proper: a strictly
+    shorter span, so an item inside another one, not the item itself). Spans up to LONG_ITEM words are enumerated,
+    in one pass over the containers; longer wanted items are found by whole-word substring search."""
     short = {q for q in wanted if len(q) <= LONG_ITEM}
-    containers = set(map(words, containers))
     longest = max(map(len, short), default=0)
-    found = {span for item in containers for span in spans(item, longest) if span in short}
-    long_queries = wanted - short
-    if long_queries:
-        texts = [padded_text(item) for item in containers if len(item) > LONG_ITEM]
-        found |= {q for q in long_queries if any(padded_text(q) in text for text in texts)}
+    found = {span for text in containers for span in spans(text, min(longest, len(text) - proper)) if span in short}
+    long_wanted = wanted - short
+    if long_wanted:
+        padded = [padded_text(text) for text in containers if len(text) > LONG_ITEM]
+        found |= {q for q in long_wanted
+                  if sum(padded_text(q) in text for text in padded) > (proper and q in containers)}
+    return found
+
+
+def inside_fractions(containers, queries):
+    """For each named list of queries: the share that is a contiguous word span of some container item."""
+    found = spans_found({words(q) for items in queries.values() for q in items}, set(map(words, containers)),
+                        proper=False)
     return {name: sum(words(q) in found for q in items) / max(len(items), 1) for name, items in queries.items()}
 
 
@@ -205,15 +212,7 @@ def sst2_splits(cfg):
 def is_phrase(items, corpus):
     """For each item: is it a proper word span of some other item of the corpus (a phrase), rather than a whole
     sentence? SST-2's train split holds whole review sentences and the phrases cut from them."""
-    wanted = {words(q) for q in items}
-    short = {q for q in wanted if len(q) <= LONG_ITEM}
-    longest = max(map(len, short), default=0)
-    texts = set(map(words, corpus))
-    found = {span for text in texts for span in spans(text, min(longest, len(text) - 1)) if span in short}
-    long_items = wanted - short
-    if long_items:
-        padded = [padded_text(text) for text in texts if len(text) > LONG_ITEM]
-        found |= {q for q in long_items if sum(padded_text(q) in text for text in padded) > (q in texts)}
+    found = spans_found({words(q) for q in items}, set(map(words, corpus)), proper=True)
     return np.array([words(q) in found for q in items])
 
 

@@ -55,9 +55,6 @@ class FirstTokenStates(torch.utils.data.Dataset):
         rows = torch.as_tensor(rows, dtype=torch.long)
         return {"inputs_embeds": self.states[rows, None], "labels": self.labels[rows]}
 
-    def __getitem__(self, row):
-        return {name: value[0] for name, value in self.__getitems__([row]).items()}
-
 
 def on_device(batch, device):
     return {name: value.to(device) for name, value in batch.items() if name != "labels"}

@@ -71,7 +71,8 @@ class GraphedTrainer(Trainer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.step_graphs, self.graph_pool, self.static_grads, self.capture_failure = {}, None, None, None
+        self.step_graphs, self.graph_pool, self.capture_failure = {}, None, None
+        self.trainable, self.static_grads = None, None  # made at the first graphed step
         self.parameter_count = self.model.num_parameters(exclude_embeddings=True)
 
     def floating_point_ops(self, inputs):

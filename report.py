@@ -173,7 +173,8 @@ def verdict(delta, significance, baseline):
     points = 100 * delta["accuracy"]
     evidence = f"95% CI {lo:+.1f} to {hi:+.1f}, {significance['paired_test']} p = {significance['p_value']:.2g}"
     if significance["difference_claimed"]:
-        return f"full fine-tuning {'beats' if points > 0 else 'trails'} {baseline} by {abs(points):.1f} points ({evidence})"
+        direction = "beats" if points > 0 else "trails"
+        return f"full fine-tuning {direction} {baseline} by {abs(points):.1f} points ({evidence})"
     return (f"the difference from {baseline} ({points:+.1f} points) is not established ({evidence}: the interval and "
             "the paired test do not both rule out chance)")
 
@@ -207,9 +208,10 @@ def conclusion(result, leakage, balance, summary=None):
         splits = result["at_majority_floor"][run]
         if splits:
             names = " and ".join(SPLIT_TITLES[split] for split in splits)
+            pair = ("the full fine-tune with a constant guess" if run == "head_only"
+                    else "a constant guess with the head-only model")
             sentences.append(f"{name} does no better than always predicting the majority class on {names}: it "
-                             f"learned nothing there beyond the label shares, so the delta on {names} compares "
-                             f"{'the full fine-tune with a constant guess' if run == 'head_only' else 'a constant guess with the head-only model'}.")
+                             f"learned nothing there beyond the label shares, so the delta on {names} compares {pair}.")
     for split in EVAL_SPLITS:
         if not balance[split]["close_to_balanced"]:
             title = SPLIT_TITLES[split]
@@ -219,8 +221,8 @@ def conclusion(result, leakage, balance, summary=None):
         n = len(summary["delta"]["per_seed_accuracy"])
         for key, split in (("delta_validation", "validation"), ("delta", "test")):
             d = summary[key]
-            sentences.append(f"Over {n} seeds (training randomness on one split), the delta on {SPLIT_TITLES[split]} is "
-                             f"{100 * d['accuracy']['mean']:+.1f} +- {100 * d['accuracy']['std']:.1f} points, a "
+            sentences.append(f"Over {n} seeds (training randomness on one split), the delta on {SPLIT_TITLES[split]} "
+                             f"is {100 * d['accuracy']['mean']:+.1f} +- {100 * d['accuracy']['std']:.1f} points, a "
                              f"difference claimed in {d['seeds_claiming_a_difference']} of {n}.")
     return " ".join(sentences)
 

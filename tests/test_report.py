@@ -87,7 +87,8 @@ def test_a_write_stopped_midway_leaves_the_old_file_and_no_temporary_one(tmp_pat
 
 def test_results_json_is_strict_json(tmp_path):
     frame = pd.DataFrame({"idx": [0], "sentence": ["a film"], "label": [1]})
-    probs = {run: {split: np.array([0.9]) for split in ("test", "validation")} for run in ("head_only", "full_finetune")}
+    probs = {run: {split: np.array([0.9]) for split in ("test", "validation")}
+             for run in ("head_only", "full_finetune")}
     predictions = report.predictions_frame({"test": frame, "validation": frame}, [(42, probs)])
     report.save_results(tmp_path, {"delta": float("nan"), "runs": [float("inf"), 0.5]}, predictions)
     text = (tmp_path / "results.json").read_text()
