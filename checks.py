@@ -12,6 +12,7 @@ from transformers import AutoConfig
 from transformers.utils import logging as hf_logging
 
 from config import Config, UsageError
+from data import READERS
 from models import load_model, model_not_found
 
 SEED_LIMIT = 2**32  # numpy's seeding, which set_seed calls, takes seeds in [0, 2**32)
@@ -30,6 +31,7 @@ def check_inputs(cfg):
     problem = broadcast_object_list([problem])[0]
     if problem:
         raise UsageError(problem)
+    check_external_test_file(cfg.external_test_file)
     check_hub(cfg)
     check_model(cfg)
 
@@ -107,6 +109,18 @@ def check_output_dir(output_dir):
     finally:
         for folder in reversed(made):
             folder.rmdir()
+
+
+def check_external_test_file(path):
+    """The external test set names a file of a format the run reads (its rows are checked when it is read)."""
+    if path is None:
+        return
+    if not Path(path).is_file():
+        raise UsageError(f"external_test_file {path} is not a file: point it at a labelled file of sentences "
+                         "(columns sentence and label), or leave it unset")
+    if Path(path).suffix not in READERS:
+        raise UsageError(f"external_test_file {path}: cannot read {Path(path).suffix or 'files without a suffix'}; "
+                         f"save it as {', '.join(READERS)}")
 
 
 def check_hub(cfg):

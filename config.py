@@ -12,9 +12,19 @@ from transformers import HfArgumentParser
 # The two runs, the splits they are scored on, and the labels: one spelling each, imported everywhere.
 RUNS = ("head_only", "full_finetune")
 RUN_TITLES = {"head_only": "head-only (frozen encoder)", "full_finetune": "full fine-tune"}
-EVAL_SPLITS = ("test", "validation")
-SPLIT_TITLES = {"test": "the re-split test set", "validation": "GLUE validation"}
+# Reports list the splits in this order: whole sentences first (the population the question is about), the
+# re-split test set's phrases last. external_test is evaluated only when external_test_file is set.
+EVAL_SPLITS = ("validation", "external_test", "test")
+SPLIT_TITLES = {"test": "the re-split test set", "validation": "GLUE validation",
+                "external_test": "the external test set"}
+# results.json's key for each split's delta (the re-split test set's was the first: plain "delta")
+DELTA_KEYS = {"test": "delta", "validation": "delta_validation", "external_test": "delta_external_test"}
 LABEL_NAMES = ("negative", "positive")
+
+
+def evaluated(splits):
+    """The evaluation splits among the keys of `splits`, in EVAL_SPLITS' order."""
+    return tuple(split for split in EVAL_SPLITS if split in splits)
 
 
 @dataclass
@@ -55,6 +65,12 @@ class Config:
         default=None, metadata={"help": "keep this seeded share of each split (quick runs)"}
     )
     seed: int = field(default=42, metadata={"help": "the split, subsets, head initialisation, data order"})
+    external_test_file: Optional[str] = field(
+        default=None,
+        metadata={"help": "a labelled file (parquet/csv/tsv/jsonl, columns sentence and label 0/1) of whole "
+                  "sentences outside GLUE train and validation, such as the official SST-2 test sentences with "
+                  "their labels: both runs are also scored on it, as the split external_test"},
+    )
 
     # statistics
     num_seeds: int = field(default=1, metadata={"help": "repeat both runs for seeds seed, seed+1, ..."})

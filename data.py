@@ -42,7 +42,11 @@ def read_split(folder, split):
     if len(paths) > 1:
         raise UsageError(f"{folder} has several {split} files ({', '.join(p.name for p in paths)}): "
                          "keep one, so it is clear which is read")
-    path = paths[0]
+    return read_labelled(paths[0])
+
+
+def read_labelled(path):
+    """One labelled file of SST-2-style rows (sentence, label 0/1, optional idx), each row checked."""
     try:
         frame = READERS[path.suffix](path)
     except Exception as err:  # each reader raises its own types; all mean "not a readable file of this format"
@@ -55,6 +59,10 @@ def read_split(folder, split):
     blank = ~frame["sentence"].map(lambda text: isinstance(text, str) and bool(text.strip()))
     if blank.any():
         raise UsageError(f"{path}: row(s) {rows_named(blank)} have no sentence: fill them in or remove them")
+    hidden = frame["label"].map(lambda label: type(label) in LABEL_TYPES and label == -1)
+    if hidden.any():
+        raise UsageError(f"{path}: the labels of {hidden.sum():,} row(s) are hidden (-1, as in GLUE's test split), "
+                         "so nothing can be scored on it: use a copy with the true labels 0/1 (see the README)")
     bad_label = ~frame["label"].map(lambda label: type(label) in LABEL_TYPES and label in (0, 1))
     if bad_label.any():
         found = list(dict.fromkeys(repr(label) for label in frame["label"][bad_label]))[:5]
@@ -195,18 +203,28 @@ def grouped_test_mask(sentences, test_size, seed):
 
 
 def sst2_splits(cfg):
-    """Train / test / validation as the config asks: GLUE train re-split, GLUE validation as it is; each a frame
-    of idx, sentence, label. Also every SST-2 sentence (train and validation, before any subset): the corpus that
-    tells whole sentences from phrases."""
+    """Train / test / validation as the config asks: GLUE train re-split, GLUE validation as it is, and the
+    external test set when one is named; each a frame of idx, sentence, label. Also every SST-2 sentence (train and
+    validation, before any subset): the corpus that tells whole sentences from phrases."""
+    # the external file first: a bad one is reported in a moment, not after SST-2 is loaded and re-split
+    external = read_labelled(Path(cfg.external_test_file)) if cfg.external_test_file else None
     raw = load_sst2(cfg.data_dir)
     train, test = split_train_test(raw["train"], cfg.test_size, cfg.seed, cfg.split)
     splits = {"train": train, "test": test, "validation": raw["validation"]}
+    if external is not None:
+        splits["external_test"] = external
     frames = {name: take_fraction(ds, cfg.subset_fraction, cfg.seed, name).to_pandas() for name, ds in splits.items()}
     train_labels = frames["train"]["label"].unique()
     if len(train_labels) < 2:
         raise UsageError(f"the train split has only label {train_labels[0]} ({len(frames['train']):,} rows): nothing "
                          "to learn apart; check the data, or raise subset_fraction")
     return frames, np.concatenate([column(raw["train"], "sentence"), column(raw["validation"], "sentence")])
+
+
+def shared_items(items, others):
+    """How many of the items are, word for word, also among the others."""
+    others = set(map(words, others))
+    return sum(words(item) in others for item in items)
 
 
 def is_phrase(items, corpus):

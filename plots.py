@@ -7,7 +7,7 @@ matplotlib.use("Agg")  # files only: works without a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from config import EVAL_SPLITS, LABEL_NAMES, RUN_TITLES, RUNS  # noqa: E402
+from config import LABEL_NAMES, RUN_TITLES, RUNS, evaluated  # noqa: E402
 
 RUN_COLORS = {"head_only": "#7a9cc6", "full_finetune": "#d9822b"}
 METRICS = {"accuracy": "accuracy", "f1": "F1 (positive)", "macro_f1": "macro-F1"}
@@ -27,14 +27,16 @@ def save_figures(per_seed, majority_accuracy, out_dir, write):
 
 
 def draw_metrics(per_seed, majority_accuracy):
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    splits = evaluated(per_seed[0]["significance"])
+    fig, axes = plt.subplots(1, len(splits), figsize=(5.5 * len(splits), 4.2), sharey=True)
     x, width = np.arange(len(METRICS)), 0.38
-    for ax, split in zip(axes, reversed(EVAL_SPLITS)):  # validation first: the one to trust
+    for ax, split in zip(axes, splits):
+        legend = split == splits[0]  # each label once
         for offset, run in zip((-width / 2, width / 2), RUNS):
             values = np.array([[s["runs"][run][split][m] for m in METRICS] for s in per_seed])
             means = values.mean(0)
             bars = ax.bar(x + offset, means, width, color=RUN_COLORS[run],
-                          label=RUN_TITLES[run] if split == "validation" else None,
+                          label=RUN_TITLES[run] if legend else None,
                           yerr=values.std(0, ddof=1) if len(values) > 1 else None, capsize=3)
             for seed_values in values if len(values) > 1 else []:
                 ax.scatter(x + offset, seed_values, color="black", s=8, zorder=3)
@@ -42,11 +44,11 @@ def draw_metrics(per_seed, majority_accuracy):
         deltas = [100 * (s["runs"]["full_finetune"][split]["accuracy"] - s["runs"]["head_only"][split]["accuracy"])
                   for s in per_seed]
         ax.hlines(majority_accuracy[split], -0.5, 0.5, colors="black", linestyles="dashed",
-                  label="always the majority class" if split == "validation" else None)
+                  label="always the majority class" if legend else None)
         probe = per_seed[0].get("probe_reference")
         if probe:  # the same frozen features, a well-fit classifier: what the head-only recipe could have reached
             ax.hlines(probe["runs"][split]["accuracy"], -0.5, 0.5, colors="#3a8a4a", linestyles="dotted",
-                      label="best linear probe (reference)" if split == "validation" else None)
+                      label="best linear probe (reference)" if legend else None)
         ax.set_title(f"{split}: full fine-tune {np.mean(deltas):+.1f} accuracy points")
         ax.set_xticks(x, list(METRICS.values()))
         ax.set_ylim(0, 1.08)
@@ -57,8 +59,9 @@ def draw_metrics(per_seed, majority_accuracy):
 
 
 def draw_confusion(per_seed):
-    fig, axes = plt.subplots(2, 2, figsize=(8.5, 7.5))
-    for row, split in enumerate(EVAL_SPLITS):
+    splits = evaluated(per_seed[0]["significance"])
+    fig, axes = plt.subplots(len(splits), 2, figsize=(8.5, 3.75 * len(splits)), squeeze=False)
+    for row, split in enumerate(splits):
         for col, run in enumerate(RUNS):
             counts = np.sum([s["runs"][run][split]["confusion_matrix"] for s in per_seed], axis=0)
             shares = counts / counts.sum(1, keepdims=True)  # per true class: recall on the diagonal
@@ -98,13 +101,14 @@ def draw_curves(per_seed):
 
 def draw_by_length(per_seed):
     """Where fine-tuning helps: both runs' accuracy per sentence length, one panel per split (mean over seeds)."""
-    fig, axes = plt.subplots(1, len(EVAL_SPLITS), figsize=(11, 4.2), sharey=True)
-    for ax, split in zip(axes, reversed(EVAL_SPLITS)):
+    splits = evaluated(per_seed[0]["significance"])
+    fig, axes = plt.subplots(1, len(splits), figsize=(5.5 * len(splits), 4.2), sharey=True)
+    for ax, split in zip(axes, splits):
         buckets = per_seed[0]["accuracy_by_length"][split]
         x = np.arange(len(buckets))
         for run in RUNS:
             means = [np.mean([s["accuracy_by_length"][split][i][run] for s in per_seed]) for i in range(len(buckets))]
-            ax.plot(x, means, "o-", color=RUN_COLORS[run], label=RUN_TITLES[run] if split == "validation" else None)
+            ax.plot(x, means, "o-", color=RUN_COLORS[run], label=RUN_TITLES[run] if split == splits[0] else None)
         ax.set_xticks(x, [f"{b['tokens']}\n({b['items']:,})" for b in buckets])
         ax.set(title=f"{split}: accuracy by length", xlabel="tokens (items)", ylim=(0, 1.05))
         ax.grid(alpha=0.3)

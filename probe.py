@@ -4,35 +4,54 @@ The head-only run is the notebook's recipe (its head, learning rate and two epoc
 encoder's features under-used. A logistic regression on the standardised features, its regularisation chosen by
 cross-validation on train, shows what a well-fit classifier on the frozen encoder reaches: the gap from it to the
 full fine-tune is what freezing the encoder costs, the gap from the head-only run to it what the recipe costs.
+
+The fit runs on the CPU while the GPU trains both runs: on one H200 it took 36 s for DistilBERT-sized features
+(10,000 x 768, five folds, one core), longer than the training it sits beside.
 """
+import threading
+import time
 import warnings
+from concurrent.futures import Future
 
 import numpy as np
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from config import EVAL_SPLITS
-from report import say
+from config import evaluated
 
 MAX_TRAIN_ITEMS = 10_000  # cross-validated fits on more buy little and cost tens of seconds on a CPU
+FOLDS = 3  # 5 folds chose the same C on real SST-2 features, at 5/3 the cost
+PARALLEL_FROM = 2_000  # training items from which each fold is fitted in its own process (starting one costs ~1 s)
 
 
 def best_linear_probe(features, seed):
-    """P(positive) per evaluation split from a cross-validated logistic regression on the cached features,
-    and what was fit; None (saying why) when there are no cached features."""
-    if features is None:
-        say("no linear probe reference: it needs the cached encoder features (cache_encoder_features)")
-        return None
+    """P(positive) per evaluation split from a cross-validated logistic regression on the cached features, and
+    what was fit (chosen C, training items, seconds)."""
+    started = time.perf_counter()
     train = features["train"]
     rows = np.random.default_rng(seed).permutation(len(train))[:MAX_TRAIN_ITEMS]
-    probe = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=np.logspace(-4, 1, 6), cv=5, max_iter=1000,
+    probe = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=np.logspace(-4, 1, 6), cv=FOLDS, max_iter=1000,
+                                                                 n_jobs=FOLDS if len(rows) >= PARALLEL_FROM else 1,
                                                                  random_state=seed))
     with warnings.catch_warnings():  # scikit-learn announces changes of defaults that do not touch this fit
         warnings.simplefilter("ignore", FutureWarning)
         probe.fit(train.states[rows].numpy(), train.labels[rows].numpy())
-    probs = {split: probe.predict_proba(features[split].states.numpy())[:, 1] for split in EVAL_SPLITS}
-    fit = {"train_items": len(rows), "C": float(probe[-1].C_[0])}
-    say(f"best linear probe (reference): regularisation C = {fit['C']:.3g} chosen by 5-fold cross-validation on "
-        f"{fit['train_items']:,} training items")
-    return probs, fit
+    probs = {split: probe.predict_proba(features[split].states.numpy())[:, 1] for split in evaluated(features)}
+    return probs, {"train_items": len(rows), "C": float(probe[-1].C_[0]), "folds": FOLDS,
+                   "seconds": time.perf_counter() - started}
+
+
+def linear_probe_in_background(features, seed):
+    """best_linear_probe started on a background thread, so the runs train meanwhile: a Future of its result.
+    (Its folds are fitted in worker processes, so the thread holds no lock the training loop waits for.)"""
+    future = Future()
+
+    def fit():
+        try:
+            future.set_result(best_linear_probe(features, seed))
+        except BaseException as err:  # noqa: BLE001 - handed to whoever asks for the result
+            future.set_exception(err)
+
+    threading.Thread(target=fit, name="linear-probe", daemon=True).start()  # daemon: Ctrl-C need not wait for it
+    return future

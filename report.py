@@ -6,6 +6,7 @@ import math
 import os
 import platform
 import time
+from concurrent.futures import Future
 from contextlib import contextmanager
 
 import accelerate
@@ -19,12 +20,19 @@ from accelerate import PartialState
 
 import plots
 import stats
-from config import EVAL_SPLITS, LABEL_NAMES, RUN_TITLES, RUNS, SPLIT_TITLES, UsageError
+from data import shared_items
+from config import DELTA_KEYS, LABEL_NAMES, RUN_TITLES, RUNS, SPLIT_TITLES, UsageError, evaluated
 
 
 def say(*args):
     """Print on the main process only: one report however many processes train."""
     PartialState().print(*args, flush=True)
+
+
+def listed(items):
+    """'a', 'a and b', 'a, b and c'."""
+    items = list(items)
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
 
 
 class Stopwatch:
@@ -51,7 +59,7 @@ def class_balance(frames):
     train_labels = frames["train"]["label"].to_numpy()
     counts = np.bincount(train_labels, minlength=2)
     splits = {}
-    for split in EVAL_SPLITS:
+    for split in evaluated(frames):
         positive = float(frames[split]["label"].mean())
         splits[split] = {"items": len(frames[split]), "positive_share": positive,
                          "close_to_balanced": max(positive, 1 - positive) < 0.6,
@@ -66,18 +74,25 @@ def print_setup(experiment, frames, leakage, clusters):
     say(f"split '{experiment.cfg.split}': " + ", ".join(f"{name} {len(frame):,}" for name, frame in frames.items()))
     say("train labels: " + ", ".join(f"{k} {balance['train_label_counts'][k]:,} ({100 * v:.1f}%)"
                                      for k, v in balance["train_label_shares"].items()))
-    for split in EVAL_SPLITS:
+    if "external_test" in frames:
+        say(f"external test set: {len(frames['external_test']):,} labelled sentences from "
+            f"{experiment.cfg.external_test_file}, scored like GLUE validation, sentence by sentence")
+        shared = shared_items(frames["external_test"]["sentence"], frames["validation"]["sentence"])
+        if shared:
+            say(f"warning: {shared:,} of the external test set's sentences are also GLUE validation sentences: "
+                "it is meant to be a set of its own (such as the SST-2 test sentences)")
+    for split in evaluated(frames):
         b = balance[split]
         say(f"{split}: {100 * b['positive_share']:.1f}% positive "
             f"({'close to balanced' if b['close_to_balanced'] else 'imbalanced'}); always predicting the majority "
             f"class scores {100 * b['majority_class_floor']:.1f}%: read accuracy against that floor, with F1 and "
             "macro-F1 beside it")
-    say(f"leakage: {100 * leakage['test']:.1f}% of test items and {100 * leakage['validation']:.1f}% of validation "
-        "items are word-for-word phrases of training items; scores on such items reward memorising.")
+    say(f"leakage: {listed(f'{100 * share:.1f}% of {split} items' for split, share in leakage.items())} are "
+        "word-for-word phrases of training items; scores on such items reward memorising.")
     if clusters["test"] is not None:
         say(f"independence: the {len(frames['test']):,} test items are nested phrases falling into "
             f"{clusters['test'].max() + 1:,} clusters; its intervals resample whole clusters")
-    for split in EVAL_SPLITS:
+    for split in evaluated(frames):
         labels = frames[split]["label"]
         if len(labels) < 30 or labels.nunique() < 2:
             say(f"warning: {SPLIT_TITLES[split]} has {len(labels)} item(s), of {labels.nunique()} class(es): its "
@@ -91,7 +106,7 @@ def print_setup(experiment, frames, leakage, clusters):
 
 
 def print_run(run, metrics, leakage, seed):
-    for split in EVAL_SPLITS:
+    for split in evaluated(metrics):
         m = metrics[split]
         seen = f"  ({100 * leakage[split]:.1f}% of these items are phrases of training items)"
         say(f"\n{RUN_TITLES[run]}, seed {seed}, on {split}: accuracy {m['accuracy']:.4f}  F1 {m['f1']:.4f}  "
@@ -114,32 +129,32 @@ def interval_line(split, s, baseline):
 
 
 def print_comparison(result, balance, leakage, features_cached, summary=None):
-    runs, seed = result["runs"], result["seed"]
+    runs, seed, splits = result["runs"], result["seed"], evaluated(result["significance"])
     seeds = len(summary["delta"]["per_seed_accuracy"]) if summary else 1
     say(f"seed {seed}" + (f" (the first of {seeds}; the verdict below speaks for all)" if seeds > 1 else "") + ":")
-    say(f"{'':22}{'head-only':>10}{'full':>10}{'delta (points)':>16}{'error-rate reduction':>22}{'positive':>10}")
-    for split, delta in (("test", result["delta"]), ("validation", result["delta_validation"])):
-        h, f = runs["head_only"][split], runs["full_finetune"][split]
-        say(f"{split + ' accuracy':22}{h['accuracy']:10.4f}{f['accuracy']:10.4f}{100 * delta['accuracy']:+16.2f}"
+    say(f"{'':24}{'head-only':>10}{'full':>10}{'delta (points)':>16}{'error-rate reduction':>22}{'positive':>10}")
+    for split in splits:
+        h, f, delta = runs["head_only"][split], runs["full_finetune"][split], result[DELTA_KEYS[split]]
+        say(f"{split + ' accuracy':24}{h['accuracy']:10.4f}{f['accuracy']:10.4f}{100 * delta['accuracy']:+16.2f}"
             f"{reduction(delta):>22}{100 * balance[split]['positive_share']:9.1f}%")
-        say(f"{split + ' F1':22}{h['f1']:10.4f}{f['f1']:10.4f}{100 * delta['f1']:+16.2f}")
+        say(f"{split + ' F1':24}{h['f1']:10.4f}{f['f1']:10.4f}{100 * delta['f1']:+16.2f}")
     for kind, part in result["test_by_kind"].items():
         if part:
             title = f"test {kind.replace('_', ' ')}"
-            say(f"{title:22}{part['accuracy']['head_only']:10.4f}{part['accuracy']['full_finetune']:10.4f}"
+            say(f"{title:24}{part['accuracy']['head_only']:10.4f}{part['accuracy']['full_finetune']:10.4f}"
                 f"{100 * part['delta_accuracy']:+16.2f}    (accuracy on {part['items']:,} items)")
     probe = result.get("probe_reference")
     if probe:
         say("\nbest linear probe (reference), the full fine-tune's gain over it:")
-        for split in EVAL_SPLITS:
+        for split in splits:
             d = probe["delta"][split]
-            say(f"{split + ' accuracy':22}{probe['runs'][split]['accuracy']:10.4f}"
+            say(f"{split + ' accuracy':24}{probe['runs'][split]['accuracy']:10.4f}"
                 f"{runs['full_finetune'][split]['accuracy']:10.4f}{100 * d['accuracy']:+16.2f}{reduction(d):>22}")
     say("")
-    for split in EVAL_SPLITS:
+    for split in splits:
         say(interval_line(split, result["significance"][split], "head-only"))
     if probe:
-        for split in EVAL_SPLITS:
+        for split in splits:
             say(interval_line(split, probe["significance"][split], "probe"))
     if features_cached:
         say("head-only trained on frozen-encoder features computed once: the encoder's dropout was off (the notebook "
@@ -149,23 +164,25 @@ def print_comparison(result, balance, leakage, features_cached, summary=None):
 
 def print_summary(summary):
     say("\nover seeds (mean +- std; the split is the same, so the spread is training randomness):")
+    splits = evaluated(summary[RUNS[0]])
     for run in RUNS:
-        for split in EVAL_SPLITS:
+        for split in splits:
             m = summary[run][split]
-            say(f"  {run:14} {split:10} accuracy {m['accuracy']['mean']:.4f} +- {m['accuracy']['std']:.4f}"
+            say(f"  {run:14} {split:13} accuracy {m['accuracy']['mean']:.4f} +- {m['accuracy']['std']:.4f}"
                 f"  F1 {m['f1']['mean']:.4f} +- {m['f1']['std']:.4f}")
-    for key, split in (("delta", "test"), ("delta_validation", "validation")):
-        d = summary[key]
-        say(f"  delta {split:10} {100 * d['accuracy']['mean']:+.2f} +- {100 * d['accuracy']['std']:.2f} points; "
+    for split in splits:
+        d = summary[DELTA_KEYS[split]]
+        say(f"  delta {split:13} {100 * d['accuracy']['mean']:+.2f} +- {100 * d['accuracy']['std']:.2f} points; "
             f"per seed {', '.join(f'{100 * x:+.2f}' for x in d['per_seed_accuracy'])}")
 
 
 def population(split, leakage, significance):
+    """What a sentence of the verdict speaks of: the split, its independent units, the share seen in training."""
     units = significance["independent_units"]
-    if split == "validation":
-        return f"GLUE validation ({units:,} independent sentences)"
     leak = f"; {100 * leakage:.0f}% of its items are phrases seen in training" if leakage > 0.05 else ""
-    return f"the re-split test set ({units:,} clusters of nested phrases{leak})"
+    if split == "test":
+        return f"the re-split test set ({units:,} clusters of nested phrases{leak})"
+    return f"{SPLIT_TITLES[split]} ({units:,} independent sentences{leak})"
 
 
 def verdict(delta, significance, baseline):
@@ -183,9 +200,11 @@ def conclusion(result, leakage, balance, summary=None):
     """Plain sentences, each naming the population it measures, that claim no more than the interval, the paired
     test, the majority-class floor and the seeds support."""
     sentences, seed = [], (f"In seed {result['seed']}, o" if summary else "O")
-    for split, delta in (("validation", result["delta_validation"]), ("test", result["delta"])):
+    splits = evaluated(result["significance"])
+    for split in splits:
         s = result["significance"][split]
-        sentences.append(f"{seed}n {population(split, leakage[split], s)}, {verdict(delta, s, 'head-only')}.")
+        sentences.append(f"{seed}n {population(split, leakage[split], s)}, "
+                         f"{verdict(result[DELTA_KEYS[split]], s, 'head-only')}.")
     parts = []
     for kind, part in result["test_by_kind"].items():
         if part:
@@ -194,7 +213,8 @@ def conclusion(result, leakage, balance, summary=None):
     if parts:
         sentences.append(f"Within it, {'; '.join(parts)}.")
     if leakage["test"] > 0.05:
-        sentences.append("The test score rewards memorised phrases; trust GLUE validation, or use --split grouped.")
+        trusted = listed(SPLIT_TITLES[split] for split in splits if split != "test")
+        sentences.append(f"The test score rewards memorised phrases; trust {trusted}, or use --split grouped.")
     probe = result.get("probe_reference")
     if probe:
         d, s = probe["delta"]["validation"], probe["significance"]["validation"]
@@ -205,22 +225,22 @@ def conclusion(result, leakage, balance, summary=None):
                              f"; so about {100 * recipe:.1f} points of the gap over the notebook's head-only run come "
                              "from how that head was trained, not from freezing the encoder." if recipe > 0 else "."))
     for run, name in (("head_only", "The head-only model"), ("full_finetune", "The full fine-tune")):
-        splits = result["at_majority_floor"][run]
-        if splits:
-            names = " and ".join(SPLIT_TITLES[split] for split in splits)
+        floored = result["at_majority_floor"][run]
+        if floored:
+            names = listed(SPLIT_TITLES[split] for split in floored)
             pair = ("the full fine-tune with a constant guess" if run == "head_only"
                     else "a constant guess with the head-only model")
             sentences.append(f"{name} does no better than always predicting the majority class on {names}: it "
                              f"learned nothing there beyond the label shares, so the delta on {names} compares {pair}.")
-    for split in EVAL_SPLITS:
+    for split in evaluated(balance):
         if not balance[split]["close_to_balanced"]:
             title = SPLIT_TITLES[split]
             sentences.append(f"{title[0].upper()}{title[1:]} is imbalanced "
                              f"({100 * balance[split]['positive_share']:.0f}% positive): read its F1 and macro-F1.")
     if summary:
         n = len(summary["delta"]["per_seed_accuracy"])
-        for key, split in (("delta_validation", "validation"), ("delta", "test")):
-            d = summary[key]
+        for split in splits:
+            d = summary[DELTA_KEYS[split]]
             sentences.append(f"Over {n} seeds (training randomness on one split), the delta on {SPLIT_TITLES[split]} "
                              f"is {100 * d['accuracy']['mean']:+.1f} +- {100 * d['accuracy']['std']:.1f} points, a "
                              f"difference claimed in {d['seeds_claiming_a_difference']} of {n}.")
@@ -264,7 +284,7 @@ def predictions_frame(frames, per_seed_probs):
     P(positive), and whether the full fine-tune fixed ("fixed") or broke ("broken") head-only's answer."""
     rows = []
     for seed, probs in per_seed_probs:
-        for split in EVAL_SPLITS:
+        for split in evaluated(probs[RUNS[0]]):
             frame = frames[split][["idx", "sentence", "label"]].copy()
             frame["sentence"] = frame["sentence"].map(spreadsheet_safe)
             frame.insert(0, "split", split)
@@ -325,17 +345,35 @@ class Results:
 
     def __init__(self, experiment, frames, leakage, clusters, test_phrases, lengths, probe=None,
                  features_cached=False):
+        """probe: None, or a Future of the linear probe's (P(positive) per split, what was fit)."""
         self.experiment, self.frames, self.leakage, self.clusters = experiment, frames, leakage, clusters
         self.test_phrases, self.lengths = np.asarray(test_phrases, bool), lengths
         self.probe, self.features_cached = probe, features_cached
-        self.labels = {split: frames[split]["label"].to_numpy() for split in EVAL_SPLITS}
+        self.labels = {split: frames[split]["label"].to_numpy() for split in evaluated(frames)}
         self.balance = class_balance(frames)
-        self.floors = {split: self.balance[split]["majority_class_floor"] for split in EVAL_SPLITS}
+        self.floors = {split: self.balance[split]["majority_class_floor"] for split in self.labels}
         self.per_seed, self.per_seed_probs, self.record, self.predictions = [], [], None, None
+
+    def probe_result(self):
+        """The linear probe's result, waited for once (it fits while the first seed trains). A probe whose fit failed
+        is reported and left out: the runs already trained must not be lost to their reference."""
+        if isinstance(self.probe, Future):
+            try:
+                self.probe = self.probe.result()
+            except Exception as err:  # noqa: BLE001 - whatever broke, the trained runs' results stand without it
+                say(f"no linear probe reference: its fit failed ({type(err).__name__}: {err})")
+                self.probe = None
+            else:
+                fit = self.probe[1]
+                say(f"best linear probe (reference): regularisation C = {fit['C']:.3g} chosen by {fit['folds']}-fold "
+                    f"cross-validation on {fit['train_items']:,} training items ({fit['seconds']:.1f}s, on the CPU "
+                    "beside the training)")
+        return self.probe
 
     def add_seed(self, seed, records, probs, timings):
         cfg = self.experiment.cfg
-        models = {**probs, "probe": self.probe[0]} if self.probe else probs
+        probe = self.probe_result()
+        models = {**probs, "probe": probe[0]} if probe else probs
         self.per_seed.append(stats.compare_runs(seed, records, models, self.labels, cfg.bootstrap_resamples,
                                                 self.clusters, self.floors, self.test_phrases, self.lengths))
         self.per_seed_probs.append((seed, probs))
@@ -346,15 +384,14 @@ class Results:
             "complete": len(self.per_seed) == cfg.num_seeds, "config": dataclasses.asdict(cfg),
             "class_balance": self.balance,
             "sizes": {name: len(frame) for name, frame in self.frames.items()},
-            "leakage": {"test_items_inside_train_fraction": self.leakage["test"],
-                        "validation_items_inside_train_fraction": self.leakage["validation"]},
-            **{key: first[key] for key in ("runs", "delta", "delta_validation", "significance", "at_majority_floor",
-                                           "test_by_kind", "accuracy_by_length")},
+            "leakage": {f"{split}_items_inside_train_fraction": share for split, share in self.leakage.items()},
+            **{key: first[key] for key in ("runs", *(DELTA_KEYS[split] for split in self.labels), "significance",
+                                           "at_majority_floor", "test_by_kind", "accuracy_by_length")},
             "speed": {"precision": self.experiment.precision.name,
                       "cuda_graphs": self.experiment.graphs_off_because or "on"},
             "timings_seconds": timings, "environment": environment()}
-        if self.probe:
-            self.record["probe_reference"] = {**first["probe_reference"], "fit": self.probe[1]}
+        if probe:
+            self.record["probe_reference"] = {**first["probe_reference"], "fit": probe[1]}
         if len(self.per_seed) > 1:
             self.record["seeds"] = self.per_seed
             self.record["summary"] = stats.summarize_seeds(self.per_seed)

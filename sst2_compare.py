@@ -26,12 +26,12 @@ import report
 import stats
 from batches import already_batched, tokenize_splits
 from checks import check_inputs
-from config import EVAL_SPLITS, Config, UsageError, parse_config
+from config import Config, UsageError, evaluated, parse_config
 from data import inside_fractions, is_phrase, nested_phrase_clusters, sst2_splits
 from features import encoder_features, encoder_replayed
 from graphs import GraphedTrainer, cuda_graphs_apply
 from models import Precision, apply_precision, decide_precision, load_model, load_tokenizer, set_encoder_trainable
-from probe import best_linear_probe
+from probe import linear_probe_in_background
 from report import say
 
 
@@ -104,7 +104,7 @@ def train_and_predict(trainer, data, parameter_counts):
                        f"{diverged['step']}; lower its learning rate ({trainer.args.learning_rate:g})")
     started = time.perf_counter()
     probs = {split: torch.as_tensor(trainer.predict(data[split]).predictions).float().softmax(-1)[:, 1].numpy()
-             for split in EVAL_SPLITS}
+             for split in evaluated(data)}
     if not all(np.isfinite(p).all() for p in probs.values()):
         raise Diverged(f"the {trainer.args.run_name} run diverged: its predictions are not finite numbers; lower its "
                        f"learning rate ({trainer.args.learning_rate:g})")
@@ -144,13 +144,16 @@ def run(cfg):
 
     say("=== data ===")
     with stopwatch("data"):
-        frames, corpus = sst2_splits(cfg)  # GLUE train re-split into train/test; GLUE validation kept as it is
-        leakage = inside_fractions(frames["train"]["sentence"], {s: frames[s]["sentence"] for s in EVAL_SPLITS})
+        # GLUE train re-split into train/test; GLUE validation kept as it is; and an external test set, if named
+        frames, corpus = sst2_splits(cfg)
+        leakage = inside_fractions(frames["train"]["sentence"], {s: frames[s]["sentence"] for s in evaluated(frames)})
         tokenizer = load_tokenizer(cfg)
         frames, batches = tokenize_splits(frames, tokenizer, cfg.max_length,
                                           1 if graphs_off_because else cfg.pad_to_multiple_of)
-        # test items are nested phrases of the same review sentences: uncertainty is measured over clusters of them
-        clusters = {"test": nested_phrase_clusters(frames["test"]["sentence"]), "validation": None}
+        # test items are nested phrases of the same review sentences: uncertainty is measured over clusters of them;
+        # validation and external items are whole sentences, each its own unit
+        clusters = {split: nested_phrase_clusters(frames[split]["sentence"]) if split == "test" else None
+                    for split in evaluated(frames)}
         test_phrases = is_phrase(frames["test"]["sentence"], corpus)  # the rest are whole review sentences
     experiment = Experiment(cfg, new_run_dir(cfg.output_dir), tokenizer, precision, graphs_off_because)
     report.print_setup(experiment, frames, leakage, clusters)
@@ -163,10 +166,11 @@ def run(cfg):
         say("this model's head reads more than the first token: the encoder runs at every head-only step instead"
             if features is None else f"frozen-encoder features computed once, in {stopwatch.seconds['features']:.1f}s")
     probe = None  # what a well-fit classifier on the same frozen features reaches: a reference for the head-only run
-    if cfg.probe_reference:
-        with stopwatch("probe_reference"):
-            probe = best_linear_probe(features, cfg.seed)
-    lengths = {split: batches[split].lengths.numpy() for split in EVAL_SPLITS}
+    if cfg.probe_reference and features is None:
+        say("no linear probe reference: it needs the cached encoder features (cache_encoder_features)")
+    elif cfg.probe_reference:
+        probe = linear_probe_in_background(features, cfg.seed)  # on the CPU, while the GPU trains the runs
+    lengths = {split: batches[split].lengths.numpy() for split in evaluated(batches)}
     results = report.Results(experiment, frames, leakage, clusters, test_phrases, lengths, probe,
                              features_cached=features is not None)
 

@@ -3,7 +3,7 @@ import numpy as np
 from scipy.stats import binomtest
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
 
-from config import EVAL_SPLITS, LABEL_NAMES, RUNS
+from config import DELTA_KEYS, LABEL_NAMES, RUNS, evaluated
 
 ALPHA = 0.05
 BLOCK = 2_000_000  # draws per chunk of resamples: bounds memory whatever the resample and unit counts
@@ -153,27 +153,28 @@ def compare_runs(seed, records, probs, labels, resamples, clusters, floors, test
     at their split's majority floor; and on the test set's whole sentences and phrases apart. records: each run's
     training record (None for the probe reference); probs: each model's P(positive) per split; clusters: per split,
     a cluster id per item, or None; test_phrases: per test item, whether it is a phrase of another SST-2 item;
-    lengths: per split, each item's token count."""
-    preds = {run: {split: predicted_labels(p[split]) for split in EVAL_SPLITS} for run, p in probs.items()}
+    lengths: per split, each item's token count. The splits are the keys of labels."""
+    splits = evaluated(labels)
+    preds = {run: {split: predicted_labels(p[split]) for split in splits} for run, p in probs.items()}
     runs = {run: {**(records.get(run) or {}), **{split: classification_metrics(labels[split], preds[run][split])
-                                                  for split in EVAL_SPLITS}} for run in probs}
+                                                  for split in splits}} for run in probs}
 
     def versus(baseline):
         return {"delta": {split: metric_delta(runs[baseline][split], runs["full_finetune"][split])
-                          for split in EVAL_SPLITS},
+                          for split in splits},
                 "significance": {split: paired_significance(labels[split], preds[baseline][split],
                                                             preds["full_finetune"][split], resamples, seed,
-                                                            clusters[split]) for split in EVAL_SPLITS}}
+                                                            clusters[split]) for split in splits}}
 
     head = versus("head_only")
     result = {"seed": seed, "runs": {run: runs[run] for run in RUNS},
-              "delta": head["delta"]["test"], "delta_validation": head["delta"]["validation"],
+              **{DELTA_KEYS[split]: head["delta"][split] for split in splits},
               "significance": head["significance"],
-              "at_majority_floor": {run: [split for split in EVAL_SPLITS
+              "at_majority_floor": {run: [split for split in splits
                                           if at_floor(runs[run][split]["accuracy"], floors[split],
                                                       len(labels[split]))] for run in RUNS},
               "accuracy_by_length": {split: accuracy_by_length(labels[split], {run: preds[run][split] for run in RUNS},
-                                                               lengths[split]) for split in EVAL_SPLITS},
+                                                               lengths[split]) for split in splits},
               "test_by_kind": {kind: compare_on_part(labels["test"], {run: preds[run]["test"] for run in RUNS}, part,
                                                      clusters["test"], resamples, seed)
                                for kind, part in (("whole_sentences", ~test_phrases), ("phrases", test_phrases))}}
@@ -190,11 +191,13 @@ def mean_std(values):
 def summarize_seeds(per_seed):
     """Over seeds: mean and sample standard deviation of each run's accuracy and F1 and of the delta, every seed's
     delta, and in how many seeds a difference was claimed (interval and test agreeing)."""
+    splits = evaluated(per_seed[0]["significance"])
     summary = {run: {split: {metric: mean_std([s["runs"][run][split][metric] for s in per_seed])
                              for metric in ("accuracy", "f1")}
-                     for split in EVAL_SPLITS}
+                     for split in splits}
                for run in RUNS}
-    for key, split in (("delta", "test"), ("delta_validation", "validation")):
+    for split in splits:
+        key = DELTA_KEYS[split]
         summary[key] = {metric: mean_std([s[key][metric] for s in per_seed]) for metric in ("accuracy", "f1")}
         summary[key]["per_seed_accuracy"] = [s[key]["accuracy"] for s in per_seed]
         summary[key]["seeds_claiming_a_difference"] = sum(s["significance"][split]["difference_claimed"]

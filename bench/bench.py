@@ -80,6 +80,7 @@ def summarize(results, wall):
     return {
         "data s": timings["data"],
         "head-only s": timings.get("features", 0) + head["train_seconds"] + head["predict_seconds"],
+        "probe, beside s": results.get("probe_reference", {}).get("fit", {}).get("seconds", 0),  # not in total
         "full fine-tune s": full["train_seconds"] + full["predict_seconds"],
         "evaluation s": head["predict_seconds"] + full["predict_seconds"],
         "total s": wall,

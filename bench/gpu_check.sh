@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# One GPU session's measurements for the README's Speed section, in order, each under its own time limit:
-# the bare-step probe, the timing benchmark (DistilBERT's architecture, random weights, full SST-2), and the
-# accuracy check (real MiniLM-L6 weights, full SST-2). Writes logs and JSON tables to $OUT (default bench_out/).
+# One GPU session's measurements, in order, each under its own time limit. STAGES picks them (default: all):
+#   probe     the bare-step probe (eager against graphed steps)
+#   timing    notebook settings against the defaults, DistilBERT's architecture (random weights), full SST-2
+#   accuracy  the same with the real MiniLM-L6 weights
+#   sentences the defaults with MiniLM-L6 on full SST-2, scored also on an external labelled test set of whole
+#             sentences (.gpu/external/sst2_test_labelled.parquet), once per split mode (random, grouped)
+# Writes logs and JSON to $OUT (default bench_out/).
 #
 # Expects SST-2 and the models copied into .gpu/ (git-ignored): .gpu/sst2, .gpu/distilbert-base-uncased-arch,
-# .gpu/minilm-l6-h384-uncased; and, where `datasets` is not installed, its wheels in .whl/.
+# .gpu/minilm-l6-h384-uncased, .gpu/external/; and, where `datasets` is not installed, its wheels in .whl/.
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench_out}
+STAGES=${STAGES:-probe timing accuracy sentences}
 mkdir -p "$OUT"
 if ! python3 -c "import datasets" 2>/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
@@ -19,9 +24,24 @@ python3 -c "import torch, transformers, datasets, pyarrow; print('torch', torch.
 transformers.__version__, 'datasets', datasets.__version__, 'pyarrow', pyarrow.__version__)" | tee -a "$OUT/gpu.txt"
 # Cold: no arm runs a compiler, so no compile or autotune cache is read; these are cleared all the same.
 rm -rf ~/.cache/torch/inductor "/tmp/torchinductor_$(whoami)" ~/.triton/cache
-timeout "${PROBE_S:-150}" python3 bench/step_profile.py --model_name .gpu/distilbert-base-uncased-arch \
-  --data_dir .gpu/sst2 2>&1 | tee "$OUT/step_profile.txt"
-timeout "${TIMING_S:-300}" python3 bench/bench.py --model_name .gpu/distilbert-base-uncased-arch \
-  --data_dir .gpu/sst2 --out "$OUT/bench_timing.json" 2>&1 | tee "$OUT/bench_timing.txt"
-timeout "${ACCURACY_S:-260}" python3 bench/bench.py --model_name .gpu/minilm-l6-h384-uncased \
-  --data_dir .gpu/sst2 --out "$OUT/bench_accuracy.json" 2>&1 | tee "$OUT/bench_accuracy.txt"
+for stage in $STAGES; do
+  case $stage in
+    probe) timeout "${PROBE_S:-150}" python3 bench/step_profile.py --model_name .gpu/distilbert-base-uncased-arch \
+             --data_dir .gpu/sst2 2>&1 | tee "$OUT/step_profile.txt" ;;
+    timing) timeout "${TIMING_S:-300}" python3 bench/bench.py --model_name .gpu/distilbert-base-uncased-arch \
+              --data_dir .gpu/sst2 --out "$OUT/bench_timing.json" 2>&1 | tee "$OUT/bench_timing.txt" ;;
+    accuracy) timeout "${ACCURACY_S:-260}" python3 bench/bench.py --model_name .gpu/minilm-l6-h384-uncased \
+                --data_dir .gpu/sst2 --out "$OUT/bench_accuracy.json" 2>&1 | tee "$OUT/bench_accuracy.txt" ;;
+    sentences)
+      for split in random grouped; do
+        rm -rf "/tmp/sentences_$split"
+        timeout "${SENTENCES_S:-150}" python3 sst2_compare.py --model_name .gpu/minilm-l6-h384-uncased \
+          --data_dir .gpu/sst2 --external_test_file .gpu/external/sst2_test_labelled.parquet --split "$split" \
+          --save_models false --output_dir "/tmp/sentences_$split" ${SENTENCES_ARGS:-} 2>&1 \
+          | tee "$OUT/sentences_$split.txt"
+        cp /tmp/sentences_"$split"/run-*/results.json "$OUT/sentences_$split.json"
+      done
+      cp /tmp/sentences_random/run-*/accuracy_by_length.png "$OUT/" ;;
+    *) echo "unknown stage $stage (probe, timing, accuracy, sentences)"; exit 2 ;;
+  esac
+done

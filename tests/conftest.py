@@ -71,6 +71,14 @@ def tiny_data_dir(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="session")
+def tiny_external_test_file(tmp_path_factory):
+    """Labelled sentences from outside train and validation, as a user's CSV (the external test set)."""
+    path = tmp_path_factory.mktemp("external") / "sst2_test_labelled.csv"
+    sst2_like(50, seed=7).to_csv(path, index=False)
+    return path
+
+
 @contextmanager
 def tmpfs_at(folder, options):
     """A small tmpfs mounted at folder for the test (a full disk, a read-only one); skips where mounting fails."""

@@ -96,6 +96,26 @@ def test_bad_data_dirs(tiny_model_dir, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_bad_external_test_files(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
+    """GLUE's own test split (labels hidden as -1) is the file a user is likeliest to pass by mistake."""
+    glue_test = pd.DataFrame({"idx": [0, 1, 2], "sentence": ["uneasy mishmash .", "a gem .", "dull ."],
+                              "label": [-1, -1, -1]})
+    glue_test.to_parquet(tmp_path / "glue_test.parquet")
+    glue_test.assign(label=[0, -1, 1]).to_csv(tmp_path / "partly_hidden.csv", index=False)
+    glue_test.drop(columns="label").to_json(tmp_path / "no_label.jsonl", orient="records", lines=True)
+    (tmp_path / "notes.txt").write_text("sentence,label\na gem .,1\n")
+    for name, message in [("glue_test.parquet", "the labels of 3 row(s) are hidden (-1, as in GLUE's test split)"),
+                          ("partly_hidden.csv", "the labels of 1 row(s) are hidden"),
+                          ("no_label.jsonl", "lacks column(s) ['label']"),
+                          ("notes.txt", "cannot read .txt; save it as .parquet"),
+                          ("absent.csv", "is not a file")]:
+        code = app.main(["--data_dir", str(tiny_data_dir), "--model_name", str(tiny_model_dir),
+                         "--external_test_file", str(tmp_path / name), "--output_dir", str(tmp_path / "out")])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and err.count("\n") == 1, (name, err)
+    assert not (tmp_path / "out").exists()
+
+
 def test_model_that_is_nowhere(tiny_data_dir, tmp_path, capsys):
     code = app.main(["--data_dir", str(tiny_data_dir), "--model_name", "no-such-org/no-such-model",
                      "--output_dir", str(tmp_path / "out")])

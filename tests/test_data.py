@@ -165,3 +165,9 @@ def test_whole_sentences_are_told_from_phrases():
     long_sentence = " ".join(f"w{i}" for i in range(80))
     assert is_phrase([long_sentence, " ".join(f"w{i}" for i in range(70))], [long_sentence, "w1 w2"]).tolist() == \
         [False, True]
+
+
+def test_external_sentences_shared_with_validation_are_counted_word_for_word():
+    from data import shared_items
+    validation = ["a gem of a film .", "dull , dull , dull"]
+    assert shared_items(["a  gem of a film .", "a gem", "dull , dull , dull "], validation) == 2

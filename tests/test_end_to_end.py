@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT, tmpfs_at
 
 import sst2_compare as app
-from config import EVAL_SPLITS, RUNS, Config
+from config import DELTA_KEYS, EVAL_SPLITS, RUNS, Config
 
 FAST = ["--epochs_headonly_finetune", "1", "--epochs_full_finetune", "1", "--save_models", "false",
         "--bootstrap_resamples", "500"]
@@ -26,10 +26,12 @@ def only_run_dir(out):
     return run_dir
 
 
-def test_script_end_to_end(tiny_model_dir, tiny_data_dir, tmp_path):
+def test_script_end_to_end(tiny_model_dir, tiny_data_dir, tiny_external_test_file, tmp_path):
+    """With an external test set: every split (re-split test, GLUE validation, external) gets every view."""
     out = tmp_path / "out"
     done = subprocess.run([sys.executable, "sst2_compare.py", *tiny_args(tiny_model_dir, tiny_data_dir, out),
-                           "--epochs_headonly_finetune", "1", "--epochs_full_finetune", "1"],
+                           "--epochs_headonly_finetune", "1", "--epochs_full_finetune", "1",
+                           "--external_test_file", str(tiny_external_test_file)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     for banner in ("=== data ===", "=== head-only", "=== full fine-tune", "=== report ===", "total wall time"):
@@ -38,28 +40,34 @@ def test_script_end_to_end(tiny_model_dir, tiny_data_dir, tmp_path):
     results = json.loads((run_dir / "results.json").read_text())
     assert results["config"]["epochs_full_finetune"] == 1
     assert set(results["config"]) == set(Config().__dict__)
+    assert results["sizes"] == {"train": 360, "test": 40, "validation": 60, "external_test": 50}
     for run in RUNS:
         for split in EVAL_SPLITS:
             assert set(results["runs"][run][split]) >= {"accuracy", "f1", "macro_f1", "confusion_matrix"}
             assert sum(map(sum, results["runs"][run][split]["confusion_matrix"])) == results["sizes"][split]
     trainable = {run: results["runs"][run]["trainable_parameters"] for run in RUNS}
     assert trainable["head_only"] < trainable["full_finetune"]
-    assert results["delta"]["accuracy"] == pytest.approx(
-        results["runs"]["full_finetune"]["test"]["accuracy"] - results["runs"]["head_only"]["test"]["accuracy"])
-    test_sig, validation_sig = results["significance"]["test"], results["significance"]["validation"]
-    assert test_sig["resampled_unit"] == "clusters of nested phrases" and test_sig["independent_units"] <= 40
-    assert validation_sig["resampled_unit"] == "sentences" and validation_sig["independent_units"] == 60
-    assert set(results["class_balance"]["validation"]) >= {"positive_share", "majority_class_floor"}
-    assert sum(b["items"] for b in results["accuracy_by_length"]["validation"]) == 60
+    for split in EVAL_SPLITS:
+        assert results[DELTA_KEYS[split]]["accuracy"] == pytest.approx(
+            results["runs"]["full_finetune"][split]["accuracy"] - results["runs"]["head_only"][split]["accuracy"])
+        assert set(results["class_balance"][split]) >= {"positive_share", "majority_class_floor"}
+        assert sum(b["items"] for b in results["accuracy_by_length"][split]) == results["sizes"][split]
+        assert 0 <= results["leakage"][f"{split}_items_inside_train_fraction"] <= 1
+        assert 0 <= results["probe_reference"]["runs"][split]["accuracy"] <= 1
+    significance = results["significance"]
+    assert significance["test"]["resampled_unit"] == "clusters of nested phrases"
+    assert significance["test"]["independent_units"] <= 40
+    for split, sentences in (("validation", 60), ("external_test", 50)):  # whole sentences, each its own unit
+        assert significance[split]["resampled_unit"] == "sentences"
+        assert significance[split]["independent_units"] == sentences
     by_kind = results["test_by_kind"]
     assert sum(part["items"] for part in by_kind.values() if part) == 40
-    probe = results["probe_reference"]
-    assert set(probe) == {"runs", "delta", "significance", "fit"} and 0 <= probe["runs"]["test"]["accuracy"] <= 1
-    assert 0 <= results["leakage"]["test_items_inside_train_fraction"] <= 1
+    assert set(results["probe_reference"]) == {"runs", "delta", "significance", "fit"}
     assert {"torch", "transformers", "device"} <= set(results["environment"])
+    assert "On the external test set (50 independent sentences), " in " ".join(done.stdout.split())
 
     predictions = pd.read_csv(run_dir / "predictions.csv", keep_default_na=False)
-    assert predictions.groupby("split").size().to_dict() == {"test": 40, "validation": 60}
+    assert predictions.groupby("split").size().to_dict() == {"test": 40, "validation": 60, "external_test": 50}
     for run in RUNS:
         for split in EVAL_SPLITS:
             rows = predictions[predictions["split"] == split]
@@ -91,6 +99,7 @@ def test_several_seeds(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
     assert results["runs"] == results["seeds"][0]["runs"]
     assert results["summary"]["delta"]["accuracy"]["mean"] == pytest.approx(
         sum(s["delta"]["accuracy"] for s in results["seeds"]) / 2)
+    assert "external_test" not in results["sizes"] and "delta_external_test" not in results["summary"]
     predictions = pd.read_csv(run_dir / "predictions.csv")
     per_seed = results["sizes"]["test"] + results["sizes"]["validation"]
     assert predictions.groupby("seed").size().to_dict() == {42: per_seed, 43: per_seed}
@@ -128,6 +137,19 @@ def test_full_finetune_starts_from_the_trained_head_only_model(tiny_model_dir, t
     assert full[0] == pytest.approx(head[-1], abs=moved / 100)
     head, full = eval_losses("pretrained")
     assert full[0] == pytest.approx(head[0], abs=moved / 100)
+
+
+def test_a_failed_probe_fit_loses_none_of_the_trained_runs(tiny_model_dir, tiny_data_dir, tmp_path, monkeypatch,
+                                                           capsys):
+    import probe
+
+    def out_of_memory(features, seed):
+        raise MemoryError("cannot allocate 30 MiB")
+
+    monkeypatch.setattr(probe, "best_linear_probe", out_of_memory)
+    _, results = run_tiny(tiny_model_dir, tiny_data_dir, tmp_path / "out")
+    assert "no linear probe reference: its fit failed (MemoryError: cannot allocate 30 MiB)" in capsys.readouterr().out
+    assert results["complete"] and "probe_reference" not in results and "probe_reference" not in results["significance"]
 
 
 def test_two_runs_leave_two_complete_folders(tiny_model_dir, tiny_data_dir, tmp_path):

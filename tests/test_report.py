@@ -36,6 +36,23 @@ def test_conclusion_claims_only_what_interval_and_test_support_and_names_each_po
     assert "is not established" in unclear and "beats" not in unclear and "grouped" not in unclear
 
 
+def test_the_verdict_speaks_of_the_external_sentences_between_validation_and_the_phrases():
+    result = comparison([0.05, 0.11], 0.001, True)
+    result["delta_external_test"] = {"accuracy": 0.232}
+    result["significance"]["external_test"] = significance([0.2, 0.26], 0.001, True, 1821)
+    balance = {**BALANCED, "external_test": {"positive_share": 0.5, "close_to_balanced": True}}
+    text = report.conclusion(result, {"test": 0.88, "validation": 0.0, "external_test": 0.0}, balance)
+    sentences = text.split(". ")
+    assert sentences[0].startswith("On GLUE validation (872 independent sentences), full fine-tuning beats")
+    assert sentences[1].startswith("On the external test set (1,821 independent sentences), full fine-tuning beats "
+                                   "head-only by 23.2 points (95% CI +20.0 to +26.0")
+    assert sentences[2].startswith("On the re-split test set (700 clusters of nested phrases")
+    assert "trust GLUE validation and the external test set, or use --split grouped" in text
+    leaky = report.conclusion(result, {"test": 0.0, "validation": 0.0, "external_test": 0.3}, balance)
+    assert "On the external test set (1,821 independent sentences; 30% of its items are phrases seen in training)" \
+        in leaky
+
+
 def test_conclusion_flags_a_run_at_the_majority_floor_once_per_run():
     text = report.conclusion(comparison([0.3, 0.5], 0.001, True, 0.51, at_floor=("test", "validation")),
                              {"test": 0.0, "validation": 0.0}, BALANCED)

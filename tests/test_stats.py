@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 import stats
+from config import DELTA_KEYS
 
 
 def test_metrics_on_hand_made_predictions():
@@ -49,19 +50,22 @@ def test_bootstrap_interval_covers_truth_and_narrows_with_n():
     assert stats.bootstrap_delta_ci([1, 0, 1], [1, 0, 1], 500, 0) == [0.0, 0.0]
 
 
-def test_summary_over_seeds():
+@pytest.mark.parametrize("splits", [("test", "validation"), ("test", "validation", "external_test")])
+def test_summary_over_seeds(splits):
     def seed_result(head_acc, full_acc):
-        run = lambda acc: {split: {"accuracy": acc, "f1": acc} for split in ("test", "validation")}  # noqa: E731
+        run = lambda acc: {split: {"accuracy": acc, "f1": acc} for split in splits}  # noqa: E731
         delta = {"accuracy": full_acc - head_acc, "f1": full_acc - head_acc}
         sig = {"difference_claimed": True}
         return {"runs": {"head_only": run(head_acc), "full_finetune": run(full_acc)},
-                "delta": delta, "delta_validation": delta, "significance": {"test": sig, "validation": sig}}
+                **{DELTA_KEYS[split]: delta for split in splits}, "significance": {split: sig for split in splits}}
 
     summary = stats.summarize_seeds([seed_result(0.80, 0.90), seed_result(0.82, 0.88)])
     assert summary["head_only"]["test"]["accuracy"]["mean"] == pytest.approx(0.81)
     assert summary["head_only"]["test"]["accuracy"]["std"] == pytest.approx(np.std([0.80, 0.82], ddof=1))
     assert summary["delta"]["accuracy"]["mean"] == pytest.approx(0.08)
     assert summary["delta_validation"]["accuracy"]["std"] == pytest.approx(np.std([0.10, 0.06], ddof=1))
+    assert ("delta_external_test" in summary) == ("external_test" in splits)
+    assert set(summary["full_finetune"]) == set(splits)
 
 
 def test_cluster_bootstrap_widens_for_nested_items_and_matches_items_when_independent():
@@ -144,6 +148,7 @@ def test_the_probe_reference_fits_what_an_under_trained_head_misses():
     probs, fit = best_linear_probe(features, seed=0)
     accuracy = np.mean(stats.predicted_labels(probs["validation"]) == features["validation"].labels.numpy())
     assert accuracy > 0.97 and fit["train_items"] == 2000
+    assert set(probs) == {"test", "validation"}
     under_trained = features["validation"].states[:, 1]  # a head that has not found the decisive direction
     assert np.mean((under_trained.numpy() > 0) == features["validation"].labels.numpy()) < 0.6
 
