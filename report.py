@@ -20,8 +20,8 @@ from accelerate import PartialState
 
 import plots
 import stats
-from data import shared_items
 from config import DELTA_KEYS, LABEL_NAMES, RUN_TITLES, RUNS, SPLIT_TITLES, UsageError, evaluated
+from data import shared_items
 
 
 def say(*args):

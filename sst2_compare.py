@@ -4,8 +4,9 @@ GLUE SST-2, one model (distilbert-base-uncased by default), two runs on the same
   head-only:      the encoder frozen, only the classification head trained;
   full fine-tune: every weight trained.
 Both are built by one helper, make_trainer, called once per run. The script loads SST-2, re-splits its
-train set into train/test, tokenizes, trains both runs, then prints metrics, confusion matrices and the accuracy
-delta with its uncertainty. Run `python sst2_compare.py --help` for every setting; defaults live in config.py.
+train set into train/test, tokenizes, trains both runs, scores them on GLUE validation, the re-split test set and,
+if one is named, an external labelled test set, then prints metrics, confusion matrices and the accuracy delta with
+its uncertainty. Run `python sst2_compare.py --help` for every setting; defaults live in config.py.
 """
 import dataclasses
 import itertools
