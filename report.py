@@ -6,7 +6,6 @@ import math
 import os
 import platform
 import time
-from concurrent.futures import Future
 from contextlib import contextmanager
 
 import accelerate
@@ -348,7 +347,7 @@ class Results:
         """probe: None, or a Future of the linear probe's (P(positive) per split, what was fit)."""
         self.experiment, self.frames, self.leakage, self.clusters = experiment, frames, leakage, clusters
         self.test_phrases, self.lengths = np.asarray(test_phrases, bool), lengths
-        self.probe, self.features_cached = probe, features_cached
+        self.probe_fitting, self.probe, self.features_cached = probe, None, features_cached
         self.labels = {split: frames[split]["label"].to_numpy() for split in evaluated(frames)}
         self.balance = class_balance(frames)
         self.floors = {split: self.balance[split]["majority_class_floor"] for split in self.labels}
@@ -357,12 +356,12 @@ class Results:
     def probe_result(self):
         """The linear probe's result, waited for once (it fits while the first seed trains). A probe whose fit failed
         is reported and left out: the runs already trained must not be lost to their reference."""
-        if isinstance(self.probe, Future):
+        if self.probe_fitting is not None:
+            fitting, self.probe_fitting = self.probe_fitting, None
             try:
-                self.probe = self.probe.result()
+                self.probe = fitting.result()
             except Exception as err:  # noqa: BLE001 - whatever broke, the trained runs' results stand without it
                 say(f"no linear probe reference: its fit failed ({type(err).__name__}: {err})")
-                self.probe = None
             else:
                 fit = self.probe[1]
                 say(f"best linear probe (reference): regularisation C = {fit['C']:.3g} chosen by {fit['folds']}-fold "
