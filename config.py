@@ -1,7 +1,9 @@
-"""Every knob of the experiment, with the original notebook's defaults, and the names the project shares.
+"""Every knob of the experiment, and the parser that lets the command line override any of them.
 
-Edit the defaults here, or override any field for one run on the command line with the
-same name: `python sst2_compare.py --subset_fraction 0.05 --epochs_full_finetune 3`.
+The training hyperparameters default to the course notebook's. The speed settings default to this project's fast
+path (cached frozen-encoder features, CUDA graphs, TF32 where the GPU has it); the notebook's behaviour is one field
+away for each. Edit the defaults here, or override any field for one run on the command line with the same name:
+`python sst2_compare.py --subset_fraction 0.05 --epochs_full_finetune 3`.
 """
 import difflib
 from dataclasses import dataclass, field
@@ -9,29 +11,13 @@ from typing import Literal, Optional
 
 from transformers import HfArgumentParser
 
-# The two runs, the splits they are scored on, and the labels: one spelling each, imported everywhere.
-RUNS = ("head_only", "full_finetune")
-RUN_TITLES = {"head_only": "head-only (frozen encoder)", "full_finetune": "full fine-tune"}
-# Reports list the splits in this order: whole sentences first (the population the question is about), the
-# re-split test set's phrases last. external_test is evaluated only when external_test_file is set.
-EVAL_SPLITS = ("validation", "external_test", "test")
-SPLIT_TITLES = {"test": "the re-split test set", "validation": "GLUE validation",
-                "external_test": "the external test set"}
-# results.json's key for each split's delta (the re-split test set's was the first: plain "delta")
-DELTA_KEYS = {"test": "delta", "validation": "delta_validation", "external_test": "delta_external_test"}
-LABEL_NAMES = ("negative", "positive")
-
-
-def evaluated(splits):
-    """The evaluation splits among the keys of `splits`, in EVAL_SPLITS' order."""
-    return tuple(split for split in EVAL_SPLITS if split in splits)
+from sst2kit.errors import UsageError
 
 
 @dataclass
 class Config:
     # model: a hub id, or a local folder (offline use)
     model_name: str = field(default="distilbert-base-uncased", metadata={"help": "hub id or local model folder"})
-    num_labels: int = field(default=2, metadata={"help": "negative and positive"})
     max_length: int = field(default=128, metadata={"help": "tokens; longer sentences are truncated"})
     allow_pickled_weights: bool = field(
         default=False, metadata={"help": "load a local model that has only pickled (.bin) weights, which can run code"}
@@ -40,15 +26,23 @@ class Config:
     # training: the notebook's hyperparameters
     per_device_train_batch_size: int = field(default=32, metadata={"help": "examples per step and device"})
     per_device_eval_batch_size: int = field(default=64, metadata={"help": "examples per prediction batch"})
-    epochs_headonly_finetune: float = field(default=2, metadata={"help": "passes over train, head-only run"})
+    epochs_head_only: float = field(
+        default=2, metadata={"help": "passes over train, head-only run (old name: --epochs_headonly_finetune)",
+                             "aliases": ["--epochs_headonly_finetune"]}
+    )
     epochs_full_finetune: float = field(default=2, metadata={"help": "passes over train, full fine-tune"})
-    learning_rate_headonly_finetune: float = field(default=5e-4, metadata={"help": "peak AdamW learning rate"})
-    learning_rate_full_finetune: float = field(default=2e-5, metadata={"help": "peak AdamW learning rate"})
+    learning_rate_head_only: float = field(
+        default=5e-4, metadata={"help": "peak AdamW learning rate, head-only run "
+                                "(old name: --learning_rate_headonly_finetune)",
+                                "aliases": ["--learning_rate_headonly_finetune"]}
+    )
+    learning_rate_full_finetune: float = field(default=2e-5,
+                                               metadata={"help": "peak AdamW learning rate, full fine-tune"})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
     warmup_ratio: float = field(default=0.06, metadata={"help": "share of the steps with a linear warm-up"})
-    full_finetune_init: Literal["headonly", "pretrained"] = field(
-        default="headonly",
-        metadata={"help": "headonly: continue from the trained head-only model (the notebook); "
+    full_finetune_init: Literal["head_only", "pretrained"] = field(
+        default="head_only",
+        metadata={"help": "head_only: continue from the trained head-only model (the notebook); "
                   "pretrained: from a fresh pretrained model"},
     )
 
@@ -114,10 +108,6 @@ class Config:
         default="checkpoints_sst2", metadata={"help": "each run writes a new timestamped folder here"}
     )
     save_models: bool = field(default=True, metadata={"help": "keep each run's final model (one per run)"})
-
-
-class UsageError(Exception):
-    """Bad input from the user: reported as one line naming the fix, exit status 2."""
 
 
 class ConfigParser(HfArgumentParser):

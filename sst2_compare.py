@@ -8,36 +8,39 @@ train set into train/test, tokenizes, trains both runs, scores them on GLUE vali
 if one is named, an external labelled test set, then prints metrics, confusion matrices and the accuracy delta with
 its uncertainty. Run `python sst2_compare.py --help` for every setting; defaults live in config.py.
 """
-import dataclasses
-import itertools
-import math
-import signal
 import sys
-import time
-from datetime import datetime
-from pathlib import Path
 
-import numpy as np
-import torch
-from accelerate import PartialState
-from accelerate.utils import broadcast_object_list
-from transformers import Trainer, TrainingArguments
+from config import Config, parse_config
 
-import report
-import stats
-from batches import already_batched, tokenize_splits
-from checks import check_inputs
-from config import Config, UsageError, evaluated, parse_config
-from data import inside_fractions, is_phrase, nested_phrase_clusters, sst2_splits
-from features import encoder_features, encoder_replayed
-from graphs import GraphedTrainer, cuda_graphs_apply
-from models import Precision, apply_precision, decide_precision, load_model, load_tokenizer, set_encoder_trainable
-from probe import linear_probe_in_background
-from report import say
+if __name__ == "__main__" and {"-h", "--help"} & set(sys.argv[1:]):
+    parse_config()  # prints the settings and exits, before the imports below take their ten seconds
 
+import dataclasses  # noqa: E402
+import math  # noqa: E402
+import signal  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
-class Diverged(UsageError):
-    """A run whose loss or predictions stopped being finite numbers: no finding can be drawn from it."""
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from accelerate import PartialState  # noqa: E402
+from transformers import Trainer, TrainingArguments  # noqa: E402
+
+from sst2kit import plots, report  # noqa: E402
+from sst2kit.batches import already_batched, tokenize_splits  # noqa: E402
+from sst2kit.checks import check_inputs  # noqa: E402
+from sst2kit.console import Stopwatch, say  # noqa: E402
+from sst2kit.cuda_graphs import CudaGraphTrainer, cuda_graphs_apply  # noqa: E402
+from sst2kit.data import sst2_splits  # noqa: E402
+from sst2kit.errors import Diverged, UsageError  # noqa: E402
+from sst2kit.evaluation import evaluation_splits  # noqa: E402
+from sst2kit.features import encoder_features, encoder_replayed  # noqa: E402
+from sst2kit.metrics import classification_metrics, compare_runs  # noqa: E402
+from sst2kit.models import Precision, apply_precision, decide_precision, load_model, load_tokenizer, \
+    set_encoder_trainable  # noqa: E402
+from sst2kit.names import PROBE, evaluated  # noqa: E402
+from sst2kit.probe import linear_probe_in_background  # noqa: E402
+from sst2kit.results import Results, environment, flips, new_run_dir, write_atomic  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +73,9 @@ def make_trainer(model, lr, epochs, run_name, *, data, seed, experiment):
         eval_on_start=True,  # and where each run starts from
         save_strategy="no",  # the final weights are saved once, by the caller
         logging_steps=0.025,  # a share of all steps: 40 points on the loss curve
-        logging_nan_inf_filter=False,  # it reads the loss back every step: a GPU sync per step
+        # the filter reads the loss back every step (a GPU sync per step); train_and_predict's divergence check
+        # needs the non-finite losses it would hide
+        logging_nan_inf_filter=False,
         remove_unused_columns=False,  # batches arrive whole from the dataset's __getitems__
         dataloader_num_workers=cfg.dataloader_num_workers,
         dataloader_persistent_workers=cfg.dataloader_num_workers > 0,
@@ -81,14 +86,14 @@ def make_trainer(model, lr, epochs, run_name, *, data, seed, experiment):
         use_cpu=not on_gpu,
         **experiment.precision.trainer_flags,
     )
-    trainer_class = Trainer if experiment.graphs_off_because else GraphedTrainer
+    trainer_class = Trainer if experiment.graphs_off_because else CudaGraphTrainer
     return trainer_class(model=model, args=args, train_dataset=data["train"], eval_dataset=data["validation"],
                          data_collator=already_batched, processing_class=experiment.tokenizer,
                          compute_metrics=epoch_metrics)
 
 
 def epoch_metrics(prediction):
-    metrics = stats.classification_metrics(prediction.label_ids, prediction.predictions.argmax(-1))
+    metrics = classification_metrics(prediction.label_ids, prediction.predictions.argmax(-1))
     return {k: metrics[k] for k in ("accuracy", "f1", "macro_f1")}
 
 
@@ -116,75 +121,71 @@ def train_and_predict(trainer, data, parameter_counts):
     return probs, record
 
 
-def new_run_dir(output_dir):
-    """A fresh folder per run, named by its start time, so no run overwrites another (made by the main process;
-    two runs started in the same second get a folder each: making it is the test of whether it is taken)."""
-    run_dir = None
-    if PartialState().is_main_process:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        for n in itertools.count():
-            run_dir = Path(output_dir) / (f"run-{stamp}-{n}" if n else f"run-{stamp}")
-            try:
-                run_dir.mkdir(parents=True)
-                break
-            except FileExistsError:
-                continue
-            except OSError as err:
-                raise UsageError(f"cannot make {run_dir} ({err.strerror}): pick another --output_dir") from None
-    return broadcast_object_list([run_dir])[0]
+def probe_outcome(fitting):
+    """The linear probe's P(positive) per split and what was fit, waited for once; (None, None) when it was not
+    fitted or its fit failed: the trained runs' results stand without their reference."""
+    if fitting is None:
+        return None, None
+    try:
+        probs, fit = fitting.result()
+    except Exception as err:  # noqa: BLE001 - whatever broke, the trained runs' results stand without it
+        say(f"no linear probe reference: its fit failed ({type(err).__name__}: {err})")
+        return None, None
+    report.print_probe_fit(fit)
+    return probs, fit
 
 
 def run(cfg):
     """The experiment, top to bottom. Returns the run folder."""
-    check_inputs(cfg)  # every bad input is found here, before anything is loaded or written
-    state, stopwatch = PartialState(), report.Stopwatch()
+    new_head_tensors = check_inputs(cfg)  # every bad input is found here, before anything is loaded or written
+    state, stopwatch = PartialState(), Stopwatch()
     precision = decide_precision(cfg.precision, torch.cuda.get_device_capability() if state.device.type == "cuda"
                                  else None)
     apply_precision(precision)
-    graphs_off_because = cuda_graphs_apply(cfg.cuda_graphs, precision, state.num_processes, state.device.type)
+    graphs_off_because = cuda_graphs_apply(cfg.cuda_graphs, precision, state.num_processes, state.device.type,
+                                           torch.cuda.device_count())
 
     say("=== data ===")
     with stopwatch("data"):
         # GLUE train re-split into train/test; GLUE validation kept as it is; and an external test set, if named
         frames, corpus = sst2_splits(cfg)
-        leakage = inside_fractions(frames["train"]["sentence"], {s: frames[s]["sentence"] for s in evaluated(frames)})
         tokenizer = load_tokenizer(cfg)
         frames, batches = tokenize_splits(frames, tokenizer, cfg.max_length,
                                           1 if graphs_off_because else cfg.pad_to_multiple_of)
-        # test items are nested phrases of the same review sentences: uncertainty is measured over clusters of them;
-        # validation and external items are whole sentences, each its own unit
-        clusters = {split: nested_phrase_clusters(frames[split]["sentence"]) if split == "test" else None
-                    for split in evaluated(frames)}
-        test_phrases = is_phrase(frames["test"]["sentence"], corpus)  # the rest are whole review sentences
+        # labels, independent units, lengths, leakage and parts of every split scored, in token-batch order
+        eval_splits = evaluation_splits(frames, batches, corpus)
     experiment = Experiment(cfg, new_run_dir(cfg.output_dir), tokenizer, precision, graphs_off_because)
-    report.print_setup(experiment, frames, leakage, clusters)
+    sizes = {name: len(frame) for name, frame in frames.items()}
+    results = Results(experiment.run_dir, cfg, eval_splits, frames["train"]["label"], sizes,
+                      {"precision": precision.name, "cuda_graphs": graphs_off_because or "on"},
+                      new_head_tensors)
+    report.print_setup(cfg, experiment.run_dir, sizes, eval_splits, results.balance, environment()["device"],
+                       precision, graphs_off_because)
 
     features = None  # the frozen encoder's output, the same in every seed: computed once
     if cfg.cache_encoder_features:
         with stopwatch("features"):
-            features = encoder_features(load_model(cfg, cfg.seed).to(state.device), batches, cfg.feature_batch_size,
-                                        precision.autocast_dtype)
+            features = encoder_features(load_model(cfg, cfg.seed)[0].to(state.device), batches,
+                                        cfg.feature_batch_size, precision.autocast_dtype)
         say("this model's head reads more than the first token: the encoder runs at every head-only step instead"
-            if features is None else f"frozen-encoder features computed once, in {stopwatch.seconds['features']:.1f}s")
-    probe = None  # what a well-fit classifier on the same frozen features reaches: a reference for the head-only run
+            if features is None else f"frozen-encoder features computed once, in {stopwatch.seconds['features']:.1f}s;"
+            " the encoder's dropout is off in them (the notebook ran it with dropout on at every step)")
+    probe_fitting = None  # what a well-fit classifier on the same frozen features reaches: a reference
     if cfg.probe_reference and features is None:
         say("no linear probe reference: it needs the cached encoder features (cache_encoder_features)")
     elif cfg.probe_reference:
-        probe = linear_probe_in_background(features, cfg.seed)  # on the CPU, while the GPU trains the runs
-    lengths = {split: batches[split].lengths.numpy() for split in evaluated(batches)}
-    results = report.Results(experiment, frames, leakage, clusters, test_phrases, lengths, probe,
-                             features_cached=features is not None)
+        probe_fitting = linear_probe_in_background(features, cfg.seed)  # on the CPU, while the GPU trains the runs
 
     for seed in range(cfg.seed, cfg.seed + cfg.num_seeds):
         records, probs = {}, {}
         with stopwatch(f"seed{seed}"):
-            model = load_model(cfg, seed)
+            model = load_model(cfg, seed)[0]
 
             say(f"\n=== head-only (seed {seed}) ===")
             counts = set_encoder_trainable(model, False)
             say(f"{counts[0]:,} trainable parameters (the head), {counts[1]:,} frozen")
             with encoder_replayed(model, enabled=features is not None):
-                trainer = make_trainer(model, cfg.learning_rate_headonly_finetune, cfg.epochs_headonly_finetune,
+                trainer = make_trainer(model, cfg.learning_rate_head_only, cfg.epochs_head_only,
                                        "head_only", data=features or batches, seed=seed, experiment=experiment)
                 probs["head_only"], records["head_only"] = train_and_predict(trainer, features or batches, counts)
             if cfg.save_models:  # after the run: the model is whole again, its real encoder back in place
@@ -192,16 +193,34 @@ def run(cfg):
 
             say(f"\n=== full fine-tune (seed {seed}), from the {cfg.full_finetune_init} model ===")
             if cfg.full_finetune_init == "pretrained":
-                model = load_model(cfg, seed)
+                model = load_model(cfg, seed)[0]
             counts = set_encoder_trainable(model, True)
             trainer = make_trainer(model, cfg.learning_rate_full_finetune, cfg.epochs_full_finetune,
                                    "full_finetune", data=batches, seed=seed, experiment=experiment)
             probs["full_finetune"], records["full_finetune"] = train_and_predict(trainer, batches, counts)
             if cfg.save_models:
                 trainer.save_model()
-        results.add_seed(seed, records, probs, stopwatch.total())  # metrics, deltas, significance; files written
+        if seed == cfg.seed:
+            probe_probs, probe_fit = probe_outcome(probe_fitting)  # fitted while the first seed trained
+        with stopwatch("statistics"):
+            comparison = compare_runs(seed, records, {**probs, **({PROBE: probe_probs} if probe_probs else {})},
+                                      eval_splits, cfg.bootstrap_resamples)
+        with stopwatch("files"):
+            results.add_seed(comparison, probs, stopwatch.total(), probe_fit)  # every file rewritten, per seed
 
-    results.finish(stopwatch.total()["total"])
+    if state.is_main_process:
+        first, summary = results.per_seed[0], results.summary
+        report.print_metrics(first)
+        report.print_confusion_matrices(first)
+        report.print_delta(first, eval_splits, results.balance, summary)
+        if summary:
+            report.print_summary(summary)
+        report.print_flips(flips(results.predictions), first["seed"])
+        floors = {name: split.majority_floor for name, split in eval_splits.items()}
+        figures = plots.save_figures(results.per_seed, floors, experiment.run_dir, write_atomic)
+        say(f"\nwrote {experiment.run_dir}/results.json, predictions.csv, flips.csv, "
+            f"{', '.join(f.name for f in figures)}")
+        say(f"total wall time {stopwatch.total()['total']:.1f}s")
     return experiment.run_dir
 
 

@@ -22,7 +22,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from graphs import StepGraph  # noqa: E402
+from sst2kit.cuda_graphs import StepGraph  # noqa: E402
 
 
 def batches(tokenizer, data_dir, count, pad_multiple, seed=0):

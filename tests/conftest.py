@@ -8,10 +8,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ["HF_HUB_OFFLINE"] = "1"  # nothing in the tests may reach for the hub
+# Tiny models on 2 cores: one thread per op. Under load, several threads made a tiny step 1.4 s instead of 0.01 s.
+torch.set_num_threads(1)
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # and the same in the subprocesses the tests start
+
+# The label is decided by one word, so the tiny model can learn it in seconds: these settings take the full
+# fine-tune to 100% validation accuracy, so a wrong number (labels misaligned with predictions) cannot pass.
+LEARNABLE = ["--epochs_head_only", "1", "--epochs_full_finetune", "5", "--learning_rate_full_finetune", "3e-2"]
 
 SHARED_SST2 = ROOT.parent / "shared" / "data" / "sst2"
 POSITIVE, NEGATIVE = ["good", "great", "lovely", "fine"], ["bad", "awful", "dull", "boring"]
@@ -37,7 +45,6 @@ def sst2_like(n, seed):
 
 def save_tiny_model(folder, architecture):
     """A pretrained-style checkpoint: the encoder alone, so loading it for classification makes a new head."""
-    import torch
     from transformers import BertConfig, BertModel, DistilBertConfig, DistilBertModel, DistilBertTokenizer
     torch.manual_seed(0)  # the same tiny model in every session
     if architecture == "distilbert":

@@ -13,8 +13,8 @@ def test_bench_tiny_mode_prints_the_comparison(tiny_model_dir, tiny_data_dir, tm
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "speed ratio defaults vs notebook" in done.stdout
-    table = json.loads(out.read_text())["columns"]
-    assert set(table) == {"notebook", "defaults"}
-    for column in table.values():
+    written = json.loads(out.read_text())
+    assert set(written["columns"]) == {"notebook", "defaults"}
+    for name, column in written["columns"].items():
         assert column["total s"] > 0 and column["full steps/s"] > 0
-        assert 0 <= column["full val acc"] <= 1
+        assert column["full val acc"] == written["results"][name]["runs"]["full_finetune"]["validation"]["accuracy"]

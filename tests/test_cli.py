@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from conftest import ROOT, tmpfs_at
 
-import checks
 import sst2_compare as app
+from sst2kit import checks
 from config import Config, UsageError, parse_config
 
 
@@ -35,20 +35,20 @@ def test_bad_flags_are_one_clear_line(argv, message, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["--learning_rate_full_finetune", "0"], "learning_rate_full_finetune must be > 0"),
-    (["--learning_rate_headonly_finetune", "-0.001"], "learning_rate_headonly_finetune must be > 0"),
+    (["--learning_rate_head_only", "-0.001"], "learning_rate_head_only must be > 0"),
+    (["--learning_rate_headonly_finetune", "-0.001"], "learning_rate_head_only must be > 0"),  # the old name
     (["--per_device_eval_batch_size", "0"], "per_device_eval_batch_size must be > 0"),
     (["--epochs_full_finetune", "-1"], "epochs_full_finetune must be > 0"),
     (["--subset_fraction", "0"], "subset_fraction must be in (0, 1]"),
     (["--per_device_train_batch_size", "-1"], "per_device_train_batch_size must be > 0"),
-    (["--epochs_headonly_finetune", "-2"], "epochs_headonly_finetune must be > 0"),
+    (["--epochs_head_only", "-2"], "epochs_head_only must be > 0"),
     (["--subset_fraction", "1.5"], "subset_fraction must be in (0, 1]"),
     (["--test_size", "1"], "test_size must be in (0, 1)"),
     (["--max_length", "4"], "max_length must be at least 8"),
     (["--max_length", "4096"], "exceeds what"),
-    (["--num_labels", "3"], "num_labels must be 2"),
     (["--learning_rate_full_finetune", "inf"], "learning_rate_full_finetune must be a finite number"),
     (["--weight_decay", "nan"], "weight_decay must be a finite number"),
-    (["--epochs_headonly_finetune", "inf"], "epochs_headonly_finetune must be a finite number"),
+    (["--epochs_head_only", "inf"], "epochs_head_only must be a finite number"),
     (["--seed", "-1"], "must lie in [0, 4294967296)"),
     (["--seed", "4294967295", "--num_seeds", "2"], "seeds 4294967295..4294967296 must lie in"),
     (["--pad_to_multiple_of", "0"], "pad_to_multiple_of must be >= 1"),
@@ -266,3 +266,23 @@ def test_a_one_class_training_set_is_refused(tiny_model_dir, tmp_path, capsys):
                      "--output_dir", str(tmp_path / "out")]) == 2
     assert "the train split has only label 1 (36 rows)" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("changes, tensor", [
+    ({"dim": 32, "hidden_dim": 64}, "distilbert.embeddings"),
+    ({"vocab_size": 50}, "distilbert.embeddings.word_embeddings.weight"),
+    ({"model_type": "bert"}, "bert."),
+    ({"n_layers": -1}, "transformer.layer.0"),
+])
+def test_a_config_that_does_not_match_its_weights_is_refused(changes, tensor, tiny_model_dir, tiny_data_dir,
+                                                             tmp_path, capsys):
+    """Loaded anyway, the encoder would be random values reported as 'head-only (frozen encoder)'."""
+    import json
+    model = model_copy(tiny_model_dir, tmp_path / "model")
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**config, **changes}))
+    out = tmp_path / "out"
+    assert app.main(["--model_name", str(model), "--data_dir", str(tiny_data_dir), "--output_dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {model}: ") and tensor in err and "config.json does not match the weights" in err
+    assert err.count("\n") == 1 and not out.exists()

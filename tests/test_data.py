@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from conftest import SHARED_SST2, sst2_like
 
-from data import (UsageError, column, grouped_test_mask, inside_fractions, load_sst2, read_split, split_train_test,
-                  take_fraction)
+from sst2kit.data import UsageError, column, load_sst2, read_split, split_train_test, take_fraction
+from sst2kit.phrases import grouped_test_mask, inside_fractions, is_phrase_and_source
 
 
 def test_random_split_sizes_deterministic_and_disjoint(tiny_data_dir):
@@ -142,32 +142,36 @@ def test_one_huge_sentence_costs_seconds_not_hours():
     assert time.monotonic() - started < 60
 
 
-def test_nested_phrases_share_a_cluster():
-    from data import nested_phrase_clusters
-    clusters = nested_phrase_clusters(["the film was good", "film was", "good", "a dull plot", "dull", "other"])
-    assert clusters[0] == clusters[1] == clusters[2] and clusters[3] == clusters[4]
-    assert len({clusters[0], clusters[3], clusters[5]}) == 3
+def test_items_are_grouped_by_the_one_source_sentence_they_come_from():
+    corpus = ["the film was good", "film was", "good", "a dull plot", "dull", "other thing", "the film was dull",
+              "the film"]
+    items = ["the film was good", "film was", "good", "a dull plot", "dull", "other thing", "the film", "The  Film"]
+    phrases, units = is_phrase_and_source(items, corpus)
+    assert phrases.tolist() == [False, True, True, False, True, False, True, True]
+    assert units[0] == units[2]  # "good" lies only in "the film was good"
+    assert units[3] != units[4]  # "dull" lies in two sentences: a unit of its own, chaining neither
+    assert len({units[0], units[1], units[3], units[4], units[5], units[6]}) == 6  # "film was": in two as well
+    assert units[6] == units[7]  # identical items, whitespace and case aside, are one unit
 
 
 @real_data
-def test_real_sst2_grouped_test_clusters():
-    from data import nested_phrase_clusters
-    _, test = split_train_test(load_sst2(str(SHARED_SST2))["train"], 0.1, 42, "grouped")
-    sizes = np.bincount(nested_phrase_clusters(list(column(test, "sentence"))))
-    assert (len(sizes), sizes.max()) == (705, 40)
+@pytest.mark.parametrize("how, units, largest", [("random", 4363, 10), ("grouped", 784, 32)])
+def test_real_sst2_test_units_are_source_sentences(how, units, largest):
+    """No unit chains unrelated sentences: union-find over nested spans put 1,580 random-split items in one."""
+    raw = load_sst2(str(SHARED_SST2))
+    _, test = split_train_test(raw["train"], 0.1, 42, how)
+    corpus = np.concatenate([column(raw["train"], "sentence"), column(raw["validation"], "sentence")])
+    sizes = np.bincount(is_phrase_and_source(list(column(test, "sentence")), corpus)[1])
+    assert (len(sizes), sizes.max()) == (units, largest)
 
 
-def test_whole_sentences_are_told_from_phrases():
-    from data import is_phrase
-    corpus = ["the film was good", "film was", "good", "a dull plot", "other thing"]
-    assert is_phrase(["the film was good", "film was", "good", "a dull plot", "plot"], corpus).tolist() == \
-        [False, True, True, False, True]
+def test_long_sentences_are_told_from_their_phrases():
     long_sentence = " ".join(f"w{i}" for i in range(80))
-    assert is_phrase([long_sentence, " ".join(f"w{i}" for i in range(70))], [long_sentence, "w1 w2"]).tolist() == \
-        [False, True]
+    phrases, _ = is_phrase_and_source([long_sentence, " ".join(f"w{i}" for i in range(70))], [long_sentence, "w1 w2"])
+    assert phrases.tolist() == [False, True]
 
 
 def test_external_sentences_shared_with_validation_are_counted_word_for_word():
-    from data import shared_items
+    from sst2kit.phrases import shared_items
     validation = ["a gem of a film .", "dull , dull , dull"]
     assert shared_items(["a  gem of a film .", "a gem", "dull , dull , dull "], validation) == 2

@@ -5,10 +5,10 @@ import pytest
 import torch
 from transformers import Trainer
 
-import graphs
 import sst2_compare as app
 from config import Config
-from models import Precision, decide_precision, load_model, set_encoder_trainable
+from sst2kit import cuda_graphs as graphs
+from sst2kit.models import Precision, decide_precision, load_model, set_encoder_trainable
 from test_model import experiment, tiny_batches
 
 
@@ -28,12 +28,48 @@ def test_precision_flags_for_the_trainer():
 
 
 def test_when_graphs_apply():
-    assert graphs.cuda_graphs_apply(True, Precision("tf32"), 1, "cuda") is None
-    assert graphs.cuda_graphs_apply(True, Precision("bf16"), 1, "cuda") is None
-    assert "turned off" in graphs.cuda_graphs_apply(False, Precision("tf32"), 1, "cuda")
-    assert "no CUDA" in graphs.cuda_graphs_apply(True, Precision("fp32"), 1, "cpu")
-    assert "fp16" in graphs.cuda_graphs_apply(True, Precision("fp16"), 1, "cuda")
-    assert "several processes" in graphs.cuda_graphs_apply(True, Precision("tf32"), 2, "cuda")
+    assert graphs.cuda_graphs_apply(True, Precision("tf32"), 1, "cuda", 1) is None
+    assert graphs.cuda_graphs_apply(True, Precision("bf16"), 1, "cuda", 1) is None
+    assert "turned off" in graphs.cuda_graphs_apply(False, Precision("tf32"), 1, "cuda", 1)
+    assert "no CUDA" in graphs.cuda_graphs_apply(True, Precision("fp32"), 1, "cpu", 0)
+    assert "fp16" in graphs.cuda_graphs_apply(True, Precision("fp16"), 1, "cuda", 1)
+    assert "several processes" in graphs.cuda_graphs_apply(True, Precision("tf32"), 2, "cuda", 2)
+    assert "sees 2 GPUs (DataParallel)" in graphs.cuda_graphs_apply(True, Precision("tf32"), 1, "cuda", 2)
+
+
+def test_graphs_are_refused_where_the_trainer_lacks_what_they_rely_on():
+    assert graphs.missing_trainer_internals() == []  # the installed transformers has all of it
+
+    class OlderTrainer(Trainer):
+        _prepare_inputs = None
+
+    class OtherSignature(Trainer):
+        def training_step(self, model, inputs):
+            return super().training_step(model, inputs)
+
+    assert "lacks _prepare_inputs" in graphs.cuda_graphs_apply(True, Precision("tf32"), 1, "cuda", 1, OlderTrainer)
+    assert "lacks training_step(model, inputs, num_items_in_batch)" in graphs.cuda_graphs_apply(
+        True, Precision("tf32"), 1, "cuda", 1, OtherSignature)
+
+
+def test_gradient_accumulation_trains_eagerly_and_says_so(tiny_model_dir, tiny_data_dir, tmp_path, monkeypatch,
+                                                          capsys):
+    """A graphed step runs one whole batch per optimizer step: with accumulation it would skip the Trainer's loss
+    division, so a CudaGraphTrainer asked for it trains eagerly and says why."""
+    from transformers import TrainingArguments
+    monkeypatch.setattr(graphs, "StepGraph", FailingCapture)  # any capture attempt would fail the test below
+    cfg = Config(model_name=str(tiny_model_dir))
+    model = load_model(cfg, seed=0)[0]
+    args = TrainingArguments(output_dir=str(tmp_path), run_name="accumulating", gradient_accumulation_steps=2,
+                             max_steps=2, per_device_train_batch_size=32, use_cpu=True, report_to="none",
+                             remove_unused_columns=False, save_strategy="no")
+    batches = tiny_batches(tiny_model_dir, tiny_data_dir, train_pad_multiple=32)
+    trainer = graphs.CudaGraphTrainer(model=model, args=args, train_dataset=batches["train"],
+                                      data_collator=lambda batch: batch)
+    trainer.train()
+    out = capsys.readouterr().out
+    assert "CUDA graphs off for accumulating: gradient accumulation (2 steps); this run trains eagerly" in out
+    assert "capture failed" not in out and trainer.state.global_step == 2
 
 
 class EagerStepGraph:
@@ -64,7 +100,7 @@ class FailingCapture:
 def train(model_dir, data_dir, tmp_path, graphs_off_because):
     cfg = Config(model_name=str(model_dir), save_models=False)
     batches = tiny_batches(model_dir, data_dir, train_pad_multiple=32)
-    model = load_model(cfg, seed=0)
+    model = load_model(cfg, seed=0)[0]
     set_encoder_trainable(model, True)
     setup = app.Experiment(cfg, tmp_path, experiment(cfg, tmp_path).tokenizer, Precision("fp32"), graphs_off_because)
     trainer = app.make_trainer(model, 1e-3, 1, "full_finetune", data=batches, seed=0, experiment=setup)
@@ -79,14 +115,14 @@ def test_graphed_trainer_trains_exactly_like_the_trainer(tiny_model_dir, tiny_da
     monkeypatch.setattr(graphs, "StepGraph", stand_in)
     EagerStepGraph.made.clear()
     graphed, graphed_weights = train(tiny_model_dir, tiny_data_dir, tmp_path, None)
-    assert type(plain) is Trainer and isinstance(graphed, graphs.GraphedTrainer)
+    assert type(plain) is Trainer and isinstance(graphed, graphs.CudaGraphTrainer)
     assert torch.allclose(plain_weights, graphed_weights, atol=1e-6)
     assert graphed.state.global_step == plain.state.global_step == 13  # 400 rows, 32 a step: 12 full, 1 of 16
     if stand_in is EagerStepGraph:
         assert sorted(set(EagerStepGraph.made)) == sorted(EagerStepGraph.made)  # one capture per shape
         assert {width for _, width in EagerStepGraph.made} <= {32, 64, 96, 128}
         assert {rows for rows, _ in EagerStepGraph.made} == {32}  # the epoch's last, smaller batch runs eagerly
-        assert graphed.capture_failure is None
+        assert graphed.graphs_off_because is None
     else:
         assert "CUDA graph capture failed (operation not permitted" in capsys.readouterr().out
-        assert graphed.capture_failure is not None
+        assert graphed.graphs_off_because is not None

@@ -4,12 +4,12 @@ import torch
 from transformers import AutoTokenizer
 
 import sst2_compare as app
-from batches import TokenBatches, tokenize_splits
 from config import Config
-from data import load_sst2
-from features import FirstTokenStates, ReplayEncoder, encoder_features, encoder_replayed, first_token_states, \
-    replay_is_faithful
-from models import Precision, load_model, set_encoder_trainable
+from sst2kit.batches import TokenBatches, tokenize_splits
+from sst2kit.data import load_sst2
+from sst2kit.features import FirstTokenStates, ReplayEncoder, encoder_features, encoder_replayed, \
+    first_token_states, replay_is_faithful
+from sst2kit.models import Precision, load_model, set_encoder_trainable
 
 
 def tiny_batches(model_dir, data_dir, train_pad_multiple=1):
@@ -26,7 +26,7 @@ def experiment(cfg, run_dir):
 @pytest.mark.parametrize("fixture, head_names", [("tiny_model_dir", {"pre_classifier", "classifier"}),
                                                  ("tiny_bert_dir", {"classifier"})])
 def test_freezing_leaves_only_the_head_trainable(request, fixture, head_names):
-    model = load_model(Config(model_name=str(request.getfixturevalue(fixture))), seed=0)
+    model = load_model(Config(model_name=str(request.getfixturevalue(fixture))), seed=0)[0]
     trainable, frozen = set_encoder_trainable(model, False)
     names = {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad}
     assert names == head_names
@@ -37,15 +37,15 @@ def test_freezing_leaves_only_the_head_trainable(request, fixture, head_names):
 
 def test_model_weights_load_in_float32_and_head_init_is_seeded(tiny_model_dir):
     cfg = Config(model_name=str(tiny_model_dir))
-    a, b = load_model(cfg, seed=3), load_model(cfg, seed=3)
+    a, b = load_model(cfg, seed=3)[0], load_model(cfg, seed=3)[0]
     assert a.dtype == torch.float32
     assert torch.equal(a.classifier.weight, b.classifier.weight)
-    assert not torch.equal(a.classifier.weight, load_model(cfg, seed=4).classifier.weight)
+    assert not torch.equal(a.classifier.weight, load_model(cfg, seed=4)[0].classifier.weight)
 
 
 def test_the_two_runs_arguments_differ_only_in_lr_epochs_name_and_folder(tiny_model_dir, tmp_path):
     cfg = Config(model_name=str(tiny_model_dir))
-    model = load_model(cfg, seed=0)
+    model = load_model(cfg, seed=0)[0]
     rows = FirstTokenStates(torch.zeros(4, 16), [0, 1, 0, 1])
     data = {"train": rows, "validation": rows}
     setup = experiment(cfg, tmp_path)
@@ -67,8 +67,8 @@ def test_head_only_training_leaves_every_encoder_weight_bit_identical(tiny_model
                                                                       cached_features):
     cfg = Config(model_name=str(tiny_model_dir), save_models=False)
     batches = tiny_batches(tiny_model_dir, tiny_data_dir)
-    features = encoder_features(load_model(cfg, 0), batches, 64, None) if cached_features else None
-    model = load_model(cfg, seed=0)
+    features = encoder_features(load_model(cfg, 0)[0], batches, 64, None) if cached_features else None
+    model = load_model(cfg, seed=0)[0]
     before = {name: p.detach().clone() for name, p in model.base_model.named_parameters()}
     head_before = model.classifier.weight.detach().clone()
     set_encoder_trainable(model, False)
@@ -85,7 +85,7 @@ def test_head_only_training_leaves_every_encoder_weight_bit_identical(tiny_model
 def test_cached_features_give_the_real_models_logits(request, fixture, tiny_data_dir):
     """The head-only run trains on first-token states computed once: they must be what the encoder gives."""
     folder = request.getfixturevalue(fixture)
-    model = load_model(Config(model_name=str(folder)), seed=0).eval()
+    model = load_model(Config(model_name=str(folder)), seed=0)[0].eval()
     validation = tiny_batches(folder, tiny_data_dir)["validation"]
     assert replay_is_faithful(model, validation)
     states = first_token_states(model, validation, batch_size=7, autocast_dtype=None)
@@ -116,7 +116,28 @@ def test_a_checkpoint_with_another_head_size_gets_a_fresh_two_label_head(tiny_mo
     three = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=3)
     three.save_pretrained(tmp_path / "three")
     AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(tmp_path / "three")
-    model = load_model(Config(model_name=str(tmp_path / "three")), seed=0)
+    model, fresh = load_model(Config(model_name=str(tmp_path / "three")), seed=0)
+    assert fresh == ["classifier.bias", "classifier.weight"]  # only the head of the wrong size is new
     assert model.config.num_labels == 2 and model.classifier.out_features == 2
     assert torch.equal(model.distilbert.embeddings.word_embeddings.weight,
                        three.distilbert.embeddings.word_embeddings.weight)  # the encoder is the checkpoint's
+
+
+def test_tokenized_rows_stay_with_their_sentence_label_and_idx(tiny_model_dir, tiny_data_dir):
+    """Evaluation splits are put in length order: each frame row must still be its token row's sentence and
+    label, or every score is computed against the wrong labels."""
+    raw = load_sst2(str(tiny_data_dir))
+    frames = {"train": raw["train"].to_pandas(), "validation": raw["validation"].to_pandas()}
+    original = frames["validation"].set_index("idx")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    sorted_frames, batches = tokenize_splits(frames, tokenizer, 128, 32)
+    validation, rows = sorted_frames["validation"], batches["validation"]
+    assert not validation["idx"].is_monotonic_increasing  # really reordered, so the check below means something
+    lengths = rows.lengths.tolist()
+    assert lengths == sorted(lengths)
+    for i, row in enumerate(validation.itertuples()):
+        tokens = rows.token_table[i, 1:lengths[i] - 1].tolist()  # without [CLS] and [SEP]
+        assert tokenizer.decode(tokens) == row.sentence == original.loc[row.idx, "sentence"]
+        assert rows.labels[i] == row.label == original.loc[row.idx, "label"]
+    batch = rows.__getitems__([3, 0])
+    assert batch["labels"].tolist() == [validation["label"][3], validation["label"][0]]

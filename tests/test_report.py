@@ -1,89 +1,118 @@
+"""The verdict's wording rules, and the files kept of a run."""
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 
-import report
-import stats
+from sst2kit import results as files
+from sst2kit.verdict import verdict_lines
 
-BALANCED = {split: {"positive_share": 0.5, "close_to_balanced": True} for split in ("test", "validation")}
+BALANCED = {split: {"positive_share": 0.5, "close_to_balanced": True}
+            for split in ("test", "validation", "external_test")}
+NO_LEAKS = {split: SimpleNamespace(leakage=0.0) for split in ("test", "validation", "external_test")}
 
 
-def significance(interval, p, claimed, units=872, unit="sentences"):
-    return {"delta_accuracy_ci95": interval, "p_value": p, "paired_test": "exact McNemar", "discordant": [3, 12],
-            "independent_units": units, "resampled_unit": unit, "difference_claimed": claimed}
+def significance(interval, p, claimed, units=872, unit="sentences", largest=1):
+    return {"delta_accuracy_ci95": interval, "p_value": p, "p_value_holm": min(1.0, 3 * p),
+            "paired_test": "exact McNemar", "discordant": [3, 12], "independent_units": units,
+            "largest_unit_items": largest, "resampled_unit": unit, "difference_claimed": claimed, "family_size": 3}
 
 
 def comparison(interval, p, claimed, head_accuracy=0.8, at_floor=()):
     runs = {run: {split: {"accuracy": acc} for split in ("test", "validation")}
             for run, acc in (("head_only", head_accuracy), ("full_finetune", 0.9))}
     delta = {"accuracy": sum(interval) / 2}
-    return {"seed": 42, "runs": runs, "delta": delta, "delta_validation": delta,
-            "significance": {"test": significance(interval, p, claimed, 700, "clusters of nested phrases"),
-                             "validation": significance(interval, p, claimed)},
-            "at_majority_floor": {"head_only": list(at_floor), "full_finetune": []},
-            "test_by_kind": {"whole_sentences": None, "phrases": None}}
+    return {"seed": 42, "runs": runs, "deltas": {"validation": delta, "test": delta},
+            "significance": {"validation": significance(interval, p, claimed),
+                             "test": significance(interval, p, claimed, 700, "source sentences", 12)},
+            "at_majority_floor": {"head_only": list(at_floor), "full_finetune": []}, "by_kind": {}}
 
 
-def test_conclusion_claims_only_what_interval_and_test_support_and_names_each_population():
-    clear = report.conclusion(comparison([0.05, 0.11], 0.001, True), {"test": 0.88, "validation": 0.0}, BALANCED)
-    assert "On GLUE validation (872 independent sentences), full fine-tuning beats head-only by 8.0 points" in clear
-    assert "On the re-split test set (700 clusters of nested phrases; 88% of its items are phrases seen in training)" \
-        in clear
-    assert "--split grouped" in clear
-    unclear = report.conclusion(comparison([0.02, 0.19], 0.12, False), {"test": 0.0, "validation": 0.0}, BALANCED)
-    assert "is not established" in unclear and "beats" not in unclear and "grouped" not in unclear
+def verdict(result, leaks=NO_LEAKS, summary=None):
+    return verdict_lines(result, leaks, BALANCED, summary)
+
+
+def test_the_verdict_answers_first_and_names_each_population():
+    lines = verdict(comparison([0.05, 0.11], 0.001, True),
+                    {**NO_LEAKS, "test": SimpleNamespace(leakage=0.88)})
+    assert lines[0] == "Answer: on GLUE validation, fine-tuning the whole encoder beats training only the head by " \
+                       "8.0 accuracy points."
+    assert lines[1].startswith("on GLUE validation (872 independent sentences): full fine-tune beats head-only by "
+                               "8.0 points (95% CI +5.0 to +11.0, exact McNemar p = 0.001, Holm-adjusted p = 0.003)")
+    assert lines[2].startswith("on the re-split test set (700 independent source sentences, up to 12 items each)")
+    assert "88% of the re-split test set's items are phrases seen in training" in lines[3]
+    assert "Holm-adjusted across the seed's 3 paired tests" in lines[-1]
+    assert "conditional on one training run per arm" in lines[-1]
+    unclear = verdict(comparison([0.02, 0.19], 0.12, False))
+    assert "not established" in unclear[0] and not any("beats" in line for line in unclear)
+
+
+def test_no_line_claims_what_its_test_does_not_support():
+    """The 43-sentence case: the interval excludes 0, four discordant pairs are not evidence (p = 0.125)."""
+    lines = verdict(comparison([0.023, 0.186], 0.125, False))
+    assert not any("beats" in line or "trails" in line for line in lines)
 
 
 def test_the_verdict_speaks_of_the_external_sentences_between_validation_and_the_phrases():
     result = comparison([0.05, 0.11], 0.001, True)
-    result["delta_external_test"] = {"accuracy": 0.232}
-    result["significance"]["external_test"] = significance([0.2, 0.26], 0.001, True, 1821)
-    balance = {**BALANCED, "external_test": {"positive_share": 0.5, "close_to_balanced": True}}
-    text = report.conclusion(result, {"test": 0.88, "validation": 0.0, "external_test": 0.0}, balance)
-    sentences = text.split(". ")
-    assert sentences[0].startswith("On GLUE validation (872 independent sentences), full fine-tuning beats")
-    assert sentences[1].startswith("On the external test set (1,821 independent sentences), full fine-tuning beats "
-                                   "head-only by 23.2 points (95% CI +20.0 to +26.0")
-    assert sentences[2].startswith("On the re-split test set (700 clusters of nested phrases")
-    assert "trust GLUE validation and the external test set, or use --split grouped" in text
-    leaky = report.conclusion(result, {"test": 0.0, "validation": 0.0, "external_test": 0.3}, balance)
-    assert "On the external test set (1,821 independent sentences; 30% of its items are phrases seen in training)" \
-        in leaky
+    result["deltas"] = {"validation": result["deltas"]["validation"], "external_test": {"accuracy": 0.232},
+                        "test": result["deltas"]["test"]}
+    result["significance"] = {"validation": result["significance"]["validation"],
+                              "external_test": significance([0.2, 0.26], 0.001, True, 1821),
+                              "test": result["significance"]["test"]}
+    lines = verdict(result)
+    assert lines[1].startswith("on GLUE validation")
+    assert lines[2].startswith("on the external test set (1,821 independent sentences): full fine-tune beats "
+                               "head-only by 23.2 points (95% CI +20.0 to +26.0")
+    assert lines[3].startswith("on the re-split test set")
 
 
-def test_conclusion_flags_a_run_at_the_majority_floor_once_per_run():
-    text = report.conclusion(comparison([0.3, 0.5], 0.001, True, 0.51, at_floor=("test", "validation")),
-                             {"test": 0.0, "validation": 0.0}, BALANCED)
-    assert text.count("The head-only model does no better than always predicting the majority class") == 1
-    assert "on the re-split test set and GLUE validation" in text and "with a constant guess" in text
+def test_a_collapsed_run_is_said_at_the_top_for_its_splits_only():
+    lines = verdict(comparison([0.3, 0.5], 0.001, True, 0.51, at_floor=("test",)))
+    assert lines[1] == "Caution: the head-only model scores no better than always predicting one class on the " \
+                       "re-split test set: the deltas there compare against a constant guess."
+    assert sum("Caution" in line for line in lines) == 1
 
 
-def test_small_validation_case_with_few_discordant_pairs_claims_nothing():
-    """43 sentences, head-only right where the full fine-tune is wrong 0 times, the reverse 4: the bootstrap
-    interval excludes 0, but four discordant pairs are not evidence (exact McNemar p = 0.125)."""
-    labels = np.ones(43, int)
-    head = np.r_[np.zeros(4), np.ones(30), np.zeros(9)].astype(int)
-    full = np.r_[np.ones(4), np.ones(30), np.zeros(9)].astype(int)
-    sig = stats.paired_significance(labels, head, full, 10_000, seed=0)
-    assert sig["discordant"] == [0, 4] and sig["p_value"] == pytest.approx(0.125)
-    assert sig["delta_accuracy_ci95"][0] > 0  # the interval alone would have claimed a win
-    assert sig["difference_claimed"] is False
-    result = comparison(sig["delta_accuracy_ci95"], sig["p_value"], sig["difference_claimed"])
-    assert "beats" not in report.conclusion(result, {"test": 0.0, "validation": 0.0}, BALANCED)
+def test_the_verdict_speaks_of_whole_sentences_and_phrases_apart():
+    result = comparison([0.05, 0.11], 0.001, True)
+    result["by_kind"] = {"test": {
+        "whole_sentences": {"items": 120, "delta_accuracy": 0.2,
+                            "significance": significance([0.1, 0.3], 0.001, True, 95, "source sentences")},
+        "phrases": {"items": 6600, "delta_accuracy": 0.01,
+                    "significance": significance([-0.01, 0.03], 0.3, False, 600, "source sentences")}}}
+    text = "\n".join(verdict(result))
+    assert "its 120 whole sentences: full fine-tune beats head-only by 20.0 points" in text
+    assert "its 6,600 phrases: full fine-tune vs head-only: +1.0 points, not established" in text
+
+
+@pytest.mark.parametrize("claimed", [True, False])
+def test_the_heads_recipe_is_credited_only_when_its_own_test_says_so(claimed):
+    """'Points of the gap come from how the head was trained' needs the probe-vs-head-only difference claimed."""
+    result = comparison([0.05, 0.11], 0.001, True)
+    probe_runs = {split: {"accuracy": 0.85} for split in ("validation", "test")}
+    over_probe = {"delta": {s: {"accuracy": 0.05} for s in probe_runs},
+                  "significance": {s: significance([0.02, 0.08], 0.01, True) for s in probe_runs}}
+    versus_head = {"delta": {s: {"accuracy": 0.05} for s in probe_runs},
+                   "significance": {s: significance([0.01, 0.09] if claimed else [-0.01, 0.1],
+                                                    0.01 if claimed else 0.2, claimed) for s in probe_runs}}
+    result["probe_reference"] = {"runs": probe_runs, **over_probe, "versus_head_only": versus_head}
+    text = "\n".join(verdict(result))
+    assert ("from how the head was trained" in text) == claimed
+    assert ("comes from the head's training recipe is not established" in text) == (not claimed)
 
 
 def test_multi_seed_verdict_speaks_for_every_seed():
-    summary = {"delta": {"accuracy": {"mean": 0.05, "std": 0.01}, "per_seed_accuracy": [0.04, 0.05, 0.06],
-                         "seeds_claiming_a_difference": 2},
-               "delta_validation": {"accuracy": {"mean": 0.1, "std": 0.02}, "per_seed_accuracy": [0.08, 0.1, 0.12],
-                                    "seeds_claiming_a_difference": 3}}
-    text = report.conclusion(comparison([0.05, 0.11], 0.001, True), {"test": 0.0, "validation": 0.0}, BALANCED,
-                             summary)
-    assert text.startswith("In seed 42, on GLUE validation")
-    assert "Over 3 seeds (training randomness on one split), the delta on GLUE validation is +10.0 +- 2.0 points, " \
-           "a difference claimed in 3 of 3." in text
+    summary = {"deltas": {"validation": {"accuracy": {"mean": 0.1, "std": 0.02}, "per_seed_accuracy": [0.08, 0.1, 0.12],
+                                         "seeds_claiming_a_difference": 3},
+                          "test": {"accuracy": {"mean": 0.05, "std": 0.01}, "per_seed_accuracy": [0.04, 0.05, 0.06],
+                                   "seeds_claiming_a_difference": 2}}}
+    text = "\n".join(verdict(comparison([0.05, 0.11], 0.001, True), summary=summary))
+    assert "seed 42: on GLUE validation" in text
+    assert "over 3 seeds (training randomness on one split), on GLUE validation: +10.0 +- 2.0 points, a difference " \
+           "claimed in 3 of 3." in text
     assert "claimed in 2 of 3" in text
 
 
@@ -97,17 +126,21 @@ def test_a_write_stopped_midway_leaves_the_old_file_and_no_temporary_one(tmp_pat
         raise stop("stopped while writing")
 
     with pytest.raises(stop):
-        report.write_atomic(target, half_write)
+        files.write_atomic(target, half_write)
     assert json.loads(target.read_text()) == {"seed": 42}
     assert list(tmp_path.iterdir()) == [target]
+
+
+def splits_of(frame):
+    return {name: SimpleNamespace(frame=frame) for name in ("validation", "test")}
 
 
 def test_results_json_is_strict_json(tmp_path):
     frame = pd.DataFrame({"idx": [0], "sentence": ["a film"], "label": [1]})
     probs = {run: {split: np.array([0.9]) for split in ("test", "validation")}
              for run in ("head_only", "full_finetune")}
-    predictions = report.predictions_frame({"test": frame, "validation": frame}, [(42, probs)])
-    report.save_results(tmp_path, {"delta": float("nan"), "runs": [float("inf"), 0.5]}, predictions)
+    predictions = files.predictions_frame(splits_of(frame), [(42, probs)])
+    files.save_results(tmp_path, {"delta": float("nan"), "runs": [float("inf"), 0.5]}, predictions)
     text = (tmp_path / "results.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text) == {"delta": None, "runs": [None, 0.5]}
@@ -118,7 +151,7 @@ def test_predictions_csv_cells_never_run_as_spreadsheet_formulas():
                           "sentence": ["=HYPERLINK(\"x\")", "-- dull", "@SUM(A1)", "a fine film"]})
     probs = {run: {split: np.array([0.9, 0.1, 0.8, 0.4]) for split in ("test", "validation")}
              for run in ("head_only", "full_finetune")}
-    predictions = report.predictions_frame({"test": frame, "validation": frame}, [(42, probs)])
+    predictions = files.predictions_frame(splits_of(frame), [(42, probs)])
     assert predictions["sentence"].tolist()[:4] == ["'=HYPERLINK(\"x\")", "'-- dull", "'@SUM(A1)", "a fine film"]
 
 
@@ -127,25 +160,7 @@ def test_flips_are_the_changed_answers_surest_first():
     head = np.array([0.2, 0.4, 0.3, 0.9, 0.8])  # wrong, wrong, right, wrong, right
     full = np.array([0.7, 0.99, 0.6, 0.1, 0.9])  # right, right, wrong, right, right
     probs = {"head_only": {"test": head, "validation": head}, "full_finetune": {"test": full, "validation": full}}
-    predictions = report.predictions_frame({"test": frame, "validation": frame}, [(42, probs)])
-    flipped = report.flips(predictions[predictions["split"] == "test"])
+    predictions = files.predictions_frame(splits_of(frame), [(42, probs)])
+    flipped = files.flips(predictions[predictions["split"] == "test"])
     assert flipped["idx"].tolist() == [1, 3, 0, 2]  # by the full fine-tune's certainty
     assert flipped["change"].tolist() == ["fixed", "fixed", "fixed", "broken"]
-
-
-def test_a_collapse_on_test_only_is_flagged_for_test_only():
-    text = report.conclusion(comparison([0.05, 0.11], 0.001, True, at_floor=("test",)),
-                             {"test": 0.0, "validation": 0.0}, BALANCED)
-    assert "no better than always predicting the majority class on the re-split test set:" in text
-
-
-def test_the_verdict_speaks_of_whole_sentences_and_phrases_apart():
-    result = comparison([0.05, 0.11], 0.001, True)
-    result["test_by_kind"] = {
-        "whole_sentences": {"items": 120, "delta_accuracy": 0.2,
-                            "significance": significance([0.1, 0.3], 0.001, True, 95, "clusters of nested phrases")},
-        "phrases": {"items": 6600, "delta_accuracy": 0.01,
-                    "significance": significance([-0.01, 0.03], 0.3, False, 600, "clusters of nested phrases")}}
-    text = report.conclusion(result, {"test": 0.0, "validation": 0.0}, BALANCED)
-    assert "Within it, on its 120 whole sentences, full fine-tuning beats head-only by 20.0 points" in text
-    assert "on its 6,600 phrases, the difference from head-only (+1.0 points) is not established" in text

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-import stats
-from config import DELTA_KEYS
+from sst2kit import metrics as stats
+from sst2kit import significance
 
 
 def test_metrics_on_hand_made_predictions():
@@ -30,10 +30,10 @@ def test_mcnemar_exact_known_values():
     # 1 discordant pair one way, 9 the other: p = 2 * P(X <= 1), X ~ Bin(10, 0.5) = 22/1024
     head = [True] * 1 + [False] * 9 + [True] * 50
     full = [False] * 1 + [True] * 9 + [True] * 50
-    p, discordant = stats.mcnemar_exact(head, full)
+    p, discordant = significance.mcnemar_exact(head, full)
     assert discordant == [1, 9]
     assert p == pytest.approx(22 / 1024)
-    assert stats.mcnemar_exact([True, False], [True, False]) == (1.0, [0, 0])  # all agree
+    assert significance.mcnemar_exact([True, False], [True, False]) == (1.0, [0, 0])  # all agree
 
 
 def test_bootstrap_interval_covers_truth_and_narrows_with_n():
@@ -42,12 +42,12 @@ def test_bootstrap_interval_covers_truth_and_narrows_with_n():
     def interval(n):
         head = rng.random(n) < 0.80
         full = rng.random(n) < 0.85  # true delta 0.05
-        return stats.bootstrap_delta_ci(head, full, 2000, seed=1)
+        return significance.bootstrap_delta_ci(head, full, 2000, seed=1)
 
     small, large = interval(500), interval(20_000)
     assert large[0] < 0.05 < large[1]
     assert large[1] - large[0] < (small[1] - small[0]) / 4
-    assert stats.bootstrap_delta_ci([1, 0, 1], [1, 0, 1], 500, 0) == [0.0, 0.0]
+    assert significance.bootstrap_delta_ci([1, 0, 1], [1, 0, 1], 500, 0) == [0.0, 0.0]
 
 
 @pytest.mark.parametrize("splits", [("test", "validation"), ("test", "validation", "external_test")])
@@ -57,15 +57,14 @@ def test_summary_over_seeds(splits):
         delta = {"accuracy": full_acc - head_acc, "f1": full_acc - head_acc}
         sig = {"difference_claimed": True}
         return {"runs": {"head_only": run(head_acc), "full_finetune": run(full_acc)},
-                **{DELTA_KEYS[split]: delta for split in splits}, "significance": {split: sig for split in splits}}
+                "deltas": {split: delta for split in splits}, "significance": {split: sig for split in splits}}
 
     summary = stats.summarize_seeds([seed_result(0.80, 0.90), seed_result(0.82, 0.88)])
     assert summary["head_only"]["test"]["accuracy"]["mean"] == pytest.approx(0.81)
     assert summary["head_only"]["test"]["accuracy"]["std"] == pytest.approx(np.std([0.80, 0.82], ddof=1))
-    assert summary["delta"]["accuracy"]["mean"] == pytest.approx(0.08)
-    assert summary["delta_validation"]["accuracy"]["std"] == pytest.approx(np.std([0.10, 0.06], ddof=1))
-    assert ("delta_external_test" in summary) == ("external_test" in splits)
-    assert set(summary["full_finetune"]) == set(splits)
+    assert summary["deltas"]["test"]["accuracy"]["mean"] == pytest.approx(0.08)
+    assert summary["deltas"]["validation"]["accuracy"]["std"] == pytest.approx(np.std([0.10, 0.06], ddof=1))
+    assert set(summary["deltas"]) == set(summary["full_finetune"]) == set(splits)
 
 
 def test_cluster_bootstrap_widens_for_nested_items_and_matches_items_when_independent():
@@ -77,21 +76,21 @@ def test_cluster_bootstrap_widens_for_nested_items_and_matches_items_when_indepe
     full = head.copy()
     full[diff < 0] = False
     head[diff > 0] = False
-    item_lo, item_hi = stats.bootstrap_delta_ci(head, full, 4000, seed=1)
-    nested_lo, nested_hi = stats.cluster_bootstrap_ci(full.astype(float) - head, clusters, 4000, seed=1)
+    item_lo, item_hi = significance.bootstrap_delta_ci(head, full, 4000, seed=1)
+    nested_lo, nested_hi = significance.cluster_bootstrap_ci(full.astype(float) - head, clusters, 4000, seed=1)
     assert nested_hi - nested_lo > 2 * (item_hi - item_lo)
-    alone_lo, alone_hi = stats.cluster_bootstrap_ci(full.astype(float) - head, np.arange(2000), 4000, seed=1)
+    alone_lo, alone_hi = significance.cluster_bootstrap_ci(full.astype(float) - head, np.arange(2000), 4000, seed=1)
     assert alone_lo == pytest.approx(item_lo, abs=0.006) and alone_hi == pytest.approx(item_hi, abs=0.006)
 
 
 def test_cluster_sign_flip_test_is_calibrated_and_detects_a_real_gain():
     rng = np.random.default_rng(2)
     clusters = np.repeat(np.arange(60), 5)
-    null_ps = [stats.cluster_sign_flip_p(rng.choice([-1.0, 0, 1], size=300) * rng.choice([-1, 1], size=60)[clusters],
+    null_ps = [significance.cluster_sign_flip_p(rng.choice([-1.0, 0, 1], size=300) * rng.choice([-1, 1], size=60)[clusters],
                                          clusters, 400, seed=s) for s in range(200)]
     assert np.mean(np.array(null_ps) < 0.05) < 0.09
     gain = rng.choice([0.0, 1.0], size=300, p=[0.7, 0.3])
-    assert stats.cluster_sign_flip_p(gain, clusters, 2000, seed=0) < 0.01
+    assert significance.cluster_sign_flip_p(gain, clusters, 2000, seed=0) < 0.01
 
 
 def test_the_verdict_rule_keeps_false_claims_at_five_percent_with_few_discordant_pairs():
@@ -105,7 +104,8 @@ def test_the_verdict_rule_keeps_false_claims_at_five_percent_with_few_discordant
         full = head.copy()
         flips = rng.random(43) < 0.08  # rare disagreements, as likely either way
         full[flips] = 1 - full[flips]
-        sig = stats.paired_significance(labels, head, full, 500, seed=trial)
+        sig = significance.paired_significance(labels, head, full, 500, trial, np.arange(43))
+        significance.decide_claims([sig])
         claims += sig["difference_claimed"]
         interval_only += sig["delta_accuracy_ci95"][0] > 0 or sig["delta_accuracy_ci95"][1] < 0
     assert claims / 400 <= 0.05
@@ -116,13 +116,13 @@ def test_multi_seed_summary_counts_the_seeds_that_claim():
     def seed_result(delta, claimed):
         run = {split: {"accuracy": 0.8, "f1": 0.8} for split in ("test", "validation")}
         sig = {"difference_claimed": claimed}
-        return {"runs": {"head_only": run, "full_finetune": run}, "delta": {"accuracy": delta, "f1": delta},
-                "delta_validation": {"accuracy": delta, "f1": delta},
+        return {"runs": {"head_only": run, "full_finetune": run},
+                "deltas": {split: {"accuracy": delta, "f1": delta} for split in ("test", "validation")},
                 "significance": {"test": sig, "validation": sig}}
 
     summary = stats.summarize_seeds([seed_result(0.1, True), seed_result(0.0, False), seed_result(0.05, True)])
-    assert summary["delta_validation"]["per_seed_accuracy"] == [0.1, 0.0, 0.05]
-    assert summary["delta_validation"]["seeds_claiming_a_difference"] == 2
+    assert summary["deltas"]["validation"]["per_seed_accuracy"] == [0.1, 0.0, 0.05]
+    assert summary["deltas"]["validation"]["seeds_claiming_a_difference"] == 2
 
 
 def test_collapse_is_judged_per_split_within_one_item_or_half_a_point():
@@ -134,8 +134,8 @@ def test_collapse_is_judged_per_split_within_one_item_or_half_a_point():
 def test_the_probe_reference_fits_what_an_under_trained_head_misses():
     import torch
 
-    from features import FirstTokenStates
-    from probe import best_linear_probe
+    from sst2kit.features import FirstTokenStates
+    from sst2kit.probe import best_linear_probe
     rng = np.random.default_rng(0)
 
     def separable(n):
@@ -147,7 +147,7 @@ def test_the_probe_reference_fits_what_an_under_trained_head_misses():
     features = {"train": separable(2000), "test": separable(500), "validation": separable(500)}
     probs, fit = best_linear_probe(features, seed=0)
     accuracy = np.mean(stats.predicted_labels(probs["validation"]) == features["validation"].labels.numpy())
-    assert accuracy > 0.97 and fit["train_items"] == 2000
+    assert accuracy > 0.97 and fit["train_items"] == 2000 and fit["cross_validated_on"] == 2000
     assert set(probs) == {"test", "validation"}
     under_trained = features["validation"].states[:, 1]  # a head that has not found the decisive direction
     assert np.mean((under_trained.numpy() > 0) == features["validation"].labels.numpy()) < 0.6
@@ -161,3 +161,103 @@ def test_accuracy_by_length_buckets():
     assert [(b["tokens"], b["items"]) for b in buckets] == [("<=10", 2), ("11-20", 1), ("21-30", 2), (">40", 1)]
     assert [b["head_only"] for b in buckets] == [0.5, 1.0, 0.5, 0.0]
     assert all(b["full_finetune"] == 1.0 for b in buckets)
+
+
+def test_the_majority_floor_is_each_splits_own_majority():
+    """A model that always answers 'negative' on a mostly negative split learned nothing, whatever train's
+    majority is."""
+    labels = np.array([0] * 70 + [1] * 30)
+    assert stats.majority_floor(labels) == pytest.approx(0.7)
+    assert stats.at_floor(float(np.mean(labels == 0)), stats.majority_floor(labels), len(labels))
+
+
+def test_holm_adjusts_step_down_and_keeps_order():
+    assert significance.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert significance.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    entries = [{"p_value": p, "delta_accuracy_ci95": [0.01, 0.2]} for p in (0.011, 0.02, 0.04)]
+    significance.decide_claims(entries)
+    assert [e["difference_claimed"] for e in entries] == [True, True, True]  # 0.033, 0.04, 0.04
+    entries.append({"p_value": 0.03, "delta_accuracy_ci95": [0.01, 0.2]})
+    significance.decide_claims(entries)
+    assert [e["difference_claimed"] for e in entries] == [True, False, False, False]  # 0.044, then 0.06s
+    assert entries[0]["family_size"] == 4
+
+
+def test_a_monte_carlo_p_value_at_its_floor_is_printed_as_a_bound():
+    diff = np.ones(200)
+    units = np.arange(200) // 2  # 100 units: the sign-flip test, with 999 draws
+    entry = significance.paired_significance(np.ones(200), np.zeros(200), diff, 999, 0, units)
+    assert entry["paired_test"] == "sign-flip permutation" and entry["p_value"] == pytest.approx(1 / 1000)
+    assert entry["p_value_at_floor"] and entry["permutation_draws"] == 999
+    assert significance.p_text(entry) == "p < 0.001"
+    exact = significance.paired_significance(np.ones(200), np.zeros(200), diff, 999, 0, np.arange(200))
+    assert exact["paired_test"] == "exact McNemar" and significance.p_text(exact).startswith("p = ")
+
+
+def test_repeated_sentences_are_one_unit_and_add_no_evidence():
+    """30 sentences where the full fine-tune is right on 7 more than head-only is not evidence; the same 30
+    repeated 20 times must not become evidence either."""
+    from sst2kit.phrases import duplicate_units
+    rng = np.random.default_rng(0)
+    sentences = [f"sentence {i}" for i in range(30)]
+    labels = rng.integers(2, size=30)
+    head, full = labels.copy(), labels.copy()
+    head[:9] = 1 - head[:9]
+    full[9:11] = 1 - full[9:11]  # discordant: 9 for full, 2 for head-only
+    once = significance.paired_significance(labels, head, full, 2000, 0, duplicate_units(sentences))
+    twenty = significance.paired_significance(np.tile(labels, 20), np.tile(head, 20), np.tile(full, 20), 2000, 0,
+                                              duplicate_units(sentences * 20))
+    significance.decide_claims([once])
+    significance.decide_claims([twenty])
+    assert twenty["independent_units"] == 30 and twenty["largest_unit_items"] == 20
+    assert not once["difference_claimed"] and not twenty["difference_claimed"]
+    assert twenty["p_value"] > 0.05
+
+
+def source_sentence_trials(trials, rng):
+    """SST-2-shaped test sets where two models are equally good: source sentences with a few phrases each, whose
+    outcomes move together, plus short phrases found in many sentences. Yields (diff, item-level units,
+    source units) per trial."""
+    from sst2kit.phrases import is_phrase_and_source
+    vocabulary = [f"w{i}" for i in range(400)]
+    for _ in range(trials):
+        common = ["the film", "a movie"]  # each inside half of the sentences
+        sources = [" ".join(rng.choice(vocabulary, size=8, replace=False)) + f" {common[s % 2]}" for s in range(80)]
+        items, source_of = [], []
+        for s, sentence in enumerate(sources):
+            words = sentence.split()
+            for start in range(0, 6, 2):
+                items.append(" ".join(words[start:]) if start else sentence)
+                source_of.append(s)
+        units = is_phrase_and_source(items + common, sources)[1]
+        tilt = rng.choice([-1.0, 0.0, 1.0], size=len(sources))  # each sentence's shared lean, symmetric: no effect
+        noise = rng.choice([-1.0, 0.0, 1.0], size=len(items), p=[0.1, 0.8, 0.1])
+        diff = np.r_[np.where(rng.random(len(items)) < 0.7, tilt[source_of], noise), rng.choice([-1.0, 1.0], 2)]
+        yield diff, np.arange(len(diff)), units
+
+
+def test_source_sentence_units_keep_the_interval_calibrated():
+    """Coverage by simulation: over source-sentence units the 95% interval of an equal-models difference covers
+    0 about 95% of the time; treating each phrase as independent covers it far less often."""
+    rng = np.random.default_rng(4)
+    covered = {"items": 0, "sources": 0}
+    for trial, (diff, items, sources) in enumerate(source_sentence_trials(150, rng)):
+        for name, units in (("items", items), ("sources", sources)):
+            low, high = significance.cluster_bootstrap_ci(diff, units, 400, trial)
+            covered[name] += low <= 0 <= high
+    assert 0.9 <= covered["sources"] / 150 <= 1.0
+    assert covered["items"] / 150 < 0.85
+
+
+def test_the_verdict_rule_keeps_false_claims_at_five_percent_over_clustered_units():
+    """The rule over units: equally good models whose disagreements come in source-sentence clumps."""
+    rng = np.random.default_rng(5)
+    claims = 0
+    for trial, (diff, _, sources) in enumerate(source_sentence_trials(150, rng)):
+        labels = np.ones(len(diff), int)
+        # right (1) or wrong (0) per model, giving these differences; both right where they agree
+        full, head = np.where(diff == 0, 1, diff > 0).astype(int), np.where(diff == 0, 1, diff < 0).astype(int)
+        entry = significance.paired_significance(labels, head, full, 400, trial, sources, "source sentences")
+        significance.decide_claims([entry])
+        claims += entry["difference_claimed"]
+    assert claims / 150 <= 0.06

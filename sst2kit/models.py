@@ -7,7 +7,8 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 from huggingface_hub import constants as hub_constants
 from safetensors import SafetensorError
 
-from config import LABEL_NAMES, UsageError
+from sst2kit.errors import UsageError
+from sst2kit.names import LABEL_NAMES
 
 LOAD_ERRORS = (OSError, ValueError, RuntimeError, SafetensorError)  # what from_pretrained raises for a bad model
 
@@ -35,18 +36,35 @@ def load_tokenizer(cfg):
 
 def load_model(cfg, seed):
     """The pretrained encoder with a new two-label head, in float32; seeded so the head's initialisation repeats.
-    A checkpoint that already has a head of another size gets a fresh two-label one (the load report says so)."""
+    A checkpoint that already has a head of another size gets a fresh two-label one. Returns the model and the
+    names of the tensors that were newly initialised (only the head's: anything else is refused)."""
     set_seed(seed)
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            cfg.model_name, num_labels=cfg.num_labels, id2label=dict(enumerate(LABEL_NAMES)), dtype=torch.float32,
+        model, loading = AutoModelForSequenceClassification.from_pretrained(
+            cfg.model_name, num_labels=len(LABEL_NAMES), id2label=dict(enumerate(LABEL_NAMES)), dtype=torch.float32,
             use_safetensors=None if cfg.allow_pickled_weights else True, trust_remote_code=False,
-            ignore_mismatched_sizes=True)
+            ignore_mismatched_sizes=True, output_loading_info=True)  # a head of another size is replaced
     except LOAD_ERRORS as err:
         raise model_not_found(cfg, err) from None
+    fresh = sorted({*loading["missing_keys"], *(key for key, *_ in loading["mismatched_keys"])})
+    not_head = [key for key in fresh if key.startswith(f"{model.base_model_prefix}.")]
+    unused = [key for key in loading["unexpected_keys"] if is_encoder_key(model, key)]
+    if not_head or unused:
+        what = (f"its encoder tensor {not_head[0]} is missing from the weights or has another shape" if not_head
+                else f"the weights' encoder tensor {unused[0]} has no place in the model its config builds")
+        raise UsageError(f"{cfg.model_name}: {what} ({len(not_head) + len(unused)} such tensor(s)): config.json does "
+                         "not match the weights, and the encoder would train from random values; use the config "
+                         "that was saved with these weights")
     if model.config.pad_token_id is None:  # a decoder's head finds each row's last token by the pad token
         model.config.pad_token_id = model.config.eos_token_id
-    return model
+    return model, fresh
+
+
+def is_encoder_key(model, key):
+    """Does a checkpoint tensor's name belong to the encoder (stored with or without the encoder's prefix)?
+    Other unused tensors, such as a masked-language-model head, are expected and dropped."""
+    top = key.removeprefix(f"{model.base_model_prefix}.").split(".")[0]
+    return top in dict(model.base_model.named_children())
 
 
 def set_encoder_trainable(model, trainable):

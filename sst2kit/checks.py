@@ -11,16 +11,18 @@ from huggingface_hub import constants as hub_constants, get_session
 from transformers import AutoConfig
 from transformers.utils import logging as hf_logging
 
-from config import Config, UsageError
-from data import READERS
-from models import load_model, model_not_found
+from config import Config
+from sst2kit.data import READERS
+from sst2kit.errors import UsageError
+from sst2kit.models import load_model, model_not_found
 
 SEED_LIMIT = 2**32  # numpy's seeding, which set_seed calls, takes seeds in [0, 2**32)
 MAX_RESAMPLES = 10_000_000  # ~300 MB of bootstrap draws; far past where the interval stops moving
 
 
 def check_inputs(cfg):
-    """Every check that needs no data loaded: the config's values, the output folder, the hub, the model."""
+    """Every check that needs no data loaded: the config's values, the output folder, the hub, the model.
+    Returns the names of the tensors the model's load initialises afresh (the classification head's)."""
     check_config(cfg)
     problem = None
     if PartialState().is_main_process:  # one process probes the folder; the others learn its answer
@@ -33,7 +35,7 @@ def check_inputs(cfg):
         raise UsageError(problem)
     check_external_test_file(cfg.external_test_file)
     check_hub(cfg)
-    check_model(cfg)
+    return check_model(cfg)
 
 
 def type_matches(value, annotation):
@@ -67,19 +69,18 @@ def check_config(cfg):
                              "command line")
     last_seed = cfg.seed + cfg.num_seeds - 1
     rules = [
-        (cfg.learning_rate_headonly_finetune > 0, "learning_rate_headonly_finetune must be > 0"),
+        (cfg.learning_rate_head_only > 0, "learning_rate_head_only must be > 0"),
         (cfg.learning_rate_full_finetune > 0, "learning_rate_full_finetune must be > 0"),
         (cfg.per_device_train_batch_size > 0, "per_device_train_batch_size must be > 0"),
         (cfg.per_device_eval_batch_size > 0, "per_device_eval_batch_size must be > 0"),
         (cfg.feature_batch_size > 0, "feature_batch_size must be > 0"),
-        (cfg.epochs_headonly_finetune > 0, "epochs_headonly_finetune must be > 0"),
+        (cfg.epochs_head_only > 0, "epochs_head_only must be > 0"),
         (cfg.epochs_full_finetune > 0, "epochs_full_finetune must be > 0"),
         (cfg.weight_decay >= 0, "weight_decay must be >= 0"),
         (0 <= cfg.warmup_ratio < 1, "warmup_ratio must be in [0, 1)"),
         (cfg.subset_fraction is None or 0 < cfg.subset_fraction <= 1, "subset_fraction must be in (0, 1], or unset"),
         (0 < cfg.test_size < 1, "test_size must be in (0, 1)"),
         (cfg.max_length >= 8, "max_length must be at least 8 tokens"),
-        (cfg.num_labels == 2, "num_labels must be 2: SST-2 is negative/positive"),
         (cfg.num_seeds >= 1, "num_seeds must be >= 1"),
         (0 <= cfg.seed and last_seed < SEED_LIMIT, f"seeds {cfg.seed}..{last_seed} must lie in [0, {SEED_LIMIT})"),
         (100 <= cfg.bootstrap_resamples <= MAX_RESAMPLES,
@@ -137,7 +138,8 @@ def check_hub(cfg):
 
 
 def check_model(cfg):
-    """The model's name leads to a config whose limits fit the run, and to weights that are safe and whole."""
+    """The model's name leads to a config whose limits fit the run, and to weights that are safe, whole and match
+    that config. Returns the names of the newly initialised (head) tensors."""
     folder = Path(cfg.model_name)
     if folder.is_dir() and not list(folder.glob("*.safetensors")) and not cfg.allow_pickled_weights:
         raise UsageError(f"{folder} has no .safetensors weights; pickled weights can run code when loaded: "
@@ -153,7 +155,8 @@ def check_model(cfg):
     hf_logging.set_verbosity_error()  # its load report is printed when the run loads the model
     hf_logging.disable_progress_bar()
     try:
-        load_model(cfg, cfg.seed)  # corrupt or truncated weights are found now, not after the run folder exists
+        # corrupt, truncated or mismatched weights are found now, not after the run folder exists
+        return load_model(cfg, cfg.seed)[1]
     finally:
         hf_logging.set_verbosity(verbosity)
         hf_logging.enable_progress_bar()

@@ -1,4 +1,4 @@
-"""SST-2 in, train/test/validation out: loading, the re-split, and phrase leakage between splits."""
+"""SST-2 in, train/test/validation out: files read and checked row by row, the re-split, subsets."""
 import csv
 from pathlib import Path
 
@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 from datasets import Dataset, DatasetDict, load_dataset
 
-from config import UsageError
+from sst2kit.errors import UsageError
+from sst2kit.phrases import grouped_test_mask
 
 TEXT_AS_IS = {"dtype": {"sentence": str}, "keep_default_na": False}  # a sentence "NA" or "null" stays a sentence
 READERS = {  # file suffix -> pandas reader
@@ -124,84 +125,6 @@ def take_fraction(dataset, fraction, seed, name):
     return dataset.shuffle(seed=seed).select(range(keep))
 
 
-LONG_ITEM = 64  # words; SST-2's longest item has 52. Longer items are found by substring search instead of spans
-
-
-def words(text):
-    return tuple(text.split())
-
-
-def spans(tokens, longest):
-    """Every contiguous word span of a tokenised item up to `longest` words (the item itself included if short).
-    Bounding the length keeps the count near-linear in the item's length, not quadratic."""
-    n = len(tokens)
-    return (tokens[i:j] for i in range(n) for j in range(i + 1, min(n, i + longest) + 1))
-
-
-def padded_text(tokens):
-    return f" {' '.join(tokens)} "  # spaces around, so a substring match is a match of whole words
-
-
-def spans_found(wanted, containers, proper):
-    """Which of the wanted word tuples occur as a contiguous word span of some container (proper: a strictly
-    shorter span, so an item inside another one, not the item itself). Spans up to LONG_ITEM words are enumerated,
-    in one pass over the containers; longer wanted items are found by whole-word substring search."""
-    short = {q for q in wanted if len(q) <= LONG_ITEM}
-    longest = max(map(len, short), default=0)
-    found = {span for text in containers for span in spans(text, min(longest, len(text) - proper)) if span in short}
-    long_wanted = wanted - short
-    if long_wanted:
-        padded = [padded_text(text) for text in containers if len(text) > LONG_ITEM]
-        found |= {q for q in long_wanted
-                  if sum(padded_text(q) in text for text in padded) > (proper and q in containers)}
-    return found
-
-
-def inside_fractions(containers, queries):
-    """For each named list of queries: the share that is a contiguous word span of some container item."""
-    found = spans_found({words(q) for items in queries.values() for q in items}, set(map(words, containers)),
-                        proper=False)
-    return {name: sum(words(q) in found for q in items) / max(len(items), 1) for name, items in queries.items()}
-
-
-def grouped_test_mask(sentences, test_size, seed):
-    """Pick test items so that none is a word span of a training item, about test_size of all items.
-
-    SST-2 items are phrases of ~7k sentences. Take the maximal items ("roots": spans of no other item)
-    in a seeded random order; an item goes to test once every root that contains it is a test root.
-    Then any training item containing a test item would have all its roots among the test roots,
-    which would have made it a test item: so none exists. Items shared by train and test roots stay in train.
-    """
-    texts = sorted(set(map(words, sentences)))
-    index = {text: i for i, text in enumerate(texts)}
-    longest = min(LONG_ITEM, max(map(len, texts), default=0))
-    contained = [{index[s] for s in spans(text, longest) if s in index} | {i} for i, text in enumerate(texts)]
-    long_items = [i for i, text in enumerate(texts) if len(text) > LONG_ITEM]
-    padded = {i: padded_text(texts[i]) for i in long_items}
-    for i in long_items:  # few, if any: each is searched for inside the other long items
-        contained_in = [j for j in long_items if len(texts[j]) > len(texts[i]) and padded[i] in padded[j]]
-        for j in contained_in:
-            contained[j].add(i)
-    contained = [list(members) for members in contained]  # includes itself
-    inside_other = np.zeros(len(texts), bool)
-    for i, members in enumerate(contained):
-        inside_other[[m for m in members if m != i]] = True
-    roots = np.flatnonzero(~inside_other)
-    open_roots = np.zeros(len(texts), int)  # per item: how many of its roots are not yet test roots
-    for r in roots:
-        open_roots[contained[r]] += 1
-    copies = np.bincount([index[words(s)] for s in sentences], minlength=len(texts))
-    in_test, target, taken = np.zeros(len(texts), bool), test_size * len(sentences), 0
-    for r in np.random.default_rng(seed).permutation(roots):
-        if taken >= target:
-            break
-        open_roots[contained[r]] -= 1
-        newly = [m for m in contained[r] if open_roots[m] == 0 and not in_test[m]]
-        in_test[newly] = True
-        taken += copies[newly].sum()
-    return np.array([in_test[index[words(s)]] for s in sentences])
-
-
 def sst2_splits(cfg):
     """Train / test / validation as the config asks: GLUE train re-split, GLUE validation as it is, and the
     external test set when one is named; each a frame of idx, sentence, label. Also every SST-2 sentence (train and
@@ -221,37 +144,3 @@ def sst2_splits(cfg):
     return frames, np.concatenate([column(raw["train"], "sentence"), column(raw["validation"], "sentence")])
 
 
-def shared_items(items, others):
-    """How many of the items are, word for word, also among the others."""
-    others = set(map(words, others))
-    return sum(words(item) in others for item in items)
-
-
-def is_phrase(items, corpus):
-    """For each item: is it a proper word span of some other item of the corpus (a phrase), rather than a whole
-    sentence? SST-2's train split holds whole review sentences and the phrases cut from them."""
-    found = spans_found({words(q) for q in items}, set(map(words, corpus)), proper=True)
-    return np.array([words(q) in found for q in items])
-
-
-def nested_phrase_clusters(sentences):
-    """A cluster id per item: items of which one is a word span of the other are linked, and linked items share a
-    cluster. SST-2's items are nested phrases of the same review sentences, so items of one cluster are not
-    independent evidence; clusters are (close to) independent."""
-    texts = sorted(set(map(words, sentences)))
-    index = {text: i for i, text in enumerate(texts)}
-    parent = np.arange(len(texts))
-
-    def root(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    longest = min(LONG_ITEM, max(map(len, texts), default=0))
-    for i, text in enumerate(texts):
-        for span in spans(text, longest):
-            j = index.get(span)
-            if j is not None:
-                parent[root(i)] = root(j)
-    return np.unique([root(index[words(s)]) for s in sentences], return_inverse=True)[1]

@@ -7,7 +7,7 @@ matplotlib.use("Agg")  # files only: works without a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from config import LABEL_NAMES, RUN_TITLES, RUNS, evaluated  # noqa: E402
+from sst2kit.names import LABEL_NAMES, RUN_TITLES, RUNS, evaluated  # noqa: E402
 
 RUN_COLORS = {"head_only": "#7a9cc6", "full_finetune": "#d9822b"}
 METRICS = {"accuracy": "accuracy", "f1": "F1 (positive)", "macro_f1": "macro-F1"}

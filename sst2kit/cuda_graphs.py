@@ -6,15 +6,31 @@ kernels). A captured graph is issued with one call. Capturing runs the eager ste
 records it once: milliseconds per shape, where `torch.compile` needs tens of seconds. With batches padded to a
 multiple of 32 tokens there are at most four shapes.
 """
+import inspect
+
 import torch
 from transformers import Trainer
 
-from report import say
+from sst2kit.console import say
 
 WARMUP_STEPS = 2  # cuBLAS and autograd set themselves up on first use; that must happen outside the capture
 
 
-def cuda_graphs_apply(wanted, precision, num_processes, device_type):
+# What CudaGraphTrainer relies on in the Trainer it extends: the training step's signature, how it prepares a
+# batch and enters autocast, and the loss. Checked once at start-up against the installed transformers.
+TRAINER_INTERNALS = {"_prepare_inputs", "compute_loss_context_manager", "compute_loss", "training_step"}
+TRAINING_STEP_PARAMETERS = ["self", "model", "inputs", "num_items_in_batch"]
+
+
+def missing_trainer_internals(trainer_class=Trainer):
+    """The Trainer internals this module relies on that the installed transformers lacks (empty when all are there)."""
+    missing = sorted(name for name in TRAINER_INTERNALS if not callable(getattr(trainer_class, name, None)))
+    if not missing and list(inspect.signature(trainer_class.training_step).parameters) != TRAINING_STEP_PARAMETERS:
+        missing = ["training_step(model, inputs, num_items_in_batch)"]
+    return missing
+
+
+def cuda_graphs_apply(wanted, precision, num_processes, device_type, gpus_visible, trainer_class=Trainer):
     """Whether the training steps can be graphed here, and if not, why (None when they can)."""
     if not wanted:
         return "turned off (cuda_graphs false)"
@@ -24,6 +40,22 @@ def cuda_graphs_apply(wanted, precision, num_processes, device_type):
         return "fp16 training scales its loss on the host"
     if num_processes > 1:  # gradient all-reduce across processes is not captured here
         return "several processes"
+    if gpus_visible > 1:  # one process, several GPUs: the Trainer wraps the model in DataParallel
+        return (f"one process sees {gpus_visible} GPUs (DataParallel); launch one process per GPU with torchrun, "
+                "or pick one GPU with CUDA_VISIBLE_DEVICES")
+    missing = missing_trainer_internals(trainer_class)
+    if missing:
+        return f"this transformers' Trainer lacks {', '.join(missing)}"
+    return None
+
+
+def graphs_refused_by(args):
+    """What in a Trainer's own arguments the graphed step cannot do (None when nothing): it runs one whole batch
+    per optimizer step on one device, with no loss division or averaging across replicas."""
+    if args.gradient_accumulation_steps > 1:
+        return f"gradient accumulation ({args.gradient_accumulation_steps} steps)"
+    if args.n_gpu > 1:
+        return f"DataParallel over {args.n_gpu} GPUs"
     return None
 
 
@@ -61,17 +93,21 @@ class StepGraph:
         return self.loss
 
 
-class GraphedTrainer(Trainer):
+class CudaGraphTrainer(Trainer):
     """A Trainer whose training steps replay a CUDA graph of forward and backward, one graph per batch shape.
 
     Batches of another size (an epoch's last, smaller one) and everything else the Trainer does (clipping, the
     optimizer, the schedule, logging, evaluation) run as they always do. Dropout draws fresh masks at every replay:
-    the graph advances the CUDA generator's offset. If capturing fails, training goes on eagerly and says why.
+    the graph advances the CUDA generator's offset. Where its arguments ask for what a graphed step does not do
+    (gradient accumulation, DataParallel), or capturing fails, training goes on eagerly and says why.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.step_graphs, self.graph_pool, self.capture_failure = {}, None, None
+        self.step_graphs, self.graph_pool = {}, None
+        self.graphs_off_because = graphs_refused_by(self.args)  # None while graphs are in use
+        if self.graphs_off_because:
+            say(f"CUDA graphs off for {self.args.run_name}: {self.graphs_off_because}; this run trains eagerly")
         self.trainable, self.static_grads = None, None  # made at the first graphed step
         self.parameter_count = self.model.num_parameters(exclude_embeddings=True)
 
@@ -84,9 +120,14 @@ class GraphedTrainer(Trainer):
             return self.compute_loss(model, batch)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
+        if self.graphs_off_because is not None:
+            return super().training_step(model, inputs, num_items_in_batch)
+        model.train()  # what the Trainer's own step does first; a schedule-free optimizer needs its train mode too
+        if callable(getattr(self.optimizer, "train", None)):
+            self.optimizer.train()
         inputs = self._prepare_inputs(inputs)
         rows = next(iter(inputs.values())).shape[0]
-        if self.capture_failure is not None or rows != self.args.per_device_train_batch_size:
+        if rows != self.args.per_device_train_batch_size:
             return super().training_step(model, inputs, num_items_in_batch)
         if self.static_grads is None:
             self.trainable = [p for p in model.parameters() if p.requires_grad]
@@ -94,14 +135,13 @@ class GraphedTrainer(Trainer):
         shape = tuple((name, tuple(value.shape)) for name, value in sorted(inputs.items()))
         if shape not in self.step_graphs:
             try:
-                model.train()
                 self.step_graphs[shape] = StepGraph(lambda batch: self.graph_loss(model, batch), inputs,
                                                     self.trainable, self.static_grads, self.graph_pool)
             except RuntimeError as err:
-                self.capture_failure = str(err).splitlines()[0][:200]
+                self.graphs_off_because = str(err).splitlines()[0][:200]
                 for param in self.trainable:
                     param.grad = None
-                say(f"CUDA graph capture failed ({self.capture_failure}): this run goes on without graphs")
+                say(f"CUDA graph capture failed ({self.graphs_off_because}): this run goes on without graphs")
                 return super().training_step(model, inputs, num_items_in_batch)
             self.graph_pool = self.graph_pool or self.step_graphs[shape].graph.pool()
         return self.step_graphs[shape].replay(inputs, self.trainable, self.static_grads)

@@ -1,0 +1,18 @@
+"""The runs, the evaluation splits and the labels: one spelling each, imported everywhere."""
+
+RUNS = ("head_only", "full_finetune")
+RUN_TITLES = {"head_only": "head-only (frozen encoder)", "full_finetune": "full fine-tune"}
+PROBE = "probe"  # the best linear probe on the frozen features: a reference, not one of the two runs
+PROBE_TITLE = "best linear probe (reference)"
+
+# Reports list the splits in this order: whole sentences first (the population the question is about), the
+# re-split test set's phrases last. external_test is evaluated only when external_test_file is set.
+EVAL_SPLITS = ("validation", "external_test", "test")
+SPLIT_TITLES = {"validation": "GLUE validation", "external_test": "the external test set",
+                "test": "the re-split test set"}
+LABEL_NAMES = ("negative", "positive")
+
+
+def evaluated(splits):
+    """The evaluation splits among the keys of `splits`, in EVAL_SPLITS' order."""
+    return tuple(split for split in EVAL_SPLITS if split in splits)
