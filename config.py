@@ -5,6 +5,7 @@ path (cached frozen-encoder features, CUDA graphs, TF32 where the GPU has it); t
 away for each. Edit the defaults here, or override any field for one run on the command line with the same name:
 `python sst2_compare.py --subset_fraction 0.05 --epochs_full_finetune 3`.
 """
+import argparse
 import difflib
 from dataclasses import dataclass, field
 from typing import Literal, Optional
@@ -108,9 +109,29 @@ class Config:
         default="checkpoints_sst2", metadata={"help": "each run writes a new timestamped folder here"}
     )
     save_models: bool = field(default=True, metadata={"help": "keep each run's final model (one per run)"})
+    verbose: bool = field(
+        default=False, metadata={"help": "also print the Trainer's log lines (always in the run's trainer_log.jsonl)"}
+    )
 
 
 class ConfigParser(HfArgumentParser):
+    """HfArgumentParser over Config, with a --help that reads right: each setting once, with its type and default
+    (a boolean's --no_X twin works but is not listed again with the positive flag's help)."""
+
+    TYPE_NAMES = {int: "INT", float: "FLOAT", str: "TEXT"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for action in self._actions:
+            if action.option_strings and action.option_strings[0].startswith("--no_"):
+                action.help = argparse.SUPPRESS
+            elif action.nargs == "?" and action.const is True:  # a boolean setting
+                action.metavar = "true|false"
+                if action.default is True:
+                    action.help += f" (or --no_{action.dest})"
+            elif action.choices is None and action.type in self.TYPE_NAMES:
+                action.metavar = self.TYPE_NAMES[action.type]
+
     def error(self, message):  # argparse would print the whole usage; one line says more
         raise UsageError(f"{message} (see --help)")
 

@@ -28,7 +28,7 @@ from transformers import Trainer, TrainingArguments  # noqa: E402
 
 from sst2kit import plots, report  # noqa: E402
 from sst2kit.batches import already_batched, tokenize_splits  # noqa: E402
-from sst2kit.checks import check_inputs  # noqa: E402
+from sst2kit.checks import check_inputs, check_training_cost  # noqa: E402
 from sst2kit.console import Stopwatch, say  # noqa: E402
 from sst2kit.cuda_graphs import CudaGraphTrainer, cuda_graphs_apply  # noqa: E402
 from sst2kit.data import sst2_splits  # noqa: E402
@@ -40,7 +40,9 @@ from sst2kit.models import Precision, apply_precision, decide_precision, load_mo
     set_encoder_trainable  # noqa: E402
 from sst2kit.names import PROBE, evaluated  # noqa: E402
 from sst2kit.probe import linear_probe_in_background  # noqa: E402
-from sst2kit.results import Results, environment, flips, new_run_dir, write_atomic  # noqa: E402
+from sst2kit.results import Results, environment, flips, new_run_dir, save_model_whole, save_report, \
+    write_atomic  # noqa: E402
+from sst2kit.trainer_log import quiet_progress  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,8 +61,7 @@ def make_trainer(model, lr, epochs, run_name, *, data, seed, experiment):
     name = f"{run_name}_seed{seed}"
     on_gpu = torch.cuda.is_available()
     args = TrainingArguments(
-        # the Trainer creates this folder at once: a folder per run only where it will hold that run's model
-        output_dir=str(experiment.run_dir / name if cfg.save_models else experiment.run_dir),
+        output_dir=str(experiment.run_dir),  # the Trainer writes nothing there itself: no checkpoints, see below
         run_name=name,
         seed=seed,
         learning_rate=lr,
@@ -87,9 +88,11 @@ def make_trainer(model, lr, epochs, run_name, *, data, seed, experiment):
         **experiment.precision.trainer_flags,
     )
     trainer_class = Trainer if experiment.graphs_off_because else CudaGraphTrainer
-    return trainer_class(model=model, args=args, train_dataset=data["train"], eval_dataset=data["validation"],
-                         data_collator=already_batched, processing_class=experiment.tokenizer,
-                         compute_metrics=epoch_metrics)
+    trainer = trainer_class(model=model, args=args, train_dataset=data["train"], eval_dataset=data["validation"],
+                            data_collator=already_batched, processing_class=experiment.tokenizer,
+                            compute_metrics=epoch_metrics)
+    # progress bars stay; the log lines (loss, learning rate, per-epoch metrics) go to the run folder
+    return quiet_progress(trainer, experiment.run_dir / "trainer_log.jsonl", echo=cfg.verbose)
 
 
 def epoch_metrics(prediction):
@@ -107,18 +110,24 @@ def train_and_predict(trainer, data, parameter_counts):
     diverged = next((e for e in history if "loss" in e and not math.isfinite(e["loss"])), None)
     if diverged:
         raise Diverged(f"the {trainer.args.run_name} run diverged: its training loss was {diverged['loss']} by step "
-                       f"{diverged['step']}; lower its learning rate ({trainer.args.learning_rate:g})")
+                       f"{diverged['step']}; {settings_to_lower(trainer.args)}")
     started = time.perf_counter()
     probs = {split: torch.as_tensor(trainer.predict(data[split]).predictions).float().softmax(-1)[:, 1].numpy()
              for split in evaluated(data)}
     if not all(np.isfinite(p).all() for p in probs.values()):
-        raise Diverged(f"the {trainer.args.run_name} run diverged: its predictions are not finite numbers; lower its "
-                       f"learning rate ({trainer.args.learning_rate:g})")
+        raise Diverged(f"the {trainer.args.run_name} run diverged: its predictions are not finite numbers; "
+                       f"{settings_to_lower(trainer.args)}")
     record["predict_seconds"] = time.perf_counter() - started
     record["history"] = {curve: [[e["epoch"], e[key]] for e in history if key in e]
                          for curve, key in (("train_loss", "loss"), ("eval_loss", "eval_loss"),
                                             ("eval_accuracy", "eval_accuracy"))}
     return probs, record
+
+
+def settings_to_lower(args):
+    """What a divergence can be blamed on: the step size, and the decay that shrinks every weight each step."""
+    return (f"lower its learning rate ({args.learning_rate:g}) or the weight decay ({args.weight_decay:g}; AdamW "
+            "takes learning rate x weight decay off every weight each step)")
 
 
 def probe_outcome(fitting):
@@ -131,7 +140,6 @@ def probe_outcome(fitting):
     except Exception as err:  # noqa: BLE001 - whatever broke, the trained runs' results stand without it
         say(f"no linear probe reference: its fit failed ({type(err).__name__}: {err})")
         return None, None
-    report.print_probe_fit(fit)
     return probs, fit
 
 
@@ -149,6 +157,7 @@ def run(cfg):
     with stopwatch("data"):
         # GLUE train re-split into train/test; GLUE validation kept as it is; and an external test set, if named
         frames, corpus = sst2_splits(cfg)
+        check_training_cost(cfg, len(frames["train"]), state.num_processes)
         tokenizer = load_tokenizer(cfg)
         frames, batches = tokenize_splits(frames, tokenizer, cfg.max_length,
                                           1 if graphs_off_because else cfg.pad_to_multiple_of)
@@ -159,8 +168,8 @@ def run(cfg):
     results = Results(experiment.run_dir, cfg, eval_splits, frames["train"]["label"], sizes,
                       {"precision": precision.name, "cuda_graphs": graphs_off_because or "on"},
                       new_head_tensors)
-    report.print_setup(cfg, experiment.run_dir, sizes, eval_splits, results.balance, environment()["device"],
-                       precision, graphs_off_because)
+    printed = report.print_setup(cfg, experiment.run_dir, sizes, eval_splits, results.balance, new_head_tensors,
+                                 environment()["device"], precision, graphs_off_because)
 
     features = None  # the frozen encoder's output, the same in every seed: computed once
     if cfg.cache_encoder_features:
@@ -189,9 +198,10 @@ def run(cfg):
                                        "head_only", data=features or batches, seed=seed, experiment=experiment)
                 probs["head_only"], records["head_only"] = train_and_predict(trainer, features or batches, counts)
             if cfg.save_models:  # after the run: the model is whole again, its real encoder back in place
-                trainer.save_model()
+                save_model_whole(trainer, experiment.run_dir / trainer.args.run_name)
 
-            say(f"\n=== full fine-tune (seed {seed}), from the {cfg.full_finetune_init} model ===")
+            start = "the trained head-only model" if cfg.full_finetune_init == "head_only" else "a pretrained model"
+            say(f"\n=== full fine-tune (seed {seed}), from {start} ===")
             if cfg.full_finetune_init == "pretrained":
                 model = load_model(cfg, seed)[0]
             counts = set_encoder_trainable(model, True)
@@ -199,9 +209,10 @@ def run(cfg):
                                    "full_finetune", data=batches, seed=seed, experiment=experiment)
             probs["full_finetune"], records["full_finetune"] = train_and_predict(trainer, batches, counts)
             if cfg.save_models:
-                trainer.save_model()
+                save_model_whole(trainer, experiment.run_dir / trainer.args.run_name)
         if seed == cfg.seed:
             probe_probs, probe_fit = probe_outcome(probe_fitting)  # fitted while the first seed trained
+            printed += report.print_probe_fit(probe_fit) if probe_fit else []
         with stopwatch("statistics"):
             comparison = compare_runs(seed, records, {**probs, **({PROBE: probe_probs} if probe_probs else {})},
                                       eval_splits, cfg.bootstrap_resamples)
@@ -210,16 +221,16 @@ def run(cfg):
 
     if state.is_main_process:
         first, summary = results.per_seed[0], results.summary
-        report.print_metrics(first)
-        report.print_confusion_matrices(first)
-        report.print_delta(first, eval_splits, results.balance, summary)
-        if summary:
-            report.print_summary(summary)
-        report.print_flips(flips(results.predictions), first["seed"])
-        floors = {name: split.majority_floor for name, split in eval_splits.items()}
-        figures = plots.save_figures(results.per_seed, floors, experiment.run_dir, write_atomic)
-        say(f"\nwrote {experiment.run_dir}/results.json, predictions.csv, flips.csv, "
-            f"{', '.join(f.name for f in figures)}")
+        printed += report.print_metrics(first)
+        printed += report.print_confusion_matrices(first)
+        printed += report.print_delta(first, eval_splits, results.balance, summary)
+        printed += report.print_summary(summary) if summary else []
+        printed += report.print_flips(flips(results.predictions), first["seed"])
+        with stopwatch("figures and report"):
+            figures = plots.save_figures(results.per_seed, eval_splits, experiment.run_dir, write_atomic)
+            save_report(experiment.run_dir, printed, report.classification_reports(first), figures)
+        say(f"\nwrote to {experiment.run_dir}:\n  report.md, results.json, predictions.csv, flips.csv, "
+            f"trainer_log.jsonl, {', '.join(f.name for f in figures)}")
         say(f"total wall time {stopwatch.total()['total']:.1f}s")
     return experiment.run_dir
 
@@ -239,7 +250,8 @@ def main(argv=None):
     try:
         run(parse_config(argv))
     except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
+        if PartialState().is_main_process:  # every process finds it; one says it
+            print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as stop:
         print(f"\n{'terminated' if isinstance(stop, Terminated) else 'interrupted'}: results.json and "

@@ -1,5 +1,6 @@
 """SST-2 in, train/test/validation out: files read and checked row by row, the re-split, subsets."""
 import csv
+import math
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,9 @@ READERS = {  # file suffix -> pandas reader
     ".csv": lambda path: pd.read_csv(path, **TEXT_AS_IS),
     # GLUE's own TSVs hold sentences with quote characters in them: tabs alone separate fields
     ".tsv": lambda path: pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, **TEXT_AS_IS),
-    ".jsonl": lambda path: pd.read_json(path, lines=True),
-    ".json": lambda path: pd.read_json(path, lines=True),
+    # dtype: a sentence "123" stays the text "123", not the number
+    ".jsonl": lambda path: pd.read_json(path, lines=True, dtype={"sentence": str}),
+    ".json": lambda path: pd.read_json(path, lines=True, dtype={"sentence": str}),
 }
 
 
@@ -57,9 +59,10 @@ def read_labelled(path):
         raise UsageError(f"{path} lacks column(s) {sorted(missing)}: SST-2 files need 'sentence' and 'label'")
     if frame.empty:
         raise UsageError(f"{path} has no rows")
-    blank = ~frame["sentence"].map(lambda text: isinstance(text, str) and bool(text.strip()))
+    blank = ~frame["sentence"].map(has_visible_text)
     if blank.any():
-        raise UsageError(f"{path}: row(s) {rows_named(blank)} have no sentence: fill them in or remove them")
+        raise UsageError(f"{path}: row(s) {rows_named(blank)} have no sentence (empty, or only invisible "
+                         "characters): fill them in or remove them")
     hidden = frame["label"].map(lambda label: type(label) in LABEL_TYPES and label == -1)
     if hidden.any():
         raise UsageError(f"{path}: the labels of {hidden.sum():,} row(s) are hidden (-1, as in GLUE's test split), "
@@ -70,16 +73,42 @@ def read_labelled(path):
         raise UsageError(f"{path}: labels must be 0 (negative) or 1 (positive); row(s) {rows_named(bad_label)} "
                          f"have {', '.join(found)}")
     if "idx" in frame.columns:
-        idx = pd.to_numeric(frame["idx"], errors="coerce")
-        bad_idx = idx.isna() | (idx != idx.round())
+        idx = frame["idx"].map(whole_number)
+        bad_idx = idx.isna()
         if bad_idx.any():
-            raise UsageError(f"{path}: idx must be whole numbers; row(s) {rows_named(bad_idx)} are not "
-                             "(or drop the idx column: rows are then numbered)")
-        frame["idx"] = idx
+            raise UsageError(f"{path}: idx must be whole numbers within 64 bits; row(s) {rows_named(bad_idx)} are "
+                             "not (or drop the idx column: rows are then numbered)")
+        frame["idx"] = idx.astype("int64")
     else:
         frame["idx"] = np.arange(len(frame))
     frame = frame.astype({"sentence": str, "label": "int64", "idx": "int64"})
     return Dataset.from_pandas(frame[["idx", "sentence", "label"]], preserve_index=False)
+
+
+INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\x00"  # zero-width characters, byte-order mark, NUL
+
+
+def has_visible_text(text):
+    """A sentence is text with at least one character a reader (and a tokenizer) would see."""
+    return isinstance(text, str) and any(ch.isprintable() and not ch.isspace() and ch not in INVISIBLE
+                                         for ch in text)
+
+
+INT64 = 2**63 - 1
+
+
+def whole_number(value):
+    """An idx value as an int, or None when it is not a finite whole number within int64."""
+    try:
+        if isinstance(value, (int, np.integer)) or (isinstance(value, str) and value.strip().lstrip("-").isdigit()):
+            number = int(value)
+        else:
+            number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if isinstance(number, float) and not (math.isfinite(number) and number == round(number)):
+        return None
+    return int(number) if abs(int(number)) <= INT64 else None
 
 
 LABEL_TYPES = (int, float, bool, np.int8, np.int16, np.int32, np.int64, np.uint8, np.float32, np.float64, np.bool_)

@@ -62,11 +62,13 @@ LENGTH_EDGES = (10, 20, 30, 40)  # tokens, [CLS] and [SEP] included: buckets up 
 
 
 def accuracy_by_length(labels, preds, lengths):
-    """Both runs' accuracy per token-count bucket (buckets with no items left out)."""
+    """Both runs' accuracy per token-count bucket, and the bucket's own majority-class floor (a constant answer's
+    accuracy there: a 'length effect' can be no more than the label mix changing with length). Empty buckets are
+    left out."""
     bucket = np.searchsorted(LENGTH_EDGES, lengths, side="left")
     names = [f"<={LENGTH_EDGES[0]}"] + [f"{lo + 1}-{hi}" for lo, hi in zip(LENGTH_EDGES, LENGTH_EDGES[1:])] + \
         [f">{LENGTH_EDGES[-1]}"]
-    return [{"tokens": name, "items": int((bucket == b).sum()),
+    return [{"tokens": name, "items": int((bucket == b).sum()), "majority_floor": majority_floor(labels[bucket == b]),
              **{run: float(np.mean(preds[run][bucket == b] == labels[bucket == b])) for run in RUNS}}
             for b, name in enumerate(names) if (bucket == b).any()]
 

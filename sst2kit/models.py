@@ -1,21 +1,26 @@
 """The pretrained encoder with a new two-label head, its tokenizer, freezing, and the arithmetic precision."""
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, set_seed
-
 from huggingface_hub import constants as hub_constants
 from safetensors import SafetensorError
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, set_seed
+from transformers.utils import logging as hf_logging
 
 from sst2kit.errors import UsageError
 from sst2kit.names import LABEL_NAMES
 
-LOAD_ERRORS = (OSError, ValueError, RuntimeError, SafetensorError)  # what from_pretrained raises for a bad model
+# A loader can raise anything for a malformed folder (a config value of the wrong type, an unknown activation, a
+# pickle that is not a state dict): every failure while loading is the folder's fault, reported in one line.
+LOAD_ERRORS = (Exception,)
 
 
 def model_not_found(cfg, err):
-    offline = " (offline: point --model_name at a local model folder)" if hub_constants.HF_HUB_OFFLINE else ""
-    return UsageError(f"cannot load model {cfg.model_name!r}: {str(err).splitlines()[0][:160]}{offline}")
+    offline = (" (offline: point --model_name at a local model folder)"
+               if hub_constants.HF_HUB_OFFLINE and not Path(cfg.model_name).is_dir() else "")
+    cause = (str(err).splitlines() or [""])[0][:160] or type(err).__name__
+    return UsageError(f"cannot load model {cfg.model_name!r} ({type(err).__name__}: {cause}){offline}")
 
 
 def load_tokenizer(cfg):
@@ -26,7 +31,10 @@ def load_tokenizer(cfg):
     except LOAD_ERRORS as err:
         raise model_not_found(cfg, err) from None
     if tokenizer.pad_token is None:  # decoders (GPT-2) have none: batches pad with the end-of-text token
-        tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    if tokenizer.pad_token_id is None:
+        raise UsageError(f"{cfg.model_name}: its tokenizer has no padding, end-of-text or unknown token to pad "
+                         "batches with: set pad_token in its tokenizer_config.json")
     if not vocab_size // 2 <= len(tokenizer) <= vocab_size:
         raise UsageError(f"{cfg.model_name}: its tokenizer has {len(tokenizer):,} tokens but the model's vocabulary "
                          f"{vocab_size:,}: the tokenizer files are missing or belong to another model; copy the "
@@ -39,6 +47,9 @@ def load_model(cfg, seed):
     A checkpoint that already has a head of another size gets a fresh two-label one. Returns the model and the
     names of the tensors that were newly initialised (only the head's: anything else is refused)."""
     set_seed(seed)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # its load report lists the new head as missing: the run says it plainly
+    hf_logging.disable_progress_bar()
     try:
         model, loading = AutoModelForSequenceClassification.from_pretrained(
             cfg.model_name, num_labels=len(LABEL_NAMES), id2label=dict(enumerate(LABEL_NAMES)), dtype=torch.float32,
@@ -46,6 +57,9 @@ def load_model(cfg, seed):
             ignore_mismatched_sizes=True, output_loading_info=True)  # a head of another size is replaced
     except LOAD_ERRORS as err:
         raise model_not_found(cfg, err) from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar()
     fresh = sorted({*loading["missing_keys"], *(key for key, *_ in loading["mismatched_keys"])})
     not_head = [key for key in fresh if key.startswith(f"{model.base_model_prefix}.")]
     unused = [key for key in loading["unexpected_keys"] if is_encoder_key(model, key)]
@@ -57,6 +71,10 @@ def load_model(cfg, seed):
                          "that was saved with these weights")
     if model.config.pad_token_id is None:  # a decoder's head finds each row's last token by the pad token
         model.config.pad_token_id = model.config.eos_token_id
+    broken = next((name for name, tensor in model.named_parameters() if not torch.isfinite(tensor).all()), None)
+    if broken:
+        raise UsageError(f"{cfg.model_name}: its weights hold values that are not finite numbers (NaN or "
+                         f"infinity) in {broken}: the checkpoint is damaged; download or save it again")
     return model, fresh
 
 

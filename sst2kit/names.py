@@ -16,3 +16,9 @@ LABEL_NAMES = ("negative", "positive")
 def evaluated(splits):
     """The evaluation splits among the keys of `splits`, in EVAL_SPLITS' order."""
     return tuple(split for split in EVAL_SPLITS if split in splits)
+
+
+def headline_split(splits):
+    """The split whose delta answers the question best: whole sentences never seen in training, the external set
+    (larger, and outside GLUE) when there is one, else GLUE validation."""
+    return "external_test" if "external_test" in splits else "validation"

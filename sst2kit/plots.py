@@ -1,36 +1,54 @@
-"""The figures a reader looks at first: both runs' scores, their confusion matrices, and how training went."""
-from functools import partial
-
+"""The figures a reader looks at first: both runs' scores, their confusion matrices, how training went, and
+accuracy by sentence length, each with its uncertainty or its floor."""
 import matplotlib
 
 matplotlib.use("Agg")  # files only: works without a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from scipy.stats import norm  # noqa: E402
 
-from sst2kit.names import LABEL_NAMES, RUN_TITLES, RUNS, evaluated  # noqa: E402
+from sst2kit.names import LABEL_NAMES, PROBE_TITLE, RUN_TITLES, RUNS, SPLIT_TITLES  # noqa: E402
 
 RUN_COLORS = {"head_only": "#7a9cc6", "full_finetune": "#d9822b"}
 METRICS = {"accuracy": "accuracy", "f1": "F1 (positive)", "macro_f1": "macro-F1"}
+SMALL_BUCKET = 30  # items: fewer, and a bucket's accuracy is mostly noise
 
 
-def save_figures(per_seed, majority_accuracy, out_dir, write):
+def save_figures(per_seed, eval_splits, out_dir, write):
     """One PNG per question; every seed's result drawn, so the spread is visible. write(path, writer) puts each
     file in place. Returns the paths."""
-    paths = [out_dir / "metrics.png", out_dir / "confusion_matrices.png", out_dir / "training_curves.png",
-             out_dir / "accuracy_by_length.png"]
-    for draw, path in zip((partial(draw_metrics, majority_accuracy=majority_accuracy), draw_confusion, draw_curves,
-                           draw_by_length), paths):
-        fig = draw(per_seed)
-        write(path, lambda target: fig.savefig(target, format="png", dpi=120, bbox_inches="tight"))
+    figures = {"metrics.png": lambda: draw_metrics(per_seed, eval_splits),
+               "confusion_matrices.png": lambda: draw_confusion(per_seed),
+               "training_curves.png": lambda: draw_curves(per_seed),
+               "accuracy_by_length.png": lambda: draw_by_length(per_seed)}
+    paths = []
+    for name, draw in figures.items():
+        fig = draw()
+        write(out_dir / name, lambda target: fig.savefig(target, format="png", dpi=120, bbox_inches="tight"))
         plt.close(fig)
+        paths.append(out_dir / name)
     return paths
 
 
-def draw_metrics(per_seed, majority_accuracy):
-    splits = evaluated(per_seed[0]["significance"])
-    fig, axes = plt.subplots(1, len(splits), figsize=(5.5 * len(splits), 4.2), sharey=True)
+def title_of(split):
+    title = SPLIT_TITLES[split]
+    return title[0].upper() + title[1:]
+
+
+def delta_title(per_seed, split):
+    """'+27.9 points [+24.4, +31.3]' for one seed; the mean and spread over several."""
+    deltas = [100 * s["deltas"][split]["accuracy"] for s in per_seed]
+    if len(per_seed) > 1:
+        return f"{np.mean(deltas):+.1f} ± {np.std(deltas, ddof=1):.1f} points over {len(per_seed)} seeds"
+    lo, hi = (100 * x for x in per_seed[0]["significance"][split]["delta_accuracy_ci95"])
+    return f"{deltas[0]:+.1f} points, 95% CI [{lo:+.1f}, {hi:+.1f}]"
+
+
+def draw_metrics(per_seed, eval_splits):
+    splits = list(per_seed[0]["significance"])
+    fig, axes = plt.subplots(1, len(splits), figsize=(5.5 * len(splits), 4.4), sharey=True, squeeze=False)
     x, width = np.arange(len(METRICS)), 0.38
-    for ax, split in zip(axes, splits):
+    for ax, split in zip(axes[0], splits):
         legend = split == splits[0]  # each label once
         for offset, run in zip((-width / 2, width / 2), RUNS):
             values = np.array([[s["runs"][run][split][m] for m in METRICS] for s in per_seed])
@@ -41,30 +59,35 @@ def draw_metrics(per_seed, majority_accuracy):
             for seed_values in values if len(values) > 1 else []:
                 ax.scatter(x + offset, seed_values, color="black", s=8, zorder=3)
             ax.bar_label(bars, labels=[f"{v:.3f}" for v in means], padding=2, fontsize=8)
-        deltas = [100 * (s["runs"]["full_finetune"][split]["accuracy"] - s["runs"]["head_only"][split]["accuracy"])
-                  for s in per_seed]
-        ax.hlines(majority_accuracy[split], -0.5, 0.5, colors="black", linestyles="dashed",
-                  label="always the majority class" if legend else None)
+        floor = eval_splits[split].majority_floor
+        ax.hlines(floor, -0.5, 0.5, colors="black", linestyles="dashed",
+                  label="always the majority class (accuracy)" if legend else None)
+        ax.annotate(f"{floor:.3f}", (-0.5, floor), xytext=(-2, 2), textcoords="offset points", ha="right",
+                    fontsize=7)
         probe = per_seed[0].get("probe_reference")
         if probe:  # the same frozen features, a well-fit classifier: what the head-only recipe could have reached
-            ax.hlines(probe["runs"][split]["accuracy"], -0.5, 0.5, colors="#3a8a4a", linestyles="dotted",
-                      label="best linear probe (reference)" if legend else None)
-        ax.set_title(f"{split}: full fine-tune {np.mean(deltas):+.1f} accuracy points")
+            accuracy = probe["runs"][split]["accuracy"]
+            ax.hlines(accuracy, -0.5, 0.5, colors="#3a8a4a", linestyles="dotted",
+                      label=f"{PROBE_TITLE}, accuracy" if legend else None)
+            ax.annotate(f"probe {accuracy:.3f}", (0.5, accuracy), xytext=(2, 2), textcoords="offset points",
+                        fontsize=7, color="#3a8a4a")
+        ax.set_title(f"{title_of(split)}\nfull fine-tune − head-only accuracy:\n{delta_title(per_seed, split)}",
+                     fontsize=10)
         ax.set_xticks(x, list(METRICS.values()))
-        ax.set_ylim(0, 1.08)
+        ax.set_ylim(0, 1.1)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].set_ylabel("score" + (f" (mean of {len(per_seed)} seeds, bars: std)" if len(per_seed) > 1 else ""))
-    fig.legend(loc="upper center", ncol=4, bbox_to_anchor=(0.5, 0.0))
+    axes[0, 0].set_ylabel("score" + (f" (mean of {len(per_seed)} seeds, bars: std)" if len(per_seed) > 1 else ""))
+    fig.legend(loc="upper center", ncol=4, bbox_to_anchor=(0.5, -0.02))
     return fig
 
 
 def draw_confusion(per_seed):
-    splits = evaluated(per_seed[0]["significance"])
+    splits = list(per_seed[0]["significance"])
     fig, axes = plt.subplots(len(splits), 2, figsize=(8.5, 3.75 * len(splits)), squeeze=False)
     for row, split in enumerate(splits):
         for col, run in enumerate(RUNS):
             counts = np.sum([s["runs"][run][split]["confusion_matrix"] for s in per_seed], axis=0)
-            shares = counts / counts.sum(1, keepdims=True)  # per true class: recall on the diagonal
+            shares = counts / np.maximum(counts.sum(1, keepdims=True), 1)  # per true class: recall on the diagonal
             ax = axes[row, col]
             ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
             for (i, j), n in np.ndenumerate(counts):
@@ -74,9 +97,9 @@ def draw_confusion(per_seed):
             ax.set_yticks([0, 1], LABEL_NAMES)
             ax.set_xlabel("predicted")
             ax.set_ylabel("true")
-            ax.set_title(f"{RUN_TITLES[run]}, {split}", fontsize=10)
-    if len(per_seed) > 1:
-        fig.suptitle(f"counts summed over {len(per_seed)} seeds")
+            ax.set_title(f"{RUN_TITLES[run]}, {SPLIT_TITLES[split]}", fontsize=10)
+    summed = f"; counts summed over {len(per_seed)} seeds" if len(per_seed) > 1 else ""
+    fig.suptitle(f"counts, and % of each true class (row shares: recall on the diagonal){summed}", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -90,28 +113,46 @@ def draw_curves(per_seed):
             if history["train_loss"]:
                 loss_ax.plot(*zip(*history["train_loss"]), color=RUN_COLORS[run], alpha=0.85, label=label)
             if history["eval_accuracy"]:
-                acc_ax.plot(*zip(*history["eval_accuracy"]), "o-", color=RUN_COLORS[run], alpha=0.85, label=label)
+                acc_ax.plot(*zip(*history["eval_accuracy"]), "o-", color=RUN_COLORS[run], alpha=0.85)
     loss_ax.set(title="training loss", xlabel="epoch", ylabel="cross-entropy")
-    acc_ax.set(title="validation accuracy at the start and after each epoch", xlabel="epoch", ylabel="accuracy")
+    acc_ax.set(title="GLUE validation accuracy, at the start and after each epoch", xlabel="epoch",
+               ylabel="accuracy")
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
-        ax.legend()
+    fig.legend(loc="upper center", ncol=2, bbox_to_anchor=(0.5, -0.02))  # outside: it never covers a curve
     return fig
 
 
+def wilson(accuracy, n, z=norm.ppf(0.975)):
+    """95% Wilson interval of an accuracy over n items."""
+    centre = (accuracy + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
 def draw_by_length(per_seed):
-    """Where fine-tuning helps: both runs' accuracy per sentence length, one panel per split (mean over seeds)."""
-    splits = evaluated(per_seed[0]["significance"])
-    fig, axes = plt.subplots(1, len(splits), figsize=(5.5 * len(splits), 4.2), sharey=True)
-    for ax, split in zip(axes, splits):
+    """Where fine-tuning helps: both runs' accuracy per sentence length with its 95% interval (first seed), one
+    panel per split, and each bucket's majority-class floor. Buckets under SMALL_BUCKET items are hollow."""
+    splits = list(per_seed[0]["significance"])
+    fig, axes = plt.subplots(1, len(splits), figsize=(5.5 * len(splits), 4.4), sharey=True, squeeze=False)
+    for ax, split in zip(axes[0], splits):
         buckets = per_seed[0]["accuracy_by_length"][split]
-        x = np.arange(len(buckets))
-        for run in RUNS:
-            means = [np.mean([s["accuracy_by_length"][split][i][run] for s in per_seed]) for i in range(len(buckets))]
-            ax.plot(x, means, "o-", color=RUN_COLORS[run], label=RUN_TITLES[run] if split == splits[0] else None)
+        x, items = np.arange(len(buckets)), np.array([b["items"] for b in buckets])
+        small = items < SMALL_BUCKET
+        legend = split == splits[0]
+        for offset, run in zip((-0.06, 0.06), RUNS):
+            accuracy = np.array([b[run] for b in buckets])
+            low, high = wilson(accuracy, items)
+            ax.errorbar(x + offset, accuracy, yerr=np.clip([accuracy - low, high - accuracy], 0, None), fmt="o-",
+                        color=RUN_COLORS[run], capsize=3, label=f"{RUN_TITLES[run]} (95% interval)" if legend else None)
+            ax.scatter((x + offset)[small], accuracy[small], s=40, facecolors="white", edgecolors=RUN_COLORS[run],
+                       zorder=3, label=f"fewer than {SMALL_BUCKET} items" if legend and run == RUNS[0] else None)
+        ax.plot(x, [b["majority_floor"] for b in buckets], "k_", markersize=18, mew=2,
+                label="bucket's majority-class floor" if legend else None)
         ax.set_xticks(x, [f"{b['tokens']}\n({b['items']:,})" for b in buckets])
-        ax.set(title=f"{split}: accuracy by length", xlabel="tokens (items)", ylim=(0, 1.05))
+        ax.set(title=f"{title_of(split)}: accuracy by length", xlabel="tokens (items)", ylim=(0, 1.05),
+               xlim=(-0.5, len(buckets) - 0.5))
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("accuracy" + (f" (mean of {len(per_seed)} seeds)" if len(per_seed) > 1 else ""))
-    fig.legend(loc="upper center", ncol=2, bbox_to_anchor=(0.5, -0.07))
+    axes[0, 0].set_ylabel("accuracy, seed " + str(per_seed[0]["seed"]))
+    fig.legend(loc="upper center", ncol=2, bbox_to_anchor=(0.5, -0.06))
     return fig

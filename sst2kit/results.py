@@ -8,6 +8,11 @@ import json
 import math
 import os
 import platform
+import shutil
+import signal
+import tempfile
+import threading
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -23,16 +28,10 @@ from accelerate.utils import broadcast_object_list
 
 from sst2kit.errors import UsageError
 from sst2kit.metrics import class_balance, predicted_labels, summarize_seeds
-from sst2kit.names import RUNS
+from sst2kit.names import RUNS, headline_split
 
 # Keys kept one release for readers of the old results.json: the re-split test set's delta was plain "delta".
 OLD_DELTA_KEYS = {"test": "delta", "validation": "delta_validation", "external_test": "delta_external_test"}
-
-
-def headline_split(splits):
-    """The split whose delta answers the question best: whole sentences never seen in training, the external set
-    (larger, and outside GLUE) when there is one, else GLUE validation."""
-    return "external_test" if "external_test" in splits else "validation"
 
 
 def new_run_dir(output_dir):
@@ -61,28 +60,86 @@ def environment():
             "processes": PartialState().num_processes}
 
 
+class WriteError(UsageError):
+    """A file of the run could not be written (a full disk, a quota, a vanished or read-only folder)."""
+
+
+def cannot_write(path, err):
+    if err.errno == errno.ENOSPC:
+        return WriteError(f"no space left on {path.parent}: free some space; the files already there are whole")
+    if not path.parent.is_dir():
+        return WriteError(f"cannot write {path} (its folder no longer exists)")
+    return WriteError(f"cannot write {path} ({err.strerror or err}): the files already there are whole")
+
+
 def write_atomic(path, write):
     """Write through a temporary file and a rename: a run stopped at any point never leaves half a file,
-    and a writer that fails leaves no temporary file either. A full disk is one line, not a traceback."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    and a writer that fails leaves no temporary file either. Any write error is one line, not a traceback."""
+    write_together([(path, write)])
+
+
+@contextmanager
+def stop_signals_deferred():
+    """SIGINT and SIGTERM held back (delivered on exit) in the main thread: a few renames finish as one."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    main = threading.current_thread() is threading.main_thread()
+    if main:
+        signal.pthread_sigmask(signal.SIG_BLOCK, held)
     try:
-        write(tmp)
-        os.replace(tmp, path)
-    except OSError as err:
-        if err.errno == errno.ENOSPC:
-            raise UsageError(f"no space left on {path.parent}: free some space; the files already there are "
-                             "whole") from None
-        raise
+        yield
     finally:
-        tmp.unlink(missing_ok=True)
+        if main:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+
+
+def write_together(files):
+    """(path, writer) pairs committed together: every file is written to a temporary name first, then all are
+    renamed into place with stop signals held back, so the files never describe different seeds."""
+    temporary = [(path, path.with_name(f".{path.name}.tmp"), write) for path, write in files]
+    try:
+        for path, tmp, write in temporary:
+            try:
+                write(tmp)
+            except OSError as err:
+                raise cannot_write(path, err) from None
+        with stop_signals_deferred():
+            for path, tmp, _ in temporary:
+                try:
+                    os.replace(tmp, path)
+                except OSError as err:
+                    raise cannot_write(path, err) from None
+    finally:
+        for _, tmp, _ in temporary:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:  # the folder itself may be gone
+                pass
+
+
+def save_model_whole(trainer, folder):
+    """The trainer's model saved under a temporary name, renamed into place once whole."""
+    partial = folder.with_name(f".{folder.name}.partial")
+    try:
+        trainer.save_model(str(partial))
+        with stop_signals_deferred():
+            os.replace(partial, folder)
+    except OSError as err:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise cannot_write(folder, err) from None
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def spreadsheet_safe(text):
-    """A cell a spreadsheet would run as a formula gets a leading apostrophe (shown as text, not run)."""
-    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+    """A CSV cell a spreadsheet would run as a formula gets a leading apostrophe (shown as text, not run). A text
+    that really starts with an apostrophe gets one more, so the guard can always be undone: drop one leading
+    apostrophe where there is one."""
+    return f"'{text}" if text.startswith((*FORMULA_STARTS, "'")) else text
+
+
+def csv_safe(frame):
+    return frame.assign(sentence=frame["sentence"].map(spreadsheet_safe))
 
 
 def predictions_frame(eval_splits, per_seed_probs):
@@ -92,7 +149,6 @@ def predictions_frame(eval_splits, per_seed_probs):
     for seed, probs in per_seed_probs:
         for name, split in eval_splits.items():
             frame = split.frame[["idx", "sentence", "label"]].copy()
-            frame["sentence"] = frame["sentence"].map(spreadsheet_safe)
             frame.insert(0, "split", name)
             frame.insert(0, "seed", seed)
             right = {}
@@ -126,11 +182,22 @@ def strict_json(value):
 
 
 def save_results(run_dir, results, predictions):
-    write_atomic(run_dir / "predictions.csv", lambda path: predictions.to_csv(path, index=False))
+    """results.json, predictions.csv and flips.csv, committed together."""
     flipped = flips(predictions).drop(columns=["head_only_pred", "full_finetune_pred", "full_finetune_certainty"])
-    write_atomic(run_dir / "flips.csv", lambda path: flipped.to_csv(path, index=False))
-    write_atomic(run_dir / "results.json",
-                 lambda path: path.write_text(json.dumps(strict_json(results), indent=2, allow_nan=False)))
+    write_together([
+        (run_dir / "predictions.csv", lambda path: csv_safe(predictions).to_csv(path, index=False)),
+        (run_dir / "flips.csv", lambda path: csv_safe(flipped).to_csv(path, index=False)),
+        (run_dir / "results.json",
+         lambda path: path.write_text(json.dumps(strict_json(results), indent=2, allow_nan=False)))])
+
+
+def save_report(run_dir, printed, classification_reports, figures):
+    """report.md: the whole printed report, scikit-learn's classification reports, and the figures, so a run can
+    be read later without its terminal."""
+    text = "\n".join(["# sst2-compare report", "", "```", *printed, "```", "",
+                      "## Classification reports", "", "```", *classification_reports, "```", "", "## Figures", "",
+                      *(f"![{figure.stem}]({figure.name})" for figure in figures), ""])
+    write_atomic(run_dir / "report.md", lambda path: path.write_text(text))
 
 
 class Results:
@@ -179,4 +246,13 @@ class Results:
             self.record["seeds"] = self.per_seed
             self.record["summary"] = self.summary
         self.predictions = predictions_frame(self.eval_splits, self.per_seed_probs)
-        save_results(self.run_dir, self.record, self.predictions)
+        try:
+            save_results(self.run_dir, self.record, self.predictions)
+        except WriteError as err:  # keep the finished seeds somewhere they can be written, and say where
+            rescue = Path(tempfile.mkdtemp(prefix=f"sst2_compare-{self.run_dir.name}-"))
+            try:
+                save_results(rescue, self.record, self.predictions)
+            except WriteError:
+                raise err from None
+            raise WriteError(f"{err}; the {len(self.per_seed)} finished seed(s) were written to {rescue} "
+                             "instead") from None

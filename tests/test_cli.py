@@ -38,10 +38,12 @@ def test_bad_flags_are_one_clear_line(argv, message, capsys):
     (["--learning_rate_head_only", "-0.001"], "learning_rate_head_only must be > 0"),
     (["--learning_rate_headonly_finetune", "-0.001"], "learning_rate_head_only must be > 0"),  # the old name
     (["--per_device_eval_batch_size", "0"], "per_device_eval_batch_size must be > 0"),
-    (["--epochs_full_finetune", "-1"], "epochs_full_finetune must be > 0"),
+    (["--epochs_full_finetune", "-1"], "epochs_full_finetune must be in (0, 100]"),
+    (["--epochs_head_only", "1e300"], "epochs_head_only must be in (0, 100]"),
+    (["--num_seeds", "1000000"], "num_seeds must be in [1, 100]"),
     (["--subset_fraction", "0"], "subset_fraction must be in (0, 1]"),
     (["--per_device_train_batch_size", "-1"], "per_device_train_batch_size must be > 0"),
-    (["--epochs_head_only", "-2"], "epochs_head_only must be > 0"),
+    (["--epochs_head_only", "-2"], "epochs_head_only must be in (0, 100]"),
     (["--subset_fraction", "1.5"], "subset_fraction must be in (0, 1]"),
     (["--test_size", "1"], "test_size must be in (0, 1)"),
     (["--max_length", "4"], "max_length must be at least 8"),
@@ -183,6 +185,9 @@ def test_help_lists_every_field_with_its_default():
     for name, value in vars(Config()).items():
         assert f"--{name}" in done.stdout
     assert "(default: 0.0005)" in done.stdout and "(default: distilbert-base-uncased)" in done.stdout
+    assert "--no_save_models" not in done.stdout.replace("(or --no_save_models)", "")  # listed once, no twin help
+    assert "--seed INT" in done.stdout and "--save_models [true|false]" in done.stdout
+    assert parse_config(["--no_save_models"]).save_models is False
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -268,14 +273,25 @@ def test_a_one_class_training_set_is_refused(tiny_model_dir, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("changes, tensor", [
+MISMATCH = "config.json does not match the weights"
+
+
+@pytest.mark.parametrize("changes, message", [
     ({"dim": 32, "hidden_dim": 64}, "distilbert.embeddings"),
-    ({"vocab_size": 50}, "distilbert.embeddings.word_embeddings.weight"),
+    ({"vocab_size": 30}, "distilbert.embeddings.word_embeddings.weight"),
     ({"model_type": "bert"}, "bert."),
-    ({"n_layers": -1}, "transformer.layer.0"),
+    ({"n_layers": 2}, "distilbert.transformer.layer.1."),  # a layer the weights do not have
+    ({"n_layers": -1}, "config.json's n_layers is -1, not a whole number in [1, 128]"),
+    ({"n_layers": 20_000}, "config.json's n_layers is 20000"),
+    ({"n_heads": 0}, "config.json's n_heads is 0"),
+    ({"max_position_embeddings": None}, "cannot load model"),
+    ({"max_position_embeddings": 0}, "config.json's max_position_embeddings is 0"),
+    ({"dim": "32"}, "cannot load model"),
+    ({"n_layers": 2.5}, "cannot load model"),
+    ({"activation": "foo"}, "cannot load model"),
 ])
-def test_a_config_that_does_not_match_its_weights_is_refused(changes, tensor, tiny_model_dir, tiny_data_dir,
-                                                             tmp_path, capsys):
+def test_a_model_folder_whose_config_is_wrong_is_one_line(changes, message, tiny_model_dir, tiny_data_dir, tmp_path,
+                                                          capsys):
     """Loaded anyway, the encoder would be random values reported as 'head-only (frozen encoder)'."""
     import json
     model = model_copy(tiny_model_dir, tmp_path / "model")
@@ -284,5 +300,70 @@ def test_a_config_that_does_not_match_its_weights_is_refused(changes, tensor, ti
     out = tmp_path / "out"
     assert app.main(["--model_name", str(model), "--data_dir", str(tiny_data_dir), "--output_dir", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: {model}: ") and tensor in err and "config.json does not match the weights" in err
+    assert model.name in err and message in err, err
     assert err.count("\n") == 1 and not out.exists()
+
+
+def test_non_finite_weights_are_found_before_anything(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
+    from safetensors.torch import load_file, save_file
+    model = model_copy(tiny_model_dir, tmp_path / "model")
+    weights = load_file(model / "model.safetensors")
+    weights["transformer.layer.0.ffn.lin1.weight"][0, 0] = float("nan")
+    save_file(weights, model / "model.safetensors", metadata={"format": "pt"})
+    out = tmp_path / "out"
+    assert app.main(["--model_name", str(model), "--data_dir", str(tiny_data_dir), "--output_dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "not finite numbers (NaN or infinity) in distilbert.transformer.layer.0.ffn.lin1.weight" in err
+    assert err.count("\n") == 1 and not out.exists()
+
+
+def test_a_tokenizer_with_nothing_to_pad_with_is_one_line(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
+    import json
+    model = model_copy(tiny_model_dir, tmp_path / "model")
+    settings = json.loads((model / "tokenizer_config.json").read_text())
+    (model / "tokenizer_config.json").write_text(json.dumps({**settings, "pad_token": None, "unk_token": None}))
+    assert app.main(["--model_name", str(model), "--data_dir", str(tiny_data_dir),
+                     "--output_dir", str(tmp_path / "out")]) == 2
+    assert "no padding, end-of-text or unknown token" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, message", [("./no-such-folder", "no such folder"), ("a/b/c", "no such folder"),
+                                           ("a_file", "is a file: point it at the model's folder")])
+def test_a_local_model_path_that_is_wrong_says_so(name, message, tiny_data_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_file").write_text("")
+    assert app.main(["--model_name", name, "--data_dir", str(tiny_data_dir), "--output_dir", "out"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "hub" not in err.replace("hub id", "")
+
+
+def test_pickled_weights_that_are_not_a_state_dict_are_one_line(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
+    import pickle
+    model = model_copy(tiny_model_dir, tmp_path / "model", leave_out=("model.safetensors",))
+    (model / "pytorch_model.bin").write_bytes(pickle.dumps(["not", "a", "state dict"]))
+    assert app.main(["--model_name", str(model), "--data_dir", str(tiny_data_dir), "--allow_pickled_weights", "true",
+                     "--output_dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot load model" in err and err.count("\n") == 1 and not (tmp_path / "out").exists()
+
+
+def test_two_runs_probing_one_output_folder_at_once_are_both_let_through(tmp_path):
+    """Each run probes the folder (making it, and removing what it made): at the same moment, neither may be
+    refused, and nothing may be left behind."""
+    from concurrent.futures import ThreadPoolExecutor
+    for round_ in range(40):
+        target = tmp_path / f"round{round_}" / "out"
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda _: checks.check_output_dir(target), range(2)))
+        assert not (tmp_path / f"round{round_}").exists() or not any((tmp_path / f"round{round_}").rglob("*"))
+
+
+def test_a_run_too_long_to_finish_is_refused_with_its_number(tiny_model_dir, tiny_data_dir, tmp_path, capsys,
+                                                            monkeypatch):
+    monkeypatch.setattr(checks, "MAX_TRAINING_STEPS", 100)
+    out = tmp_path / "out"
+    assert app.main(["--model_name", str(tiny_model_dir), "--data_dir", str(tiny_data_dir), "--output_dir", str(out),
+                     "--epochs_full_finetune", "20"]) == 2
+    err = capsys.readouterr().err
+    assert "this run would take 264 training steps" in err and "over the bound of 100" in err
+    assert not out.exists()

@@ -108,8 +108,11 @@ def test_tsv_is_read_exactly_with_quotes_inside_sentences(tmp_path):
 @pytest.mark.parametrize("frame, message", [
     (pd.DataFrame({"sentence": ["good", None, "  ", "bad"], "label": [1, 0, 1, 0]}), "row(s) 2, 3 have no sentence"),
     (pd.DataFrame({"sentence": ["a", "b", "c"], "label": [0, "1", [1]]}), "row(s) 2, 3 have '1', [1]"),
-    (pd.DataFrame({"sentence": ["a", "b"], "label": [0, 1], "idx": [1, "x"]}), "idx must be whole numbers; row(s) 2"),
-    (pd.DataFrame({"sentence": ["a", "b"], "label": [0, 1], "idx": [1, None]}), "idx must be whole numbers; row(s) 2"),
+    (pd.DataFrame({"sentence": ["a", "b"], "label": [0, 1], "idx": [1, "x"]}), "idx must be whole numbers within"),
+    (pd.DataFrame({"sentence": ["a", "b"], "label": [0, 1], "idx": [1, None]}), "64 bits; row(s) 2 are not"),
+    (pd.DataFrame({"sentence": ["a", "b"], "label": [0, 1], "idx": [1, "inf"]}), "64 bits; row(s) 2 are not"),
+    (pd.DataFrame({"sentence": ["a", "b"], "label": [0, 1], "idx": ["1", str(2**64)]}), "64 bits; row(s) 2 are not"),
+    (pd.DataFrame({"sentence": ["a", "\u200b\ufeff", "\x00"], "label": [0, 1, 0]}), "row(s) 2, 3 have no sentence"),
 ])
 def test_bad_rows_are_named(tmp_path, frame, message):
     frame.to_json(tmp_path / "train.jsonl", orient="records", lines=True)
@@ -175,3 +178,15 @@ def test_external_sentences_shared_with_validation_are_counted_word_for_word():
     from sst2kit.phrases import shared_items
     validation = ["a gem of a film .", "dull , dull , dull"]
     assert shared_items(["a  gem of a film .", "a gem", "dull , dull , dull "], validation) == 2
+
+
+def test_numeric_sentences_in_json_lines_stay_text(tmp_path):
+    pd.DataFrame({"sentence": ["123", "4.5", "good"], "label": [1, 0, 1]}).to_json(
+        tmp_path / "train.jsonl", orient="records", lines=True)
+    assert read_split(tmp_path, "train")["sentence"] == ["123", "4.5", "good"]
+
+
+def test_big_idx_values_are_kept_exactly(tmp_path):
+    pd.DataFrame({"sentence": ["a", "b"], "label": [0, 1], "idx": [2**62 + 1, -(2**63 - 1)]}).to_parquet(
+        tmp_path / "train.parquet")
+    assert read_split(tmp_path, "train")["idx"] == [2**62 + 1, -(2**63 - 1)]

@@ -40,7 +40,19 @@ def test_script_end_to_end(tiny_model_dir, tiny_data_dir, tiny_external_test_fil
     for banner in ("=== data ===", "=== head-only", "=== full fine-tune", "=== metrics", "=== confusion matrices",
                    "=== accuracy delta", "=== verdict ===", "total wall time"):
         assert banner in done.stdout
+    assert max(map(len, done.stdout.splitlines())) <= 200
+    assert "{'loss'" not in done.stdout and "'eval_loss'" not in done.stdout  # the Trainer's dicts: in the log file
+    assert "LOAD REPORT" not in done.stdout + done.stderr and "with a new two-label head (4 tensors" in done.stdout
     run_dir = only_run_dir(out)
+    report = (run_dir / "report.md").read_text()
+    verdict = done.stdout[done.stdout.index("=== verdict ==="):done.stdout.index("\nseed 42: the full fine-tune")]
+    assert verdict in report and "=== metrics" in report  # the whole printed report, kept with the run
+    assert "## Classification reports" in report and "![metrics](metrics.png)" in report
+    assert verdict.splitlines()[1].startswith("Answer: on the external test set, fine-tuning the whole encoder "
+                                              "beats training only the head by")
+    logged = [json.loads(line) for line in (run_dir / "trainer_log.jsonl").read_text().splitlines()]
+    assert {"head_only_seed42", "full_finetune_seed42"} == {entry["run"] for entry in logged}
+    assert any("loss" in entry for entry in logged)
     results = json.loads((run_dir / "results.json").read_text())
     assert results["config"]["epochs_full_finetune"] == 5
     assert set(results["config"]) == set(Config().__dict__)
@@ -192,7 +204,7 @@ def stop_run(model_dir, data_dir, out, marker, stop_signal, *extra):
 
 def test_interrupted_run_leaves_no_results(tiny_model_dir, tiny_data_dir, tmp_path):
     code, stderr, run_dir = stop_run(tiny_model_dir, tiny_data_dir, tmp_path / "out", "=== full fine-tune",
-                                     signal.SIGINT, "--epochs_full_finetune", "500", "--save_models", "false")
+                                     signal.SIGINT, "--epochs_full_finetune", "100", "--save_models", "false")
     assert code == 130 and "interrupted" in stderr
     assert not (run_dir / "results.json").exists() and not list(run_dir.glob(".*.tmp"))
 
@@ -268,3 +280,15 @@ def test_a_decoder_model_without_a_pad_token_runs(tiny_data_dir, tmp_path, capsy
     _, results = run_tiny(folder, tiny_data_dir, tmp_path / "out")
     assert "head reads more than the first token" in capsys.readouterr().out
     assert results["complete"] and results["runs"]["full_finetune"]["steps"] > 0
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun is not installed")
+def test_under_two_processes_a_bad_input_is_said_once_and_each_process_exits_2(tiny_model_dir, tmp_path):
+    done = subprocess.run(["torchrun", "--nproc_per_node", "2", "sst2_compare.py",
+                           *tiny_args(tiny_model_dir, tmp_path / "nothing", tmp_path / "out")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: data_dir {tmp_path / 'nothing'} is not a folder: point --data_dir at a folder with "
+                      "train and validation files"]
+    assert "exitcode  : 2" in done.stderr  # torchrun's own report of each process
+    assert not (tmp_path / "out").exists()

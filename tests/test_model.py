@@ -53,10 +53,9 @@ def test_the_two_runs_arguments_differ_only_in_lr_epochs_name_and_folder(tiny_mo
     full = app.make_trainer(model, 2e-5, 3, "full_finetune", data=data, seed=0, experiment=setup).args
     head_args, full_args = head.to_dict(), full.to_dict()
     differing = {key for key in head_args if head_args[key] != full_args[key]}
-    assert differing == {"learning_rate", "num_train_epochs", "run_name", "output_dir"}
-    assert (head.learning_rate, head.num_train_epochs, head.output_dir) == (5e-4, 2, str(tmp_path / "head_only_seed0"))
-    assert (full.learning_rate, full.num_train_epochs, full.output_dir) == (2e-5, 3,
-                                                                            str(tmp_path / "full_finetune_seed0"))
+    assert differing == {"learning_rate", "num_train_epochs", "run_name"}
+    assert (head.learning_rate, head.num_train_epochs, head.run_name) == (5e-4, 2, "head_only_seed0")
+    assert (full.learning_rate, full.num_train_epochs, full.run_name) == (2e-5, 3, "full_finetune_seed0")
     assert head.per_device_train_batch_size == cfg.per_device_train_batch_size == 32
     assert head.get_warmup_steps(100) == full.get_warmup_steps(100) == round(100 * cfg.warmup_ratio) == 6
     assert head.save_strategy == "no"

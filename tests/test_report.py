@@ -38,12 +38,12 @@ def test_the_verdict_answers_first_and_names_each_population():
     lines = verdict(comparison([0.05, 0.11], 0.001, True),
                     {**NO_LEAKS, "test": SimpleNamespace(leakage=0.88)})
     assert lines[0] == "Answer: on GLUE validation, fine-tuning the whole encoder beats training only the head by " \
-                       "8.0 accuracy points."
-    assert lines[1].startswith("on GLUE validation (872 independent sentences): full fine-tune beats head-only by "
-                               "8.0 points (95% CI +5.0 to +11.0, exact McNemar p = 0.001, Holm-adjusted p = 0.003)")
-    assert lines[2].startswith("on the re-split test set (700 independent source sentences, up to 12 items each)")
-    assert "88% of the re-split test set's items are phrases seen in training" in lines[3]
-    assert "Holm-adjusted across the seed's 3 paired tests" in lines[-1]
+                       "8.0 accuracy points (95% CI +5.0 to +11.0)."
+    assert lines[1] == "on GLUE validation (872 sentences): full fine-tune beats head-only by 8.0 points (95% CI +5.0 " \
+                       "to +11.0; exact McNemar p = 0.001, Holm p = 0.003)."
+    assert lines[2].startswith("on the re-split test set (700 source sentences): full fine-tune beats")
+    assert "88% of its items are phrases seen in training" in lines[3]
+    assert "Holm-adjusted over the seed's 3 paired tests" in lines[-2]
     assert "conditional on one training run per arm" in lines[-1]
     unclear = verdict(comparison([0.02, 0.19], 0.12, False))
     assert "not established" in unclear[0] and not any("beats" in line for line in unclear)
@@ -63,16 +63,18 @@ def test_the_verdict_speaks_of_the_external_sentences_between_validation_and_the
                               "external_test": significance([0.2, 0.26], 0.001, True, 1821),
                               "test": result["significance"]["test"]}
     lines = verdict(result)
-    assert lines[1].startswith("on GLUE validation")
-    assert lines[2].startswith("on the external test set (1,821 independent sentences): full fine-tune beats "
-                               "head-only by 23.2 points (95% CI +20.0 to +26.0")
+    assert lines[0].startswith("Answer: on the external test set, fine-tuning the whole encoder beats training "
+                               "only the head by 23.2")
+    assert lines[1].startswith("on the external test set (1,821 sentences): full fine-tune beats head-only by 23.2 "
+                               "points (95% CI +20.0 to +26.0")
+    assert lines[2].startswith("on GLUE validation")
     assert lines[3].startswith("on the re-split test set")
 
 
 def test_a_collapsed_run_is_said_at_the_top_for_its_splits_only():
     lines = verdict(comparison([0.3, 0.5], 0.001, True, 0.51, at_floor=("test",)))
     assert lines[1] == "Caution: the head-only model scores no better than always predicting one class on the " \
-                       "re-split test set: the deltas there compare against a constant guess."
+                       "re-split test set: its deltas compare against a constant guess."
     assert sum("Caution" in line for line in lines) == 1
 
 
@@ -100,7 +102,7 @@ def test_the_heads_recipe_is_credited_only_when_its_own_test_says_so(claimed):
                                                     0.01 if claimed else 0.2, claimed) for s in probe_runs}}
     result["probe_reference"] = {"runs": probe_runs, **over_probe, "versus_head_only": versus_head}
     text = "\n".join(verdict(result))
-    assert ("from how the head was trained" in text) == claimed
+    assert ("comes from how the notebook's head was trained" in text) == claimed
     assert ("comes from the head's training recipe is not established" in text) == (not claimed)
 
 
@@ -125,7 +127,7 @@ def test_a_write_stopped_midway_leaves_the_old_file_and_no_temporary_one(tmp_pat
         path.write_text('{"seed": 4')
         raise stop("stopped while writing")
 
-    with pytest.raises(stop):
+    with pytest.raises(files.WriteError if stop is OSError else stop):  # an OSError is one line, not a traceback
         files.write_atomic(target, half_write)
     assert json.loads(target.read_text()) == {"seed": 42}
     assert list(tmp_path.iterdir()) == [target]
@@ -146,13 +148,23 @@ def test_results_json_is_strict_json(tmp_path):
     assert json.loads(text) == {"delta": None, "runs": [None, 0.5]}
 
 
-def test_predictions_csv_cells_never_run_as_spreadsheet_formulas():
-    frame = pd.DataFrame({"idx": [0, 1, 2, 3], "label": [1, 0, 1, 0],
-                          "sentence": ["=HYPERLINK(\"x\")", "-- dull", "@SUM(A1)", "a fine film"]})
-    probs = {run: {split: np.array([0.9, 0.1, 0.8, 0.4]) for split in ("test", "validation")}
-             for run in ("head_only", "full_finetune")}
+def test_csv_cells_never_run_as_formulas_and_the_guard_can_be_undone(tmp_path, capsys):
+    """In predictions.csv a formula-like sentence gets a leading apostrophe, and so does one that really starts
+    with an apostrophe (dropping one leading apostrophe gives every sentence back); the console shows the text."""
+    from sst2kit.report import print_flips
+    sentences = ["=HYPERLINK(\"x\")", "-- dull", "@SUM(A1)", "'tis a fine film", "a fine film"]
+    frame = pd.DataFrame({"idx": range(5), "label": [1, 0, 1, 1, 0], "sentence": sentences})
+    probs = {"head_only": {s: np.array([0.1, 0.9, 0.1, 0.1, 0.9]) for s in ("test", "validation")},
+             "full_finetune": {s: np.array([0.9, 0.1, 0.9, 0.9, 0.1]) for s in ("test", "validation")}}
     predictions = files.predictions_frame(splits_of(frame), [(42, probs)])
-    assert predictions["sentence"].tolist()[:4] == ["'=HYPERLINK(\"x\")", "'-- dull", "'@SUM(A1)", "a fine film"]
+    files.save_results(tmp_path, {}, predictions)
+    written = pd.read_csv(tmp_path / "predictions.csv", keep_default_na=False)["sentence"].tolist()[:5]
+    assert written == ["'=HYPERLINK(\"x\")", "'-- dull", "'@SUM(A1)", "''tis a fine film", "a fine film"]
+    assert [text[1:] if text.startswith("'") else text for text in written] == sentences
+    print_flips(files.flips(predictions), 42)
+    out = capsys.readouterr().out
+    assert ": -- dull\n" in out and "'-- dull" not in out
+    assert "(validation 5, test 5)" in out  # the counts say their splits
 
 
 def test_flips_are_the_changed_answers_surest_first():

@@ -1,0 +1,34 @@
+"""The Trainer's progress bars without its log lines in the console: each logged dict (loss, learning rate,
+validation metrics) goes to the run folder's trainer_log.jsonl instead, and to the console only when asked."""
+import json
+
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+from sst2kit.console import say
+
+
+class ProgressToLogFile(ProgressCallback):
+    def __init__(self, log_path, echo=False):
+        super().__init__()
+        self.log_path, self.echo = log_path, echo
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        if self.log_path is not None:
+            try:
+                with open(self.log_path, "a") as log:
+                    log.write(json.dumps({"run": args.run_name, **logs}) + "\n")
+            except OSError as err:  # a log is not worth stopping the training for: say so once, go on without it
+                say(f"warning: cannot write {self.log_path} ({err.strerror or err}); the Trainer's log is not kept")
+                self.log_path = None
+        if self.echo:
+            super().on_log(args, state, control, logs=logs, **kwargs)
+
+
+def quiet_progress(trainer, log_path, echo):
+    """Swap the Trainer's own progress printer for one that logs to a file; returns the trainer."""
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(ProgressToLogFile(log_path, echo))
+    return trainer

@@ -1,0 +1,150 @@
+"""Faults during a run: write errors keep finished seeds, files stay coherent, stop signals are prompt."""
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import ROOT
+
+import sst2_compare as app
+from sst2kit import results as files
+
+FAST = ["--epochs_head_only", "1", "--epochs_full_finetune", "1", "--save_models", "false",
+        "--bootstrap_resamples", "200", "--probe_reference", "false"]
+
+
+def tiny_run(model_dir, data_dir, out, *extra):
+    return app.main(["--model_name", str(model_dir), "--data_dir", str(data_dir), "--output_dir", str(out), *FAST,
+                     *extra])
+
+
+@pytest.mark.parametrize("error", [errno.EDQUOT, errno.EROFS, errno.EACCES])
+def test_a_write_error_on_a_later_seed_keeps_the_finished_ones(error, tiny_model_dir, tiny_data_dir, tmp_path,
+                                                               monkeypatch, capsys):
+    to_csv, calls = pd.DataFrame.to_csv, []
+
+    def failing_on_the_second_seed(frame, path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) > 2:  # predictions.csv and flips.csv of seed 42 went through
+            raise OSError(error, os.strerror(error))
+        return to_csv(frame, path, *args, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", failing_on_the_second_seed)
+    out = tmp_path / "out"
+    assert tiny_run(tiny_model_dir, tiny_data_dir, out, "--num_seeds", "2") == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert err.count("error:") == 1 and "Traceback" not in err
+    assert last.startswith("error: cannot write") and f"({os.strerror(error)})" in last and "predictions.csv" in last
+    (run_dir,) = out.iterdir()
+    assert json.loads((run_dir / "results.json").read_text())["complete"] is False  # seed 42, whole
+    monkeypatch.setattr(pd.DataFrame, "to_csv", to_csv)
+    assert set(pd.read_csv(run_dir / "predictions.csv")["seed"]) == {42}
+    assert not list(run_dir.glob(".*.tmp"))
+
+
+def test_a_run_folder_deleted_midway_keeps_the_seeds_somewhere_and_says_where(tiny_model_dir, tiny_data_dir,
+                                                                              tmp_path, monkeypatch, capsys):
+    save, seeds_saved = files.save_results, []
+
+    def folder_vanishes_before_the_second_seed(run_dir, record, predictions):
+        if seeds_saved and run_dir.parent == tmp_path / "out":
+            shutil.rmtree(run_dir)
+        seeds_saved.append(run_dir)
+        return save(run_dir, record, predictions)
+
+    monkeypatch.setattr(files, "save_results", folder_vanishes_before_the_second_seed)
+    assert tiny_run(tiny_model_dir, tiny_data_dir, tmp_path / "out", "--num_seeds", "2") == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: cannot write") and "predictions.csv (its folder no longer exists); the 2 finished seed(s) were written to" in err
+    rescue = Path(err.split("were written to ")[1].split(" instead")[0])
+    kept = json.loads((rescue / "results.json").read_text())
+    assert [s["seed"] for s in kept["seeds"]] == [42, 43] and kept["complete"] is True
+    shutil.rmtree(rescue)
+
+
+def test_a_stop_signal_during_the_renames_leaves_files_of_the_same_seeds(tmp_path, monkeypatch):
+    """The three files are renamed into place with stop signals held back: a SIGTERM in between is handled once
+    all are in place, so results.json and predictions.csv never describe different seeds."""
+    for name in ("a.csv", "b.json"):
+        (tmp_path / name).write_text("seed 42")
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    replace = os.replace
+
+    def replace_then_signal(src, dst):
+        replace(src, dst)
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives between the two renames
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    monkeypatch.setattr(files.os, "replace", replace_then_signal)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            files.write_together([(tmp_path / name, lambda path: path.write_text("seeds 42, 43"))
+                                  for name in ("a.csv", "b.json")])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert [(tmp_path / name).read_text() for name in ("a.csv", "b.json")] == ["seeds 42, 43"] * 2
+
+
+def test_a_model_folder_appears_only_when_whole(tmp_path):
+    class HalfSaving:
+        def save_model(self, folder):
+            Path(folder).mkdir()
+            (Path(folder) / "config.json").write_text("{}")
+            raise OSError(errno.EDQUOT, "Disk quota exceeded")
+
+    with pytest.raises(files.WriteError, match="cannot write .*head_only_seed42 \\(Disk quota exceeded\\)"):
+        files.save_model_whole(HalfSaving(), tmp_path / "head_only_seed42")
+    assert list(tmp_path.iterdir()) == []
+
+
+PROBE_SCRIPT = """
+import signal, sys
+sys.path.insert(0, {root!r})
+import numpy as np, torch
+from sst2kit.features import FirstTokenStates
+from sst2kit.probe import linear_probe_in_background
+
+def stop(*_):
+    raise KeyboardInterrupt
+
+signal.signal(signal.SIGTERM, stop)
+rng = np.random.default_rng(0)
+rows = lambda n: FirstTokenStates(torch.randn(n, 512), rng.integers(2, size=n))
+fitting = linear_probe_in_background({{"train": rows(100_000), "validation": rows(100)}}, 0)
+print("fitting", flush=True)
+try:
+    fitting.result()
+    print("finished", flush=True)
+except KeyboardInterrupt:
+    print("stopped", flush=True)
+"""
+
+
+def children(pid):
+    return [child for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs /proc")
+def test_a_stop_during_the_probe_fit_is_prompt_and_leaves_no_process():
+    proc = subprocess.Popen([sys.executable, "-c", PROBE_SCRIPT.format(root=str(ROOT))], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().strip() == "fitting"
+    time.sleep(1.0)
+    assert children(proc.pid) == []  # the folds are fitted on threads: no worker process to wait for or orphan
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 2.5
+    assert out.strip() == "stopped"
