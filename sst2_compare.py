@@ -10,7 +10,11 @@ its uncertainty. Run `python sst2_compare.py --help` for every setting; defaults
 """
 import sys
 
-from config import Config, parse_config
+try:
+    from config import Config, parse_config
+except ValueError as err:  # a dataclass refuses, at import, a list or dict as a default value in config.py
+    print(f"error: config.py: {err}", file=sys.stderr)
+    sys.exit(2)
 
 if __name__ == "__main__" and {"-h", "--help"} & set(sys.argv[1:]):
     parse_config()  # prints the settings and exits, before the imports below take their ten seconds
@@ -24,7 +28,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from accelerate import PartialState  # noqa: E402
-from transformers import Trainer, TrainingArguments  # noqa: E402
+from transformers import Trainer, TrainerCallback, TrainingArguments  # noqa: E402
 
 from sst2kit import plots, report  # noqa: E402
 from sst2kit.batches import already_batched, tokenize_splits  # noqa: E402
@@ -90,9 +94,18 @@ def make_trainer(model, lr, epochs, run_name, *, data, seed, experiment):
     trainer_class = Trainer if experiment.graphs_off_because else CudaGraphTrainer
     trainer = trainer_class(model=model, args=args, train_dataset=data["train"], eval_dataset=data["validation"],
                             data_collator=already_batched, processing_class=experiment.tokenizer,
-                            compute_metrics=epoch_metrics)
+                            compute_metrics=epoch_metrics, callbacks=[NoEvaluationAfterTheLastEpoch()])
     # progress bars stay; the log lines (loss, learning rate, per-epoch metrics) go to the run folder
     return quiet_progress(trainer, experiment.run_dir / "trainer_log.jsonl", echo=cfg.verbose)
+
+
+class NoEvaluationAfterTheLastEpoch(TrainerCallback):
+    """Validation after the last epoch would score the final weights, which the prediction pass scores next:
+    that pass gives the curve's last point instead, and validation is scored once."""
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if state.global_step >= state.max_steps:
+            control.should_evaluate = False
 
 
 def epoch_metrics(prediction):
@@ -112,8 +125,10 @@ def train_and_predict(trainer, data, parameter_counts):
         raise Diverged(f"the {trainer.args.run_name} run diverged: its training loss was {diverged['loss']} by step "
                        f"{diverged['step']}; {settings_to_lower(trainer.args)}")
     started = time.perf_counter()
-    probs = {split: torch.as_tensor(trainer.predict(data[split]).predictions).float().softmax(-1)[:, 1].numpy()
-             for split in evaluated(data)}
+    predicted = {split: trainer.predict(data[split]) for split in evaluated(data)}
+    probs = {split: torch.as_tensor(p.predictions).float().softmax(-1)[:, 1].numpy() for split, p in predicted.items()}
+    history.append({"epoch": trainer.state.epoch, "eval_loss": predicted["validation"].metrics["test_loss"],
+                    "eval_accuracy": predicted["validation"].metrics["test_accuracy"]})
     if not all(np.isfinite(p).all() for p in probs.values()):
         raise Diverged(f"the {trainer.args.run_name} run diverged: its predictions are not finite numbers; "
                        f"{settings_to_lower(trainer.args)}")
@@ -145,8 +160,10 @@ def probe_outcome(fitting):
 
 def run(cfg):
     """The experiment, top to bottom. Returns the run folder."""
-    new_head_tensors = check_inputs(cfg)  # every bad input is found here, before anything is loaded or written
-    state, stopwatch = PartialState(), Stopwatch()
+    state, stopwatch = PartialState(), Stopwatch()  # every second of the run lands in one named stage
+    with stopwatch("input checks"):
+        # every bad input is found here, before anything is written; the checked model is the first seed's
+        pretrained, new_head_tensors = check_inputs(cfg)
     precision = decide_precision(cfg.precision, torch.cuda.get_device_capability() if state.device.type == "cuda"
                                  else None)
     apply_precision(precision)
@@ -163,19 +180,20 @@ def run(cfg):
                                           1 if graphs_off_because else cfg.pad_to_multiple_of)
         # labels, independent units, lengths, leakage and parts of every split scored, in token-batch order
         eval_splits = evaluation_splits(frames, batches, corpus)
-    experiment = Experiment(cfg, new_run_dir(cfg.output_dir), tokenizer, precision, graphs_off_because)
-    sizes = {name: len(frame) for name, frame in frames.items()}
-    results = Results(experiment.run_dir, cfg, eval_splits, frames["train"]["label"], sizes,
-                      {"precision": precision.name, "cuda_graphs": graphs_off_because or "on"},
-                      new_head_tensors)
-    printed = report.print_setup(cfg, experiment.run_dir, sizes, eval_splits, results.balance, new_head_tensors,
-                                 environment()["device"], precision, graphs_off_because)
+    with stopwatch("setup"):
+        experiment = Experiment(cfg, new_run_dir(cfg.output_dir), tokenizer, precision, graphs_off_because)
+        sizes = {name: len(frame) for name, frame in frames.items()}
+        results = Results(experiment.run_dir, cfg, eval_splits, frames["train"]["label"], sizes,
+                          {"precision": precision.name, "cuda_graphs": graphs_off_because or "on"},
+                          new_head_tensors)
+        printed = report.print_setup(cfg, experiment.run_dir, sizes, eval_splits, results.balance, new_head_tensors,
+                                     environment()["device"], precision, graphs_off_because)
 
     features = None  # the frozen encoder's output, the same in every seed: computed once
     if cfg.cache_encoder_features:
         with stopwatch("features"):
-            features = encoder_features(load_model(cfg, cfg.seed)[0].to(state.device), batches,
-                                        cfg.feature_batch_size, precision.autocast_dtype)
+            features = encoder_features(pretrained.to(state.device), batches, cfg.feature_batch_size,
+                                        precision.autocast_dtype)
         say("this model's head reads more than the first token: the encoder runs at every head-only step instead"
             if features is None else f"frozen-encoder features computed once, in {stopwatch.seconds['features']:.1f}s;"
             " the encoder's dropout is off in them (the notebook ran it with dropout on at every step)")
@@ -188,7 +206,8 @@ def run(cfg):
     for seed in range(cfg.seed, cfg.seed + cfg.num_seeds):
         records, probs = {}, {}
         with stopwatch(f"seed{seed}"):
-            model = load_model(cfg, seed)[0]
+            # the weights were read once, by the input checks, for the first seed; later seeds draw a new head
+            model = pretrained if seed == cfg.seed else load_model(cfg, seed)[0]
 
             say(f"\n=== head-only (seed {seed}) ===")
             counts = set_encoder_trainable(model, False)
@@ -211,7 +230,8 @@ def run(cfg):
             if cfg.save_models:
                 save_model_whole(trainer, experiment.run_dir / trainer.args.run_name)
         if seed == cfg.seed:
-            probe_probs, probe_fit = probe_outcome(probe_fitting)  # fitted while the first seed trained
+            with stopwatch("waiting for the probe"):  # fitted while the first seed trained: on a GPU, no wait
+                probe_probs, probe_fit = probe_outcome(probe_fitting)
             printed += report.print_probe_fit(probe_fit) if probe_fit else []
         with stopwatch("statistics"):
             comparison = compare_runs(seed, records, {**probs, **({PROBE: probe_probs} if probe_probs else {})},
@@ -220,15 +240,17 @@ def run(cfg):
             results.add_seed(comparison, probs, stopwatch.total(), probe_fit)  # every file rewritten, per seed
 
     if state.is_main_process:
+        stopwatch.start("report")
         first, summary = results.per_seed[0], results.summary
         printed += report.print_metrics(first)
         printed += report.print_confusion_matrices(first)
         printed += report.print_delta(first, eval_splits, results.balance, summary)
         printed += report.print_summary(summary) if summary else []
         printed += report.print_flips(flips(results.predictions), first["seed"])
-        with stopwatch("figures and report"):
-            figures = plots.save_figures(results.per_seed, eval_splits, experiment.run_dir, write_atomic)
-            save_report(experiment.run_dir, printed, report.classification_reports(first), figures)
+        figures = plots.save_figures(results.per_seed, eval_splits, experiment.run_dir, write_atomic)
+        save_report(experiment.run_dir, printed, report.classification_reports(first), figures)
+        stopwatch.stop("report")
+        results.finish(stopwatch.total())  # results.json again, with every stage's time
         say(f"\nwrote to {experiment.run_dir}:\n  report.md, results.json, predictions.csv, flips.csv, "
             f"trainer_log.jsonl, {', '.join(f.name for f in figures)}")
         say(f"total wall time {stopwatch.total()['total']:.1f}s")

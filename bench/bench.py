@@ -74,13 +74,19 @@ def run_once(cfg):
     return summarize(results, wall), results
 
 
+STAGES = ("input checks", "data", "setup", "features", "waiting for the probe", "statistics", "files", "report",
+          "outside stages")
+
+
 def summarize(results, wall):
     runs, timings = results["runs"], results["timings_seconds"]
     head, full = runs["head_only"], runs["full_finetune"]
+    seeds = sum(seconds for stage, seconds in timings.items() if stage.startswith("seed"))
     return {
-        "data s": timings["data"],
+        **{f"{stage} s": timings.get(stage, 0.0) for stage in STAGES},
+        "both runs (seeds) s": seeds,
         "head-only s": timings.get("features", 0) + head["train_seconds"] + head["predict_seconds"],
-        "probe, beside s": results.get("probe_reference", {}).get("fit", {}).get("seconds", 0),  # not in total
+        "probe, beside s": (results.get("probe_reference") or {}).get("fit", {}).get("seconds", 0),  # not in total
         "full fine-tune s": full["train_seconds"] + full["predict_seconds"],
         "evaluation s": head["predict_seconds"] + full["predict_seconds"],
         "total s": wall,

@@ -1,6 +1,7 @@
 """Bad input, caught before anything is loaded or written: each problem is one line naming the fix."""
 import difflib
 import math
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -26,7 +27,8 @@ MAX_TRAINING_STEPS = 2_000_000  # both runs, every seed: about four days at 6 ms
 
 def check_inputs(cfg):
     """Every check that needs no data loaded: the config's values, the output folder, the hub, the model.
-    Returns the names of the tensors the model's load initialises afresh (the classification head's)."""
+    Returns the model, loaded and checked (for the first seed: its weights are read once per run), and the names
+    of the tensors its load initialised afresh (the classification head's)."""
     check_config(cfg)
     problem = None
     if PartialState().is_main_process:  # one process probes the folder; the others learn its answer
@@ -56,14 +58,28 @@ def type_matches(value, annotation):
     return isinstance(value, annotation)
 
 
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def fields_read():
+    """Every config field the experiment's code reads (as cfg.<field>): a field outside this set, even declared
+    with a type in config.py, would be silently ignored."""
+    sources = [PROJECT / "sst2_compare.py", *sorted((PROJECT / "sst2kit").glob("*.py"))]
+    return {name for source in sources for name in re.findall(r"\bcfg\.(\w+)", source.read_text())}
+
+
 def check_config(cfg):
     """Unknown names, wrong types and out-of-range values, each named with the fix."""
-    fields = get_type_hints(Config)  # not dataclasses.fields: HfArgumentParser rewrites their types in place
+    fields = get_type_hints(type(cfg))  # not dataclasses.fields: HfArgumentParser rewrites their types in place
     for name in vars(type(cfg)):
         if not name.startswith("_") and name not in fields:
             guess = difflib.get_close_matches(name, fields, n=1)
             raise UsageError(f"config.py sets {name}, which is not a field" + (f": did you mean {guess[0]}?" if guess
                                                                                else ""))
+    unread = sorted(set(fields) - fields_read())
+    if unread:
+        raise UsageError(f"config.py declares {unread[0]}, which this experiment never reads: a misspelt or invented "
+                         "field; remove it, or fix its name")
     for name, annotation in fields.items():
         if not type_matches(getattr(cfg, name), annotation):
             raise UsageError(f"{name} = {getattr(cfg, name)!r} is not of type {annotation}: fix it in config.py")
@@ -185,7 +201,7 @@ def check_hub(cfg):
 
 def check_model(cfg):
     """The model's name leads to a config whose limits fit the run, and to weights that are safe, whole and match
-    that config. Returns the names of the newly initialised (head) tensors."""
+    that config. Returns the model (seeded with cfg.seed) and the names of its newly initialised (head) tensors."""
     folder = Path(cfg.model_name)
     if folder.is_dir() and not list(folder.glob("*.safetensors")) and not cfg.allow_pickled_weights:
         raise UsageError(f"{folder} has no .safetensors weights; pickled weights can run code when loaded: "
@@ -202,7 +218,7 @@ def check_model(cfg):
     if parameters > MAX_PARAMETERS:
         raise UsageError(f"{cfg.model_name} has {parameters:,} parameters, over this experiment's bound of "
                          f"{MAX_PARAMETERS:,}: pick a smaller model")
-    return fresh
+    return model, fresh
 
 
 # Sane bounds on a model config's sizes: far above any encoder this experiment is for, far below what would take

@@ -18,18 +18,26 @@ def listed(items):
 
 
 class Stopwatch:
-    """Wall time per stage: `with stopwatch("data"): ...` adds the stage's seconds under its name."""
+    """Wall time per stage: `with stopwatch("data"): ...` adds the stage's seconds under its name (or start and
+    stop it by name). total() also says how much of the run no stage holds (`outside stages`)."""
 
     def __init__(self):
-        self.started, self.seconds = time.perf_counter(), {}
+        self.started, self.seconds, self.running = time.perf_counter(), {}, {}
 
     @contextmanager
     def __call__(self, stage):
-        started = time.perf_counter()
+        self.start(stage)
         try:
             yield
         finally:
-            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - started
+            self.stop(stage)
+
+    def start(self, stage):
+        self.running[stage] = time.perf_counter()
+
+    def stop(self, stage):
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - self.running.pop(stage)
 
     def total(self):
-        return {**self.seconds, "total": time.perf_counter() - self.started}
+        total = time.perf_counter() - self.started
+        return {**self.seconds, "outside stages": total - sum(self.seconds.values()), "total": total}

@@ -246,6 +246,15 @@ class Results:
             self.record["seeds"] = self.per_seed
             self.record["summary"] = self.summary
         self.predictions = predictions_frame(self.eval_splits, self.per_seed_probs)
+        self.save()
+
+    def finish(self, timings):
+        """results.json rewritten once the report is out: its timings then hold every stage of the run."""
+        if PartialState().is_main_process:
+            self.record["timings_seconds"] = timings
+            self.save()
+
+    def save(self):
         try:
             save_results(self.run_dir, self.record, self.predictions)
         except WriteError as err:  # keep the finished seeds somewhere they can be written, and say where

@@ -1,5 +1,6 @@
 """Command-line overrides, and bad input: one clear line, exit status 2, nothing written."""
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -165,6 +166,31 @@ def test_config_py_mistakes_are_caught():
     with pytest.raises(UsageError, match="split = 'sideways'"):
         checks.check_config(Config(split="sideways"))
     checks.check_config(Config(subset_fraction=None, epochs_full_finetune=3))  # an int for a float field is fine
+
+
+def test_a_field_added_to_config_py_that_nothing_reads_is_refused():
+    """An annotated misspelling becomes a real field: the command line takes it, and the run would ignore it."""
+    import dataclasses
+
+    @dataclasses.dataclass
+    class WithAMisspelling(Config):
+        lr_headonly: float = 1e-4
+
+    with pytest.raises(UsageError, match="config.py declares lr_headonly, which this experiment never reads"):
+        checks.check_config(WithAMisspelling())
+    assert set(dataclasses.asdict(Config())) <= checks.fields_read()  # every real field is read somewhere
+
+
+def test_a_list_default_in_config_py_is_one_line(tmp_path):
+    (tmp_path / "config.py").write_text((ROOT / "config.py").read_text().replace(
+        "    verbose: bool = field(", "    splits_wanted: list = ['test']\n    verbose: bool = field("))
+    shutil.copy(ROOT / "sst2_compare.py", tmp_path)
+    (tmp_path / "sst2kit").symlink_to(ROOT / "sst2kit")
+    done = subprocess.run([sys.executable, "sst2_compare.py"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["error: config.py: mutable default <class 'list'> for field "
+                                                "splits_wanted is not allowed: use default_factory"]
 
 
 def test_unreachable_hub_stops_within_seconds(monkeypatch, tmp_path, capsys):

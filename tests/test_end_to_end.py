@@ -60,8 +60,7 @@ def test_script_end_to_end(tiny_model_dir, tiny_data_dir, tiny_external_test_fil
     full = results["runs"]["full_finetune"]
     for split in EVAL_SPLITS:  # the label is one word: the full fine-tune must have learned it
         assert full[split]["accuracy"] >= 0.9, (split, full[split]["accuracy"])
-    # the last per-epoch validation accuracy is the final weights' score on the same items
-    assert full["history"]["eval_accuracy"][-1][1] == pytest.approx(full["validation"]["accuracy"])
+    assert [epoch for epoch, _ in full["history"]["eval_accuracy"]] == [0, 1, 2, 3, 4, 5]  # validation once a point
     assert results["runs"]["head_only"]["trainable_parameters"] == HEAD_PARAMETERS
     for run in RUNS:
         for split in EVAL_SPLITS:
@@ -111,6 +110,24 @@ def run_tiny(model_dir, data_dir, out, *extra):
     assert app.main(tiny_args(model_dir, data_dir, out) + FAST + list(extra)) == 0
     run_dir = only_run_dir(out)
     return run_dir, json.loads((run_dir / "results.json").read_text())
+
+
+def test_one_seed_reads_the_weights_once_and_times_every_stage(tiny_model_dir, tiny_data_dir, tmp_path, monkeypatch):
+    from transformers import AutoModelForSequenceClassification
+    loads, load = [], AutoModelForSequenceClassification.from_pretrained.__func__
+
+    def counted(cls, *args, **kwargs):
+        loads.append(args[0])
+        return load(cls, *args, **kwargs)
+
+    monkeypatch.setattr(AutoModelForSequenceClassification, "from_pretrained", classmethod(counted))
+    _, results = run_tiny(tiny_model_dir, tiny_data_dir, tmp_path / "out")
+    assert len(loads) == 1  # the input checks' load serves the feature pass and the seed
+    timings = results["timings_seconds"]
+    assert {"input checks", "data", "setup", "features", "seed42", "waiting for the probe", "statistics", "files",
+            "report"} <= set(timings)
+    assert sum(seconds for stage, seconds in timings.items() if stage != "total") == pytest.approx(timings["total"])
+    assert timings["outside stages"] < 0.05 * timings["total"]
 
 
 def test_several_seeds(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
