@@ -100,6 +100,12 @@ class Config:
     feature_batch_size: int = field(
         default=1024, metadata={"help": "batch of the one feature pass (no gradients, so larger is faster)"}
     )
+    parallel: Literal["auto", "seeds", "data"] = field(
+        default="auto",
+        metadata={"help": "under torchrun with several processes: seeds: each process trains whole seeds alone (the "
+                  "single-GPU recipe); data: every process trains every run on a shard of each batch (effective "
+                  "batch x processes); auto: seeds when num_seeds > 1, else data"},
+    )
     dataloader_num_workers: int = field(
         default=0, metadata={"help": "processes that prepare batches; batches are slices of tensors, so 0 is fastest"}
     )

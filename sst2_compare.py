@@ -30,7 +30,7 @@ import torch  # noqa: E402
 from accelerate import PartialState  # noqa: E402
 from transformers import Trainer, TrainerCallback, TrainingArguments  # noqa: E402
 
-from sst2kit import plots, report  # noqa: E402
+from sst2kit import plots, processes, report  # noqa: E402
 from sst2kit.batches import already_batched, tokenize_splits  # noqa: E402
 from sst2kit.checks import check_inputs, check_training_cost  # noqa: E402
 from sst2kit.console import Stopwatch, say  # noqa: E402
@@ -43,7 +43,7 @@ from sst2kit.metrics import classification_metrics, compare_runs  # noqa: E402
 from sst2kit.models import Precision, apply_precision, decide_precision, load_model, load_tokenizer, \
     set_encoder_trainable  # noqa: E402
 from sst2kit.names import PROBE, evaluated  # noqa: E402
-from sst2kit.probe import linear_probe_in_background  # noqa: E402
+from sst2kit.probe import linear_probe_in_background, probe_outcome  # noqa: E402
 from sst2kit.results import Results, environment, flips, new_run_dir, save_model_whole, save_report, \
     write_atomic  # noqa: E402
 from sst2kit.trainer_log import quiet_progress  # noqa: E402
@@ -145,22 +145,10 @@ def settings_to_lower(args):
             "takes learning rate x weight decay off every weight each step)")
 
 
-def probe_outcome(fitting):
-    """The linear probe's P(positive) per split and what was fit, waited for once; (None, None) when it was not
-    fitted or its fit failed: the trained runs' results stand without their reference."""
-    if fitting is None:
-        return None, None
-    try:
-        probs, fit = fitting.result()
-    except Exception as err:  # noqa: BLE001 - whatever broke, the trained runs' results stand without it
-        say(f"no linear probe reference: its fit failed ({type(err).__name__}: {err})")
-        return None, None
-    return probs, fit
-
-
 def run(cfg):
     """The experiment, top to bottom. Returns the run folder."""
     state, stopwatch = PartialState(), Stopwatch()  # every second of the run lands in one named stage
+    mode = "seeds" if processes.seed_parallel() else "data" if state.num_processes > 1 else "single"
     with stopwatch("input checks"):
         # every bad input is found here, before anything is written; the checked model is the first seed's
         pretrained, new_head_tensors = check_inputs(cfg)
@@ -184,10 +172,11 @@ def run(cfg):
         experiment = Experiment(cfg, new_run_dir(cfg.output_dir), tokenizer, precision, graphs_off_because)
         sizes = {name: len(frame) for name, frame in frames.items()}
         results = Results(experiment.run_dir, cfg, eval_splits, frames["train"]["label"], sizes,
-                          {"precision": precision.name, "cuda_graphs": graphs_off_because or "on"},
+                          {"precision": precision.name, "cuda_graphs": graphs_off_because or "on", "parallel": mode,
+                           "processes": processes.count()},
                           new_head_tensors)
         printed = report.print_setup(cfg, experiment.run_dir, sizes, eval_splits, results.balance, new_head_tensors,
-                                     environment()["device"], precision, graphs_off_because)
+                                     environment()["device"], precision, graphs_off_because, mode)
 
     features = None  # the frozen encoder's output, the same in every seed: computed once
     if cfg.cache_encoder_features:
@@ -197,49 +186,77 @@ def run(cfg):
         say("this model's head reads more than the first token: the encoder runs at every head-only step instead"
             if features is None else f"frozen-encoder features computed once, in {stopwatch.seconds['features']:.1f}s;"
             " the encoder's dropout is off in them (the notebook ran it with dropout on at every step)")
-    probe_fitting = None  # what a well-fit classifier on the same frozen features reaches: a reference
+    probe_fitting, probe_probs, probe_fit = None, None, None  # a well-fit classifier on the same frozen features
     if cfg.probe_reference and features is None:
         say("no linear probe reference: it needs the cached encoder features (cache_encoder_features)")
-    elif cfg.probe_reference:
+    elif cfg.probe_reference and processes.is_main():  # fitted once, by the process that reports
         probe_fitting = linear_probe_in_background(features, cfg.seed)  # on the CPU, while the GPU trains the runs
 
-    for seed in range(cfg.seed, cfg.seed + cfg.num_seeds):
-        records, probs = {}, {}
-        with stopwatch(f"seed{seed}"):
-            # the weights were read once, by the input checks, for the first seed; later seeds draw a new head
-            model = pretrained if seed == cfg.seed else load_model(cfg, seed)[0]
+    seeds = list(range(cfg.seed, cfg.seed + cfg.num_seeds))
+    # seeds mode: process k trains seeds k, k + n, ... alone; otherwise every process takes part in every seed
+    spread = processes.count() if mode == "seeds" else 1
+    for round_start in range(0, len(seeds), spread):
+        mine = round_start + (processes.index() if mode == "seeds" else 0)
+        seed, trained, failure = (seeds[mine] if mine < len(seeds) else None), None, None
+        try:
+            if seed is not None:
+                records, probs = {}, {}
+                with stopwatch(f"seed{seed}"):
+                    # the weights were read once, by the input checks, for the first seed; others draw a new head
+                    model = pretrained if seed == cfg.seed else load_model(cfg, seed)[0]
 
-            say(f"\n=== head-only (seed {seed}) ===")
-            counts = set_encoder_trainable(model, False)
-            say(f"{counts[0]:,} trainable parameters (the head), {counts[1]:,} frozen")
-            with encoder_replayed(model, enabled=features is not None):
-                trainer = make_trainer(model, cfg.learning_rate_head_only, cfg.epochs_head_only,
-                                       "head_only", data=features or batches, seed=seed, experiment=experiment)
-                probs["head_only"], records["head_only"] = train_and_predict(trainer, features or batches, counts)
-            if cfg.save_models:  # after the run: the model is whole again, its real encoder back in place
-                save_model_whole(trainer, experiment.run_dir / trainer.args.run_name)
+                    say(f"\n=== head-only (seed {seed}) ===")
+                    counts = set_encoder_trainable(model, False)
+                    say(f"{counts[0]:,} trainable parameters (the head), {counts[1]:,} frozen")
+                    with encoder_replayed(model, enabled=features is not None):
+                        trainer = make_trainer(model, cfg.learning_rate_head_only, cfg.epochs_head_only,
+                                               "head_only", data=features or batches, seed=seed,
+                                               experiment=experiment)
+                        probs["head_only"], records["head_only"] = train_and_predict(trainer, features or batches,
+                                                                                     counts)
+                    if cfg.save_models:  # after the run: the model is whole again, its real encoder back in place
+                        save_model_whole(trainer, experiment.run_dir / trainer.args.run_name)
 
-            start = "the trained head-only model" if cfg.full_finetune_init == "head_only" else "a pretrained model"
-            say(f"\n=== full fine-tune (seed {seed}), from {start} ===")
-            if cfg.full_finetune_init == "pretrained":
-                model = load_model(cfg, seed)[0]
-            counts = set_encoder_trainable(model, True)
-            trainer = make_trainer(model, cfg.learning_rate_full_finetune, cfg.epochs_full_finetune,
-                                   "full_finetune", data=batches, seed=seed, experiment=experiment)
-            probs["full_finetune"], records["full_finetune"] = train_and_predict(trainer, batches, counts)
-            if cfg.save_models:
-                save_model_whole(trainer, experiment.run_dir / trainer.args.run_name)
-        if seed == cfg.seed:
-            with stopwatch("waiting for the probe"):  # fitted while the first seed trained: on a GPU, no wait
-                probe_probs, probe_fit = probe_outcome(probe_fitting)
-            printed += report.print_probe_fit(probe_fit) if probe_fit else []
-        with stopwatch("statistics"):
-            comparison = compare_runs(seed, records, {**probs, **({PROBE: probe_probs} if probe_probs else {})},
-                                      eval_splits, cfg.bootstrap_resamples)
-        with stopwatch("files"):
-            results.add_seed(comparison, probs, stopwatch.total(), probe_fit)  # every file rewritten, per seed
+                    start = ("the trained head-only model" if cfg.full_finetune_init == "head_only"
+                             else "a pretrained model")
+                    say(f"\n=== full fine-tune (seed {seed}), from {start} ===")
+                    if cfg.full_finetune_init == "pretrained":
+                        model = load_model(cfg, seed)[0]
+                    counts = set_encoder_trainable(model, True)
+                    trainer = make_trainer(model, cfg.learning_rate_full_finetune, cfg.epochs_full_finetune,
+                                           "full_finetune", data=batches, seed=seed, experiment=experiment)
+                    probs["full_finetune"], records["full_finetune"] = train_and_predict(trainer, batches, counts)
+                    if cfg.save_models:
+                        save_model_whole(trainer, experiment.run_dir / trainer.args.run_name)
+                trained = (seed, records, probs)
+        except UsageError as err:
+            if mode != "seeds":
+                raise
+            failure = f"seed {seed} failed in process {processes.index()}: {err}"
+        # the main process receives every seed of the round (its own, in the other modes), records and writes it
+        with stopwatch("waiting for other processes"):
+            round_outcomes = processes.to_main((trained, failure)) if mode == "seeds" else [(trained, None)]
+        if processes.is_main():
+            for trained_elsewhere, _ in round_outcomes:
+                if trained_elsewhere is None:
+                    continue
+                seed, records, probs = trained_elsewhere
+                if seed == cfg.seed:
+                    with stopwatch("waiting for the probe"):  # fitted while the first seed trained: on a GPU, no wait
+                        probe_probs, probe_fit = probe_outcome(probe_fitting)
+                    printed += report.print_probe_fit(probe_fit) if probe_fit else []
+                with stopwatch("statistics"):
+                    comparison = compare_runs(seed, records, {**probs, **({PROBE: probe_probs} if probe_probs else {})},
+                                              eval_splits, cfg.bootstrap_resamples)
+                with stopwatch("files"):
+                    results.add_seed(comparison, probs, stopwatch.total(), probe_fit)  # every file rewritten
+            failure = next((message for _, message in round_outcomes if message), None)
+        with stopwatch("waiting for other processes"):
+            failure = processes.from_main(failure) if mode == "seeds" else failure
+        if failure:  # the seeds already in results.json stay; every process stops, and the main one says why
+            raise UsageError(failure)
 
-    if state.is_main_process:
+    if processes.is_main():
         stopwatch.start("report")
         first, summary = results.per_seed[0], results.summary
         printed += report.print_metrics(first)
@@ -266,13 +283,14 @@ def stop_on_sigterm(signum, frame):
 
 
 def main(argv=None):
-    # one process per GPU, or several CPU processes (gloo) under torchrun / accelerate launch
-    PartialState(cpu=not torch.cuda.is_available())
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
-        run(parse_config(argv))
+        cfg = parse_config(argv)
+        # one process per GPU, or several CPU processes (gloo), under torchrun or accelerate launch: see processes.py
+        processes.start(cfg.parallel, cfg.num_seeds)
+        run(cfg)
     except UsageError as err:
-        if PartialState().is_main_process:  # every process finds it; one says it
+        if processes.is_main():  # every process finds it; one says it
             print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as stop:

@@ -7,12 +7,10 @@ import time
 from pathlib import Path
 from typing import Literal, Union, get_args, get_origin, get_type_hints
 
-from accelerate import PartialState
-from accelerate.utils import broadcast_object_list
 from huggingface_hub import constants as hub_constants, get_session
 from transformers import AutoConfig
 
-from config import Config
+from sst2kit import processes
 from sst2kit.data import READERS
 from sst2kit.errors import UsageError
 from sst2kit.models import LOAD_ERRORS, load_model, load_tokenizer, model_not_found
@@ -31,12 +29,12 @@ def check_inputs(cfg):
     of the tensors its load initialised afresh (the classification head's)."""
     check_config(cfg)
     problem = None
-    if PartialState().is_main_process:  # one process probes the folder; the others learn its answer
+    if processes.is_main():  # one process probes the folder; the others learn its answer
         try:
             check_output_dir(cfg.output_dir)
         except UsageError as err:
             problem = str(err)
-    problem = broadcast_object_list([problem])[0]
+    problem = processes.from_main(problem)
     if problem:
         raise UsageError(problem)
     check_external_test_file(cfg.external_test_file)

@@ -3,12 +3,13 @@ pulling in pandas, matplotlib or scikit-learn."""
 import time
 from contextlib import contextmanager
 
-from accelerate import PartialState
+from sst2kit import processes
 
 
 def say(*args):
     """Print on the main process only: one report however many processes train."""
-    PartialState().print(*args, flush=True)
+    if processes.is_main():
+        print(*args, flush=True)
 
 
 def listed(items):

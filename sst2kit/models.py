@@ -4,7 +4,6 @@ from pathlib import Path
 
 import torch
 from huggingface_hub import constants as hub_constants
-from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, set_seed
 from transformers.utils import logging as hf_logging
 

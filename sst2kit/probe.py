@@ -24,6 +24,7 @@ from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from sst2kit.console import say
 from sst2kit.names import evaluated
 
 CV_ITEMS = 10_000  # items the regularisation is chosen on: more moves the choice little and costs minutes
@@ -64,3 +65,16 @@ def linear_probe_in_background(features, seed):
 
     threading.Thread(target=fit, name="linear-probe", daemon=True).start()  # daemon: Ctrl-C need not wait for it
     return future
+
+
+def probe_outcome(fitting):
+    """The linear probe's P(positive) per split and what was fit, waited for once; (None, None) when it was not
+    fitted or its fit failed: the trained runs' results stand without their reference."""
+    if fitting is None:
+        return None, None
+    try:
+        probs, fit = fitting.result()
+    except Exception as err:  # noqa: BLE001 - whatever broke, the trained runs' results stand without it
+        say(f"no linear probe reference: its fit failed ({type(err).__name__}: {err})")
+        return None, None
+    return probs, fit

@@ -2,8 +2,8 @@
 accuracy delta with its evidence and the verdict), the summary over seeds and the examples that flipped. Every
 print_ function prints on the main process and returns its lines, which report.md keeps."""
 import numpy as np
-from accelerate import PartialState
 
+from sst2kit import processes
 from sst2kit.console import say
 from sst2kit.names import LABEL_NAMES, PROBE_TITLE, RUN_TITLES, RUNS, SPLIT_TITLES, evaluated
 from sst2kit.phrases import shared_items
@@ -22,7 +22,7 @@ def cut(text, most=110):
 
 
 def print_setup(cfg, run_dir, sizes, eval_splits, balance, new_head_tensors, device, precision,
-                graphs_off_because):
+                graphs_off_because, mode):
     """What the run works on: the model, the splits, their label mixes, the leakage and independent units, where
     it runs."""
     lines = [f"model: {cfg.model_name}",
@@ -53,8 +53,11 @@ def print_setup(cfg, run_dir, sizes, eval_splits, balance, new_head_tensors, dev
                          " class(es): its scores and intervals say little; use more data (subset_fraction)")
     lines += [f"results go to {run_dir}",
               f"device: {device}, precision: {precision.name}, CUDA graphs: {graphs_off_because or 'on'}, "
-              f"processes: {PartialState().num_processes}"]
-    if PartialState().device.type != "cuda" and cfg.subset_fraction is None:
+              f"processes: {processes.count()}" + {"seeds": ", each training whole seeds alone",
+                                                   "data": ", data-parallel: each trains on a shard of every batch "
+                                                           f"(effective batch {cfg.per_device_train_batch_size} x "
+                                                           f"{processes.count()})"}.get(mode, "")]
+    if device.startswith("cpu") and cfg.subset_fraction is None:
         lines.append("warning: no GPU; a full run is slow on a CPU. Try --subset_fraction 0.05 for a quick look.")
     return shown(lines)
 

@@ -23,9 +23,8 @@ import pandas as pd
 import sklearn
 import torch
 import transformers
-from accelerate import PartialState
-from accelerate.utils import broadcast_object_list
 
+from sst2kit import processes
 from sst2kit.errors import UsageError
 from sst2kit.metrics import class_balance, predicted_labels, summarize_seeds
 from sst2kit.names import RUNS, headline_split
@@ -38,7 +37,7 @@ def new_run_dir(output_dir):
     """A fresh folder per run, named by its start time, so no run overwrites another (made by the main process;
     two runs started in the same second get a folder each: making it is the test of whether it is taken)."""
     run_dir = None
-    if PartialState().is_main_process:
+    if processes.is_main():
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         for n in itertools.count():
             run_dir = Path(output_dir) / (f"run-{stamp}-{n}" if n else f"run-{stamp}")
@@ -49,7 +48,7 @@ def new_run_dir(output_dir):
                 continue
             except OSError as err:
                 raise UsageError(f"cannot make {run_dir} ({err.strerror}): pick another --output_dir") from None
-    return broadcast_object_list([run_dir])[0]
+    return processes.from_main(run_dir)
 
 
 def environment():
@@ -57,7 +56,7 @@ def environment():
     return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
             "datasets": datasets.__version__, "accelerate": accelerate.__version__, "scikit-learn": sklearn.__version__,
             "device": gpu or f"cpu ({platform.processor() or platform.machine()})",
-            "processes": PartialState().num_processes}
+            "processes": processes.count()}
 
 
 class WriteError(UsageError):
@@ -117,12 +116,14 @@ def write_together(files):
 
 
 def save_model_whole(trainer, folder):
-    """The trainer's model saved under a temporary name, renamed into place once whole."""
+    """The trainer's model saved under a temporary name, renamed into place once whole (by the process that
+    saves: under data-parallel training, the main one)."""
     partial = folder.with_name(f".{folder.name}.partial")
     try:
         trainer.save_model(str(partial))
-        with stop_signals_deferred():
-            os.replace(partial, folder)
+        if trainer.args.should_save:
+            with stop_signals_deferred():
+                os.replace(partial, folder)
     except OSError as err:
         shutil.rmtree(partial, ignore_errors=True)
         raise cannot_write(folder, err) from None
@@ -225,7 +226,7 @@ class Results:
         """One seed's comparison in; every file rewritten with every seed so far (main process only)."""
         self.per_seed.append(comparison)
         self.per_seed_probs.append((comparison["seed"], probs))
-        if not PartialState().is_main_process:
+        if not processes.is_main():
             return
         first, name = self.per_seed[0], headline_split(self.eval_splits)
         significance = first["significance"][name]
@@ -250,7 +251,7 @@ class Results:
 
     def finish(self, timings):
         """results.json rewritten once the report is out: its timings then hold every stage of the run."""
-        if PartialState().is_main_process:
+        if processes.is_main():
             self.record["timings_seconds"] = timings
             self.save()
 

@@ -247,7 +247,7 @@ def test_two_processes_write_one_set_of_outputs(tiny_model_dir, tiny_data_dir, t
     assert done.stdout.count("=== verdict ===") == 1
     run_dir = only_run_dir(out)
     results = json.loads((run_dir / "results.json").read_text())
-    assert results["environment"]["processes"] == 2
+    assert results["environment"]["processes"] == 2 and results["speed"]["parallel"] == "data"  # one seed: auto
     predictions = pd.read_csv(run_dir / "predictions.csv")
     assert predictions.groupby("split").size().to_dict() == {"test": 40, "validation": 60}
     for run in RUNS:
@@ -309,3 +309,65 @@ def test_under_two_processes_a_bad_input_is_said_once_and_each_process_exits_2(t
                       "train and validation files"]
     assert "exitcode  : 2" in done.stderr  # torchrun's own report of each process
     assert not (tmp_path / "out").exists()
+
+
+needs_torchrun = pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun is not installed")
+
+
+@needs_torchrun
+def test_seeds_spread_over_two_processes_give_each_seed_exactly_what_one_process_gives(tiny_model_dir, tiny_data_dir,
+                                                                                        tmp_path):
+    """Three seeds over two processes (42 and 44 in one, 43 in the other), against one process: the same
+    metrics and the same P(positive) for every item, to the last digit (one thread per process in both)."""
+    args = [*tiny_args(tiny_model_dir, tiny_data_dir, tmp_path / "one"), *FAST, "--num_seeds", "3"]
+    single = subprocess.run([sys.executable, "sst2_compare.py", *args], cwd=ROOT, capture_output=True, text=True,
+                            timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert single.returncode == 0, single.stderr[-2000:]
+    args[args.index(str(tmp_path / "one"))] = str(tmp_path / "two")
+    spread = subprocess.run(["torchrun", "--nproc_per_node", "2", "sst2_compare.py", *args, "--parallel", "seeds"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert spread.returncode == 0, spread.stderr[-3000:]
+    assert spread.stdout.count("=== verdict ===") == 1
+    one, two = (json.loads((only_run_dir(tmp_path / name) / "results.json").read_text()) for name in ("one", "two"))
+    assert two["speed"]["parallel"] == "seeds" and two["complete"] and [s["seed"] for s in two["seeds"]] == [42, 43, 44]
+    for a, b in zip(one["seeds"], two["seeds"]):
+        for run in RUNS:
+            for split in ("validation", "test"):
+                assert a["runs"][run][split]["accuracy"] == b["runs"][run][split]["accuracy"]
+    keys = ["seed", "split", "idx"]
+    first, second = (pd.read_csv(only_run_dir(tmp_path / name) / "predictions.csv").sort_values(keys)
+                     .reset_index(drop=True) for name in ("one", "two"))
+    for column in ("head_only_prob_pos", "full_finetune_prob_pos", "label"):
+        assert first[column].tolist() == second[column].tolist()
+
+
+FAILING_SEED = """
+import sys
+sys.path.insert(0, {root!r})
+import sst2_compare as app
+from sst2kit.errors import Diverged
+train_and_predict = app.train_and_predict
+
+def seed_43_fails(trainer, data, counts):
+    if trainer.args.seed == 43:
+        raise Diverged("the head_only_seed43 run diverged (planted by the test)")
+    return train_and_predict(trainer, data, counts)
+
+app.train_and_predict = seed_43_fails
+sys.exit(app.main(sys.argv[1:]))
+"""
+
+
+@needs_torchrun
+def test_a_process_that_fails_loses_none_of_the_seeds_the_others_finished(tiny_model_dir, tiny_data_dir, tmp_path):
+    script = tmp_path / "failing_seed.py"
+    script.write_text(FAILING_SEED.format(root=str(ROOT)))
+    done = subprocess.run(["torchrun", "--nproc_per_node", "2", str(script),
+                           *tiny_args(tiny_model_dir, tiny_data_dir, tmp_path / "out"), *FAST, "--num_seeds", "2"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: seed 43 failed in process 1: the head_only_seed43 run diverged (planted by the test)"]
+    results = json.loads((only_run_dir(tmp_path / "out") / "results.json").read_text())
+    assert results["complete"] is False and results["runs"]["full_finetune"]["steps"] > 0
+    assert set(pd.read_csv(only_run_dir(tmp_path / "out") / "predictions.csv")["seed"]) == {42}
