@@ -7,6 +7,7 @@ SST-2's train items are whole review sentences and the phrases of their parse tr
 from collections import defaultdict
 
 import numpy as np
+from tqdm.auto import tqdm
 
 LONG_ITEM = 64  # words; SST-2's longest item has 52. Longer items are found by substring search instead of spans
 
@@ -26,13 +27,14 @@ def padded_text(tokens):
     return f" {' '.join(tokens)} "  # spaces around, so a substring match is a match of whole words
 
 
-def spans_found(wanted, containers, proper):
+def spans_found(wanted, containers, proper, desc="phrase search"):
     """Which of the wanted word tuples occur as a contiguous word span of some container (proper: a strictly
     shorter span, so an item inside another one, not the item itself). Spans up to LONG_ITEM words are enumerated,
     in one pass over the containers; longer wanted items are found by whole-word substring search."""
     short = {q for q in wanted if len(q) <= LONG_ITEM}
     longest = max(map(len, short), default=0)
-    found = {span for text in containers for span in spans(text, min(longest, len(text) - proper)) if span in short}
+    found = {span for text in tqdm(containers, desc=desc, unit="item", leave=False, mininterval=1)
+             for span in spans(text, min(longest, len(text) - proper)) if span in short}
     long_wanted = wanted - short
     if long_wanted:
         padded = [padded_text(text) for text in containers if len(text) > LONG_ITEM]
@@ -44,7 +46,7 @@ def spans_found(wanted, containers, proper):
 def inside_fractions(containers, queries):
     """For each named list of queries: the share that is a contiguous word span of some container item."""
     found = spans_found({words(q) for items in queries.values() for q in items}, set(map(words, containers)),
-                        proper=False)
+                        proper=False, desc="leakage search")
     return {name: sum(words(q) in found for q in items) / max(len(items), 1) for name, items in queries.items()}
 
 
@@ -73,7 +75,7 @@ def is_phrase_and_source(items, corpus):
     """
     item_words = [words(item) for item in items]
     corpus_words = set(map(words, corpus)) | set(item_words)
-    inside = spans_found(corpus_words, corpus_words, proper=True)
+    inside = spans_found(corpus_words, corpus_words, proper=True, desc="phrases and their sentences")
     is_phrase = np.array([w in inside for w in item_words])
     wanted = set(item_words)
     longest = min(LONG_ITEM, max(map(len, wanted), default=0))
