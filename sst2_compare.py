@@ -113,6 +113,35 @@ def epoch_metrics(prediction):
     return {k: metrics[k] for k in ("accuracy", "f1", "macro_f1")}
 
 
+def both_runs(model, seed, experiment, features, batches):
+    """One seed's two runs on the same data: the head-only run on the frozen encoder (its head trained on the
+    cached features where there are some), then the full fine-tune. Returns each run's P(positive) per evaluation
+    split, and each run's record."""
+    cfg, probs, records = experiment.cfg, {}, {}
+
+    say(f"\n=== head-only (seed {seed}) ===")
+    counts = set_encoder_trainable(model, False)
+    say(f"{counts[0]:,} trainable parameters (the head), {counts[1]:,} frozen")
+    with encoder_replayed(model, enabled=features is not None):
+        trainer = make_trainer(model, cfg.learning_rate_head_only, cfg.epochs_head_only, "head_only",
+                               data=features or batches, seed=seed, experiment=experiment)
+        probs["head_only"], records["head_only"] = train_and_predict(trainer, features or batches, counts)
+    if cfg.save_models:  # after the run: the model is whole again, its real encoder back in place
+        save_model_whole(trainer, experiment.run_dir / trainer.args.run_name)
+
+    start = "the trained head-only model" if cfg.full_finetune_init == "head_only" else "a pretrained model"
+    say(f"\n=== full fine-tune (seed {seed}), from {start} ===")
+    if cfg.full_finetune_init == "pretrained":
+        model = load_model(cfg, seed)[0]
+    counts = set_encoder_trainable(model, True)
+    trainer = make_trainer(model, cfg.learning_rate_full_finetune, cfg.epochs_full_finetune, "full_finetune",
+                           data=batches, seed=seed, experiment=experiment)
+    probs["full_finetune"], records["full_finetune"] = train_and_predict(trainer, batches, counts)
+    if cfg.save_models:
+        save_model_whole(trainer, experiment.run_dir / trainer.args.run_name)
+    return probs, records
+
+
 def train_and_predict(trainer, data, parameter_counts):
     """Train, then one prediction pass per evaluation split. Returns P(positive) per split, and the run's record."""
     started = time.perf_counter()
@@ -198,41 +227,16 @@ def run(cfg):
     for round_start in range(0, len(seeds), spread):
         mine = round_start + (processes.index() if mode == "seeds" else 0)
         seed, trained, failure = (seeds[mine] if mine < len(seeds) else None), None, None
-        try:
-            if seed is not None:
-                records, probs = {}, {}
+        if seed is not None:
+            try:
                 with stopwatch(f"seed{seed}"):
                     # the weights were read once, by the input checks, for the first seed; others draw a new head
                     model = pretrained if seed == cfg.seed else load_model(cfg, seed)[0]
-
-                    say(f"\n=== head-only (seed {seed}) ===")
-                    counts = set_encoder_trainable(model, False)
-                    say(f"{counts[0]:,} trainable parameters (the head), {counts[1]:,} frozen")
-                    with encoder_replayed(model, enabled=features is not None):
-                        trainer = make_trainer(model, cfg.learning_rate_head_only, cfg.epochs_head_only,
-                                               "head_only", data=features or batches, seed=seed,
-                                               experiment=experiment)
-                        probs["head_only"], records["head_only"] = train_and_predict(trainer, features or batches,
-                                                                                     counts)
-                    if cfg.save_models:  # after the run: the model is whole again, its real encoder back in place
-                        save_model_whole(trainer, experiment.run_dir / trainer.args.run_name)
-
-                    start = ("the trained head-only model" if cfg.full_finetune_init == "head_only"
-                             else "a pretrained model")
-                    say(f"\n=== full fine-tune (seed {seed}), from {start} ===")
-                    if cfg.full_finetune_init == "pretrained":
-                        model = load_model(cfg, seed)[0]
-                    counts = set_encoder_trainable(model, True)
-                    trainer = make_trainer(model, cfg.learning_rate_full_finetune, cfg.epochs_full_finetune,
-                                           "full_finetune", data=batches, seed=seed, experiment=experiment)
-                    probs["full_finetune"], records["full_finetune"] = train_and_predict(trainer, batches, counts)
-                    if cfg.save_models:
-                        save_model_whole(trainer, experiment.run_dir / trainer.args.run_name)
-                trained = (seed, records, probs)
-        except UsageError as err:
-            if mode != "seeds":
-                raise
-            failure = f"seed {seed} failed in process {processes.index()}: {err}"
+                    trained = (seed, *both_runs(model, seed, experiment, features, batches))
+            except UsageError as err:
+                if mode != "seeds":
+                    raise
+                failure = f"seed {seed} failed in process {processes.index()}: {err}"
         # the main process receives every seed of the round (its own, in the other modes), records and writes it
         with stopwatch("waiting for other processes"):
             round_outcomes = processes.to_main((trained, failure)) if mode == "seeds" else [(trained, None)]
@@ -240,7 +244,7 @@ def run(cfg):
             for trained_elsewhere, _ in round_outcomes:
                 if trained_elsewhere is None:
                     continue
-                seed, records, probs = trained_elsewhere
+                seed, probs, records = trained_elsewhere
                 if seed == cfg.seed:
                     with stopwatch("waiting for the probe"):  # fitted while the first seed trained: on a GPU, no wait
                         probe_probs, probe_fit = probe_outcome(probe_fitting)

@@ -96,6 +96,10 @@ def check_config(cfg):
         (0 < cfg.epochs_head_only <= MAX_EPOCHS, f"epochs_head_only must be in (0, {MAX_EPOCHS}]"),
         (0 < cfg.epochs_full_finetune <= MAX_EPOCHS, f"epochs_full_finetune must be in (0, {MAX_EPOCHS}]"),
         (cfg.weight_decay >= 0, "weight_decay must be >= 0"),
+        # AdamW multiplies every weight by (1 - learning rate x weight decay) each step: at 1 or more it zeroes or
+        # flips the weights, which would only show as a divergence after training had run
+        (max(cfg.learning_rate_head_only, cfg.learning_rate_full_finetune) * cfg.weight_decay < 1,
+         "weight_decay x learning rate must be below 1 (AdamW shrinks every weight by that share each step)"),
         (0 <= cfg.warmup_ratio < 1, "warmup_ratio must be in [0, 1)"),
         (cfg.subset_fraction is None or 0 < cfg.subset_fraction <= 1, "subset_fraction must be in (0, 1], or unset"),
         (0 < cfg.test_size < 1, "test_size must be in (0, 1)"),

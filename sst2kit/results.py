@@ -79,16 +79,22 @@ def write_atomic(path, write):
 
 @contextmanager
 def stop_signals_deferred():
-    """SIGINT and SIGTERM held back (delivered on exit) in the main thread: a few renames finish as one."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    main = threading.current_thread() is threading.main_thread()
-    if main:
-        signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    """SIGINT and SIGTERM held back while a few renames finish as one, then delivered to the handlers the run had.
+    (Python runs signal handlers in the main thread whichever thread the signal reaches, so they are swapped for
+    ones that only take note; masking the signal in one thread would not stop the others from taking it.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = {held: signal.signal(held, lambda signum, frame: received.append(signum))
+                for held in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        if main:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+        for held, handler in previous.items():
+            signal.signal(held, signal.SIG_DFL if handler is None else handler)
+        if received:
+            signal.raise_signal(received[0])
 
 
 def write_together(files):

@@ -51,6 +51,7 @@ def test_bad_flags_are_one_clear_line(argv, message, capsys):
     (["--max_length", "4096"], "exceeds what"),
     (["--learning_rate_full_finetune", "inf"], "learning_rate_full_finetune must be a finite number"),
     (["--weight_decay", "nan"], "weight_decay must be a finite number"),
+    (["--weight_decay", "1e10"], "weight_decay x learning rate must be below 1"),
     (["--epochs_head_only", "inf"], "epochs_head_only must be a finite number"),
     (["--seed", "-1"], "must lie in [0, 4294967296)"),
     (["--seed", "4294967295", "--num_seeds", "2"], "seeds 4294967295..4294967296 must lie in"),

@@ -77,7 +77,8 @@ def test_script_end_to_end(tiny_model_dir, tiny_data_dir, tiny_external_test_fil
                                                     "pre_classifier.weight"]
     significance = results["significance"]
     assert significance["test"]["resampled_unit"] == "source sentences"
-    for split, file in (("validation", tiny_data_dir / "validation.parquet"), ("external_test", tiny_external_test_file)):
+    files = (("validation", tiny_data_dir / "validation.parquet"), ("external_test", tiny_external_test_file))
+    for split, file in files:
         sentences = pd.read_parquet(file) if file.suffix == ".parquet" else pd.read_csv(file)
         assert significance[split]["resampled_unit"] == "sentences"  # whole sentences, a repeat counted once
         assert significance[split]["independent_units"] == sentences["sentence"].nunique()
@@ -256,11 +257,11 @@ def test_two_processes_write_one_set_of_outputs(tiny_model_dir, tiny_data_dir, t
 
 def test_a_diverged_run_is_reported_as_such_not_as_a_finding(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
     out = tmp_path / "out"
-    assert app.main(tiny_args(tiny_model_dir, tiny_data_dir, out) + FAST + ["--learning_rate_full_finetune",
-                                                                            "1e30"]) == 2
+    assert app.main(tiny_args(tiny_model_dir, tiny_data_dir, out) + FAST + ["--learning_rate_full_finetune", "1e30",
+                                                                            "--weight_decay", "0"]) == 2
     last_line = capsys.readouterr().err.strip().splitlines()[-1]
     assert last_line.startswith("error: the full_finetune_seed42 run diverged: its training loss was nan by step")
-    assert "lower its learning rate" in last_line
+    assert "lower its learning rate (1e+30) or the weight decay (0;" in last_line
     assert not (only_run_dir(out) / "results.json").exists()  # no verdict drawn from it
 
 

@@ -63,7 +63,8 @@ def test_a_run_folder_deleted_midway_keeps_the_seeds_somewhere_and_says_where(ti
     monkeypatch.setattr(files, "save_results", folder_vanishes_before_the_second_seed)
     assert tiny_run(tiny_model_dir, tiny_data_dir, tmp_path / "out", "--num_seeds", "2") == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("error: cannot write") and "predictions.csv (its folder no longer exists); the 2 finished seed(s) were written to" in err
+    assert err.startswith("error: cannot write")
+    assert "predictions.csv (its folder no longer exists); the 2 finished seed(s) were written to" in err
     rescue = Path(err.split("were written to ")[1].split(" instead")[0])
     kept = json.loads((rescue / "results.json").read_text())
     assert [s["seed"] for s in kept["seeds"]] == [42, 43] and kept["complete"] is True

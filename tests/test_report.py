@@ -39,7 +39,8 @@ def test_the_verdict_answers_first_and_names_each_population():
                     {**NO_LEAKS, "test": SimpleNamespace(leakage=0.88)})
     assert lines[0] == "Answer: on GLUE validation, fine-tuning the whole encoder beats training only the head by " \
                        "8.0 accuracy points (95% CI +5.0 to +11.0)."
-    assert lines[1] == "on GLUE validation (872 sentences): full fine-tune beats head-only by 8.0 points (95% CI +5.0 " \
+    assert lines[1] == "on GLUE validation (872 sentences): full fine-tune beats head-only by 8.0 points " \
+                       "(95% CI +5.0 " \
                        "to +11.0; exact McNemar p = 0.001, Holm p = 0.003)."
     assert lines[2].startswith("on the re-split test set (700 source sentences): full fine-tune beats")
     assert "88% of its items are phrases seen in training" in lines[3]
