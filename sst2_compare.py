@@ -40,8 +40,7 @@ from sst2kit.errors import Diverged, UsageError  # noqa: E402
 from sst2kit.evaluation import evaluation_splits  # noqa: E402
 from sst2kit.features import encoder_features, encoder_replayed  # noqa: E402
 from sst2kit.metrics import classification_metrics, compare_runs  # noqa: E402
-from sst2kit.models import Precision, apply_precision, decide_precision, load_model, load_tokenizer, \
-    set_encoder_trainable  # noqa: E402
+from sst2kit.models import Precision, apply_precision, decide_precision, load_model, set_encoder_trainable  # noqa: E402
 from sst2kit.names import PROBE, evaluated  # noqa: E402
 from sst2kit.probe import linear_probe_in_background, probe_outcome  # noqa: E402
 from sst2kit.results import Results, environment, flips, new_run_dir, save_model_whole, save_report, \
@@ -180,7 +179,7 @@ def run(cfg):
     mode = "seeds" if processes.seed_parallel() else "data" if state.num_processes > 1 else "single"
     with stopwatch("input checks"):
         # every bad input is found here, before anything is written; the checked model is the first seed's
-        pretrained, new_head_tensors = check_inputs(cfg)
+        pretrained, tokenizer, new_head_tensors = check_inputs(cfg)
     precision = decide_precision(cfg.precision, torch.cuda.get_device_capability() if state.device.type == "cuda"
                                  else None)
     apply_precision(precision)
@@ -192,7 +191,6 @@ def run(cfg):
         # GLUE train re-split into train/test; GLUE validation kept as it is; and an external test set, if named
         frames, corpus = sst2_splits(cfg)
         check_training_cost(cfg, len(frames["train"]), state.num_processes)
-        tokenizer = load_tokenizer(cfg)
         frames, batches = tokenize_splits(frames, tokenizer, cfg.max_length,
                                           1 if graphs_off_because else cfg.pad_to_multiple_of)
         # labels, independent units, lengths, leakage and parts of every split scored, in token-batch order

@@ -5,7 +5,7 @@ import re
 import tempfile
 import time
 from pathlib import Path
-from typing import Literal, Union, get_args, get_origin, get_type_hints
+from typing import Literal, NamedTuple, Union, get_args, get_origin, get_type_hints
 
 from huggingface_hub import constants as hub_constants, get_session
 from transformers import AutoConfig
@@ -25,8 +25,8 @@ MAX_TRAINING_STEPS = 2_000_000  # both runs, every seed: about four days at 6 ms
 
 def check_inputs(cfg):
     """Every check that needs no data loaded: the config's values, the output folder, the hub, the model.
-    Returns the model, loaded and checked (for the first seed: its weights are read once per run), and the names
-    of the tensors its load initialised afresh (the classification head's)."""
+    Returns the CheckedModel: the model and tokenizer as loaded and checked, which the run then uses (its weights
+    and tokenizer are read once)."""
     check_config(cfg)
     problem = None
     if processes.is_main():  # one process probes the folder; the others learn its answer
@@ -201,6 +201,13 @@ def check_hub(cfg):
                          "or set HF_HUB_OFFLINE=1 to use what is in the local cache") from None
 
 
+class CheckedModel(NamedTuple):
+    """What the model check loaded, kept for the run: its weights and tokenizer are read once."""
+    model: object  # seeded with cfg.seed: the first seed's model
+    tokenizer: object
+    new_head_tensors: list  # the names of the tensors its load initialised afresh (the classification head's)
+
+
 def check_model(cfg):
     """The model's name leads to a config whose limits fit the run, and to weights that are safe, whole and match
     that config. Returns the model (seeded with cfg.seed) and the names of its newly initialised (head) tensors."""
@@ -213,14 +220,14 @@ def check_model(cfg):
     except LOAD_ERRORS as err:
         raise model_not_found(cfg, err) from None
     check_model_sizes(cfg, model_config)
-    load_tokenizer(cfg)
+    tokenizer = load_tokenizer(cfg)
     # corrupt, truncated, non-finite or mismatched weights are found now, not after the run folder exists
     model, fresh = load_model(cfg, cfg.seed)
     parameters = sum(p.numel() for p in model.parameters())
     if parameters > MAX_PARAMETERS:
         raise UsageError(f"{cfg.model_name} has {parameters:,} parameters, over this experiment's bound of "
                          f"{MAX_PARAMETERS:,}: pick a smaller model")
-    return model, fresh
+    return CheckedModel(model, tokenizer, fresh)
 
 
 # Sane bounds on a model config's sizes: far above any encoder this experiment is for, far below what would take

@@ -77,7 +77,3 @@ def to_main(value):
     dist.gather_object(value, gathered, dst=0)
     return gathered
 
-
-def stop():
-    if dist.is_initialized() and seed_parallel():
-        dist.destroy_process_group()

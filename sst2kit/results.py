@@ -188,14 +188,17 @@ def strict_json(value):
     return value
 
 
+def write_json(path, results):
+    path.write_text(json.dumps(strict_json(results), indent=2, allow_nan=False))
+
+
 def save_results(run_dir, results, predictions):
     """results.json, predictions.csv and flips.csv, committed together."""
     flipped = flips(predictions).drop(columns=["head_only_pred", "full_finetune_pred", "full_finetune_certainty"])
     write_together([
         (run_dir / "predictions.csv", lambda path: csv_safe(predictions).to_csv(path, index=False)),
         (run_dir / "flips.csv", lambda path: csv_safe(flipped).to_csv(path, index=False)),
-        (run_dir / "results.json",
-         lambda path: path.write_text(json.dumps(strict_json(results), indent=2, allow_nan=False)))])
+        (run_dir / "results.json", lambda path: write_json(path, results))])
 
 
 def save_report(run_dir, printed, classification_reports, figures):
@@ -256,10 +259,11 @@ class Results:
         self.save()
 
     def finish(self, timings):
-        """results.json rewritten once the report is out: its timings then hold every stage of the run."""
+        """results.json rewritten once the report is out, its timings then holding every stage of the run (the
+        seeds, and so predictions.csv and flips.csv, are unchanged)."""
         if processes.is_main():
             self.record["timings_seconds"] = timings
-            self.save()
+            write_atomic(self.run_dir / "results.json", lambda path: write_json(path, self.record))
 
     def save(self):
         try:

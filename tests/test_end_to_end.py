@@ -113,17 +113,21 @@ def run_tiny(model_dir, data_dir, out, *extra):
     return run_dir, json.loads((run_dir / "results.json").read_text())
 
 
-def test_one_seed_reads_the_weights_once_and_times_every_stage(tiny_model_dir, tiny_data_dir, tmp_path, monkeypatch):
-    from transformers import AutoModelForSequenceClassification
-    loads, load = [], AutoModelForSequenceClassification.from_pretrained.__func__
+def test_one_seed_reads_the_weights_and_tokenizer_once_and_times_every_stage(tiny_model_dir, tiny_data_dir, tmp_path, monkeypatch):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    loads, original = [], {}
 
     def counted(cls, *args, **kwargs):
-        loads.append(args[0])
-        return load(cls, *args, **kwargs)
+        loads.append(cls.__name__)
+        return original[cls](cls, *args, **kwargs)
+
+    for cls in (AutoModelForSequenceClassification, AutoTokenizer):
+        original[cls] = cls.from_pretrained.__func__
 
     monkeypatch.setattr(AutoModelForSequenceClassification, "from_pretrained", classmethod(counted))
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", classmethod(counted))
     _, results = run_tiny(tiny_model_dir, tiny_data_dir, tmp_path / "out")
-    assert len(loads) == 1  # the input checks' load serves the feature pass and the seed
+    assert len(loads) == 2  # the input checks' loads of model and tokenizer serve the whole run
     timings = results["timings_seconds"]
     assert {"input checks", "data", "setup", "features", "seed42", "waiting for the probe", "statistics", "files",
             "report"} <= set(timings)
