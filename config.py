@@ -129,6 +129,9 @@ class ConfigParser(HfArgumentParser):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for action in self._actions:
+            # HfArgumentParser also accepts --model-name for --model_name: it still parses, but is listed once
+            action.option_strings = [flag for flag in action.option_strings if "-" not in flag[2:]] or \
+                action.option_strings
             if action.option_strings and action.option_strings[0].startswith("--no_"):
                 action.help = argparse.SUPPRESS
             elif action.nargs == "?" and action.const is True:  # a boolean setting

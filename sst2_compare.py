@@ -8,54 +8,37 @@ train set into train/test, tokenizes, trains both runs, scores them on GLUE vali
 if one is named, an external labelled test set, then prints metrics, confusion matrices and the accuracy delta with
 its uncertainty. Run `python sst2_compare.py --help` for every setting; defaults live in config.py.
 """
+import functools
+import math
+import signal
 import sys
+import time
+from pathlib import Path
 
-try:
-    from config import Config, parse_config
-except ValueError as err:  # a dataclass refuses, at import, a list or dict as a default value in config.py
-    print(f"error: config.py: {err}", file=sys.stderr)
-    sys.exit(2)
+# first: reads config.py (its errors one line) and answers --help before the libraries below take seconds to load
+from sst2kit.startup import parse_config
 
-if __name__ == "__main__" and {"-h", "--help"} & set(sys.argv[1:]):
-    parse_config()  # prints the settings and exits, before the imports below take their ten seconds
+import numpy as np
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
 
-import dataclasses  # noqa: E402
-import math  # noqa: E402
-import signal  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from accelerate import PartialState  # noqa: E402
-from transformers import Trainer, TrainerCallback, TrainingArguments  # noqa: E402
-
-from sst2kit import plots, processes, report  # noqa: E402
-from sst2kit.batches import already_batched, tokenize_splits  # noqa: E402
-from sst2kit.checks import check_inputs, check_training_cost  # noqa: E402
-from sst2kit.console import Stopwatch, say  # noqa: E402
-from sst2kit.cuda_graphs import CudaGraphTrainer, cuda_graphs_apply  # noqa: E402
-from sst2kit.data import sst2_splits  # noqa: E402
-from sst2kit.errors import Diverged, UsageError  # noqa: E402
-from sst2kit.evaluation import evaluation_splits  # noqa: E402
-from sst2kit.features import encoder_features, encoder_replayed  # noqa: E402
-from sst2kit.metrics import classification_metrics, compare_runs  # noqa: E402
-from sst2kit.models import Precision, apply_precision, decide_precision, load_model, set_encoder_trainable  # noqa: E402
-from sst2kit.names import PROBE, evaluated  # noqa: E402
-from sst2kit.probe import linear_probe_in_background, probe_outcome  # noqa: E402
-from sst2kit.results import Results, environment, flips, new_run_dir, save_model_whole, save_report, \
-    write_atomic  # noqa: E402
-from sst2kit.trainer_log import quiet_progress  # noqa: E402
-
-
-@dataclasses.dataclass(frozen=True)
-class Experiment:
-    """What every run of one experiment shares."""
-    cfg: Config
-    run_dir: Path
-    tokenizer: object
-    precision: Precision
-    graphs_off_because: str = None  # None: training steps replay CUDA graphs
+from sst2kit import console, plots, processes, report, runtime
+from sst2kit.batches import already_batched, tokenize_splits
+from sst2kit.checks import check_inputs, check_training_cost
+from sst2kit.console import Stopwatch, say
+from sst2kit.cuda_graphs import CudaGraphTrainer
+from sst2kit.data import sst2_splits
+from sst2kit.errors import Diverged, UsageError
+from sst2kit.evaluation import evaluation_splits
+from sst2kit.features import encoder_features, encoder_replayed
+from sst2kit.files import new_run_dir, save_model_whole
+from sst2kit.metrics import classification_metrics, compare_runs
+from sst2kit.models import load_model, set_encoder_trainable
+from sst2kit.names import RUN_TITLES, evaluated
+from sst2kit.probe import ProbeReference
+from sst2kit.results import Results
+from sst2kit.runtime import Experiment
+from sst2kit.trainer_log import quiet_progress
 
 
 def make_trainer(model, lr, epochs, run_name, *, data, seed, experiment):
@@ -88,19 +71,35 @@ def make_trainer(model, lr, epochs, run_name, *, data, seed, experiment):
         ddp_find_unused_parameters=False,  # frozen weights are simply not registered with DDP
         report_to="none",
         use_cpu=not on_gpu,
-        **experiment.precision.trainer_flags,
+        **experiment.setup.precision.trainer_flags,
     )
-    trainer_class = Trainer if experiment.graphs_off_because else CudaGraphTrainer
+    trainer_class = CudaGraphTrainer if experiment.setup.cuda_graphs else Trainer
     trainer = trainer_class(model=model, args=args, train_dataset=data["train"], eval_dataset=data["validation"],
                             data_collator=already_batched, processing_class=experiment.tokenizer,
-                            compute_metrics=epoch_metrics, callbacks=[NoEvaluationAfterTheLastEpoch()])
+                            compute_metrics=epoch_metrics, callbacks=[EvaluationSchedule()])
     # progress bars stay; the log lines (loss, learning rate, per-epoch metrics) go to the run folder
     return quiet_progress(trainer, experiment.run_dir / "trainer_log.jsonl", echo=cfg.verbose)
 
 
-class NoEvaluationAfterTheLastEpoch(TrainerCallback):
-    """Validation after the last epoch would score the final weights, which the prediction pass scores next:
-    that pass gives the curve's last point instead, and validation is scored once."""
+class EvaluationSchedule(TrainerCallback):
+    """Validation where the curves need it, without changing the training:
+
+    - at the start, its random-number state put back afterwards: the evaluation's data loader draws from torch's
+      generator, and every later dropout draw would shift (the notebook, which has no such evaluation, and the
+      notebook mode then trained differently);
+    - not after the last epoch: that would score the final weights, which the prediction pass scores next and
+      which gives the curve's last point instead, so validation is scored once."""
+
+    def __init__(self):
+        self.generator_state = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.generator_state = torch.random.get_rng_state()
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        if state.global_step == 0 and self.generator_state is not None:
+            torch.random.set_rng_state(self.generator_state)
+            self.generator_state = None
 
     def on_epoch_end(self, args, state, control, **kwargs):
         if state.global_step >= state.max_steps:
@@ -108,15 +107,19 @@ class NoEvaluationAfterTheLastEpoch(TrainerCallback):
 
 
 def epoch_metrics(prediction):
-    metrics = classification_metrics(prediction.label_ids, prediction.predictions.argmax(-1))
-    return {k: metrics[k] for k in ("accuracy", "f1", "macro_f1")}
+    predicted = prediction.predictions.argmax(-1)
+    metrics = classification_metrics(prediction.label_ids, predicted)
+    # the share answered positive: a run whose answers collapse to one class is told from one that learned
+    return {**{k: metrics[k] for k in ("accuracy", "f1", "macro_f1")}, "positive_share": float(predicted.mean())}
 
 
-def both_runs(model, seed, experiment, features, batches):
+def both_runs(seed, *, experiment, first_model, features, batches):
     """One seed's two runs on the same data: the head-only run on the frozen encoder (its head trained on the
     cached features where there are some), then the full fine-tune. Returns each run's P(positive) per evaluation
     split, and each run's record."""
     cfg, probs, records = experiment.cfg, {}, {}
+    # the weights were read once, by the input checks, for the first seed; every other seed draws a new head
+    model = first_model if seed == cfg.seed else load_model(cfg, seed)[0]
 
     say(f"\n=== head-only (seed {seed}) ===")
     counts = set_encoder_trainable(model, False)
@@ -164,6 +167,10 @@ def train_and_predict(trainer, data, parameter_counts):
     record["history"] = {curve: [[e["epoch"], e[key]] for e in history if key in e]
                          for curve, key in (("train_loss", "loss"), ("eval_loss", "eval_loss"),
                                             ("eval_accuracy", "eval_accuracy"))}
+    run = trainer.args.run_name.rsplit("_seed", 1)[0]
+    say(f"{RUN_TITLES[run]} (seed {trainer.args.seed}) done: validation accuracy "
+        f"{predicted['validation'].metrics['test_accuracy']:.4f} after {record['steps']:,} steps "
+        f"({record['train_seconds']:.1f}s training, {record['predict_seconds']:.1f}s predicting)")
     return probs, record
 
 
@@ -175,103 +182,52 @@ def settings_to_lower(args):
 
 def run(cfg):
     """The experiment, top to bottom. Returns the run folder."""
-    state, stopwatch = PartialState(), Stopwatch()  # every second of the run lands in one named stage
-    mode = "seeds" if processes.seed_parallel() else "data" if state.num_processes > 1 else "single"
-    with stopwatch("input checks"):
-        # every bad input is found here, before anything is written; the checked model is the first seed's
-        pretrained, tokenizer, new_head_tensors = check_inputs(cfg)
-    precision = decide_precision(cfg.precision, torch.cuda.get_device_capability() if state.device.type == "cuda"
-                                 else None)
-    apply_precision(precision)
-    graphs_off_because = cuda_graphs_apply(cfg.cuda_graphs, precision, state.num_processes, state.device.type,
-                                           torch.cuda.device_count())
+    stopwatch = Stopwatch()  # every second of the run lands in one named stage
+    setup = runtime.start(cfg)  # processes, device, precision, CUDA graphs: decided once
+    with stopwatch("input checks"), processes.agreeing():
+        # the config, the output folder, the external file, the model and its tokenizer (loaded once, for the run)
+        checked = check_inputs(cfg)
 
     say("=== data ===")
-    with stopwatch("data"):
+    with stopwatch("data"), processes.agreeing():
         # GLUE train re-split into train/test; GLUE validation kept as it is; and an external test set, if named
         frames, corpus = sst2_splits(cfg)
-        check_training_cost(cfg, len(frames["train"]), state.num_processes)
-        frames, batches = tokenize_splits(frames, tokenizer, cfg.max_length,
-                                          1 if graphs_off_because else cfg.pad_to_multiple_of)
+        check_training_cost(cfg, len(frames["train"]), setup.data_parallel_processes)
+        frames, batches = tokenize_splits(frames, checked.tokenizer, max_length=cfg.max_length,
+                                          train_pad_multiple=cfg.pad_to_multiple_of if setup.cuda_graphs else 1)
         # labels, independent units, lengths, leakage and parts of every split scored, in token-batch order
         eval_splits = evaluation_splits(frames, batches, corpus)
     with stopwatch("setup"):
-        experiment = Experiment(cfg, new_run_dir(cfg.output_dir), tokenizer, precision, graphs_off_because)
-        sizes = {name: len(frame) for name, frame in frames.items()}
-        results = Results(experiment.run_dir, cfg, eval_splits, frames["train"]["label"], sizes,
-                          {"precision": precision.name, "cuda_graphs": graphs_off_because or "on", "parallel": mode,
-                           "processes": processes.count()},
-                          new_head_tensors)
-        printed = report.print_setup(cfg, experiment.run_dir, sizes, eval_splits, results.balance, new_head_tensors,
-                                     environment()["device"], precision, graphs_off_because, mode)
+        experiment = Experiment(cfg, new_run_dir(cfg.output_dir), checked.tokenizer, setup)
+        results = Results(experiment, eval_splits, train_labels=frames["train"]["label"].to_numpy(),
+                          new_head_tensors=checked.new_head_tensors)
+        report.print_setup(results)
 
-    features = None  # the frozen encoder's output, the same in every seed: computed once
-    if cfg.cache_encoder_features:
-        with stopwatch("features"):
-            features = encoder_features(pretrained.to(state.device), batches, cfg.feature_batch_size,
-                                        precision.autocast_dtype)
-        say("this model's head reads more than the first token: the encoder runs at every head-only step instead"
-            if features is None else f"frozen-encoder features computed once, in {stopwatch.seconds['features']:.1f}s;"
-            " the encoder's dropout is off in them (the notebook ran it with dropout on at every step)")
-    probe_fitting, probe_probs, probe_fit = None, None, None  # a well-fit classifier on the same frozen features
-    if cfg.probe_reference and features is None:
-        say("no linear probe reference: it needs the cached encoder features (cache_encoder_features)")
-    elif cfg.probe_reference and processes.is_main():  # fitted once, by the process that reports
-        probe_fitting = linear_probe_in_background(features, cfg.seed)  # on the CPU, while the GPU trains the runs
+    with stopwatch("features"):  # the frozen encoder's output, the same in every seed: computed once
+        features = encoder_features(checked.model.to(setup.torch_device), batches, batch_size=cfg.feature_batch_size,
+                                    autocast_dtype=setup.precision.autocast_dtype) \
+            if cfg.cache_encoder_features else None
+    probe = ProbeReference.start(cfg, features)  # on the CPU, while the GPU trains the runs
 
-    seeds = list(range(cfg.seed, cfg.seed + cfg.num_seeds))
-    # seeds mode: process k trains seeds k, k + n, ... alone; otherwise every process takes part in every seed
-    spread = processes.count() if mode == "seeds" else 1
-    for round_start in range(0, len(seeds), spread):
-        mine = round_start + (processes.index() if mode == "seeds" else 0)
-        seed, trained, failure = (seeds[mine] if mine < len(seeds) else None), None, None
-        if seed is not None:
-            try:
-                with stopwatch(f"seed{seed}"):
-                    # the weights were read once, by the input checks, for the first seed; others draw a new head
-                    model = pretrained if seed == cfg.seed else load_model(cfg, seed)[0]
-                    trained = (seed, *both_runs(model, seed, experiment, features, batches))
-            except UsageError as err:
-                if mode != "seeds":
-                    raise
-                failure = f"seed {seed} failed in process {processes.index()}: {err}"
-        # the main process receives every seed of the round (its own, in the other modes), records and writes it
-        with stopwatch("waiting for other processes"):
-            round_outcomes = processes.to_main((trained, failure)) if mode == "seeds" else [(trained, None)]
-        if processes.is_main():
-            for trained_elsewhere, _ in round_outcomes:
-                if trained_elsewhere is None:
-                    continue
-                seed, probs, records = trained_elsewhere
-                if seed == cfg.seed:
-                    with stopwatch("waiting for the probe"):  # fitted while the first seed trained: on a GPU, no wait
-                        probe_probs, probe_fit = probe_outcome(probe_fitting)
-                    printed += report.print_probe_fit(probe_fit) if probe_fit else []
-                with stopwatch("statistics"):
-                    comparison = compare_runs(seed, records, {**probs, **({PROBE: probe_probs} if probe_probs else {})},
-                                              eval_splits, cfg.bootstrap_resamples)
-                with stopwatch("files"):
-                    results.add_seed(comparison, probs, stopwatch.total(), probe_fit)  # every file rewritten
-            failure = next((message for _, message in round_outcomes if message), None)
-        with stopwatch("waiting for other processes"):
-            failure = processes.from_main(failure) if mode == "seeds" else failure
-        if failure:  # the seeds already in results.json stay; every process stops, and the main one says why
-            raise UsageError(failure)
+    train = functools.partial(both_runs, experiment=experiment, first_model=checked.model, features=features,
+                              batches=batches)
+    seeds = range(cfg.seed, cfg.seed + cfg.num_seeds)
+    for seed, probs, records in processes.deal_seeds(seeds, setup.parallel, train=train, stopwatch=stopwatch):
+        with stopwatch("waiting for the probe"):  # fitted while the first seed trained: on a GPU, no wait
+            reference = probe.outcome()
+        with stopwatch("statistics"):
+            comparison = compare_runs(seed, records, probs={**probs, **reference}, eval_splits=eval_splits,
+                                      resamples=cfg.bootstrap_resamples)
+        with stopwatch("files"):
+            results.add_seed(comparison, probs, probe_fit=probe.fit, timings=stopwatch.total())  # every file
 
     if processes.is_main():
-        stopwatch.start("report")
-        first, summary = results.per_seed[0], results.summary
-        printed += report.print_metrics(first)
-        printed += report.print_confusion_matrices(first)
-        printed += report.print_delta(first, eval_splits, results.balance, summary)
-        printed += report.print_summary(summary) if summary else []
-        printed += report.print_flips(flips(results.predictions), first["seed"])
-        figures = plots.save_figures(results.per_seed, eval_splits, experiment.run_dir, write_atomic)
-        save_report(experiment.run_dir, printed, report.classification_reports(first), figures)
-        stopwatch.stop("report")
+        with stopwatch("report"):
+            report.print_metrics(results)
+            report.print_confusion_matrices(results)
+            report.print_delta(results)  # with its interval, the verdict, and the examples that flipped
+            report.save(results, figures=plots.save_figures(results))
         results.finish(stopwatch.total())  # results.json again, with every stage's time
-        say(f"\nwrote to {experiment.run_dir}:\n  report.md, results.json, predictions.csv, flips.csv, "
-            f"trainer_log.jsonl, {', '.join(f.name for f in figures)}")
         say(f"total wall time {stopwatch.total()['total']:.1f}s")
     return experiment.run_dir
 
@@ -286,21 +242,21 @@ def stop_on_sigterm(signum, frame):
 
 def main(argv=None):
     signal.signal(signal.SIGTERM, stop_on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C from here on: the run's own clean stop
     try:
-        cfg = parse_config(argv)
-        # one process per GPU, or several CPU processes (gloo), under torchrun or accelerate launch: see processes.py
-        processes.start(cfg.parallel, cfg.num_seeds)
-        run(cfg)
-    except UsageError as err:
-        if processes.is_main():  # every process finds it; one says it
-            print(f"error: {err}", file=sys.stderr)
+        run(parse_config(argv))
+    except UsageError as err:  # every process stops; the main one says why
+        console.error(err)
         return 2
     except KeyboardInterrupt as stop:
-        print(f"\n{'terminated' if isinstance(stop, Terminated) else 'interrupted'}: results.json and "
-              "predictions.csv hold every seed finished before it (none if none had); no file is left half-written.",
-              file=sys.stderr)
+        if processes.is_main():
+            print(f"\n{'terminated' if isinstance(stop, Terminated) else 'interrupted'}: results.json and "
+                  "predictions.csv hold every seed finished before it (none if none had); no file or model folder is "
+                  "left half-written.", file=sys.stderr)
         return 128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
-    return 0
+    finally:
+        processes.close()
+    return console.exit_status()
 
 
 if __name__ == "__main__":

@@ -3,9 +3,9 @@
 Both run back to back in one process on the same device, through the same script; one table comes out.
 
   GPU timing (random weights, the real model's arithmetic):
-    python bench/bench.py --model_name ../shared/models/distilbert-base-uncased-arch
+    python bench/bench.py --model_name models/distilbert-base-uncased-arch
   GPU accuracy (real weights):
-    python bench/bench.py --model_name ../shared/models/minilm-l6-h384-uncased
+    python bench/bench.py --model_name models/minilm-l6-h384-uncased
   CPU mode, under a minute on 2 cores (a tiny random model, 2% of the data):
     python bench/bench.py --tiny
 
@@ -70,7 +70,7 @@ def run_once(cfg):
     with contextlib.redirect_stdout(io.StringIO()):  # the report and the Trainer's log lines
         run_dir = app.run(cfg)
     wall = time.perf_counter() - started
-    results = json.loads((run_dir / "results.json").read_text())
+    results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
     return summarize(results, wall), results
 
 
@@ -124,8 +124,8 @@ def print_table(columns, baseline="notebook"):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model_name", default=str(ROOT.parent / "shared/models/distilbert-base-uncased-arch"))
-    parser.add_argument("--data_dir", default=str(ROOT.parent / "shared/data/sst2"))
+    parser.add_argument("--model_name", default=str(ROOT / "models/distilbert-base-uncased-arch"))
+    parser.add_argument("--data_dir", default=str(ROOT / "data/sst2"))
     parser.add_argument("--subset_fraction", type=float, default=None)
     parser.add_argument("--tiny", action="store_true", help="a tiny random model and 2%% of the data")
     parser.add_argument("--variant", action="append", default=[], help="NAME:FIELD=VALUE,... (repeatable)")
@@ -150,8 +150,9 @@ def main():
             print(f"{name}: total {columns[name]['total s']:.1f}s ({full_results[name]['speed']})", flush=True)
     print_table(columns)
     if args.out:
-        Path(args.out).write_text(json.dumps({"device": device, "model": args.model_name, "columns": columns,
-                                              "plans": plans, "results": full_results}, indent=2))
+        report = {"device": device, "model": args.model_name, "columns": columns, "plans": plans,
+                  "results": full_results}
+        Path(args.out).write_text(json.dumps(report, indent=2), encoding="utf-8")
 
 
 if __name__ == "__main__":

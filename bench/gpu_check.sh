@@ -4,11 +4,11 @@
 #   timing    notebook settings against the defaults, DistilBERT's architecture (random weights), full SST-2
 #   accuracy  the same with the real MiniLM-L6 weights
 #   sentences the defaults with MiniLM-L6 on full SST-2, scored also on an external labelled test set of whole
-#             sentences (.gpu/external/sst2_test_labelled.parquet), once per split mode (random, grouped)
+#             sentences (data/external/sst2_test_labelled.parquet), once per split mode (random, grouped)
 # Writes logs and JSON to $OUT (default bench_out/).
 #
-# Expects SST-2 and the models copied into .gpu/ (git-ignored): .gpu/sst2, .gpu/distilbert-base-uncased-arch,
-# .gpu/minilm-l6-h384-uncased, .gpu/external/; and, where `datasets` is not installed, its wheels in .whl/.
+# Expects SST-2 and the models in the README's folders (git-ignored): data/sst2, models/distilbert-base-uncased-arch,
+# models/minilm-l6-h384-uncased, data/external/; and, where `datasets` is not installed, its wheels in .whl/.
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench_out}
@@ -26,17 +26,17 @@ transformers.__version__, 'datasets', datasets.__version__, 'pyarrow', pyarrow._
 rm -rf ~/.cache/torch/inductor "/tmp/torchinductor_$(whoami)" ~/.triton/cache
 for stage in $STAGES; do
   case $stage in
-    probe) timeout "${PROBE_S:-150}" python3 bench/step_profile.py --model_name .gpu/distilbert-base-uncased-arch \
-             --data_dir .gpu/sst2 2>&1 | tee "$OUT/step_profile.txt" ;;
-    timing) timeout "${TIMING_S:-300}" python3 bench/bench.py --model_name .gpu/distilbert-base-uncased-arch \
-              --data_dir .gpu/sst2 --out "$OUT/bench_timing.json" 2>&1 | tee "$OUT/bench_timing.txt" ;;
-    accuracy) timeout "${ACCURACY_S:-260}" python3 bench/bench.py --model_name .gpu/minilm-l6-h384-uncased \
-                --data_dir .gpu/sst2 --out "$OUT/bench_accuracy.json" 2>&1 | tee "$OUT/bench_accuracy.txt" ;;
+    probe) timeout "${PROBE_S:-150}" python3 bench/step_profile.py --model_name models/distilbert-base-uncased-arch \
+             --data_dir data/sst2 2>&1 | tee "$OUT/step_profile.txt" ;;
+    timing) timeout "${TIMING_S:-300}" python3 bench/bench.py --model_name models/distilbert-base-uncased-arch \
+              --data_dir data/sst2 --out "$OUT/bench_timing.json" 2>&1 | tee "$OUT/bench_timing.txt" ;;
+    accuracy) timeout "${ACCURACY_S:-260}" python3 bench/bench.py --model_name models/minilm-l6-h384-uncased \
+                --data_dir data/sst2 --out "$OUT/bench_accuracy.json" 2>&1 | tee "$OUT/bench_accuracy.txt" ;;
     sentences)
       for split in random grouped; do
         rm -rf "/tmp/sentences_$split"
-        timeout "${SENTENCES_S:-150}" python3 sst2_compare.py --model_name .gpu/minilm-l6-h384-uncased \
-          --data_dir .gpu/sst2 --external_test_file .gpu/external/sst2_test_labelled.parquet --split "$split" \
+        timeout "${SENTENCES_S:-150}" python3 sst2_compare.py --model_name models/minilm-l6-h384-uncased \
+          --data_dir data/sst2 --external_test_file data/external/sst2_test_labelled.parquet --split "$split" \
           --save_models false --output_dir "/tmp/sentences_$split" ${SENTENCES_ARGS:-} 2>&1 \
           | tee "$OUT/sentences_$split.txt"
         cp /tmp/sentences_"$split"/run-*/results.json "$OUT/sentences_$split.json"

@@ -4,7 +4,7 @@ The frozen encoder's features of the re-split SST-2 (one pass), then the probe t
 cross-validation on 10,000 items and fitted on all of them (what the run does), and chosen and fitted on those
 10,000 alone (what it did before). Prints each one's C, GLUE validation and test accuracy, and seconds.
 
-    python bench/probe_size.py --model_name ../shared/models/minilm-l6-h384-uncased   # ~3 min on 2 CPU cores
+    python bench/probe_size.py --model_name models/minilm-l6-h384-uncased   # ~3 min on 2 CPU cores
 """
 import argparse
 import os
@@ -33,14 +33,15 @@ def accuracies(probs, features):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model_name", default=str(ROOT.parent / "shared/models/minilm-l6-h384-uncased"))
-    parser.add_argument("--data_dir", default=str(ROOT.parent / "shared/data/sst2"))
+    parser.add_argument("--model_name", default=str(ROOT / "models/minilm-l6-h384-uncased"))
+    parser.add_argument("--data_dir", default=str(ROOT / "data/sst2"))
     args = parser.parse_args()
     cfg = Config(model_name=args.model_name, data_dir=args.data_dir)
     frames, _ = sst2_splits(cfg)
-    _, batches = tokenize_splits(frames, load_tokenizer(cfg), cfg.max_length, 1)
+    _, batches = tokenize_splits(frames, load_tokenizer(cfg), max_length=cfg.max_length, train_pad_multiple=1)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    features = encoder_features(load_model(cfg, cfg.seed)[0].to(device), batches, 256, None)
+    features = encoder_features(load_model(cfg, cfg.seed)[0].to(device), batches, batch_size=256,
+                                autocast_dtype=None)
     train = features["train"]
     rows = np.random.default_rng(cfg.seed).permutation(len(train))[:CV_ITEMS]  # the items the run's search uses
     subset = {**features, "train": FirstTokenStates(train.states[rows], train.labels[rows])}

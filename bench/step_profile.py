@@ -6,7 +6,7 @@ project's graphed step (graphs.StepGraph: forward and backward captured once per
 autocast. Prints per variant: steady-state wall time per step, the time of its first 20 steps (captures included),
 and the GPU kernel time per step. Then checks that the graphed step computes what the eager one does (dropout off).
 
-    python bench/step_profile.py --model_name ../shared/models/distilbert-base-uncased-arch
+    python bench/step_profile.py --model_name models/distilbert-base-uncased-arch
 """
 import argparse
 import sys
@@ -108,8 +108,8 @@ def graphed_matches_eager(model_name, prepared, steps=8):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model_name", default=str(ROOT.parent / "shared/models/distilbert-base-uncased-arch"))
-    parser.add_argument("--data_dir", default=str(ROOT.parent / "shared/data/sst2"))
+    parser.add_argument("--model_name", default=str(ROOT / "models/distilbert-base-uncased-arch"))
+    parser.add_argument("--data_dir", default=str(ROOT / "data/sst2"))
     parser.add_argument("--steps", type=int, default=300)
     args = parser.parse_args()
     print(f"device: {torch.cuda.get_device_name()}; model: {args.model_name}; batch 32")

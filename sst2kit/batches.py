@@ -17,27 +17,27 @@ def padded_width(longest, multiple):
 class TokenBatches(torch.utils.data.Dataset):
     """One tokenized split: token ids padded into a table (rows x tokens), each row's length, labels."""
 
-    def __init__(self, token_table, lengths, labels, pad_id, multiple):
+    def __init__(self, token_table, lengths, labels, *, pad_id, multiple):
         self.lengths, self.labels, self.pad_id, self.multiple = lengths, labels, pad_id, multiple
         width = padded_width(lengths.max(), multiple) if len(lengths) else 0
         self.token_table = torch.nn.functional.pad(token_table, (0, width - token_table.shape[1]), value=pad_id)
 
     @classmethod
-    def from_token_ids(cls, token_ids, labels, pad_id, multiple):
+    def from_token_ids(cls, token_ids, labels, *, pad_id, multiple):
         lengths = np.fromiter(map(len, token_ids), np.int64, len(token_ids))
         table = np.full((len(token_ids), lengths.max(initial=0)), pad_id, np.int64)
         table[np.arange(table.shape[1]) < lengths[:, None]] = np.concatenate(token_ids) if token_ids else []
         return cls(torch.from_numpy(table), torch.from_numpy(lengths), torch.tensor(labels, dtype=torch.long),
-                   pad_id, multiple)
+                   pad_id=pad_id, multiple=multiple)
 
     def padded_to_multiple_of(self, multiple):
         """The same rows, cut into batches padded to a multiple of this many tokens."""
-        return TokenBatches(self.token_table, self.lengths, self.labels, self.pad_id, multiple)
+        return TokenBatches(self.token_table, self.lengths, self.labels, pad_id=self.pad_id, multiple=multiple)
 
     def reordered(self, order):
         order = torch.as_tensor(order, dtype=torch.long)
-        return TokenBatches(self.token_table[order], self.lengths[order], self.labels[order], self.pad_id,
-                            self.multiple)
+        return TokenBatches(self.token_table[order], self.lengths[order], self.labels[order], pad_id=self.pad_id,
+                            multiple=self.multiple)
 
     def __len__(self):
         return len(self.labels)
@@ -56,7 +56,7 @@ def already_batched(batch):
     return batch
 
 
-def tokenize_splits(splits, tokenizer, max_length, train_pad_multiple, chunk=16384):
+def tokenize_splits(splits, tokenizer, *, max_length, train_pad_multiple, chunk=16384):
     """Every split's token ids, truncated at max_length; evaluation splits put in length order, so prediction
     batches pad little (their frames are reordered alike, so rows stay aligned with sentences and labels)."""
     frames, tokenized = {}, {}
@@ -67,8 +67,8 @@ def tokenize_splits(splits, tokenizer, max_length, train_pad_multiple, chunk=163
                      # token ids alone: masks and type ids are rebuilt per batch (2.4 s -> 1.9 s for GLUE train)
                      for ids in tokenizer(sentences[start:start + chunk], truncation=True, max_length=max_length,
                                           return_attention_mask=False, return_token_type_ids=False)["input_ids"]]
-        batches = TokenBatches.from_token_ids(token_ids, frame["label"].to_numpy(), tokenizer.pad_token_id,
-                                              train_pad_multiple if name == "train" else 1)
+        batches = TokenBatches.from_token_ids(token_ids, frame["label"].to_numpy(), pad_id=tokenizer.pad_token_id,
+                                              multiple=train_pad_multiple if name == "train" else 1)
         if name != "train":
             order = np.argsort(batches.lengths.numpy(), kind="stable")
             frame, batches = frame.iloc[order].reset_index(drop=True), batches.reordered(order)

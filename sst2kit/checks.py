@@ -1,32 +1,46 @@
-"""Bad input, caught before anything is loaded or written: each problem is one line naming the fix."""
+"""Bad input, found before the run folder exists: this module runs every check in order and owns those of the
+config and the output folder; the model's live in models.py (load_checked_model: the run's one load of it), the
+data files' in data.py (read_labelled, check_external_test_file). What needs the data loaded (its rows, the
+training's cost) is checked in the data stage, still before anything is written. Each problem is one line naming
+the fix."""
 import difflib
 import math
-import re
 import tempfile
 import time
 from pathlib import Path
-from typing import Literal, NamedTuple, Union, get_args, get_origin, get_type_hints
 
 from huggingface_hub import constants as hub_constants, get_session
-from transformers import AutoConfig
 
 from sst2kit import processes
-from sst2kit.data import READERS
+from sst2kit.data import check_external_test_file
 from sst2kit.errors import UsageError
-from sst2kit.models import LOAD_ERRORS, load_model, load_tokenizer, model_not_found
+from sst2kit.models import load_checked_model
+from sst2kit.significance import MAX_RESAMPLES, MIN_RESAMPLES
+from sst2kit.startup import field_types, type_problem
 
 SEED_LIMIT = 2**32  # numpy's seeding, which set_seed calls, takes seeds in [0, 2**32)
-MAX_RESAMPLES = 10_000_000  # ~300 MB of bootstrap draws; far past where the interval stops moving
 # Cost bounds, far above any sensible run: a value past them is a typo that would otherwise run for days.
 MAX_EPOCHS = 100
 MAX_SEEDS = 100
 MAX_TRAINING_STEPS = 2_000_000  # both runs, every seed: about four days at 6 ms a step
+MAX_EVAL_BATCH = 65_536  # rows per prediction batch; far above what any GPU's memory holds for a 128-token encoder
+
+# Every config field the experiment reads. A field config.py declares beyond these would be silently ignored (a
+# misspelt or invented name), one it lacks would fail mid-run; tests/test_cli.py checks this list against the
+# code's real reads of cfg.<field>.
+FIELDS_READ = frozenset({
+    "model_name", "max_length", "allow_pickled_weights", "per_device_train_batch_size", "per_device_eval_batch_size",
+    "epochs_head_only", "epochs_full_finetune", "learning_rate_head_only", "learning_rate_full_finetune",
+    "weight_decay", "warmup_ratio", "full_finetune_init", "data_dir", "test_size", "split", "subset_fraction", "seed",
+    "external_test_file", "num_seeds", "bootstrap_resamples", "probe_reference", "cache_encoder_features",
+    "precision", "cuda_graphs", "pad_to_multiple_of", "feature_batch_size", "parallel", "dataloader_num_workers",
+    "output_dir", "save_models", "verbose"})
 
 
 def check_inputs(cfg):
-    """Every check that needs no data loaded: the config's values, the output folder, the hub, the model.
-    Returns the CheckedModel: the model and tokenizer as loaded and checked, which the run then uses (its weights
-    and tokenizer are read once)."""
+    """Every check that needs no data loaded: the config's values, the output folder, the external file, the hub,
+    the model. Returns the CheckedModel: the model and tokenizer as loaded and checked, which the run then uses
+    (its weights and tokenizer are read once)."""
     check_config(cfg)
     problem = None
     if processes.is_main():  # one process probes the folder; the others learn its answer
@@ -38,82 +52,79 @@ def check_inputs(cfg):
     if problem:
         raise UsageError(problem)
     check_external_test_file(cfg.external_test_file)
-    check_model_path(cfg)
     check_hub(cfg)
-    return check_model(cfg)
+    return load_checked_model(cfg)
 
 
-def type_matches(value, annotation):
-    """Is value of the field's declared type? (config.py edits bypass the command line's conversion)"""
-    if get_origin(annotation) is Literal:
-        return value in get_args(annotation)
-    if get_origin(annotation) is Union:  # Optional[X]
-        return any(type_matches(value, option) for option in get_args(annotation))
-    if annotation is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, annotation)
-
-
-PROJECT = Path(__file__).resolve().parents[1]
-
-
-def fields_read():
-    """Every config field the experiment's code reads (as cfg.<field>): a field outside this set, even declared
-    with a type in config.py, would be silently ignored."""
-    sources = [PROJECT / "sst2_compare.py", *sorted((PROJECT / "sst2kit").glob("*.py"))]
-    return {name for source in sources for name in re.findall(r"\bcfg\.(\w+)", source.read_text())}
-
-
-def check_config(cfg):
-    """Unknown names, wrong types and out-of-range values, each named with the fix."""
-    fields = get_type_hints(type(cfg))  # not dataclasses.fields: HfArgumentParser rewrites their types in place
+def check_config_fields(cfg):
+    """config.py's fields are the ones the experiment reads, each of its declared type."""
+    fields = field_types(type(cfg))
     for name in vars(type(cfg)):
         if not name.startswith("_") and name not in fields:
             guess = difflib.get_close_matches(name, fields, n=1)
             raise UsageError(f"config.py sets {name}, which is not a field" + (f": did you mean {guess[0]}?" if guess
                                                                                else ""))
-    unread = sorted(set(fields) - fields_read())
+    unread, missing = sorted(set(fields) - FIELDS_READ), sorted(FIELDS_READ - set(fields))
     if unread:
+        guess = difflib.get_close_matches(unread[0], missing, n=1)
         raise UsageError(f"config.py declares {unread[0]}, which this experiment never reads: a misspelt or invented "
-                         "field; remove it, or fix its name")
-    for name, annotation in fields.items():
-        if not type_matches(getattr(cfg, name), annotation):
-            raise UsageError(f"{name} = {getattr(cfg, name)!r} is not of type {annotation}: fix it in config.py")
-    for name in fields:
+                         "field; " + (f"did you mean {guess[0]}?" if guess else "remove it, or fix its name"))
+    if missing:
+        raise UsageError(f"config.py lacks the field {missing[0]}: put it back (see --help for every field)")
+    problem = type_problem(cfg)
+    if problem:
+        raise UsageError(problem)
+
+
+def percent_hint(value):
+    """'; for 5% use 0.05' when a share in (0, 1] was likely typed as a percentage."""
+    return f"; for {value:g}% use {value / 100:g}" if 1 < value <= 100 else ""
+
+
+def check_config(cfg):
+    """Unknown names, wrong types and out-of-range values, each named with the value given and the fix."""
+    check_config_fields(cfg)
+    for name in FIELDS_READ:
         value = getattr(cfg, name)
         if isinstance(value, float) and not math.isfinite(value):
             raise UsageError(f"{name} must be a finite number, not {value}: change it in config.py or on the "
                              "command line")
     last_seed = cfg.seed + cfg.num_seeds - 1
-    rules = [
-        (cfg.learning_rate_head_only > 0, "learning_rate_head_only must be > 0"),
-        (cfg.learning_rate_full_finetune > 0, "learning_rate_full_finetune must be > 0"),
-        (cfg.per_device_train_batch_size > 0, "per_device_train_batch_size must be > 0"),
-        (cfg.per_device_eval_batch_size > 0, "per_device_eval_batch_size must be > 0"),
-        (cfg.feature_batch_size > 0, "feature_batch_size must be > 0"),
-        (0 < cfg.epochs_head_only <= MAX_EPOCHS, f"epochs_head_only must be in (0, {MAX_EPOCHS}]"),
-        (0 < cfg.epochs_full_finetune <= MAX_EPOCHS, f"epochs_full_finetune must be in (0, {MAX_EPOCHS}]"),
-        (cfg.weight_decay >= 0, "weight_decay must be >= 0"),
+    fraction = cfg.subset_fraction
+    rules = [  # (holds, the field, what it must be, a hint at the likely intent)
+        (cfg.learning_rate_head_only > 0, "learning_rate_head_only", "> 0", ""),
+        (cfg.learning_rate_full_finetune > 0, "learning_rate_full_finetune", "> 0", ""),
+        (cfg.per_device_train_batch_size > 0, "per_device_train_batch_size", "> 0", ""),
+        (0 < cfg.per_device_eval_batch_size <= MAX_EVAL_BATCH, "per_device_eval_batch_size",
+         f"in [1, {MAX_EVAL_BATCH:,}]", ""),
+        (0 < cfg.feature_batch_size <= MAX_EVAL_BATCH, "feature_batch_size", f"in [1, {MAX_EVAL_BATCH:,}]", ""),
+        (0 < cfg.epochs_head_only <= MAX_EPOCHS, "epochs_head_only", f"in (0, {MAX_EPOCHS}]", ""),
+        (0 < cfg.epochs_full_finetune <= MAX_EPOCHS, "epochs_full_finetune", f"in (0, {MAX_EPOCHS}]", ""),
+        (cfg.weight_decay >= 0, "weight_decay", ">= 0", ""),
         # AdamW multiplies every weight by (1 - learning rate x weight decay) each step: at 1 or more it zeroes or
         # flips the weights, which would only show as a divergence after training had run
-        (max(cfg.learning_rate_head_only, cfg.learning_rate_full_finetune) * cfg.weight_decay < 1,
-         "weight_decay x learning rate must be below 1 (AdamW shrinks every weight by that share each step)"),
-        (0 <= cfg.warmup_ratio < 1, "warmup_ratio must be in [0, 1)"),
-        (cfg.subset_fraction is None or 0 < cfg.subset_fraction <= 1, "subset_fraction must be in (0, 1], or unset"),
-        (0 < cfg.test_size < 1, "test_size must be in (0, 1)"),
-        (cfg.max_length >= 8, "max_length must be at least 8 tokens"),
-        (1 <= cfg.num_seeds <= MAX_SEEDS, f"num_seeds must be in [1, {MAX_SEEDS}]"),
-        (0 <= cfg.seed and last_seed < SEED_LIMIT, f"seeds {cfg.seed}..{last_seed} must lie in [0, {SEED_LIMIT})"),
-        (100 <= cfg.bootstrap_resamples <= MAX_RESAMPLES,
-         f"bootstrap_resamples must be in [100, {MAX_RESAMPLES:,}] (each resample costs memory)"),
-        (cfg.pad_to_multiple_of >= 1, "pad_to_multiple_of must be >= 1"),
-        (cfg.dataloader_num_workers >= 0, "dataloader_num_workers must be >= 0"),
+        (max(cfg.learning_rate_head_only, cfg.learning_rate_full_finetune) * cfg.weight_decay < 1, "weight_decay",
+         "such that weight decay x learning rate is below 1 (AdamW shrinks every weight by that share each step)",
+         ""),
+        (0 <= cfg.warmup_ratio < 1, "warmup_ratio", "in [0, 1)", percent_hint(cfg.warmup_ratio)),
+        (fraction is None or 0 < fraction <= 1, "subset_fraction", "in (0, 1], or unset",
+         percent_hint(fraction or 0)),
+        (0 < cfg.test_size < 1, "test_size", "in (0, 1)", percent_hint(cfg.test_size)),
+        (cfg.max_length >= 8, "max_length", "at least 8 tokens", ""),
+        (1 <= cfg.num_seeds <= MAX_SEEDS, "num_seeds", f"in [1, {MAX_SEEDS}]", ""),
+        (0 <= cfg.seed and last_seed < SEED_LIMIT, "seed", f"such that seeds {cfg.seed}..{last_seed} lie in "
+         f"[0, {SEED_LIMIT})", ""),
+        (MIN_RESAMPLES <= cfg.bootstrap_resamples <= MAX_RESAMPLES, "bootstrap_resamples",
+         f"in [{MIN_RESAMPLES:,}, {MAX_RESAMPLES:,}] (fewer cannot reach p < 0.05 after correction; more costs time "
+         "and memory for nothing)", ""),
+        (1 <= cfg.pad_to_multiple_of <= cfg.max_length, "pad_to_multiple_of",
+         f"in [1, max_length ({cfg.max_length})]", ""),
+        (cfg.dataloader_num_workers >= 0, "dataloader_num_workers", ">= 0", ""),
     ]
-    for ok, message in rules:
-        if not ok:
-            raise UsageError(f"{message}: change it in config.py or on the command line")
+    for holds, name, requirement, hint in rules:
+        if not holds:
+            raise UsageError(f"{name} must be {requirement}, got {getattr(cfg, name)!r}{hint}: change it in config.py "
+                             "or on the command line")
 
 
 def check_output_dir(output_dir, attempts=3):
@@ -160,34 +171,6 @@ def remove_when_empty(folder, tries=50):
             time.sleep(0.01)
 
 
-def check_external_test_file(path):
-    """The external test set names a file of a format the run reads (its rows are checked when it is read)."""
-    if path is None:
-        return
-    if not Path(path).is_file():
-        raise UsageError(f"external_test_file {path} is not a file: point it at a labelled file of sentences "
-                         "(columns sentence and label), or leave it unset")
-    if Path(path).suffix not in READERS:
-        raise UsageError(f"external_test_file {path}: cannot read {Path(path).suffix or 'files without a suffix'}; "
-                         f"save it as {', '.join(READERS)}")
-
-
-def looks_like_a_path(name):
-    """A model name a person meant as a local path (a hub id is 'org/name' or 'name')."""
-    return name.startswith(("/", "./", "../", "~")) or name.count("/") > 1 or "\\" in name
-
-
-def check_model_path(cfg):
-    """A local model path that is not there says so, rather than 'cannot reach the hub'."""
-    path = Path(cfg.model_name).expanduser()
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"model_name {cfg.model_name} is a file: point it at the model's folder (with config.json, "
-                         "its weights and its tokenizer files)")
-    if not path.exists() and looks_like_a_path(cfg.model_name):
-        raise UsageError(f"model_name {cfg.model_name}: no such folder; check the path (or give a hub id such as "
-                         "distilbert-base-uncased)")
-
-
 def check_hub(cfg):
     """Stop in seconds, not after minutes of retries, when the hub is needed and unreachable."""
     needs_hub = cfg.data_dir is None or not Path(cfg.model_name).is_dir()
@@ -197,59 +180,8 @@ def check_hub(cfg):
         get_session().head(hub_constants.ENDPOINT, timeout=5)
     except Exception as err:  # any transport failure means the same thing here
         raise UsageError(f"cannot reach the Hugging Face hub ({type(err).__name__}): run offline with local copies, "
-                         "e.g. --data_dir ../shared/data/sst2 --model_name PATH/TO/MODEL, "
+                         "e.g. --data_dir data/sst2 --model_name models/minilm-l6-h384-uncased (see the README), "
                          "or set HF_HUB_OFFLINE=1 to use what is in the local cache") from None
-
-
-class CheckedModel(NamedTuple):
-    """What the model check loaded, kept for the run: its weights and tokenizer are read once."""
-    model: object  # seeded with cfg.seed: the first seed's model
-    tokenizer: object
-    new_head_tensors: list  # the names of the tensors its load initialised afresh (the classification head's)
-
-
-def check_model(cfg):
-    """The model's name leads to a config whose limits fit the run, and to weights that are safe, whole and match
-    that config. Returns the model (seeded with cfg.seed) and the names of its newly initialised (head) tensors."""
-    folder = Path(cfg.model_name)
-    if folder.is_dir() and not list(folder.glob("*.safetensors")) and not cfg.allow_pickled_weights:
-        raise UsageError(f"{folder} has no .safetensors weights; pickled weights can run code when loaded: "
-                         "convert them, or pass --allow_pickled_weights true if you trust the source")
-    try:
-        model_config = AutoConfig.from_pretrained(cfg.model_name, trust_remote_code=False)
-    except LOAD_ERRORS as err:
-        raise model_not_found(cfg, err) from None
-    check_model_sizes(cfg, model_config)
-    tokenizer = load_tokenizer(cfg)
-    # corrupt, truncated, non-finite or mismatched weights are found now, not after the run folder exists
-    model, fresh = load_model(cfg, cfg.seed)
-    parameters = sum(p.numel() for p in model.parameters())
-    if parameters > MAX_PARAMETERS:
-        raise UsageError(f"{cfg.model_name} has {parameters:,} parameters, over this experiment's bound of "
-                         f"{MAX_PARAMETERS:,}: pick a smaller model")
-    return CheckedModel(model, tokenizer, fresh)
-
-
-# Sane bounds on a model config's sizes: far above any encoder this experiment is for, far below what would take
-# hours to build. A value outside them is a damaged or hand-edited config.json.
-SIZE_BOUNDS = {"num_hidden_layers": 128, "n_layers": 128, "n_layer": 128, "hidden_size": 16_384, "dim": 16_384,
-               "n_embd": 16_384, "intermediate_size": 65_536, "hidden_dim": 65_536, "num_attention_heads": 256,
-               "n_heads": 256, "n_head": 256, "vocab_size": 1_000_000, "max_position_embeddings": 1_000_000,
-               "n_positions": 1_000_000}
-MAX_PARAMETERS = 2_000_000_000
-
-
-def check_model_sizes(cfg, model_config):
-    for name, bound in SIZE_BOUNDS.items():
-        if name not in model_config.to_dict():
-            continue
-        value = getattr(model_config, name)
-        if type(value) is not int or not 1 <= value <= bound:
-            raise UsageError(f"{cfg.model_name}: config.json's {name} is {value!r}, not a whole number in "
-                             f"[1, {bound:,}]: the config is damaged; use the one saved with the weights")
-    limit = getattr(model_config, "max_position_embeddings", None)
-    if limit is not None and cfg.max_length > limit:
-        raise UsageError(f"max_length {cfg.max_length} exceeds what {cfg.model_name} supports ({limit}): lower it")
 
 
 def check_training_cost(cfg, train_rows, processes):

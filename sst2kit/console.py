@@ -1,15 +1,52 @@
 """Printing on the main process, and wall time per stage. Light on purpose: training code imports it without
-pulling in pandas, matplotlib or scikit-learn."""
+pulling in pandas, matplotlib or scikit-learn.
+
+The console is the least important place the run writes to: a closed pipe (`| head`), a full or vanished stdout,
+or a terminal that cannot show a character never stops the run. Characters the console's encoding lacks are
+replaced, and once stdout fails, the run goes on without it, writes every file, and exits with CONSOLE_LOST."""
+import os
+import sys
 import time
 from contextlib import contextmanager
 
 from sst2kit import processes
 
+CONSOLE_LOST = 74  # exit status (sysexits' EX_IOERR) of a run that finished its files but lost its console
+
+
+class Console:
+    lost = None  # why stdout stopped taking lines (None while it takes them)
+
 
 def say(*args):
     """Print on the main process only: one report however many processes train."""
-    if processes.is_main():
+    if not processes.is_main() or Console.lost:
+        return
+    try:
         print(*args, flush=True)
+    except OSError as err:  # a closed pipe, a full disk behind a redirect: the run matters more than its echo
+        Console.lost = err.strerror or type(err).__name__
+        try:  # what Python would still flush at exit goes nowhere, instead of raising there
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+
+
+def error(message):
+    """The one line a stopped run ends with, on stderr (by the main process)."""
+    if processes.is_main():
+        try:
+            print(f"error: {message}", file=sys.stderr, flush=True)
+        except OSError:
+            pass
+
+
+def exit_status():
+    """0, or CONSOLE_LOST with a line on stderr when stdout failed during the run (its files are all written)."""
+    if not Console.lost:
+        return 0
+    error(f"the console's output stopped ({Console.lost}); the run went on and wrote every file in its folder")
+    return CONSOLE_LOST
 
 
 def listed(items):
@@ -20,10 +57,11 @@ def listed(items):
 
 class Stopwatch:
     """Wall time per stage: `with stopwatch("data"): ...` adds the stage's seconds under its name (or start and
-    stop it by name). total() also says how much of the run no stage holds (`outside stages`)."""
+    stop it by name). Stages never overlap: starting one while another runs is a bug in the caller. total() also
+    says how much of the run no stage holds (`outside stages`)."""
 
-    def __init__(self):
-        self.started, self.seconds, self.running = time.perf_counter(), {}, {}
+    def __init__(self, started=None):
+        self.started, self.seconds, self.running = started or time.perf_counter(), {}, {}
 
     @contextmanager
     def __call__(self, stage):
@@ -34,6 +72,8 @@ class Stopwatch:
             self.stop(stage)
 
     def start(self, stage):
+        if self.running:
+            raise RuntimeError(f"stage {stage!r} started while {next(iter(self.running))!r} runs")
         self.running[stage] = time.perf_counter()
 
     def stop(self, stage):

@@ -30,15 +30,15 @@ def missing_trainer_internals(trainer_class=Trainer):
     return missing
 
 
-def cuda_graphs_apply(wanted, precision, num_processes, device_type, gpus_visible, trainer_class=Trainer):
-    """Whether the training steps can be graphed here, and if not, why (None when they can)."""
+def cuda_graphs_apply(wanted, precision, *, processes, device_type, gpus_visible, trainer_class=Trainer):
+    """Why the training steps cannot be graphed here; empty when they can."""
     if not wanted:
         return "turned off (cuda_graphs false)"
     if device_type != "cuda":
         return "no CUDA device"
     if precision.name == "fp16":  # the loss scaler reads its scale on the host at every step
         return "fp16 training scales its loss on the host"
-    if num_processes > 1:  # gradient all-reduce across processes is not captured here
+    if processes > 1:  # gradient all-reduce across processes is not captured here
         return "several processes"
     if gpus_visible > 1:  # one process, several GPUs: the Trainer wraps the model in DataParallel
         return (f"one process sees {gpus_visible} GPUs (DataParallel); launch one process per GPU with torchrun, "
@@ -46,17 +46,17 @@ def cuda_graphs_apply(wanted, precision, num_processes, device_type, gpus_visibl
     missing = missing_trainer_internals(trainer_class)
     if missing:
         return f"this transformers' Trainer lacks {', '.join(missing)}"
-    return None
+    return ""
 
 
 def graphs_refused_by(args):
-    """What in a Trainer's own arguments the graphed step cannot do (None when nothing): it runs one whole batch
+    """What in a Trainer's own arguments the graphed step cannot do (empty when nothing): it runs one whole batch
     per optimizer step on one device, with no loss division or averaging across replicas."""
     if args.gradient_accumulation_steps > 1:
         return f"gradient accumulation ({args.gradient_accumulation_steps} steps)"
     if args.n_gpu > 1:
         return f"DataParallel over {args.n_gpu} GPUs"
-    return None
+    return ""
 
 
 def attach(params, grads):
@@ -68,7 +68,7 @@ def attach(params, grads):
 class StepGraph:
     """One captured forward+backward for one batch shape: copy a batch in, replay, read the loss."""
 
-    def __init__(self, loss_fn, batch, params, grads, pool):
+    def __init__(self, loss_fn, batch, *, params, grads, pool):
         self.inputs = {name: value.clone() for name, value in batch.items()}
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
@@ -105,7 +105,7 @@ class CudaGraphTrainer(Trainer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.step_graphs, self.graph_pool = {}, None
-        self.graphs_off_because = graphs_refused_by(self.args)  # None while graphs are in use
+        self.graphs_off_because = graphs_refused_by(self.args)  # empty while graphs are in use
         if self.graphs_off_because:
             say(f"CUDA graphs off for {self.args.run_name}: {self.graphs_off_because}; this run trains eagerly")
         self.trainable, self.static_grads = None, None  # made at the first graphed step
@@ -120,7 +120,7 @@ class CudaGraphTrainer(Trainer):
             return self.compute_loss(model, batch)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
-        if self.graphs_off_because is not None:
+        if self.graphs_off_because:
             return super().training_step(model, inputs, num_items_in_batch)
         model.train()  # what the Trainer's own step does first; a schedule-free optimizer needs its train mode too
         if callable(getattr(self.optimizer, "train", None)):
@@ -136,7 +136,8 @@ class CudaGraphTrainer(Trainer):
         if shape not in self.step_graphs:
             try:
                 self.step_graphs[shape] = StepGraph(lambda batch: self.graph_loss(model, batch), inputs,
-                                                    self.trainable, self.static_grads, self.graph_pool)
+                                                    params=self.trainable, grads=self.static_grads,
+                                                    pool=self.graph_pool)
             except RuntimeError as err:
                 self.graphs_off_because = str(err).splitlines()[0][:200]
                 for param in self.trainable:

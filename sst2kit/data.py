@@ -29,7 +29,7 @@ def load_sst2(data_dir):
             hub = load_dataset("nyu-mll/glue", "sst2")
         except (OSError, ConnectionError) as err:
             raise UsageError(f"could not load SST-2 from the hub ({type(err).__name__}): "
-                             "point --data_dir at a local copy, e.g. --data_dir ../shared/data/sst2") from None
+                             "point --data_dir at a local copy, e.g. --data_dir data/sst2 (see the README)") from None
         return DatasetDict(train=hub["train"], validation=hub["validation"])
     folder = Path(data_dir)
     if not folder.is_dir():
@@ -125,7 +125,7 @@ def column(dataset, name):
     return dataset.with_format("numpy")[name][:]
 
 
-def split_train_test(train, test_size, seed, how):
+def split_train_test(train, *, test_size, seed, how):
     """Hold out a test set from GLUE train: 'random' is the notebook's split; 'grouped' leaves no test item
     that is a phrase (contiguous word span) of any training item."""
     if how == "random":
@@ -144,7 +144,7 @@ def split_train_test(train, test_size, seed, how):
     return train_part, test_part
 
 
-def take_fraction(dataset, fraction, seed, name):
+def take_fraction(dataset, fraction, *, seed, name):
     """A seeded random share of a split, for quick runs."""
     if fraction is None:
         return dataset
@@ -161,11 +161,12 @@ def sst2_splits(cfg):
     # the external file first: a bad one is reported in a moment, not after SST-2 is loaded and re-split
     external = read_labelled(Path(cfg.external_test_file)) if cfg.external_test_file else None
     raw = load_sst2(cfg.data_dir)
-    train, test = split_train_test(raw["train"], cfg.test_size, cfg.seed, cfg.split)
+    train, test = split_train_test(raw["train"], test_size=cfg.test_size, seed=cfg.seed, how=cfg.split)
     splits = {"train": train, "test": test, "validation": raw["validation"]}
     if external is not None:
         splits["external_test"] = external
-    frames = {name: take_fraction(ds, cfg.subset_fraction, cfg.seed, name).to_pandas() for name, ds in splits.items()}
+    frames = {name: take_fraction(ds, cfg.subset_fraction, seed=cfg.seed, name=name).to_pandas()
+              for name, ds in splits.items()}
     train_labels = frames["train"]["label"].unique()
     if len(train_labels) < 2:
         raise UsageError(f"the train split has only label {train_labels[0]} ({len(frames['train']):,} rows): nothing "
@@ -173,3 +174,13 @@ def sst2_splits(cfg):
     return frames, np.concatenate([column(raw["train"], "sentence"), column(raw["validation"], "sentence")])
 
 
+def check_external_test_file(path):
+    """The external test set names a file of a format the run reads (its rows are checked when it is read)."""
+    if path is None:
+        return
+    if not Path(path).is_file():
+        raise UsageError(f"external_test_file {path} is not a file: point it at a labelled file of sentences "
+                         "(columns sentence and label), or leave it unset")
+    if Path(path).suffix not in READERS:
+        raise UsageError(f"external_test_file {path}: cannot read {Path(path).suffix or 'files without a suffix'}; "
+                         f"save it as {', '.join(READERS)}")

@@ -15,7 +15,7 @@ from sst2kit.names import SPLIT_TITLES, evaluated
 from sst2kit.phrases import duplicate_units, inside_fractions, is_phrase_and_source, words
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EvalSplit:
     name: str
     frame: pd.DataFrame  # idx, sentence, label: rows in the order of the split's token batches
@@ -42,6 +42,19 @@ class EvalSplit:
         return majority_floor(self.labels)
 
     @property
+    def close_to_balanced(self):
+        """Accuracy is a fair summary here: neither class is 60% or more of the items."""
+        return max(self.positive_share, 1 - self.positive_share) < 0.6
+
+    @property
+    def unit_count(self):
+        return int(len(np.unique(self.units)))
+
+    @property
+    def largest_unit_items(self):
+        return int(np.bincount(self.units).max()) if len(self.units) else 0
+
+    @property
     def duplicated_items(self):
         """Items that repeat an earlier item of the split word for word: they share its unit."""
         return len(self.frame) - len(set(map(words, self.frame["sentence"])))
@@ -58,9 +71,10 @@ def evaluation_splits(frames, batches, corpus):
         lengths = batches[name].lengths.numpy()
         if name == "test":
             is_phrase, units = is_phrase_and_source(sentences, corpus)
-            splits[name] = EvalSplit(name, frames[name], units, "source sentences", lengths, leakage[name],
-                                     {"whole_sentences": ~is_phrase, "phrases": is_phrase})
+            splits[name] = EvalSplit(name=name, frame=frames[name], units=units, unit_name="source sentences",
+                                     lengths=lengths, leakage=leakage[name],
+                                     parts={"whole_sentences": ~is_phrase, "phrases": is_phrase})
         else:
-            splits[name] = EvalSplit(name, frames[name], duplicate_units(sentences), "sentences", lengths,
-                                     leakage[name])
+            splits[name] = EvalSplit(name=name, frame=frames[name], units=duplicate_units(sentences),
+                                     unit_name="sentences", lengths=lengths, leakage=leakage[name])
     return splits

@@ -4,12 +4,15 @@ A frozen encoder gives the same output for the same sentence at every step and i
 so the head-only run need not run it 3,790 times: one pass over every split, then the head trains on the stored
 states through a stand-in encoder that hands them over.
 """
+import time
 from contextlib import contextmanager
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+from sst2kit.console import say
 
 
 class ReplayEncoder(torch.nn.Module):
@@ -61,7 +64,7 @@ def on_device(batch, device):
 
 
 @torch.inference_mode()
-def first_token_states(model, batches, batch_size, autocast_dtype, desc="encoder features"):
+def first_token_states(model, batches, *, batch_size, autocast_dtype, desc="encoder features"):
     """The frozen encoder's last-layer first-token state for every row, in one pass without dropout.
     Batches are formed in length order so little is padding."""
     encoder = model.base_model.eval()
@@ -92,11 +95,18 @@ def replay_is_faithful(model, batches):
     return replayed.shape == real.shape and torch.allclose(real, replayed, rtol=1e-3, atol=1e-4)
 
 
-def encoder_features(model, batches, batch_size, autocast_dtype):
-    """Every split's first-token states from the pretrained encoder, the same for every seed; None when this
-    architecture's head reads more than the first token."""
+def encoder_features(model, batches, *, batch_size, autocast_dtype):
+    """Every split's first-token states from the pretrained encoder, the same for every seed, and a line saying
+    so; None when this architecture's head reads more than the first token (the encoder then runs at every
+    head-only step)."""
+    started = time.perf_counter()
     if not replay_is_faithful(model, batches["validation"]):
+        say("this model's head reads more than the first token: the encoder runs at every head-only step instead")
         return None
-    return {split: FirstTokenStates(first_token_states(model, rows, batch_size, autocast_dtype,
-                                                       desc=f"encoder features {split}"), rows.labels)
-            for split, rows in batches.items()}
+    features = {split: FirstTokenStates(first_token_states(model, rows, batch_size=batch_size,
+                                                           autocast_dtype=autocast_dtype,
+                                                           desc=f"encoder features {split}"), rows.labels)
+                for split, rows in batches.items()}
+    say(f"frozen-encoder features computed once, in {time.perf_counter() - started:.1f}s; the encoder's dropout is "
+        "off in them (the notebook ran it with dropout on at every step)")
+    return features

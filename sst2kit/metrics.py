@@ -47,17 +47,6 @@ def at_floor(accuracy, floor, n):
     return accuracy <= floor + max(1 / max(n, 1), 0.005)
 
 
-def class_balance(train_labels, eval_splits):
-    """The notebook's question: is accuracy a fair metric on this data? Train's label counts, and per evaluation
-    split its positive share, whether it is close to balanced, and its majority-class floor."""
-    counts = np.bincount(np.asarray(train_labels), minlength=2)
-    splits = {name: {"items": len(split.labels), "positive_share": split.positive_share,
-                     "close_to_balanced": max(split.positive_share, 1 - split.positive_share) < 0.6,
-                     "majority_class_floor": split.majority_floor} for name, split in eval_splits.items()}
-    return {"train_label_counts": dict(zip(LABEL_NAMES, counts.tolist())),
-            "train_label_shares": dict(zip(LABEL_NAMES, (counts / counts.sum()).round(4).tolist())), **splits}
-
-
 LENGTH_EDGES = (10, 20, 30, 40)  # tokens, [CLS] and [SEP] included: buckets up to 10, 11-20, ..., over 40
 
 
@@ -73,7 +62,7 @@ def accuracy_by_length(labels, preds, lengths):
             for b, name in enumerate(names) if (bucket == b).any()]
 
 
-def compare_runs(seed, records, probs, eval_splits, resamples):
+def compare_runs(seed, records, *, probs, eval_splits, resamples):
     """One seed's comparison. records: each run's training record; probs: each model's P(positive) per split
     (the two runs, and the probe reference when it was fitted); eval_splits: name -> EvalSplit.
 
@@ -87,7 +76,8 @@ def compare_runs(seed, records, probs, eval_splits, resamples):
     def versus(baseline, model):
         return {"delta": {name: metric_delta(runs[baseline][name], runs[model][name]) for name in eval_splits},
                 "significance": {name: paired_significance(split.labels, preds[baseline][name], preds[model][name],
-                                                           resamples, seed, split.units, split.unit_name)
+                                                           units=split.units, unit_name=split.unit_name,
+                                                           resamples=resamples, seed=seed)
                                  for name, split in eval_splits.items()}}
 
     head = versus("head_only", "full_finetune")
@@ -98,8 +88,9 @@ def compare_runs(seed, records, probs, eval_splits, resamples):
                                                       len(split.labels))] for run in RUNS},
               "accuracy_by_length": {name: accuracy_by_length(split.labels, {run: preds[run][name] for run in RUNS},
                                                               split.lengths) for name, split in eval_splits.items()},
-              "by_kind": {name: {kind: compare_on_part(split, {run: preds[run][name] for run in RUNS}, part, resamples,
-                                                       seed) for kind, part in split.parts.items()}
+              "by_kind": {name: {kind: compare_on_part(split, {run: preds[run][name] for run in RUNS}, part=part,
+                                                       resamples=resamples, seed=seed)
+                                 for kind, part in split.parts.items()}
                           for name, split in eval_splits.items() if split.parts}}
     family = [*head["significance"].values(),
               *(part["significance"] for parts in result["by_kind"].values() for part in parts.values() if part)]
@@ -111,7 +102,7 @@ def compare_runs(seed, records, probs, eval_splits, resamples):
     return result
 
 
-def compare_on_part(split, preds, part, resamples, seed):
+def compare_on_part(split, preds, *, part, resamples, seed):
     """Both runs on a part of a split (its whole sentences, or its phrases): accuracies, the delta and its
     significance, units renumbered within the part. None for an empty part."""
     if not part.any():
@@ -122,7 +113,8 @@ def compare_on_part(split, preds, part, resamples, seed):
     return {"items": int(part.sum()), "accuracy": accuracy,
             "delta_accuracy": accuracy["full_finetune"] - accuracy["head_only"],
             "significance": paired_significance(labels, preds["head_only"][part], preds["full_finetune"][part],
-                                                resamples, seed, units, split.unit_name)}
+                                                units=units, unit_name=split.unit_name, resamples=resamples,
+                                                seed=seed)}
 
 
 def mean_std(values):

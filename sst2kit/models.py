@@ -1,6 +1,6 @@
-"""The pretrained encoder with a new two-label head, its tokenizer, freezing, and the arithmetic precision."""
-from dataclasses import dataclass
+"""The pretrained encoder with a new two-label head and its tokenizer, each loaded and checked in one call; freezing."""
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from huggingface_hub import constants as hub_constants
@@ -92,39 +92,70 @@ def set_encoder_trainable(model, trainable):
     return tuple(counts)
 
 
-@dataclass(frozen=True)
-class Precision:
-    """How the arithmetic runs, decided once per device: 'fp32', 'tf32', 'bf16' or 'fp16'."""
-    name: str
-
-    @property
-    def trainer_flags(self):
-        return {"bf16": {"bf16": True}, "fp16": {"fp16": True}}.get(self.name, {})
-
-    @property
-    def autocast_dtype(self):
-        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.name)
+def looks_like_a_path(name):
+    """A model name a person meant as a local path (a hub id is 'org/name' or 'name')."""
+    return name.startswith(("/", "./", "../", "~")) or name.count("/") > 1 or "\\" in name
 
 
-def decide_precision(asked, capability):
-    """The precision for a GPU of this compute capability ((major, minor); None on a CPU).
-
-    auto: TF32 matmuls on float32 weights from Ampere (8.x) on: measured on an H200, bf16 autocast made a
-    DistilBERT step of batch 32 slower, its casts costing more launches than the arithmetic they save. Volta and
-    Turing (7.x: V100, Colab's T4) have fp16 tensor cores but no TF32 or bf16, and their steps are bound by
-    arithmetic, so fp16 autocast there. Anything older, or a CPU: plain fp32.
-    """
-    if capability is None or asked == "fp32":
-        return Precision("fp32")
-    major = capability[0]
-    if asked == "auto":
-        return Precision("tf32" if major >= 8 else "fp16" if major >= 7 else "fp32")
-    if asked == "bf16" and major < 8:
-        return Precision("fp16")
-    return Precision(asked)
+def check_model_path(cfg):
+    """A local model path that is not there says so, rather than 'cannot reach the hub'."""
+    path = Path(cfg.model_name).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"model_name {cfg.model_name} is a file: point it at the model's folder (with config.json, "
+                         "its weights and its tokenizer files)")
+    if not path.exists() and looks_like_a_path(cfg.model_name):
+        raise UsageError(f"model_name {cfg.model_name}: no such folder; check the path (or give a hub id such as "
+                         "distilbert-base-uncased)")
 
 
-def apply_precision(precision):
-    """Set the TF32 switches explicitly: a process's earlier runs must not decide them for this one."""
-    torch.backends.cuda.matmul.allow_tf32 = precision.name == "tf32"
-    torch.backends.cudnn.allow_tf32 = precision.name == "tf32"
+class CheckedModel(NamedTuple):
+    """What the model check loaded, kept for the run: its weights and tokenizer are read once."""
+    model: object  # seeded with cfg.seed: the first seed's model
+    tokenizer: object
+    new_head_tensors: list  # the names of the tensors its load initialised afresh (the classification head's)
+
+
+def load_checked_model(cfg):
+    """The model and its tokenizer, loaded once and checked: the name leads to a folder or hub id (a wrong local
+    path says so), to a config whose limits fit the run, to the model's own tokenizer, and to weights that are
+    safe, whole and match that config. The model is seeded with cfg.seed: the first seed's."""
+    check_model_path(cfg)
+    folder = Path(cfg.model_name)
+    if folder.is_dir() and not list(folder.glob("*.safetensors")) and not cfg.allow_pickled_weights:
+        raise UsageError(f"{folder} has no .safetensors weights; pickled weights can run code when loaded: "
+                         "convert them, or pass --allow_pickled_weights true if you trust the source")
+    try:
+        model_config = AutoConfig.from_pretrained(cfg.model_name, trust_remote_code=False)
+    except LOAD_ERRORS as err:
+        raise model_not_found(cfg, err) from None
+    check_model_sizes(cfg, model_config)
+    tokenizer = load_tokenizer(cfg)
+    # corrupt, truncated, non-finite or mismatched weights are found now, not after the run folder exists
+    model, fresh = load_model(cfg, cfg.seed)
+    parameters = sum(p.numel() for p in model.parameters())
+    if parameters > MAX_PARAMETERS:
+        raise UsageError(f"{cfg.model_name} has {parameters:,} parameters, over this experiment's bound of "
+                         f"{MAX_PARAMETERS:,}: pick a smaller model")
+    return CheckedModel(model, tokenizer, fresh)
+
+
+# Sane bounds on a model config's sizes: far above any encoder this experiment is for, far below what would take
+# hours to build. A value outside them is a damaged or hand-edited config.json.
+SIZE_BOUNDS = {"num_hidden_layers": 128, "n_layers": 128, "n_layer": 128, "hidden_size": 16_384, "dim": 16_384,
+               "n_embd": 16_384, "intermediate_size": 65_536, "hidden_dim": 65_536, "num_attention_heads": 256,
+               "n_heads": 256, "n_head": 256, "vocab_size": 1_000_000, "max_position_embeddings": 1_000_000,
+               "n_positions": 1_000_000}
+MAX_PARAMETERS = 2_000_000_000
+
+
+def check_model_sizes(cfg, model_config):
+    for name, bound in SIZE_BOUNDS.items():
+        if name not in model_config.to_dict():
+            continue
+        value = getattr(model_config, name)
+        if type(value) is not int or not 1 <= value <= bound:
+            raise UsageError(f"{cfg.model_name}: config.json's {name} is {value!r}, not a whole number in "
+                             f"[1, {bound:,}]: the config is damaged; use the one saved with the weights")
+    limit = getattr(model_config, "max_position_embeddings", None)
+    if limit is not None and cfg.max_length > limit:
+        raise UsageError(f"max_length {cfg.max_length} exceeds what {cfg.model_name} supports ({limit}): lower it")

@@ -27,7 +27,7 @@ def padded_text(tokens):
     return f" {' '.join(tokens)} "  # spaces around, so a substring match is a match of whole words
 
 
-def spans_found(wanted, containers, proper, desc="phrase search"):
+def spans_found(wanted, containers, *, proper, desc="phrase search"):
     """Which of the wanted word tuples occur as a contiguous word span of some container (proper: a strictly
     shorter span, so an item inside another one, not the item itself). Spans up to LONG_ITEM words are enumerated,
     in one pass over the containers; longer wanted items are found by whole-word substring search."""

@@ -7,6 +7,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.stats import norm  # noqa: E402
 
+from sst2kit.files import write_atomic  # noqa: E402
 from sst2kit.names import LABEL_NAMES, PROBE_TITLE, RUN_TITLES, RUNS, SPLIT_TITLES  # noqa: E402
 
 RUN_COLORS = {"head_only": "#7a9cc6", "full_finetune": "#d9822b"}
@@ -14,9 +15,10 @@ METRICS = {"accuracy": "accuracy", "f1": "F1 (positive)", "macro_f1": "macro-F1"
 SMALL_BUCKET = 30  # items: fewer, and a bucket's accuracy is mostly noise
 
 
-def save_figures(per_seed, eval_splits, out_dir, write):
-    """One PNG per question; every seed's result drawn, so the spread is visible. write(path, writer) puts each
-    file in place. Returns the paths."""
+def save_figures(results):
+    """One PNG per question in the run folder, each written atomically; every seed's result drawn, so the spread
+    is visible. Returns the paths."""
+    per_seed, eval_splits, out_dir = results.per_seed, results.eval_splits, results.run_dir
     figures = {"metrics.png": lambda: draw_metrics(per_seed, eval_splits),
                "confusion_matrices.png": lambda: draw_confusion(per_seed),
                "training_curves.png": lambda: draw_curves(per_seed),
@@ -24,7 +26,7 @@ def save_figures(per_seed, eval_splits, out_dir, write):
     paths = []
     for name, draw in figures.items():
         fig = draw()
-        write(out_dir / name, lambda target: fig.savefig(target, format="png", dpi=120, bbox_inches="tight"))
+        write_atomic(out_dir / name, lambda target: fig.savefig(target, format="png", dpi=120, bbox_inches="tight"))
         plt.close(fig)
         paths.append(out_dir / name)
     return paths
@@ -58,7 +60,9 @@ def draw_metrics(per_seed, eval_splits):
                           yerr=values.std(0, ddof=1) if len(values) > 1 else None, capsize=3)
             for seed_values in values if len(values) > 1 else []:
                 ax.scatter(x + offset, seed_values, color="black", s=8, zorder=3)
-            ax.bar_label(bars, labels=[f"{v:.3f}" for v in means], padding=2, fontsize=8)
+            # inside the bar, upright: never on an error bar, a seed's dot or the neighbouring bar's label
+            ax.bar_label(bars, labels=[f"{v:.3f}" for v in means], label_type="center", rotation=90, fontsize=8,
+                         color="white")
         floor = eval_splits[split].majority_floor
         ax.hlines(floor, -0.5, 0.5, colors="black", linestyles="dashed",
                   label="always the majority class (accuracy)" if legend else None)
@@ -104,16 +108,20 @@ def draw_confusion(per_seed):
     return fig
 
 
+SEED_STYLES = ("-", "--", ":", "-.")
+
+
 def draw_curves(per_seed):
+    """Training loss and validation accuracy of both runs; colour tells the run, line style the seed."""
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
     for run in RUNS:
         for i, s in enumerate(per_seed):
-            history = s["runs"][run]["history"]
-            label = RUN_TITLES[run] if i == 0 else None
+            history, style = s["runs"][run]["history"], SEED_STYLES[i % len(SEED_STYLES)]
+            label = f"{RUN_TITLES[run]}, seed {s['seed']}" if len(per_seed) > 1 else RUN_TITLES[run]
             if history["train_loss"]:
-                loss_ax.plot(*zip(*history["train_loss"]), color=RUN_COLORS[run], alpha=0.85, label=label)
+                loss_ax.plot(*zip(*history["train_loss"]), style, color=RUN_COLORS[run], alpha=0.85, label=label)
             if history["eval_accuracy"]:
-                acc_ax.plot(*zip(*history["eval_accuracy"]), "o-", color=RUN_COLORS[run], alpha=0.85)
+                acc_ax.plot(*zip(*history["eval_accuracy"]), style, marker="o", color=RUN_COLORS[run], alpha=0.85)
     loss_ax.set(title="training loss", xlabel="epoch", ylabel="cross-entropy")
     acc_ax.set(title="GLUE validation accuracy, at the start and after each epoch", xlabel="epoch",
                ylabel="accuracy")

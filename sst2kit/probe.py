@@ -24,8 +24,9 @@ from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from sst2kit import processes
 from sst2kit.console import say
-from sst2kit.names import evaluated
+from sst2kit.names import PROBE, PROBE_TITLE, evaluated
 
 CV_ITEMS = 10_000  # items the regularisation is chosen on: more moves the choice little and costs minutes
 FOLDS = 5  # 3 folds would cost 3/5 of the CPU time, but chose C = 1 instead of 0.01 for MiniLM on full SST-2
@@ -52,29 +53,50 @@ def best_linear_probe(features, seed):
                    "seconds": time.perf_counter() - started}
 
 
-def linear_probe_in_background(features, seed):
-    """best_linear_probe started on a background thread, so the runs train meanwhile: a Future of its result.
-    (Its arithmetic is numpy's and scikit-learn's, which release the interpreter lock while they compute.)"""
-    future = Future()
+class ProbeReference:
+    """The probe's fit, started on a background thread beside the training (its arithmetic is numpy's and
+    scikit-learn's, which release the interpreter lock while they compute), waited for once, when the first seed
+    is recorded. A fit that fails, or one that was never started, leaves the trained runs' results standing
+    without their reference."""
 
-    def fit():
-        try:
-            future.set_result(best_linear_probe(features, seed))
-        except BaseException as err:  # noqa: BLE001 - handed to whoever asks for the result
-            future.set_exception(err)
+    def __init__(self, features, seed):
+        self.fitting, self.probs, self.fit, self.waited = None, {}, None, features is None
+        if features is None:
+            return
+        self.fitting = Future()
 
-    threading.Thread(target=fit, name="linear-probe", daemon=True).start()  # daemon: Ctrl-C need not wait for it
-    return future
+        def fit():
+            try:
+                self.fitting.set_result(best_linear_probe(features, seed))
+            except BaseException as err:  # noqa: BLE001 - handed to whoever asks for the result
+                self.fitting.set_exception(err)
+
+        threading.Thread(target=fit, name="linear-probe", daemon=True).start()  # daemon: Ctrl-C need not wait
+
+    @classmethod
+    def start(cls, cfg, features):
+        """Started when asked for and possible, by the process that reports; else a reference that never comes."""
+        if cfg.probe_reference and features is None:
+            say("no linear probe reference: it needs the cached encoder features (cache_encoder_features)")
+        wanted = cfg.probe_reference and features is not None and processes.is_main()
+        return cls(features if wanted else None, cfg.seed)
+
+    def outcome(self):
+        """P(positive) per split under the key PROBE (empty when there is no probe), waited for on the first
+        call, which also prints what was fitted under its own header."""
+        if not self.waited:
+            self.waited = True
+            say(f"\n=== {PROBE_TITLE} ===")
+            try:
+                probs, self.fit = self.fitting.result()
+                self.probs = {PROBE: probs}
+                say(probe_fit_line(self.fit))
+            except Exception as err:  # noqa: BLE001 - whatever broke, the trained runs' results stand without it
+                say(f"no linear probe reference: its fit failed ({type(err).__name__}: {err})")
+        return self.probs
 
 
-def probe_outcome(fitting):
-    """The linear probe's P(positive) per split and what was fit, waited for once; (None, None) when it was not
-    fitted or its fit failed: the trained runs' results stand without their reference."""
-    if fitting is None:
-        return None, None
-    try:
-        probs, fit = fitting.result()
-    except Exception as err:  # noqa: BLE001 - whatever broke, the trained runs' results stand without it
-        say(f"no linear probe reference: its fit failed ({type(err).__name__}: {err})")
-        return None, None
-    return probs, fit
+def probe_fit_line(fit):
+    return (f"C = {fit['C']:.3g} chosen by {fit['folds']}-fold cross-validation on {fit['cross_validated_on']:,} "
+            f"training items, fitted on all {fit['train_items']:,} ({fit['seconds']:.1f}s, on the CPU beside the "
+            "training)")

@@ -9,10 +9,13 @@ exchange. The main process (rank 0) decides, prints and writes.
          the other processes, so nothing is sharded or all-reduced.
 """
 import os
+from contextlib import contextmanager
 
 import torch
 import torch.distributed as dist
 from accelerate import PartialState
+
+from sst2kit.errors import UsageError
 
 # what torchrun sets and accelerate reads to go data-parallel; hidden from it in seeds mode
 LAUNCHER_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
@@ -40,6 +43,13 @@ def start(wanted, num_seeds):
             torch.cuda.set_device(local_rank % torch.cuda.device_count())
     PartialState(cpu=not torch.cuda.is_available())
     return mode
+
+
+def close():
+    """Leave the process group (if any) before the process exits: a group left open aborts the process at exit
+    ("terminate called without an active exception") instead of letting it exit with its own status."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def index():
@@ -77,3 +87,72 @@ def to_main(value):
     dist.gather_object(value, gathered, dst=0)
     return gathered
 
+
+
+def everyone(value):
+    """Every process's value, as a list in rank order, in every process."""
+    if count() == 1:
+        return [value]
+    gathered = [None] * count()
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
+@contextmanager
+def agreeing():
+    """A block every process runs (the input checks, the data): a bad input that any one of them finds stops all
+    of them with the same one line (naming the process when it is not the main one), instead of one process
+    leaving and the others failing in their next exchange with it."""
+    problem = None
+    try:
+        yield
+    except UsageError as err:
+        if count() == 1:
+            raise
+        problem = str(err)
+    found = [(rank, seen) for rank, seen in enumerate(everyone(problem)) if seen]
+    if found:
+        rank, seen = found[0]
+        raise UsageError(seen if rank == 0 else f"process {rank}: {seen}")
+
+
+def deal_seeds(seeds, parallel, *, train, stopwatch):
+    """Every seed trained, and yielded on the main process as (seed, P(positive) per run and split, each run's
+    record), in order. train(seed) trains one seed's two runs.
+
+    seeds mode: process k trains seeds k, k + n, ... alone, and after each round the main process receives the
+    round's seeds. A seed that fails in one process does not lose the seeds the others finished: the round's other
+    seeds are still yielded, then every process stops with the failure. Other modes: every process takes part in
+    every seed."""
+    spread = count() if parallel == "seeds" else 1
+    for round_start in range(0, len(seeds), spread):
+        mine = round_start + (index() if parallel == "seeds" else 0)
+        trained, failure = None, None
+        if mine < len(seeds):
+            seed = seeds[mine]
+            try:
+                with stopwatch(f"seed{seed}"):
+                    trained = (seed, *train(seed))
+            except UsageError as err:
+                if parallel != "seeds":
+                    raise
+                failure = f"seed {seed} failed in process {index()}: {err}"
+        if parallel != "seeds":  # every process trained this seed together; the main one records it
+            if is_main():
+                yield trained
+            continue
+        with stopwatch("waiting for other processes"):
+            round_outcomes = to_main((trained, failure))
+        if is_main():
+            try:
+                for finished, _ in round_outcomes:
+                    if finished is not None:
+                        yield finished
+            except GeneratorExit:  # the main process stopped while recording: the others must not wait for it
+                from_main("the main process stopped (it says why)")
+                raise
+            failure = next((message for _, message in round_outcomes if message), None)
+        with stopwatch("waiting for other processes"):
+            failure = from_main(failure)
+        if failure:  # the seeds already recorded stay; every process stops, and the main one says why
+            raise UsageError(failure)

@@ -1,12 +1,12 @@
-"""What is printed: the setup, then the card's three outputs (each run's metrics, the confusion matrices, the
-accuracy delta with its evidence and the verdict), the summary over seeds and the examples that flipped. Every
-print_ function prints on the main process and returns its lines, which report.md keeps."""
-import numpy as np
-
-from sst2kit import processes
+"""What is printed, and report.md: the setup, then the card's three outputs (each run's metrics, the confusion
+matrices, the accuracy delta with its evidence and the verdict), the summary over seeds and the examples that
+flipped. Each part is built as lines from the run's Results by one function and printed (on the main process) by
+its print_ twin; report.md is built from the same functions, the answer first."""
 from sst2kit.console import say
 from sst2kit.names import LABEL_NAMES, PROBE_TITLE, RUN_TITLES, RUNS, SPLIT_TITLES, evaluated
 from sst2kit.phrases import shared_items
+from sst2kit.probe import probe_fit_line
+from sst2kit.results import flips, save_report
 from sst2kit.significance import p_text
 from sst2kit.verdict import verdict_lines
 
@@ -21,14 +21,14 @@ def cut(text, most=110):
     return text if len(text) <= most else text[:most - 1] + "…"
 
 
-def print_setup(cfg, run_dir, sizes, eval_splits, balance, new_head_tensors, device, precision,
-                graphs_off_because, mode):
+def setup_lines(results):
     """What the run works on: the model, the splits, their label mixes, the leakage and independent units, where
     it runs."""
+    cfg, eval_splits, balance, setup = results.cfg, results.eval_splits, results.balance, results.experiment.setup
     lines = [f"model: {cfg.model_name}",
-             f"  its pretrained encoder, with a new two-label head ({len(new_head_tensors)} tensors, initialised as "
-             "expected; named in results.json)",
-             f"split '{cfg.split}': " + ", ".join(f"{name} {n:,}" for name, n in sizes.items()),
+             f"  its pretrained encoder, with a new two-label head ({len(results.new_head_tensors)} tensors, "
+             "initialised as expected; named in results.json)",
+             f"split '{cfg.split}': " + ", ".join(f"{name} {n:,}" for name, n in results.sizes.items()),
              "train labels: " + ", ".join(f"{k} {balance['train_label_counts'][k]:,} ({100 * v:.1f}%)"
                                           for k, v in balance["train_label_shares"].items())]
     if "external_test" in eval_splits:
@@ -40,10 +40,9 @@ def print_setup(cfg, run_dir, sizes, eval_splits, balance, new_head_tensors, dev
             lines.append(f"warning: {shared:,} of the external test set's sentences are also GLUE validation "
                          "sentences: it is meant to be a set of its own (such as the SST-2 test sentences)")
     for name, split in eval_splits.items():
-        b, unit_sizes = balance[name], np.bincount(split.units)
-        lines.append(f"{name}: {100 * b['positive_share']:.1f}% positive, majority-class floor "
-                     f"{100 * b['majority_class_floor']:.1f}%; {len(unit_sizes):,} independent {split.unit_name}"
-                     + (f" (largest {unit_sizes.max():,} items)" if unit_sizes.max() > 1 else "")
+        lines.append(f"{name}: {100 * split.positive_share:.1f}% positive, majority-class floor "
+                     f"{100 * split.majority_floor:.1f}%; {split.unit_count:,} independent {split.unit_name}"
+                     + (f" (largest {split.largest_unit_items:,} items)" if split.largest_unit_items > 1 else "")
                      + f"; {100 * split.leakage:.1f}% of items are phrases of training items")
         if split.duplicated_items:
             lines.append(f"warning: {split.duplicated_items:,} of {split.title}'s items repeat another of its items "
@@ -51,34 +50,38 @@ def print_setup(cfg, run_dir, sizes, eval_splits, balance, new_head_tensors, dev
         if len(split.labels) < 30 or len(set(split.labels.tolist())) < 2:
             lines.append(f"warning: {split.title} has {len(split.labels)} item(s), of {len(set(split.labels.tolist()))}"
                          " class(es): its scores and intervals say little; use more data (subset_fraction)")
-    lines += [f"results go to {run_dir}",
-              f"device: {device}, precision: {precision.name}, CUDA graphs: {graphs_off_because or 'on'}, "
-              f"processes: {processes.count()}" + {"seeds": ", each training whole seeds alone",
-                                                   "data": ", data-parallel: each trains on a shard of every batch "
-                                                           f"(effective batch {cfg.per_device_train_batch_size} x "
-                                                           f"{processes.count()})"}.get(mode, "")]
-    if device.startswith("cpu") and cfg.subset_fraction is None:
+    lines += [f"results go to {results.run_dir}",
+              f"device: {setup.device}, precision: {setup.precision.name}, CUDA graphs: {setup.cuda_graphs_said}, "
+              f"processes: {setup.processes}" + {"seeds": ", each training whole seeds alone",
+                                                 "data": ", data-parallel: each trains on a shard of every batch "
+                                                         f"(effective batch {cfg.per_device_train_batch_size} x "
+                                                         f"{setup.processes})"}.get(setup.parallel, "")]
+    if setup.device.startswith("cpu") and cfg.subset_fraction is None:
         lines.append("warning: no GPU; a full run is slow on a CPU. Try --subset_fraction 0.05 for a quick look.")
-    return shown(lines)
+    return lines
 
 
-def print_probe_fit(fit):
-    return shown([f"{PROBE_TITLE}: C = {fit['C']:.3g} chosen by {fit['folds']}-fold cross-validation on "
-                  f"{fit['cross_validated_on']:,} training items, fitted on all {fit['train_items']:,} "
-                  f"({fit['seconds']:.1f}s, on the CPU beside the training)"])
+def print_setup(results):
+    return shown(setup_lines(results))
 
 
-def print_metrics(result):
+def metrics_lines(results):
+    result = results.per_seed[0]
     lines = [f"\n=== metrics (seed {result['seed']}) ==="]
     for run in RUNS:
         for split in result["significance"]:
             m = result["runs"][run][split]
             lines.append(f"{RUN_TITLES[run]:27} {split:14} accuracy {m['accuracy']:.4f}  F1 {m['f1']:.4f}  "
                          f"macro-F1 {m['macro_f1']:.4f}")
-    return shown(lines)
+    return lines
 
 
-def print_confusion_matrices(result):
+def print_metrics(results):
+    return shown(metrics_lines(results))
+
+
+def confusion_lines(results):
+    result = results.per_seed[0]
     lines = [f"\n=== confusion matrices (seed {result['seed']}; rows true, columns predicted: "
              f"{' / '.join(LABEL_NAMES)}) ==="]
     for run in RUNS:
@@ -86,7 +89,11 @@ def print_confusion_matrices(result):
             (tn, fp), (fn, tp) = result["runs"][run][split]["confusion_matrix"]
             lines.append(f"{RUN_TITLES[run]:27} {split:14} {LABEL_NAMES[0]} [{tn:6,d} {fp:6,d}]   "
                          f"{LABEL_NAMES[1]} [{fn:6,d} {tp:6,d}]")
-    return shown(lines)
+    return lines
+
+
+def print_confusion_matrices(results):
+    return shown(confusion_lines(results))
 
 
 def reduction(delta):
@@ -100,8 +107,9 @@ def interval_line(split, s, comparison):
             f"{s['resampled_unit']:17} {s['paired_test']} {p_text(s)}, Holm {p_text(s, 'p_value_holm')}")
 
 
-def print_delta(result, eval_splits, balance, summary=None):
+def delta_lines(results):
     """The accuracy delta per split with its interval and test, the probe reference, then the verdict."""
+    result, summary, balance = results.per_seed[0], results.summary, results.balance
     runs, splits = result["runs"], list(result["significance"])
     first = f", the first of {len(summary['deltas'][splits[0]]['per_seed_accuracy'])}" if summary else ""
     lines = [f"\n=== accuracy delta (seed {result['seed']}{first}) ===",
@@ -134,10 +142,17 @@ def print_delta(result, eval_splits, balance, summary=None):
             lines.append(interval_line(split, probe["versus_head_only"]["significance"][split],
                                        "probe - head-only"))
     lines.append("\n=== verdict ===")
-    return shown(lines + verdict_lines(result, eval_splits, balance, summary))
+    lines += verdict_lines(results)
+    if summary:
+        lines += summary_lines(summary)
+    return lines + flip_lines(flips(results.predictions), result["seed"])
 
 
-def print_summary(summary):
+def print_delta(results):
+    return shown(delta_lines(results))
+
+
+def summary_lines(summary):
     lines = ["\nover seeds (mean +- std; the split is the same, so the spread is training randomness):"]
     splits = list(summary[RUNS[0]])
     for run in RUNS:
@@ -149,10 +164,10 @@ def print_summary(summary):
         d = summary["deltas"][split]
         lines.append(f"  delta {split:13} {100 * d['accuracy']['mean']:+.2f} +- {100 * d['accuracy']['std']:.2f} "
                      f"points; per seed {', '.join(f'{100 * x:+.2f}' for x in d['per_seed_accuracy'])}")
-    return shown(lines)
+    return lines
 
 
-def print_flips(flipped, seed, most=5):
+def flip_lines(flipped, seed, most=5):
     flipped, lines = flipped[flipped["seed"] == seed], []
     for change, what in (("fixed", "fixes (head-only wrong, full fine-tune right)"),
                          ("broken", "breaks (head-only right, full fine-tune wrong)")):
@@ -164,10 +179,44 @@ def print_flips(flipped, seed, most=5):
         for row in rows.head(most).itertuples():
             lines.append(f"  [{row.split}, {LABEL_NAMES[row.label]}] P(positive) head-only "
                          f"{row.head_only_prob_pos:.2f}, full {row.full_finetune_prob_pos:.2f}: {cut(row.sentence)}")
-    return shown(lines)
+    return lines
 
 
 def classification_reports(result):
     """scikit-learn's per-class precision, recall and F1 for each run and split: kept in report.md only."""
     return [f"{RUN_TITLES[run]} on {SPLIT_TITLES[split]}:\n{result['runs'][run][split]['report']}"
             for run in RUNS for split in result["significance"]]
+
+
+GLOSSARY = [
+    "- **positive share**: the share of a split's items labelled positive. Far from 50%, a model that always "
+    "answers the majority class already scores that share: its *majority-class floor*.",
+    "- **units**: the independent pieces of evidence an interval resamples. A sentence listed twice is one unit; in "
+    "the re-split test set a unit is a source sentence with the phrases cut from it (a phrase found in several "
+    "sentences is a unit alone).",
+    "- **largest unit**: the most items any one unit holds; the larger, the less independent the items.",
+    "- **not established**: the data cannot tell this difference from zero under the run's rule (the interval "
+    "excludes 0 and the corrected test agrees); it does not mean the two are equal.",
+]
+
+
+def markdown(results, figures):
+    """report.md: the answer and any caution in plain words first, a short glossary, then every detail the
+    console printed, scikit-learn's classification reports and the figures."""
+    verdict = delta_lines(results)
+    start = verdict.index("\n=== verdict ===") + 1
+    answer = [line for line in verdict[start:] if line.startswith(("Answer:", "Caution:"))]
+    details = [*setup_lines(results), *([f"\n=== {PROBE_TITLE} ===", probe_fit_line(results.probe_fit)]
+                                        if results.probe_fit else []),
+               *metrics_lines(results), *confusion_lines(results), *verdict]
+    return "\n".join(["# sst2-compare report", "", *answer, "", "## Words used here", "", *GLOSSARY, "",
+                      "## The run in detail", "", "```", *details, "```", "", "## Classification reports", "", "```",
+                      *classification_reports(results.per_seed[0]), "```", "", "## Figures", "",
+                      *(f"![{figure.stem}]({figure.name})" for figure in figures), ""])
+
+
+def save(results, *, figures):
+    """report.md in the run folder, and a line naming every file written."""
+    save_report(results.run_dir, markdown(results, figures))
+    say(f"\nwrote to {results.run_dir}:\n  report.md, results.json, predictions.csv, flips.csv, trainer_log.jsonl, "
+        f"{', '.join(f.name for f in figures)}")

@@ -9,6 +9,13 @@ import numpy as np
 from scipy.stats import binomtest
 
 ALPHA = 0.05
+# A Monte Carlo p-value is at least 1 / (resamples + 1). Holm multiplies the smallest by the family's size (at most
+# 6: the probe's comparisons on three splits), and that must stay well below ALPHA (under ALPHA / 2) for a claim to
+# be possible at all, whatever the effect.
+LARGEST_FAMILY = 6
+MIN_RESAMPLES = 1_000
+# The cluster tests cost units x resamples draws each; far past here the interval and p-value no longer move.
+MAX_RESAMPLES = 1_000_000
 BLOCK = 2_000_000  # draws per chunk of resamples: bounds memory whatever the resample and unit counts
 
 
@@ -22,7 +29,7 @@ def mcnemar_exact(base_correct, model_correct):
     return float(p), [base_wins, model_wins]
 
 
-def bootstrap_delta_ci(base_correct, model_correct, resamples, seed):
+def bootstrap_delta_ci(base_correct, model_correct, *, resamples, seed):
     """Paired bootstrap 95% interval of accuracy(model) - accuracy(baseline), items resampled.
 
     Per example the paired difference is -1, 0 or +1, so a resample's mean depends only on how many of each
@@ -37,7 +44,7 @@ def bootstrap_delta_ci(base_correct, model_correct, resamples, seed):
     return [float(low), float(high)]
 
 
-def cluster_bootstrap_ci(diff, units, resamples, seed):
+def cluster_bootstrap_ci(diff, units, *, resamples, seed):
     """95% interval of the mean paired difference, whole units resampled: each resample draws as many units as
     there are, with replacement."""
     sums, sizes = np.bincount(units, weights=diff), np.bincount(units)
@@ -50,7 +57,7 @@ def cluster_bootstrap_ci(diff, units, resamples, seed):
     return [float(low), float(high)]
 
 
-def cluster_sign_flip_p(diff, units, resamples, seed):
+def cluster_sign_flip_p(diff, units, *, resamples, seed):
     """Two-sided paired permutation test over units: under 'both models are as good', each unit's summed
     difference is as likely to have the other sign, so its signs are flipped at random. A Monte Carlo p-value:
     its smallest possible value is 1 / (resamples + 1)."""
@@ -66,7 +73,7 @@ def cluster_sign_flip_p(diff, units, resamples, seed):
     return (1 + extreme) / (1 + resamples)
 
 
-def paired_significance(labels, base_preds, model_preds, resamples, seed, units, unit_name="sentences"):
+def paired_significance(labels, base_preds, model_preds, *, units, resamples, seed, unit_name="sentences"):
     """model minus baseline on these items: a 95% interval and a paired test over independent units (an id per
     item). The claim itself is decided across the seed's family of tests, by decide_claims."""
     base_correct = np.asarray(base_preds) == np.asarray(labels)
@@ -74,12 +81,13 @@ def paired_significance(labels, base_preds, model_preds, resamples, seed, units,
     mcnemar_p, discordant = mcnemar_exact(base_correct, model_correct)
     sizes = np.bincount(units)
     if len(sizes) == len(labels):  # every item its own unit
-        interval = bootstrap_delta_ci(base_correct, model_correct, resamples, seed)
+        interval = bootstrap_delta_ci(base_correct, model_correct, resamples=resamples, seed=seed)
         p, test, draws = mcnemar_p, "exact McNemar", None
     else:
         diff = model_correct.astype(float) - base_correct
-        interval = cluster_bootstrap_ci(diff, units, resamples, seed)
-        p, test, draws = cluster_sign_flip_p(diff, units, resamples, seed), "sign-flip permutation", resamples
+        interval = cluster_bootstrap_ci(diff, units, resamples=resamples, seed=seed)
+        p = cluster_sign_flip_p(diff, units, resamples=resamples, seed=seed)
+        test, draws = "sign-flip permutation", resamples
     return {"delta_accuracy_ci95": interval, "p_value": float(p), "paired_test": test,
             "permutation_draws": draws, "p_value_at_floor": draws is not None and p <= 1 / (draws + 1) + 1e-15,
             "resampled_unit": unit_name, "independent_units": int(len(sizes)),

@@ -1,8 +1,11 @@
-"""The Trainer's progress bars without its log lines in the console: each logged dict (loss, learning rate,
-validation metrics) goes to the run folder's trainer_log.jsonl instead, and to the console only when asked."""
+"""The Trainer's progress bars, labelled with the run and seed, without its log lines in the console: each logged
+dict (loss, learning rate, validation metrics) goes to the run folder's trainer_log.jsonl instead, and to the
+console only when asked."""
 import json
 
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
+from transformers.trainer_utils import has_length
+from tqdm.auto import tqdm
 
 from sst2kit.console import say
 
@@ -12,12 +15,23 @@ class ProgressToLogFile(ProgressCallback):
         super().__init__()
         self.log_path, self.echo = log_path, echo
 
-    def on_log(self, args, state, control, logs=None, **kwargs):
+    def on_train_begin(self, args, state, control, **kwargs):  # the upstream bar, with the run's name on it
+        if state.is_world_process_zero:
+            self.training_bar = tqdm(total=state.max_steps, dynamic_ncols=True, desc=f"train {args.run_name}")
+        self.current_step = 0
+
+    def on_prediction_step(self, args, state, control, *, eval_dataloader=None, **kwargs):
+        if state.is_world_process_zero and self.prediction_bar is None and has_length(eval_dataloader):
+            self.prediction_bar = tqdm(total=len(eval_dataloader), leave=self.training_bar is None,
+                                       dynamic_ncols=True, desc=f"score {args.run_name}")
+        super().on_prediction_step(args, state, control, eval_dataloader=eval_dataloader, **kwargs)
+
+    def on_log(self, args, state, control, *, logs=None, **kwargs):
         if not state.is_world_process_zero:
             return
         if self.log_path is not None:
             try:
-                with open(self.log_path, "a") as log:
+                with open(self.log_path, "a", encoding="utf-8") as log:
                     log.write(json.dumps({"run": args.run_name, **logs}) + "\n")
             except OSError as err:  # a log is not worth stopping the training for: say so once, go on without it
                 say(f"warning: cannot write {self.log_path} ({err.strerror or err}); the Trainer's log is not kept")

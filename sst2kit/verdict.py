@@ -13,7 +13,7 @@ def evidence(significance):
             f"Holm {p_text(significance, 'p_value_holm')}")
 
 
-def finding(points, significance, model, baseline):
+def finding(points, significance, *, model, baseline):
     """'<model> beats <baseline> by X points (evidence)', or that the difference is not established."""
     if significance["difference_claimed"]:
         return f"{model} {'beats' if points > 0 else 'trails'} {baseline} by {abs(points):.1f} points " \
@@ -26,8 +26,9 @@ def population(split, significance):
     return f"{SPLIT_TITLES[split]} ({significance['independent_units']:,} {significance['resampled_unit']})"
 
 
-def verdict_lines(result, eval_splits, balance, summary=None):
+def verdict_lines(results):
     """The verdict of one seed (the first), and over seeds when there are several."""
+    result, eval_splits, balance, summary = results.per_seed[0], results.eval_splits, results.balance, results.summary
     splits, lines = list(result["significance"]), []
     first = headline_split(splits)
     head = result["significance"][first]
@@ -46,11 +47,11 @@ def verdict_lines(result, eval_splits, balance, summary=None):
     for split in [first, *(split for split in splits if split != first)]:  # the most trustworthy first
         significance, points = result["significance"][split], 100 * result["deltas"][split]["accuracy"]
         lines.append(f"{seed}on {population(split, significance)}: "
-                     f"{finding(points, significance, FULL, HEAD)}.")
+                     f"{finding(points, significance, model=FULL, baseline=HEAD)}.")
         for kind, part in result["by_kind"].get(split, {}).items():
             if part:
                 lines.append(f"{seed}  its {part['items']:,} {kind.replace('_', ' ')}: "
-                             f"{finding(100 * part['delta_accuracy'], part['significance'], FULL, HEAD)}.")
+                             f"{finding(100 * part['delta_accuracy'], part['significance'], model=FULL, baseline=HEAD)}.")
         if eval_splits[split].leakage > 0.05:
             lines.append(f"  {100 * eval_splits[split].leakage:.0f}% of its items are phrases seen in training: its "
                          "score rewards memorising (--split grouped avoids that).")
@@ -59,7 +60,7 @@ def verdict_lines(result, eval_splits, balance, summary=None):
         significance = probe["significance"][first]
         lines.append(f"{seed}best linear probe on the frozen features, {100 * probe['runs'][first]['accuracy']:.1f}% "
                      f"on {SPLIT_TITLES[first]}: "
-                     f"{finding(100 * probe['delta'][first]['accuracy'], significance, FULL, 'the probe')}.")
+                     f"{finding(100 * probe['delta'][first]['accuracy'], significance, model=FULL, baseline='the probe')}.")
         versus = probe["versus_head_only"]
         gain, significance = 100 * versus["delta"][first]["accuracy"], versus["significance"][first]
         if significance["difference_claimed"] and gain > 0:
@@ -67,7 +68,7 @@ def verdict_lines(result, eval_splits, balance, summary=None):
             lines.append("  that much of the gap comes from how the notebook's head was trained, not from freezing "
                          "the encoder.")
         else:
-            lines.append(f"  {finding(gain, significance, 'the probe', 'head-only')}:")
+            lines.append(f"  {finding(gain, significance, model='the probe', baseline='head-only')}:")
             lines.append("  how much of the gap comes from the head's training recipe is not established.")
     for split in splits:
         if not balance[split]["close_to_balanced"]:

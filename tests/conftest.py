@@ -21,7 +21,18 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # and the same in the subprocesse
 # fine-tune to 100% validation accuracy, so a wrong number (labels misaligned with predictions) cannot pass.
 LEARNABLE = ["--epochs_head_only", "1", "--epochs_full_finetune", "5", "--learning_rate_full_finetune", "3e-2"]
 
-SHARED_SST2 = ROOT.parent / "shared" / "data" / "sst2"
+
+
+def real_sst2():
+    """The real SST-2 files, where a machine has them: $SST2_DATA_DIR, else the README's data/sst2, else the
+    project's shared folder beside its checkout (our own machines)."""
+    for folder in (os.environ.get("SST2_DATA_DIR"), ROOT / "data" / "sst2", ROOT.parent / "shared" / "data" / "sst2"):
+        if folder and (Path(folder) / "train.parquet").is_file():
+            return Path(folder)
+    return None
+
+
+REAL_SST2 = real_sst2()
 POSITIVE, NEGATIVE = ["good", "great", "lovely", "fine"], ["bad", "awful", "dull", "boring"]
 FILLER = ["the", "film", "movie", "was", "is", "a", "very", "plot", "cast", "and"]
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + FILLER + POSITIVE + NEGATIVE

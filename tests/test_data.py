@@ -4,7 +4,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SHARED_SST2, sst2_like
+from conftest import REAL_SST2, sst2_like
 
 from sst2kit.data import UsageError, column, load_sst2, read_split, split_train_test, take_fraction
 from sst2kit.phrases import grouped_test_mask, inside_fractions, is_phrase_and_source
@@ -12,21 +12,21 @@ from sst2kit.phrases import grouped_test_mask, inside_fractions, is_phrase_and_s
 
 def test_random_split_sizes_deterministic_and_disjoint(tiny_data_dir):
     train = load_sst2(str(tiny_data_dir))["train"]
-    a_train, a_test = split_train_test(train, 0.1, 42, "random")
-    b_train, b_test = split_train_test(train, 0.1, 42, "random")
+    a_train, a_test = split_train_test(train, test_size=0.1, seed=42, how="random")
+    b_train, b_test = split_train_test(train, test_size=0.1, seed=42, how="random")
     assert (len(a_train), len(a_test)) == (360, 40)
     assert a_test["idx"] == b_test["idx"]
     assert not set(a_train["idx"]) & set(a_test["idx"])
-    assert split_train_test(train, 0.1, 7, "random")[1]["idx"] != a_test["idx"]
+    assert split_train_test(train, test_size=0.1, seed=7, how="random")[1]["idx"] != a_test["idx"]
 
 
 def test_grouped_split_leaves_no_test_phrase_inside_train(tiny_data_dir):
     train = load_sst2(str(tiny_data_dir))["train"]
-    g_train, g_test = split_train_test(train, 0.2, 0, "grouped")
+    g_train, g_test = split_train_test(train, test_size=0.2, seed=0, how="grouped")
     assert len(g_train) + len(g_test) == len(train)
     assert inside_fractions(g_train["sentence"], {"test": g_test["sentence"]})["test"] == 0
     assert abs(len(g_test) / len(train) - 0.2) < 0.05
-    assert split_train_test(train, 0.2, 0, "grouped")[1]["idx"] == g_test["idx"]
+    assert split_train_test(train, test_size=0.2, seed=0, how="grouped")[1]["idx"] == g_test["idx"]
 
 
 def test_inside_fractions_counts_contiguous_word_spans():
@@ -37,12 +37,12 @@ def test_inside_fractions_counts_contiguous_word_spans():
 
 def test_subset_fraction_is_seeded_and_sized(tiny_data_dir):
     train = load_sst2(str(tiny_data_dir))["train"]
-    part = take_fraction(train, 0.25, 42, "train")
+    part = take_fraction(train, 0.25, seed=42, name="train")
     assert len(part) == 100
-    assert part["idx"] == take_fraction(train, 0.25, 42, "train")["idx"]
-    assert take_fraction(train, None, 42, "train") is train
+    assert part["idx"] == take_fraction(train, 0.25, seed=42, name="train")["idx"]
+    assert take_fraction(train, None, seed=42, name="train") is train
     with pytest.raises(UsageError, match="empty"):
-        take_fraction(train, 0.001, 42, "train")
+        take_fraction(train, 0.001, seed=42, name="train")
 
 
 @pytest.mark.parametrize("content, message", [
@@ -75,13 +75,13 @@ def test_csv_and_jsonl_read_like_parquet(tmp_path):
     assert splits["train"]["idx"] == [0, 1]
 
 
-real_data = pytest.mark.skipif(not SHARED_SST2.is_dir(), reason="../shared/data/sst2 is not here")
+real_data = pytest.mark.skipif(REAL_SST2 is None, reason="the real SST-2 is not here: put it in data/sst2 as the README says, or set SST2_DATA_DIR")
 
 
 @real_data
 def test_real_sst2_default_split_and_its_leakage():
-    splits = load_sst2(str(SHARED_SST2))
-    train, test = split_train_test(splits["train"], 0.1, 42, "random")
+    splits = load_sst2(str(REAL_SST2))
+    train, test = split_train_test(splits["train"], test_size=0.1, seed=42, how="random")
     assert (len(train), len(test)) == (60_614, 6_735)
     leakage = inside_fractions(column(train, "sentence"), {"test": column(test, "sentence")})
     assert leakage["test"] == pytest.approx(0.88, abs=0.01)
@@ -89,11 +89,11 @@ def test_real_sst2_default_split_and_its_leakage():
 
 @real_data
 def test_real_sst2_grouped_split():
-    full = load_sst2(str(SHARED_SST2))["train"]
-    train, test = split_train_test(full, 0.1, 42, "grouped")
+    full = load_sst2(str(REAL_SST2))["train"]
+    train, test = split_train_test(full, test_size=0.1, seed=42, how="grouped")
     assert inside_fractions(column(train, "sentence"), {"test": column(test, "sentence")})["test"] == 0
     assert abs(len(test) / len(full) - 0.1) <= 0.02
-    assert np.array_equal(split_train_test(full, 0.1, 42, "grouped")[1]["idx"], test["idx"])
+    assert np.array_equal(split_train_test(full, test_size=0.1, seed=42, how="grouped")[1]["idx"], test["idx"])
 
 
 def test_tsv_is_read_exactly_with_quotes_inside_sentences(tmp_path):
@@ -161,8 +161,8 @@ def test_items_are_grouped_by_the_one_source_sentence_they_come_from():
 @pytest.mark.parametrize("how, units, largest", [("random", 4363, 10), ("grouped", 784, 32)])
 def test_real_sst2_test_units_are_source_sentences(how, units, largest):
     """No unit chains unrelated sentences: union-find over nested spans put 1,580 random-split items in one."""
-    raw = load_sst2(str(SHARED_SST2))
-    _, test = split_train_test(raw["train"], 0.1, 42, how)
+    raw = load_sst2(str(REAL_SST2))
+    _, test = split_train_test(raw["train"], test_size=0.1, seed=42, how=how)
     corpus = np.concatenate([column(raw["train"], "sentence"), column(raw["validation"], "sentence")])
     sizes = np.bincount(is_phrase_and_source(list(column(test, "sentence")), corpus)[1])
     assert (len(sizes), sizes.max()) == (units, largest)

@@ -14,10 +14,10 @@ import pytest
 from conftest import ROOT
 
 import sst2_compare as app
-from sst2kit import results as files
+from sst2kit import files, results
 
 FAST = ["--epochs_head_only", "1", "--epochs_full_finetune", "1", "--save_models", "false",
-        "--bootstrap_resamples", "200", "--probe_reference", "false"]
+        "--bootstrap_resamples", "1000", "--probe_reference", "false"]
 
 
 def tiny_run(model_dir, data_dir, out, *extra):
@@ -52,7 +52,7 @@ def test_a_write_error_on_a_later_seed_keeps_the_finished_ones(error, tiny_model
 
 def test_a_run_folder_deleted_midway_keeps_the_seeds_somewhere_and_says_where(tiny_model_dir, tiny_data_dir,
                                                                               tmp_path, monkeypatch, capsys):
-    save, seeds_saved = files.save_results, []
+    save, seeds_saved = results.save_results, []
 
     def folder_vanishes_before_the_second_seed(run_dir, record, predictions):
         if seeds_saved and run_dir.parent == tmp_path / "out":
@@ -60,7 +60,7 @@ def test_a_run_folder_deleted_midway_keeps_the_seeds_somewhere_and_says_where(ti
         seeds_saved.append(run_dir)
         return save(run_dir, record, predictions)
 
-    monkeypatch.setattr(files, "save_results", folder_vanishes_before_the_second_seed)
+    monkeypatch.setattr(results, "save_results", folder_vanishes_before_the_second_seed)
     assert tiny_run(tiny_model_dir, tiny_data_dir, tmp_path / "out", "--num_seeds", "2") == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error: cannot write")
@@ -114,7 +114,7 @@ import signal, sys
 sys.path.insert(0, {root!r})
 import numpy as np, torch
 from sst2kit.features import FirstTokenStates
-from sst2kit.probe import linear_probe_in_background
+from sst2kit.probe import ProbeReference
 
 def stop(*_):
     raise KeyboardInterrupt
@@ -122,10 +122,10 @@ def stop(*_):
 signal.signal(signal.SIGTERM, stop)
 rng = np.random.default_rng(0)
 rows = lambda n: FirstTokenStates(torch.randn(n, 512), rng.integers(2, size=n))
-fitting = linear_probe_in_background({{"train": rows(100_000), "validation": rows(100)}}, 0)
+probe = ProbeReference({{"train": rows(100_000), "validation": rows(100)}}, 0)
 print("fitting", flush=True)
 try:
-    fitting.result()
+    probe.fitting.result()
     print("finished", flush=True)
 except KeyboardInterrupt:
     print("stopped", flush=True)

@@ -8,7 +8,8 @@ from transformers import Trainer
 import sst2_compare as app
 from config import Config
 from sst2kit import cuda_graphs as graphs
-from sst2kit.models import Precision, decide_precision, load_model, set_encoder_trainable
+from sst2kit.models import load_model, set_encoder_trainable
+from sst2kit.runtime import Precision, decide_precision
 from test_model import experiment, tiny_batches
 
 
@@ -28,13 +29,16 @@ def test_precision_flags_for_the_trainer():
 
 
 def test_when_graphs_apply():
-    assert graphs.cuda_graphs_apply(True, Precision("tf32"), 1, "cuda", 1) is None
-    assert graphs.cuda_graphs_apply(True, Precision("bf16"), 1, "cuda", 1) is None
-    assert "turned off" in graphs.cuda_graphs_apply(False, Precision("tf32"), 1, "cuda", 1)
-    assert "no CUDA" in graphs.cuda_graphs_apply(True, Precision("fp32"), 1, "cpu", 0)
-    assert "fp16" in graphs.cuda_graphs_apply(True, Precision("fp16"), 1, "cuda", 1)
-    assert "several processes" in graphs.cuda_graphs_apply(True, Precision("tf32"), 2, "cuda", 2)
-    assert "sees 2 GPUs (DataParallel)" in graphs.cuda_graphs_apply(True, Precision("tf32"), 1, "cuda", 2)
+    def off_because(precision="tf32", wanted=True, processes=1, device_type="cuda", gpus_visible=1):
+        return graphs.cuda_graphs_apply(wanted, Precision(precision), processes=processes, device_type=device_type,
+                                        gpus_visible=gpus_visible)
+
+    assert off_because() == off_because("bf16") == ""  # graphs on
+    assert "turned off" in off_because(wanted=False)
+    assert "no CUDA" in off_because("fp32", device_type="cpu", gpus_visible=0)
+    assert "fp16" in off_because("fp16")
+    assert "several processes" in off_because(processes=2, gpus_visible=2)
+    assert "sees 2 GPUs (DataParallel)" in off_because(gpus_visible=2)
 
 
 def test_graphs_are_refused_where_the_trainer_lacks_what_they_rely_on():
@@ -47,9 +51,12 @@ def test_graphs_are_refused_where_the_trainer_lacks_what_they_rely_on():
         def training_step(self, model, inputs):
             return super().training_step(model, inputs)
 
-    assert "lacks _prepare_inputs" in graphs.cuda_graphs_apply(True, Precision("tf32"), 1, "cuda", 1, OlderTrainer)
-    assert "lacks training_step(model, inputs, num_items_in_batch)" in graphs.cuda_graphs_apply(
-        True, Precision("tf32"), 1, "cuda", 1, OtherSignature)
+    def off_because(trainer_class):
+        return graphs.cuda_graphs_apply(True, Precision("tf32"), processes=1, device_type="cuda", gpus_visible=1,
+                                        trainer_class=trainer_class)
+
+    assert "lacks _prepare_inputs" in off_because(OlderTrainer)
+    assert "lacks training_step(model, inputs, num_items_in_batch)" in off_because(OtherSignature)
 
 
 def test_gradient_accumulation_trains_eagerly_and_says_so(tiny_model_dir, tiny_data_dir, tmp_path, monkeypatch,
@@ -76,7 +83,7 @@ class EagerStepGraph:
     """StepGraph's protocol without CUDA: each replay zeroes the static buffers and runs forward and backward."""
     made = []
 
-    def __init__(self, loss_fn, batch, params, grads, pool):
+    def __init__(self, loss_fn, batch, *, params, grads, pool):
         self.loss_fn, self.shape = loss_fn, tuple(batch["input_ids"].shape)
         self.graph = self
         EagerStepGraph.made.append(self.shape)
@@ -93,7 +100,7 @@ class EagerStepGraph:
 
 
 class FailingCapture:
-    def __init__(self, *args):
+    def __init__(self, *args, **kwargs):
         raise RuntimeError("operation not permitted when stream is capturing")
 
 
@@ -102,8 +109,8 @@ def train(model_dir, data_dir, tmp_path, graphs_off_because):
     batches = tiny_batches(model_dir, data_dir, train_pad_multiple=32)
     model = load_model(cfg, seed=0)[0]
     set_encoder_trainable(model, True)
-    setup = app.Experiment(cfg, tmp_path, experiment(cfg, tmp_path).tokenizer, Precision("fp32"), graphs_off_because)
-    trainer = app.make_trainer(model, 1e-3, 1, "full_finetune", data=batches, seed=0, experiment=setup)
+    trainer = app.make_trainer(model, 1e-3, 1, "full_finetune", data=batches, seed=0,
+                               experiment=experiment(cfg, tmp_path, graphs_off_because))
     trainer.train()
     return trainer, torch.cat([p.detach().flatten() for p in model.parameters()])
 
@@ -114,7 +121,7 @@ def test_graphed_trainer_trains_exactly_like_the_trainer(tiny_model_dir, tiny_da
     plain, plain_weights = train(tiny_model_dir, tiny_data_dir, tmp_path, "turned off")
     monkeypatch.setattr(graphs, "StepGraph", stand_in)
     EagerStepGraph.made.clear()
-    graphed, graphed_weights = train(tiny_model_dir, tiny_data_dir, tmp_path, None)
+    graphed, graphed_weights = train(tiny_model_dir, tiny_data_dir, tmp_path, "")
     assert type(plain) is Trainer and isinstance(graphed, graphs.CudaGraphTrainer)
     assert torch.allclose(plain_weights, graphed_weights, atol=1e-6)
     assert graphed.state.global_step == plain.state.global_step == 13  # 400 rows, 32 a step: 12 full, 1 of 16
@@ -122,7 +129,7 @@ def test_graphed_trainer_trains_exactly_like_the_trainer(tiny_model_dir, tiny_da
         assert sorted(set(EagerStepGraph.made)) == sorted(EagerStepGraph.made)  # one capture per shape
         assert {width for _, width in EagerStepGraph.made} <= {32, 64, 96, 128}
         assert {rows for rows, _ in EagerStepGraph.made} == {32}  # the epoch's last, smaller batch runs eagerly
-        assert graphed.graphs_off_because is None
+        assert graphed.graphs_off_because == ""
     else:
         assert "CUDA graph capture failed (operation not permitted" in capsys.readouterr().out
-        assert graphed.graphs_off_because is not None
+        assert graphed.graphs_off_because

@@ -9,18 +9,21 @@ from sst2kit.batches import TokenBatches, tokenize_splits
 from sst2kit.data import load_sst2
 from sst2kit.features import FirstTokenStates, ReplayEncoder, encoder_features, encoder_replayed, \
     first_token_states, replay_is_faithful
-from sst2kit.models import Precision, load_model, set_encoder_trainable
+from sst2kit.models import load_model, set_encoder_trainable
+from sst2kit.runtime import Experiment, Precision, Setup
 
 
 def tiny_batches(model_dir, data_dir, train_pad_multiple=1):
     raw = load_sst2(str(data_dir))
     frames = {"train": raw["train"].to_pandas(), "validation": raw["validation"].to_pandas()}
-    return tokenize_splits(frames, AutoTokenizer.from_pretrained(model_dir), 128, train_pad_multiple)[1]
+    return tokenize_splits(frames, AutoTokenizer.from_pretrained(model_dir), max_length=128,
+                           train_pad_multiple=train_pad_multiple)[1]
 
 
-def experiment(cfg, run_dir):
-    return app.Experiment(cfg, run_dir, AutoTokenizer.from_pretrained(cfg.model_name), Precision("fp32"),
-                          graphs_off_because="no CUDA device")
+def experiment(cfg, run_dir, graphs_off_because="no CUDA device"):
+    setup = Setup(parallel="single", processes=1, device="cpu", precision=Precision("fp32"),
+                  cuda_graphs_off_because=graphs_off_because)
+    return Experiment(cfg, run_dir, AutoTokenizer.from_pretrained(cfg.model_name), setup)
 
 
 @pytest.mark.parametrize("fixture, head_names", [("tiny_model_dir", {"pre_classifier", "classifier"}),
@@ -66,7 +69,8 @@ def test_head_only_training_leaves_every_encoder_weight_bit_identical(tiny_model
                                                                       cached_features):
     cfg = Config(model_name=str(tiny_model_dir), save_models=False)
     batches = tiny_batches(tiny_model_dir, tiny_data_dir)
-    features = encoder_features(load_model(cfg, 0)[0], batches, 64, None) if cached_features else None
+    features = encoder_features(load_model(cfg, 0)[0], batches, batch_size=64, autocast_dtype=None) \
+        if cached_features else None
     model = load_model(cfg, seed=0)[0]
     before = {name: p.detach().clone() for name, p in model.base_model.named_parameters()}
     head_before = model.classifier.weight.detach().clone()
@@ -129,7 +133,7 @@ def test_tokenized_rows_stay_with_their_sentence_label_and_idx(tiny_model_dir, t
     frames = {"train": raw["train"].to_pandas(), "validation": raw["validation"].to_pandas()}
     original = frames["validation"].set_index("idx")
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    sorted_frames, batches = tokenize_splits(frames, tokenizer, 128, 32)
+    sorted_frames, batches = tokenize_splits(frames, tokenizer, max_length=128, train_pad_multiple=32)
     validation, rows = sorted_frames["validation"], batches["validation"]
     assert not validation["idx"].is_monotonic_increasing  # really reordered, so the check below means something
     lengths = rows.lengths.tolist()

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sst2kit import results as files
+from sst2kit import files, results
 from sst2kit.verdict import verdict_lines
 
 BALANCED = {split: {"positive_share": 0.5, "close_to_balanced": True}
@@ -31,7 +31,7 @@ def comparison(interval, p, claimed, head_accuracy=0.8, at_floor=()):
 
 
 def verdict(result, leaks=NO_LEAKS, summary=None):
-    return verdict_lines(result, leaks, BALANCED, summary)
+    return verdict_lines(SimpleNamespace(per_seed=[result], eval_splits=leaks, balance=BALANCED, summary=summary))
 
 
 def test_the_verdict_answers_first_and_names_each_population():
@@ -142,28 +142,27 @@ def test_results_json_is_strict_json(tmp_path):
     frame = pd.DataFrame({"idx": [0], "sentence": ["a film"], "label": [1]})
     probs = {run: {split: np.array([0.9]) for split in ("test", "validation")}
              for run in ("head_only", "full_finetune")}
-    predictions = files.predictions_frame(splits_of(frame), [(42, probs)])
-    files.save_results(tmp_path, {"delta": float("nan"), "runs": [float("inf"), 0.5]}, predictions)
+    predictions = results.predictions_frame(splits_of(frame), [(42, probs)])
+    results.save_results(tmp_path, {"delta": float("nan"), "runs": [float("inf"), 0.5]}, predictions)
     text = (tmp_path / "results.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text) == {"delta": None, "runs": [None, 0.5]}
 
 
-def test_csv_cells_never_run_as_formulas_and_the_guard_can_be_undone(tmp_path, capsys):
+def test_csv_cells_never_run_as_formulas_and_the_guard_can_be_undone(tmp_path):
     """In predictions.csv a formula-like sentence gets a leading apostrophe, and so does one that really starts
     with an apostrophe (dropping one leading apostrophe gives every sentence back); the console shows the text."""
-    from sst2kit.report import print_flips
+    from sst2kit.report import flip_lines
     sentences = ["=HYPERLINK(\"x\")", "-- dull", "@SUM(A1)", "'tis a fine film", "a fine film"]
     frame = pd.DataFrame({"idx": range(5), "label": [1, 0, 1, 1, 0], "sentence": sentences})
     probs = {"head_only": {s: np.array([0.1, 0.9, 0.1, 0.1, 0.9]) for s in ("test", "validation")},
              "full_finetune": {s: np.array([0.9, 0.1, 0.9, 0.9, 0.1]) for s in ("test", "validation")}}
-    predictions = files.predictions_frame(splits_of(frame), [(42, probs)])
-    files.save_results(tmp_path, {}, predictions)
+    predictions = results.predictions_frame(splits_of(frame), [(42, probs)])
+    results.save_results(tmp_path, {}, predictions)
     written = pd.read_csv(tmp_path / "predictions.csv", keep_default_na=False)["sentence"].tolist()[:5]
     assert written == ["'=HYPERLINK(\"x\")", "'-- dull", "'@SUM(A1)", "''tis a fine film", "a fine film"]
     assert [text[1:] if text.startswith("'") else text for text in written] == sentences
-    print_flips(files.flips(predictions), 42)
-    out = capsys.readouterr().out
+    out = "\n".join(flip_lines(results.flips(predictions), 42)) + "\n"
     assert ": -- dull\n" in out and "'-- dull" not in out
     assert "(validation 5, test 5)" in out  # the counts say their splits
 
@@ -173,7 +172,31 @@ def test_flips_are_the_changed_answers_surest_first():
     head = np.array([0.2, 0.4, 0.3, 0.9, 0.8])  # wrong, wrong, right, wrong, right
     full = np.array([0.7, 0.99, 0.6, 0.1, 0.9])  # right, right, wrong, right, right
     probs = {"head_only": {"test": head, "validation": head}, "full_finetune": {"test": full, "validation": full}}
-    predictions = files.predictions_frame(splits_of(frame), [(42, probs)])
-    flipped = files.flips(predictions[predictions["split"] == "test"])
+    predictions = results.predictions_frame(splits_of(frame), [(42, probs)])
+    flipped = results.flips(predictions[predictions["split"] == "test"])
     assert flipped["idx"].tolist() == [1, 3, 0, 2]  # by the full fine-tune's certainty
     assert flipped["change"].tolist() == ["fixed", "fixed", "fixed", "broken"]
+
+
+@pytest.mark.parametrize("reader", ["pandas", "csv"])
+def test_any_line_break_inside_a_sentence_stays_inside_its_cell(tmp_path, reader):
+    """A bare carriage return, CR LF, LF, U+2028 and U+0085 in sentences: predictions.csv and flips.csv read back as
+    the same rows and cells, in pandas and in Python's csv module (pandas alone quotes a field only for a comma,
+    a quote or a newline: a lone \\r would split the row for most readers)."""
+    import csv
+    breaks = ["a\rb", "c\r\nd", "e\nf", "g\u2028h", "i\x85j", "plain"]
+    frame = pd.DataFrame({"idx": range(6), "label": [1, 0, 1, 0, 1, 0], "sentence": breaks})
+    probs = {"head_only": {s: np.full(6, 0.1) for s in ("test", "validation")},
+             "full_finetune": {s: np.full(6, 0.9) for s in ("test", "validation")}}
+    predictions = results.predictions_frame(splits_of(frame), [(42, probs)])
+    results.save_results(tmp_path, {}, predictions)
+    for name, rows in (("predictions.csv", 12), ("flips.csv", 12)):
+        if reader == "pandas":
+            back = pd.read_csv(tmp_path / name, keep_default_na=False)
+            sentences, seeds = back["sentence"].tolist(), back["seed"].tolist()
+        else:
+            with open(tmp_path / name, newline="", encoding="utf-8") as handle:
+                table = list(csv.DictReader(handle))
+            sentences, seeds = [row["sentence"] for row in table], [int(float(row["seed"])) for row in table]
+        assert len(sentences) == rows and set(seeds) == {42}
+        assert sorted(sentences) == sorted(breaks * 2)

@@ -42,12 +42,12 @@ def test_bootstrap_interval_covers_truth_and_narrows_with_n():
     def interval(n):
         head = rng.random(n) < 0.80
         full = rng.random(n) < 0.85  # true delta 0.05
-        return significance.bootstrap_delta_ci(head, full, 2000, seed=1)
+        return significance.bootstrap_delta_ci(head, full, resamples=2000, seed=1)
 
     small, large = interval(500), interval(20_000)
     assert large[0] < 0.05 < large[1]
     assert large[1] - large[0] < (small[1] - small[0]) / 4
-    assert significance.bootstrap_delta_ci([1, 0, 1], [1, 0, 1], 500, 0) == [0.0, 0.0]
+    assert significance.bootstrap_delta_ci([1, 0, 1], [1, 0, 1], resamples=500, seed=0) == [0.0, 0.0]
 
 
 @pytest.mark.parametrize("splits", [("test", "validation"), ("test", "validation", "external_test")])
@@ -76,10 +76,12 @@ def test_cluster_bootstrap_widens_for_nested_items_and_matches_items_when_indepe
     full = head.copy()
     full[diff < 0] = False
     head[diff > 0] = False
-    item_lo, item_hi = significance.bootstrap_delta_ci(head, full, 4000, seed=1)
-    nested_lo, nested_hi = significance.cluster_bootstrap_ci(full.astype(float) - head, clusters, 4000, seed=1)
+    item_lo, item_hi = significance.bootstrap_delta_ci(head, full, resamples=4000, seed=1)
+    nested_lo, nested_hi = significance.cluster_bootstrap_ci(full.astype(float) - head, clusters, resamples=4000,
+                                                             seed=1)
     assert nested_hi - nested_lo > 2 * (item_hi - item_lo)
-    alone_lo, alone_hi = significance.cluster_bootstrap_ci(full.astype(float) - head, np.arange(2000), 4000, seed=1)
+    alone_lo, alone_hi = significance.cluster_bootstrap_ci(full.astype(float) - head, np.arange(2000), resamples=4000,
+                                                            seed=1)
     assert alone_lo == pytest.approx(item_lo, abs=0.006) and alone_hi == pytest.approx(item_hi, abs=0.006)
 
 
@@ -88,10 +90,10 @@ def test_cluster_sign_flip_test_is_calibrated_and_detects_a_real_gain():
     clusters = np.repeat(np.arange(60), 5)
     flip = significance.cluster_sign_flip_p
     null_ps = [flip(rng.choice([-1.0, 0, 1], size=300) * rng.choice([-1, 1], size=60)[clusters],
-                    clusters, 400, seed=s) for s in range(200)]
+                    clusters, resamples=400, seed=s) for s in range(200)]
     assert np.mean(np.array(null_ps) < 0.05) < 0.09
     gain = rng.choice([0.0, 1.0], size=300, p=[0.7, 0.3])
-    assert significance.cluster_sign_flip_p(gain, clusters, 2000, seed=0) < 0.01
+    assert significance.cluster_sign_flip_p(gain, clusters, resamples=2000, seed=0) < 0.01
 
 
 def test_the_verdict_rule_keeps_false_claims_at_five_percent_with_few_discordant_pairs():
@@ -105,7 +107,7 @@ def test_the_verdict_rule_keeps_false_claims_at_five_percent_with_few_discordant
         full = head.copy()
         flips = rng.random(43) < 0.08  # rare disagreements, as likely either way
         full[flips] = 1 - full[flips]
-        sig = significance.paired_significance(labels, head, full, 500, trial, np.arange(43))
+        sig = significance.paired_significance(labels, head, full, resamples=500, seed=trial, units=np.arange(43))
         significance.decide_claims([sig])
         claims += sig["difference_claimed"]
         interval_only += sig["delta_accuracy_ci95"][0] > 0 or sig["delta_accuracy_ci95"][1] < 0
@@ -187,11 +189,12 @@ def test_holm_adjusts_step_down_and_keeps_order():
 def test_a_monte_carlo_p_value_at_its_floor_is_printed_as_a_bound():
     diff = np.ones(200)
     units = np.arange(200) // 2  # 100 units: the sign-flip test, with 999 draws
-    entry = significance.paired_significance(np.ones(200), np.zeros(200), diff, 999, 0, units)
+    entry = significance.paired_significance(np.ones(200), np.zeros(200), diff, resamples=999, seed=0, units=units)
     assert entry["paired_test"] == "sign-flip permutation" and entry["p_value"] == pytest.approx(1 / 1000)
     assert entry["p_value_at_floor"] and entry["permutation_draws"] == 999
     assert significance.p_text(entry) == "p < 0.001"
-    exact = significance.paired_significance(np.ones(200), np.zeros(200), diff, 999, 0, np.arange(200))
+    exact = significance.paired_significance(np.ones(200), np.zeros(200), diff, resamples=999, seed=0,
+                                              units=np.arange(200))
     assert exact["paired_test"] == "exact McNemar" and significance.p_text(exact).startswith("p = ")
 
 
@@ -205,9 +208,10 @@ def test_repeated_sentences_are_one_unit_and_add_no_evidence():
     head, full = labels.copy(), labels.copy()
     head[:9] = 1 - head[:9]
     full[9:11] = 1 - full[9:11]  # discordant: 9 for full, 2 for head-only
-    once = significance.paired_significance(labels, head, full, 2000, 0, duplicate_units(sentences))
-    twenty = significance.paired_significance(np.tile(labels, 20), np.tile(head, 20), np.tile(full, 20), 2000, 0,
-                                              duplicate_units(sentences * 20))
+    once = significance.paired_significance(labels, head, full, resamples=2000, seed=0,
+                                            units=duplicate_units(sentences))
+    twenty = significance.paired_significance(np.tile(labels, 20), np.tile(head, 20), np.tile(full, 20),
+                                              resamples=2000, seed=0, units=duplicate_units(sentences * 20))
     significance.decide_claims([once])
     significance.decide_claims([twenty])
     assert twenty["independent_units"] == 30 and twenty["largest_unit_items"] == 20
@@ -244,7 +248,7 @@ def test_source_sentence_units_keep_the_interval_calibrated():
     covered = {"items": 0, "sources": 0}
     for trial, (diff, items, sources) in enumerate(source_sentence_trials(150, rng)):
         for name, units in (("items", items), ("sources", sources)):
-            low, high = significance.cluster_bootstrap_ci(diff, units, 400, trial)
+            low, high = significance.cluster_bootstrap_ci(diff, units, resamples=400, seed=trial)
             covered[name] += low <= 0 <= high
     assert 0.9 <= covered["sources"] / 150 <= 1.0
     assert covered["items"] / 150 < 0.85
@@ -258,7 +262,8 @@ def test_the_verdict_rule_keeps_false_claims_at_five_percent_over_clustered_unit
         labels = np.ones(len(diff), int)
         # right (1) or wrong (0) per model, giving these differences; both right where they agree
         full, head = np.where(diff == 0, 1, diff > 0).astype(int), np.where(diff == 0, 1, diff < 0).astype(int)
-        entry = significance.paired_significance(labels, head, full, 400, trial, sources, "source sentences")
+        entry = significance.paired_significance(labels, head, full, resamples=400, seed=trial, units=sources,
+                                                 unit_name="source sentences")
         significance.decide_claims([entry])
         claims += entry["difference_claimed"]
     assert claims / 150 <= 0.06

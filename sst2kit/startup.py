@@ -1,0 +1,105 @@
+"""What happens before the script's heavy imports (torch, transformers: seconds): config.py is read and its fields
+checked, its own errors (a syntax error, a name it does not define, a value of the wrong type, the file missing)
+said in one line naming config.py and the line; `--help` is answered at once; and Ctrl-C while the libraries load
+is one line, not a traceback. Importing this module does all of it, so the script imports it first."""
+import importlib.util
+import os
+import re
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Literal, Union, get_args, get_origin, get_type_hints
+
+SPEC = importlib.util.find_spec("config")  # the config.py that `import config` loads: the one beside the script
+CONFIG_FILE = Path(SPEC.origin).resolve() if SPEC and SPEC.origin else Path(sys.argv[0]).resolve().parent / "config.py"
+RUN_AS_SCRIPT = Path(sys.argv[0]).name == "sst2_compare.py"
+
+
+def fail(message):
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def interrupted_while_starting(signum, frame):
+    print("\ninterrupted while starting: nothing was written", file=sys.stderr)
+    os._exit(128 + signum)  # no exception unwinding through half-imported libraries
+
+
+def config_line(name):
+    """The line of config.py that sets a field, as `config.py line N` (or just config.py)."""
+    try:
+        lines = CONFIG_FILE.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return "config.py"
+    number = next((n for n, line in enumerate(lines, 1) if line.strip().startswith(f"{name}:")), None)
+    return f"config.py line {number}" if number else "config.py"
+
+
+def type_matches(value, annotation):
+    """Is value of the field's declared type? (config.py edits bypass the command line's conversion)"""
+    if get_origin(annotation) is Literal:
+        return value in get_args(annotation)
+    if get_origin(annotation) is Union:  # Optional[X]
+        return any(type_matches(value, option) for option in get_args(annotation))
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, annotation)
+
+
+def type_name(annotation):
+    if get_origin(annotation) is Literal:
+        return "one of " + ", ".join(map(repr, get_args(annotation)))
+    if get_origin(annotation) is Union:
+        return " or ".join(type_name(option) for option in get_args(annotation)).replace("NoneType", "None")
+    return {float: "a number", int: "a whole number", str: "text", bool: "True or False"}.get(annotation,
+                                                                                         annotation.__name__)
+
+
+def field_types(config_class):
+    return get_type_hints(config_class)  # not dataclasses.fields: HfArgumentParser rewrites their types in place
+
+
+def type_problem(cfg):
+    """The first field that holds a value of another type than it declares, in words; None when all are right.
+    (Checked on config.py's defaults too, before argparse would convert a wrong one and blame a command-line
+    flag nobody typed.)"""
+    for name, annotation in field_types(type(cfg)).items():
+        value = getattr(cfg, name)
+        if not type_matches(value, annotation):
+            return f"{config_line(name)}: {name} = {value!r} is not {type_name(annotation)}: fix it in config.py"
+    return None
+
+
+def load_config():
+    """config.py's Config and parse_config; any error in config.py itself is one line and exit status 2."""
+    if SPEC is None or not CONFIG_FILE.is_file():
+        fail(f"{CONFIG_FILE} is missing: restore it (git checkout config.py)")
+    try:
+        from config import Config, parse_config
+    except SyntaxError as err:
+        fail(f"config.py line {err.lineno}: {err.msg}: fix it, or restore the file (git checkout config.py)")
+    except Exception as err:  # noqa: BLE001 - whatever config.py raises while it runs is config.py's fault
+        line = next((frame.lineno for frame in reversed(traceback.extract_tb(err.__traceback__))
+                     if Path(frame.filename).resolve() == CONFIG_FILE), None)
+        named = re.search(r"\bfield (\w+)", str(err))  # dataclasses name the field they refuse: point at its line
+        where = config_line(named.group(1)) if named else f"config.py line {line}" if line else "config.py"
+        fail(f"{where}: {type(err).__name__}: {err}: fix it, or restore the file (git checkout config.py)")
+    problem = type_problem(Config())
+    if problem:
+        fail(problem)
+    return Config, parse_config
+
+
+for stream in (sys.stdout, sys.stderr):  # a character the console cannot show is replaced, never an error
+    try:
+        stream.reconfigure(errors="replace")
+    except (AttributeError, ValueError):  # not a text stream of the io module (a test's capture): leave it
+        pass
+Config, parse_config = load_config()
+if RUN_AS_SCRIPT:
+    signal.signal(signal.SIGINT, interrupted_while_starting)
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        parse_config()  # prints the settings and exits
