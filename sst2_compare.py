@@ -32,7 +32,7 @@ from sst2kit.errors import Diverged, UsageError
 from sst2kit.evaluation import evaluation_splits
 from sst2kit.features import encoder_features, encoder_replayed
 from sst2kit.files import new_run_dir, save_model_whole
-from sst2kit.metrics import classification_metrics, compare_runs
+from sst2kit.metrics import classification_metrics, compare_runs, run_status
 from sst2kit.models import load_model, set_encoder_trainable
 from sst2kit.names import RUN_TITLES, evaluated
 from sst2kit.probe import ProbeReference
@@ -164,6 +164,8 @@ def train_and_predict(trainer, data, parameter_counts):
         raise Diverged(f"the {trainer.args.run_name} run diverged: its predictions are not finite numbers; "
                        f"{settings_to_lower(trainer.args)}")
     record["predict_seconds"] = time.perf_counter() - started
+    # a run that blew up without a NaN, or whose answers collapsed to one class, yields no finding
+    record["status"], record["status_why"] = run_status(history, float(np.mean(probs["validation"] > 0.5)))
     record["history"] = {curve: [[e["epoch"], e[key]] for e in history if key in e]
                          for curve, key in (("train_loss", "loss"), ("eval_loss", "eval_loss"),
                                             ("eval_accuracy", "eval_accuracy"))}
@@ -171,6 +173,9 @@ def train_and_predict(trainer, data, parameter_counts):
     say(f"{RUN_TITLES[run]} (seed {trainer.args.seed}) done: validation accuracy "
         f"{predicted['validation'].metrics['test_accuracy']:.4f} after {record['steps']:,} steps "
         f"({record['train_seconds']:.1f}s training, {record['predict_seconds']:.1f}s predicting)")
+    if record["status"] != "ok":
+        say(f"warning: this run {record['status']}: {record['status_why']}; no finding is drawn from it: "
+            f"{settings_to_lower(trainer.args)}")
     return probs, record
 
 

@@ -19,7 +19,7 @@ def save_figures(results):
     """One PNG per question in the run folder, each written atomically; every seed's result drawn, so the spread
     is visible. Returns the paths."""
     per_seed, eval_splits, out_dir = results.per_seed, results.eval_splits, results.run_dir
-    figures = {"metrics.png": lambda: draw_metrics(per_seed, eval_splits),
+    figures = {"metrics.png": lambda: draw_metrics(per_seed, eval_splits, results.summary),
                "confusion_matrices.png": lambda: draw_confusion(per_seed),
                "training_curves.png": lambda: draw_curves(per_seed),
                "accuracy_by_length.png": lambda: draw_by_length(per_seed)}
@@ -37,16 +37,19 @@ def title_of(split):
     return title[0].upper() + title[1:]
 
 
-def delta_title(per_seed, split):
-    """'+27.9 points [+24.4, +31.3]' for one seed; the mean and spread over several."""
-    deltas = [100 * s["deltas"][split]["accuracy"] for s in per_seed]
-    if len(per_seed) > 1:
-        return f"{np.mean(deltas):+.1f} ± {np.std(deltas, ddof=1):.1f} points over {len(per_seed)} seeds"
+def delta_title(per_seed, split, summary):
+    """'+27.9 points, 95% CI [+24.4, +31.3]' for one seed; over several, the mean with its interval across seeds
+    and units, and the seeds' SD."""
+    if summary:
+        entry = summary["deltas"][split]["across_seeds"]
+        lo, hi = (100 * x for x in entry["delta_accuracy_ci95"])
+        return (f"{100 * entry['delta_accuracy']:+.1f} points over {len(per_seed)} seeds, 95% CI [{lo:+.1f}, {hi:+.1f}]"
+                f"\n(seeds' SD {100 * entry['seed_sd']:.1f})")
     lo, hi = (100 * x for x in per_seed[0]["significance"][split]["delta_accuracy_ci95"])
-    return f"{deltas[0]:+.1f} points, 95% CI [{lo:+.1f}, {hi:+.1f}]"
+    return f"{100 * per_seed[0]['deltas'][split]['accuracy']:+.1f} points, 95% CI [{lo:+.1f}, {hi:+.1f}]"
 
 
-def draw_metrics(per_seed, eval_splits):
+def draw_metrics(per_seed, eval_splits, summary):
     splits = list(per_seed[0]["significance"])
     fig, axes = plt.subplots(1, len(splits), figsize=(5.5 * len(splits), 4.4), sharey=True, squeeze=False)
     x, width = np.arange(len(METRICS)), 0.38
@@ -75,7 +78,7 @@ def draw_metrics(per_seed, eval_splits):
                       label=f"{PROBE_TITLE}, accuracy" if legend else None)
             ax.annotate(f"probe {accuracy:.3f}", (0.5, accuracy), xytext=(2, 2), textcoords="offset points",
                         fontsize=7, color="#3a8a4a")
-        ax.set_title(f"{title_of(split)}\nfull fine-tune − head-only accuracy:\n{delta_title(per_seed, split)}",
+        ax.set_title(f"{title_of(split)}\nfull fine-tune − head-only accuracy:\n{delta_title(per_seed, split, summary)}",
                      fontsize=10)
         ax.set_xticks(x, list(METRICS.values()))
         ax.set_ylim(0, 1.1)
@@ -139,15 +142,29 @@ def wilson(accuracy, n, z=norm.ppf(0.975)):
 
 
 def draw_by_length(per_seed):
-    """Where fine-tuning helps: both runs' accuracy per sentence length with its 95% interval (first seed), one
-    panel per split, and each bucket's majority-class floor. Buckets under SMALL_BUCKET items are hollow."""
+    """Where fine-tuning helps (first seed), one column per split: above, the paired delta per sentence length
+    (full fine-tune minus head-only, points) with its 95% interval over the bucket's independent units; below,
+    both runs' accuracy with a 95% Wilson interval each, and the bucket's majority-class floor. Buckets under
+    SMALL_BUCKET items are hollow."""
     splits = list(per_seed[0]["significance"])
-    fig, axes = plt.subplots(1, len(splits), figsize=(5.5 * len(splits), 4.4), sharey=True, squeeze=False)
-    for ax, split in zip(axes[0], splits):
+    fig, axes = plt.subplots(2, len(splits), figsize=(5.5 * len(splits), 7.6), sharey="row", squeeze=False,
+                             gridspec_kw={"height_ratios": [1, 1.2]})
+    for column, split in enumerate(splits):
+        delta_ax, ax = axes[0, column], axes[1, column]
         buckets = per_seed[0]["accuracy_by_length"][split]
         x, items = np.arange(len(buckets)), np.array([b["items"] for b in buckets])
         small = items < SMALL_BUCKET
-        legend = split == splits[0]
+        legend = column == 0
+        delta = 100 * np.array([b["delta"] for b in buckets])
+        low, high = (100 * np.array([b["delta_ci95"][i] for b in buckets]) for i in (0, 1))
+        delta_ax.errorbar(x, delta, yerr=np.clip([delta - low, high - delta], 0, None), fmt="o", color="black",
+                          capsize=3, label="full fine-tune − head-only (95% interval over units)" if legend else None)
+        delta_ax.scatter(x[small], delta[small], s=40, facecolors="white", edgecolors="black", zorder=3)
+        delta_ax.axhline(0, color="grey", linewidth=1)
+        delta_ax.set(title=f"{title_of(split)}: accuracy by length", ylabel="delta (points)" if legend else None,
+                     xlim=(-0.5, len(buckets) - 0.5))
+        delta_ax.set_xticks(x, [b["tokens"] for b in buckets])
+        delta_ax.grid(alpha=0.3)
         for offset, run in zip((-0.06, 0.06), RUNS):
             accuracy = np.array([b[run] for b in buckets])
             low, high = wilson(accuracy, items)
@@ -158,9 +175,9 @@ def draw_by_length(per_seed):
         ax.plot(x, [b["majority_floor"] for b in buckets], "k_", markersize=18, mew=2,
                 label="bucket's majority-class floor" if legend else None)
         ax.set_xticks(x, [f"{b['tokens']}\n({b['items']:,})" for b in buckets])
-        ax.set(title=f"{title_of(split)}: accuracy by length", xlabel="tokens (items)", ylim=(0, 1.05),
-               xlim=(-0.5, len(buckets) - 0.5))
+        ax.set(xlabel="tokens (items)", ylim=(0, 1.05), xlim=(-0.5, len(buckets) - 0.5))
         ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("accuracy, seed " + str(per_seed[0]["seed"]))
-    fig.legend(loc="upper center", ncol=2, bbox_to_anchor=(0.5, -0.06))
+    axes[1, 0].set_ylabel("accuracy, seed " + str(per_seed[0]["seed"]))
+    fig.legend(loc="upper center", ncol=3, bbox_to_anchor=(0.5, -0.01))
+    fig.tight_layout()
     return fig

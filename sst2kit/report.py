@@ -2,13 +2,17 @@
 matrices, the accuracy delta with its evidence and the verdict), the summary over seeds and the examples that
 flipped. Each part is built as lines from the run's Results by one function and printed (on the main process) by
 its print_ twin; report.md is built from the same functions, the answer first."""
+import textwrap
+
 from sst2kit.console import say
 from sst2kit.names import LABEL_NAMES, PROBE_TITLE, RUN_TITLES, RUNS, SPLIT_TITLES, evaluated
 from sst2kit.phrases import shared_items
 from sst2kit.probe import probe_fit_line
 from sst2kit.results import flips, save_report
 from sst2kit.significance import p_text
-from sst2kit.verdict import verdict_lines
+from sst2kit.verdict import answer_line, caution_lines, verdict_lines
+
+WIDTH = 160  # the verdict's lines are wrapped to this many columns on the console
 
 
 def shown(lines):
@@ -96,9 +100,17 @@ def print_confusion_matrices(results):
     return shown(confusion_lines(results))
 
 
-def reduction(delta):
-    share = delta["error_rate_reduction"]
-    return f"{100 * share:+.1f}%" if share is not None else "n/a"
+def share(value, signed=True):
+    return "n/a" if value is None else f"{100 * value:+.1f}%" if signed else f"{100 * value:.1f}%"
+
+
+def error_columns(delta):
+    """The share of the baseline's errors the model fixes, and the net error-rate reduction (fixes minus breaks,
+    over the baseline's errors)."""
+    return f"{share(delta['errors_fixed_share'], signed=False):>24}{share(delta['error_rate_reduction']):>26}"
+
+
+ERROR_HEADER = f"{'baseline errors fixed':>24}{'net error-rate reduction':>26}"
 
 
 def interval_line(split, s, comparison):
@@ -113,11 +125,11 @@ def delta_lines(results):
     runs, splits = result["runs"], list(result["significance"])
     first = f", the first of {len(summary['deltas'][splits[0]]['per_seed_accuracy'])}" if summary else ""
     lines = [f"\n=== accuracy delta (seed {result['seed']}{first}) ===",
-             f"{'':24}{'head-only':>10}{'full':>10}{'delta (points)':>16}{'error-rate reduction':>22}{'positive':>10}"]
+             f"{'':24}{'head-only':>10}{'full':>10}{'delta (points)':>16}{ERROR_HEADER}{'positive':>10}"]
     for split in splits:
         h, f, delta = runs["head_only"][split], runs["full_finetune"][split], result["deltas"][split]
         lines.append(f"{split + ' accuracy':24}{h['accuracy']:10.4f}{f['accuracy']:10.4f}"
-                     f"{100 * delta['accuracy']:+16.2f}{reduction(delta):>22}"
+                     f"{100 * delta['accuracy']:+16.2f}{error_columns(delta)}"
                      f"{100 * balance[split]['positive_share']:9.1f}%")
         for kind, part in result["by_kind"].get(split, {}).items():
             if part:
@@ -126,12 +138,12 @@ def delta_lines(results):
                              f"    ({part['items']:,} items)")
     probe = result.get("probe_reference")
     if probe:
-        lines.append(f"\n{'':24}{'probe':>10}{'full':>10}{'delta (points)':>16}{'error-rate reduction':>22}")
+        lines.append(f"\n{'':24}{'probe':>10}{'full':>10}{'delta (points)':>16}{ERROR_HEADER}")
         for split in splits:
             d = probe["delta"][split]
             lines.append(f"{split + ' accuracy':24}{probe['runs'][split]['accuracy']:10.4f}"
                          f"{runs['full_finetune'][split]['accuracy']:10.4f}{100 * d['accuracy']:+16.2f}"
-                         f"{reduction(d):>22}")
+                         f"{error_columns(d)}")
     lines.append(f"\n{'accuracy delta':22} {'':14} {'95% CI (points)':18}  {'over':24} paired test")
     for split in splits:
         lines.append(interval_line(split, result["significance"][split], "full - head-only"))
@@ -141,10 +153,9 @@ def delta_lines(results):
         for split in splits:
             lines.append(interval_line(split, probe["versus_head_only"]["significance"][split],
                                        "probe - head-only"))
-    lines.append("\n=== verdict ===")
-    lines += verdict_lines(results)
-    if summary:
-        lines += summary_lines(summary)
+    lines += summary_lines(summary) if summary else []
+    lines += ["\n=== verdict ===", *(wrapped for line in verdict_lines(results)
+                                      for wrapped in textwrap.wrap(line, WIDTH, subsequent_indent="    "))]
     return lines + flip_lines(flips(results.predictions), result["seed"])
 
 
@@ -153,17 +164,20 @@ def print_delta(results):
 
 
 def summary_lines(summary):
-    lines = ["\nover seeds (mean +- std; the split is the same, so the spread is training randomness):"]
+    lines = ["\nover seeds (mean ± SD across seeds; the test sets are the same, so the SD is training randomness):"]
     splits = list(summary[RUNS[0]])
     for run in RUNS:
         for split in splits:
             m = summary[run][split]
-            lines.append(f"  {run:14} {split:13} accuracy {m['accuracy']['mean']:.4f} +- {m['accuracy']['std']:.4f}"
-                         f"  F1 {m['f1']['mean']:.4f} +- {m['f1']['std']:.4f}")
+            lines.append(f"  {run:14} {split:13} accuracy {m['accuracy']['mean']:.4f} ± {m['accuracy']['std']:.4f}"
+                         f"  balanced {m['balanced_accuracy']['mean']:.4f} ± {m['balanced_accuracy']['std']:.4f}"
+                         f"  macro-F1 {m['macro_f1']['mean']:.4f} ± {m['macro_f1']['std']:.4f}")
     for split in splits:
         d = summary["deltas"][split]
-        lines.append(f"  delta {split:13} {100 * d['accuracy']['mean']:+.2f} +- {100 * d['accuracy']['std']:.2f} "
-                     f"points; per seed {', '.join(f'{100 * x:+.2f}' for x in d['per_seed_accuracy'])}")
+        lo, hi = d["across_seeds"]["delta_accuracy_ci95"]
+        lines.append(f"  delta {split:13} {100 * d['accuracy']['mean']:+.2f} ± {100 * d['accuracy']['std']:.2f} "
+                     f"points (95% CI across seeds and units {100 * lo:+.2f} to {100 * hi:+.2f}); per seed "
+                     f"{', '.join(f'{100 * x:+.2f}' for x in d['per_seed_accuracy'])}")
     return lines
 
 
@@ -203,12 +217,10 @@ GLOSSARY = [
 def markdown(results, figures):
     """report.md: the answer and any caution in plain words first, a short glossary, then every detail the
     console printed, scikit-learn's classification reports and the figures."""
-    verdict = delta_lines(results)
-    start = verdict.index("\n=== verdict ===") + 1
-    answer = [line for line in verdict[start:] if line.startswith(("Answer:", "Caution:"))]
+    answer = [*answer_line(results), *caution_lines(results)]
     details = [*setup_lines(results), *([f"\n=== {PROBE_TITLE} ===", probe_fit_line(results.probe_fit)]
                                         if results.probe_fit else []),
-               *metrics_lines(results), *confusion_lines(results), *verdict]
+               *metrics_lines(results), *confusion_lines(results), *delta_lines(results)]
     return "\n".join(["# sst2-compare report", "", *answer, "", "## Words used here", "", *GLOSSARY, "",
                       "## The run in detail", "", "```", *details, "```", "", "## Classification reports", "", "```",
                       *classification_reports(results.per_seed[0]), "```", "", "## Figures", "",

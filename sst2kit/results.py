@@ -15,7 +15,7 @@ import torch
 import transformers
 
 from sst2kit.files import WriteError, write_atomic, write_csv, write_json, write_text, write_together
-from sst2kit.metrics import predicted_labels, summarize_seeds
+from sst2kit.metrics import directions, predicted_labels, summarize_seeds
 from sst2kit.names import LABEL_NAMES, RUNS, headline_split
 
 # Keys kept one release for readers of the old results.json: the re-split test set's delta was plain "delta".
@@ -93,27 +93,42 @@ class Results:
                                         for name, split in eval_splits.items()},
                        "newly_initialised_tensors": new_head_tensors, "speed": experiment.setup.record()}
         self.per_seed, self.per_seed_probs, self.record, self.predictions = [], [], None, None
-        self.probe_fit = None
+        self.probe_fit, self.summary = None, None
 
     @property
-    def summary(self):
-        return summarize_seeds(self.per_seed) if len(self.per_seed) > 1 else None
+    def headline(self):
+        """results.json's `headline`: the experiment's answer on the headline split. With several seeds, the mean
+        delta over them with an interval across seeds and units; with one, that seed's delta and interval."""
+        name, first = headline_split(self.eval_splits), self.per_seed[0]
+        if self.summary:
+            delta = self.summary["deltas"][name]
+            entry, counts = delta["across_seeds"], {key: delta[key] for key in
+                                                    ("seeds_ahead", "seeds_behind", "seeds_not_established")}
+            value = entry["delta_accuracy"]
+            interval = (f"mean of {len(self.per_seed)} seeds' deltas; t interval over the seeds' spread and "
+                        f"{entry['independent_units']:,} {entry['resampled_unit']}")
+        else:
+            entry, value = first["significance"][name], first["deltas"][name]["accuracy"]
+            counts = directions(self.per_seed, [entry])
+            interval = f"one seed ({first['seed']}); {entry['paired_test']} over {entry['independent_units']:,} " \
+                       f"{entry['resampled_unit']}"
+        return {"split": name, "seeds": len(self.per_seed), "delta_accuracy": value,
+                "delta_accuracy_ci95": entry["delta_accuracy_ci95"], "interval": interval,
+                "p_value": entry["p_value"], "p_value_holm": entry["p_value_holm"],
+                "difference_claimed": entry["difference_claimed"], "claim_withheld": entry.get("withheld"), **counts}
 
     def add_seed(self, comparison, probs, *, probe_fit, timings):
         """One seed's comparison in; every file rewritten with every seed so far (main process only)."""
         self.per_seed.append(comparison)
         self.probe_fit = self.probe_fit or probe_fit
         self.per_seed_probs.append((comparison["seed"], probs))
-        first, name = self.per_seed[0], headline_split(self.eval_splits)
-        significance = first["significance"][name]
+        if len(self.per_seed) > 1:
+            self.summary = summarize_seeds(self.per_seed, self.per_seed_probs, self.eval_splits)
+        first = self.per_seed[0]
         self.record = {
-            "complete": len(self.per_seed) == self.cfg.num_seeds, **self.static,
-            "headline": {"split": name, "delta_accuracy": first["deltas"][name]["accuracy"],
-                         "delta_accuracy_ci95": significance["delta_accuracy_ci95"],
-                         "p_value_holm": significance["p_value_holm"],
-                         "difference_claimed": significance["difference_claimed"]},
-            **{key: first[key] for key in ("runs", "deltas", "significance", "at_majority_floor", "by_kind",
-                                           "accuracy_by_length")},
+            "complete": len(self.per_seed) == self.cfg.num_seeds, **self.static, "headline": self.headline,
+            **{key: first[key] for key in ("runs", "deltas", "significance", "status", "at_majority_floor",
+                                           "by_kind", "accuracy_by_length")},
             **{OLD_DELTA_KEYS[split]: delta for split, delta in first["deltas"].items()},  # one release
             "test_by_kind": first["by_kind"].get("test"),  # one release: now by_kind["test"]
             "timings_seconds": timings, "environment": environment(self.experiment.setup)}

@@ -6,7 +6,7 @@ and the phrases cut from it). When every item is its own unit the interval is an
 McNemar; otherwise whole units are resampled and the test flips the sign of each unit's summed difference.
 """
 import numpy as np
-from scipy.stats import binomtest
+from scipy.stats import binomtest, t as student_t
 
 ALPHA = 0.05
 # A Monte Carlo p-value is at least 1 / (resamples + 1). Holm multiplies the smallest by the family's size (at most
@@ -105,17 +105,71 @@ def holm(p_values):
     return out.tolist()
 
 
-def decide_claims(entries):
-    """The one verdict rule, over one seed's family of tests: a difference is claimed only when its 95% interval
-    excludes 0 and its Holm-adjusted p-value is below ALPHA. Adds p_value_holm, family_size, difference_claimed."""
-    for entry, adjusted in zip(entries, holm([e["p_value"] for e in entries])):
+def decide_family(entries, *, family, tested=True):
+    """The one rule, within one family of tests: a difference is claimed only when its 95% interval excludes 0
+    and its p-value, Holm-adjusted within the family, is below ALPHA. A family that is not tested (its gate is
+    closed) claims nothing. Adds family, family_size, p_value_holm, tested, difference_claimed."""
+    for entry, adjusted in zip(entries, holm([e["p_value"] for e in entries]) if entries else []):
         low, high = entry["delta_accuracy_ci95"]
-        entry.update(p_value_holm=adjusted, family_size=len(entries),
-                     difference_claimed=bool((low > 0 or high < 0) and adjusted < ALPHA))
+        entry.update(family=family, family_size=len(entries), p_value_holm=adjusted, tested=tested,
+                     difference_claimed=bool(tested and (low > 0 or high < 0) and adjusted < ALPHA))
+
+
+def decide_claims(*, primary, secondary, reference):
+    """Gatekeeping, so the question's own answer never depends on the optional tests beside it:
+
+    primary    full fine-tune vs head-only on the headline split: decided at ALPHA on its own;
+    secondary  full fine-tune vs head-only on the other splits and parts: tested only when the primary is claimed
+               (a fixed sequence: the family-wise error over primary and secondary stays at ALPHA), Holm within;
+    reference  the probe's comparisons (a reference, another question): Holm within, a family of its own.
+    """
+    decide_family([primary], family="primary")
+    decide_family(secondary, family="secondary", tested=primary["difference_claimed"])
+    decide_family(reference, family="probe")
+
+
+def withhold(entries, reason):
+    """No claim from a broken run: every test of the seed that involves it says why."""
+    for entry in entries:
+        entry.update(difference_claimed=False, withheld=reason)
+
+
+def across_seeds(diffs, units):
+    """The experiment's delta over N seeds: the mean of the seeds' deltas, with a 95% interval that carries both
+    the seed-to-seed spread and the test set's sampling (the same items in every seed).
+
+    diffs: seeds x items, each item's paired difference (full fine-tune right minus head-only right: -1, 0, 1);
+    units: an independent-unit id per item. Variance = between-seed variance / N + the unit-level variance of
+    the mean of the seed-averaged per-item differences; a t quantile at Welch-Satterthwaite degrees of freedom.
+    (The seed-by-item noise is in both terms: the interval errs wide, never narrow; tests simulate its coverage.)
+    """
+    diffs = np.asarray(diffs, float)
+    seeds, items = diffs.shape
+    per_seed = diffs.mean(1)
+    mean = float(per_seed.mean())
+    between = per_seed.var(ddof=1) / seeds if seeds > 1 else 0.0
+    sums, sizes = np.bincount(units, weights=diffs.mean(0)), np.bincount(units)
+    count = len(sizes)
+    within = count / max(count - 1, 1) * float(np.sum((sums - sizes * mean) ** 2)) / items ** 2
+    variance = between + within
+    parts = [(between, seeds - 1), (within, count - 1)]
+    denominator = sum(v * v / df for v, df in parts if df > 0 and v > 0)
+    df = variance * variance / denominator if denominator > 0 else np.inf
+    if variance > 0:
+        half = float(student_t.ppf(0.975, df)) * variance ** 0.5
+        p = float(2 * student_t.sf(abs(mean) / variance ** 0.5, df))
+    else:  # every seed and unit agree exactly
+        half, p = 0.0, float(mean == 0)
+    # an accuracy difference lies in [-1, 1]: a t interval on few units can reach past it
+    interval = [max(mean - half, -1.0), min(mean + half, 1.0)]
+    return {"delta_accuracy": mean, "delta_accuracy_ci95": interval, "p_value": p,
+            "paired_test": f"t over {seeds} seeds and {count:,} units", "degrees_of_freedom": float(df),
+            "seeds": seeds, "independent_units": count, "seed_sd": float(per_seed.std(ddof=1)) if seeds > 1 else 0.0,
+            "variance_between_seeds": float(between), "variance_over_units": float(within)}
 
 
 def p_text(entry, key="p_value"):
-    """A p-value as it is: a Monte Carlo p-value at its floor is only known to lie below it."""
-    if entry.get("p_value_at_floor") and key == "p_value":
-        return f"p < {1 / (entry['permutation_draws'] + 1):.2g}"
-    return f"p = {entry[key]:.2g}"
+    """A p-value as it is. A Monte Carlo p-value at its floor, 1 / (draws + 1), is the smallest the draws can
+    give: written as a bound, and so is its Holm adjustment (at most that value, whichever p set it)."""
+    bound = "≤" if entry.get("p_value_at_floor") and entry[key] < 1 else "="
+    return f"p {bound} {entry[key]:.2g}"

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -118,9 +119,10 @@ def test_the_answer_names_the_headline_split_and_opens_report_md(learned_run):
     results, stdout = learned_run.results, learned_run.stdout
     assert results["headline"]["split"] == "external_test"
     answer = next(line for line in stdout.splitlines() if line.startswith("Answer:"))
-    assert "the external test set" in answer and "beats training only the head by" in answer
+    assert answer.startswith("Answer: seed 42 (one seed), on the external test set (50 sentences), fine-tuning the "
+                             "whole encoder beats training only the head by")
     report = (learned_run.run_dir / "report.md").read_text(encoding="utf-8").splitlines()
-    assert report[0] == "# sst2-compare report" and report[2] == answer
+    assert report[0] == "# sst2-compare report" and report[2].startswith(answer)  # unwrapped there
     assert "## Words used here" in report and "## Classification reports" in report
     assert "![metrics](metrics.png)" in report
 
@@ -196,19 +198,40 @@ def test_stages_cannot_overlap():
     assert set(stopwatch.seconds) == {"data", "setup"}
 
 
-def test_several_seeds(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
-    run_dir, results = run_tiny(tiny_model_dir, tiny_data_dir, tmp_path / "out", "--num_seeds", "2")
-    assert results["complete"] is True
-    assert [s["seed"] for s in results["seeds"]] == [42, 43]
+def test_several_seeds_answer_for_the_experiment_not_for_seed_42(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
+    run_dir, results = run_tiny(tiny_model_dir, tiny_data_dir, tmp_path / "out", "--num_seeds", "3",
+                                *LEARNABLE[2:])  # the full fine-tune learns; head-only does not
+    out = capsys.readouterr().out
+    assert results["complete"] is True and [s["seed"] for s in results["seeds"]] == [42, 43, 44]
     assert results["runs"] == results["seeds"][0]["runs"]
-    assert results["summary"]["deltas"]["test"]["accuracy"]["mean"] == pytest.approx(
-        sum(s["deltas"]["test"]["accuracy"] for s in results["seeds"]) / 2)
+    deltas = [s["deltas"]["validation"]["accuracy"] for s in results["seeds"]]
+    headline, across = results["headline"], results["summary"]["deltas"]["validation"]["across_seeds"]
+    assert headline["seeds"] == 3 and headline["delta_accuracy"] == pytest.approx(np.mean(deltas))
+    assert headline["delta_accuracy_ci95"] == across["delta_accuracy_ci95"] != \
+        results["seeds"][0]["significance"]["validation"]["delta_accuracy_ci95"]
+    assert headline["seeds_ahead"] + headline["seeds_behind"] + headline["seeds_not_established"] == 3
+    answer = next(line for line in out.splitlines() if line.startswith("Answer:"))
+    assert answer.startswith("Answer: over 3 seeds, on GLUE validation (60 sentences), fine-tuning the whole encoder "
+                             f"beats training only the head by {100 * np.mean(deltas):.1f} accuracy points")
+    assert "over seeds (mean ± SD across seeds" in out
     assert "external_test" not in results["sizes"] and "external_test" not in results["summary"]["deltas"]
     predictions = pd.read_csv(run_dir / "predictions.csv")
     per_seed = results["sizes"]["test"] + results["sizes"]["validation"]
-    assert predictions.groupby("seed").size().to_dict() == {42: per_seed, 43: per_seed}
-    assert "over seeds (mean +- std; the split is the same" in capsys.readouterr().out
+    assert predictions.groupby("seed").size().to_dict() == {42: per_seed, 43: per_seed, 44: per_seed}
     assert not [p for p in run_dir.iterdir() if p.is_dir()]  # --save_models false: no model folders
+
+
+def test_a_learning_rate_far_too_high_claims_nothing_and_names_the_divergence(tiny_model_dir, tiny_data_dir,
+                                                                              tmp_path, capsys):
+    """A learning rate of 10: the loss goes up by orders of magnitude and comes back down without ever being NaN,
+    and the model answers near chance. No claim, and the answer says why and what to lower."""
+    _, results = run_tiny(tiny_model_dir, tiny_data_dir, tmp_path / "out", "--learning_rate_full_finetune", "10")
+    out = capsys.readouterr().out
+    assert results["status"]["full_finetune"]["status"] == "diverged"
+    assert results["headline"]["difference_claimed"] is False and results["headline"]["claim_withheld"]
+    assert not any(entry["difference_claimed"] for entry in results["significance"].values())
+    assert "Answer: none: the full fine-tune run of seed 42 diverged: its training loss ended at" in out
+    assert "lower its learning rate (10)" in out
 
 
 def test_notebook_mode_trains_the_head_only_on_the_running_encoder(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
@@ -260,7 +283,8 @@ def test_a_failed_probe_fit_loses_none_of_the_trained_runs(tiny_model_dir, tiny_
     _, results = run_tiny(tiny_model_dir, tiny_data_dir, tmp_path / "out")
     assert "no linear probe reference: its fit failed (MemoryError: cannot allocate 30 MiB)" in capsys.readouterr().out
     assert results["complete"] and "probe_reference" not in results
-    assert results["significance"]["validation"]["family_size"] == 4  # 2 splits, the test set's 2 parts
+    assert results["significance"]["validation"]["family"] == "primary"  # decided alone, as with the probe
+    assert results["significance"]["test"]["family_size"] == 3  # the other split and the test set's 2 parts
 
 
 def test_two_runs_leave_two_complete_folders(tiny_model_dir, tiny_data_dir, tmp_path):

@@ -12,18 +12,25 @@ def test_metrics_on_hand_made_predictions():
     assert m["macro_f1"] == pytest.approx(2 / 3)
     assert m["confusion_matrix"] == [[2, 1], [1, 2]]
     assert "positive" in m["report"]
+    imbalanced = stats.classification_metrics([1] * 7 + [0] * 3, [1] * 10)  # a constant positive answer
+    assert imbalanced["accuracy"] == 0.7 and imbalanced["f1"] == pytest.approx(14 / 17)  # flattering
+    assert imbalanced["balanced_accuracy"] == 0.5 and imbalanced["macro_f1"] == pytest.approx(7 / 17)
+    assert imbalanced["predicted_positive_share"] == 1.0
 
 
-def test_delta_is_full_minus_head_only_and_names_the_error_rate_reduction():
-    d = stats.metric_delta({"accuracy": 0.80, "f1": 0.70}, {"accuracy": 0.90, "f1": 0.91})
-    assert d["accuracy"] == pytest.approx(0.10)
-    assert d["error_rate_reduction"] == pytest.approx(0.5)  # 20% errors down to 10%: half of them removed
-    assert d["f1"] == pytest.approx(0.21)
-    assert stats.metric_delta({"accuracy": 0.0, "f1": 0}, {"accuracy": 0.5, "f1": 0})["error_rate_reduction"] == \
-        pytest.approx(0.5)
-    assert stats.metric_delta({"accuracy": 1.0, "f1": 1}, {"accuracy": 0.9, "f1": 1})["error_rate_reduction"] is None
-    assert stats.metric_delta({"accuracy": 0.6, "f1": 0}, {"accuracy": 0.2, "f1": 0})["error_rate_reduction"] == \
-        pytest.approx(-1.0)
+def test_the_error_rate_reduction_is_net_and_the_share_fixed_stands_beside_it():
+    """Head-only wrong on 20 of 100; the full fine-tune fixes 15 of them and breaks 5 others: the net reduction is
+    (15 - 5) / 20 = 50%, the share of head-only's errors it fixes 75%."""
+    head = {"accuracy": 0.80, "f1": 0.7, "macro_f1": 0.7, "balanced_accuracy": 0.8, "confusion_matrix": [[40, 10],
+                                                                                                     [10, 40]]}
+    full = {"accuracy": 0.90, "f1": 0.91, "macro_f1": 0.9, "balanced_accuracy": 0.9}
+    d = stats.metric_delta(head, full, fixed=15, broken=5)
+    assert d["accuracy"] == pytest.approx(0.10) and d["f1"] == pytest.approx(0.21)
+    assert d["error_rate_reduction"] == pytest.approx(0.5) and d["errors_fixed_share"] == pytest.approx(0.75)
+    breaks_more = stats.metric_delta(head, {**full, "accuracy": 0.7}, fixed=5, broken=15)
+    assert breaks_more["error_rate_reduction"] == pytest.approx(-0.5) and breaks_more["errors_fixed_share"] == 0.25
+    perfect = {**head, "accuracy": 1.0, "confusion_matrix": [[50, 0], [0, 50]]}
+    assert stats.metric_delta(perfect, full, fixed=0, broken=10)["error_rate_reduction"] is None
 
 
 def test_mcnemar_exact_known_values():
@@ -48,23 +55,6 @@ def test_bootstrap_interval_covers_truth_and_narrows_with_n():
     assert large[0] < 0.05 < large[1]
     assert large[1] - large[0] < (small[1] - small[0]) / 4
     assert significance.bootstrap_delta_ci([1, 0, 1], [1, 0, 1], resamples=500, seed=0) == [0.0, 0.0]
-
-
-@pytest.mark.parametrize("splits", [("test", "validation"), ("test", "validation", "external_test")])
-def test_summary_over_seeds(splits):
-    def seed_result(head_acc, full_acc):
-        run = lambda acc: {split: {"accuracy": acc, "f1": acc} for split in splits}  # noqa: E731
-        delta = {"accuracy": full_acc - head_acc, "f1": full_acc - head_acc}
-        sig = {"difference_claimed": True}
-        return {"runs": {"head_only": run(head_acc), "full_finetune": run(full_acc)},
-                "deltas": {split: delta for split in splits}, "significance": {split: sig for split in splits}}
-
-    summary = stats.summarize_seeds([seed_result(0.80, 0.90), seed_result(0.82, 0.88)])
-    assert summary["head_only"]["test"]["accuracy"]["mean"] == pytest.approx(0.81)
-    assert summary["head_only"]["test"]["accuracy"]["std"] == pytest.approx(np.std([0.80, 0.82], ddof=1))
-    assert summary["deltas"]["test"]["accuracy"]["mean"] == pytest.approx(0.08)
-    assert summary["deltas"]["validation"]["accuracy"]["std"] == pytest.approx(np.std([0.10, 0.06], ddof=1))
-    assert set(summary["deltas"]) == set(summary["full_finetune"]) == set(splits)
 
 
 def test_cluster_bootstrap_widens_for_nested_items_and_matches_items_when_independent():
@@ -107,25 +97,20 @@ def test_the_verdict_rule_keeps_false_claims_at_five_percent_with_few_discordant
         full = head.copy()
         flips = rng.random(43) < 0.08  # rare disagreements, as likely either way
         full[flips] = 1 - full[flips]
-        sig = significance.paired_significance(labels, head, full, resamples=500, seed=trial, units=np.arange(43))
-        significance.decide_claims([sig])
+        sig = significance.paired_significance(labels, head, full, resamples=1000, seed=trial, units=np.arange(43))
+        significance.decide_family([sig], family="primary")
         claims += sig["difference_claimed"]
         interval_only += sig["delta_accuracy_ci95"][0] > 0 or sig["delta_accuracy_ci95"][1] < 0
     assert claims / 400 <= 0.05
     assert interval_only > claims
 
 
-def test_multi_seed_summary_counts_the_seeds_that_claim():
-    def seed_result(delta, claimed):
-        run = {split: {"accuracy": 0.8, "f1": 0.8} for split in ("test", "validation")}
-        sig = {"difference_claimed": claimed}
-        return {"runs": {"head_only": run, "full_finetune": run},
-                "deltas": {split: {"accuracy": delta, "f1": delta} for split in ("test", "validation")},
-                "significance": {"test": sig, "validation": sig}}
-
-    summary = stats.summarize_seeds([seed_result(0.1, True), seed_result(0.0, False), seed_result(0.05, True)])
-    assert summary["deltas"]["validation"]["per_seed_accuracy"] == [0.1, 0.0, 0.05]
-    assert summary["deltas"]["validation"]["seeds_claiming_a_difference"] == 2
+def test_seeds_are_counted_by_the_direction_of_their_claims():
+    """+6.0 claimed and -0.9 claimed are one seed ahead and one behind, not 'a difference claimed in 2 of 3'."""
+    entries = [{"difference_claimed": True, "delta_accuracy_ci95": [0.02, 0.10]},
+               {"difference_claimed": True, "delta_accuracy_ci95": [-0.015, -0.003]},
+               {"difference_claimed": False, "delta_accuracy_ci95": [0.01, 0.08]}]
+    assert stats.directions([None] * 3, entries) == {"seeds_ahead": 1, "seeds_behind": 1, "seeds_not_established": 1}
 
 
 def test_collapse_is_judged_per_split_within_one_item_or_half_a_point():
@@ -156,14 +141,17 @@ def test_the_probe_reference_fits_what_an_under_trained_head_misses():
     assert np.mean((under_trained.numpy() > 0) == features["validation"].labels.numpy()) < 0.6
 
 
-def test_accuracy_by_length_buckets():
-    lengths = np.array([5, 10, 11, 25, 25, 60])
-    labels = np.array([1, 1, 0, 0, 1, 1])
+def test_accuracy_by_length_buckets_give_the_paired_delta_with_its_interval():
+    from types import SimpleNamespace
+    split = SimpleNamespace(lengths=np.array([5, 10, 11, 25, 25, 60]), labels=np.array([1, 1, 0, 0, 1, 1]),
+                            units=np.arange(6))
     preds = {"head_only": np.array([1, 0, 0, 1, 1, 0]), "full_finetune": np.array([1, 1, 0, 0, 1, 1])}
-    buckets = stats.accuracy_by_length(labels, preds, lengths)
+    buckets = stats.accuracy_by_length(split, preds, resamples=1000, seed=0)
     assert [(b["tokens"], b["items"]) for b in buckets] == [("<=10", 2), ("11-20", 1), ("21-30", 2), (">40", 1)]
     assert [b["head_only"] for b in buckets] == [0.5, 1.0, 0.5, 0.0]
     assert all(b["full_finetune"] == 1.0 for b in buckets)
+    assert [b["delta"] for b in buckets] == [0.5, 0.0, 0.5, 1.0]  # the paired difference, bucket by bucket
+    assert all(b["delta_ci95"][0] <= b["delta"] <= b["delta_ci95"][1] for b in buckets)
 
 
 def test_the_majority_floor_is_each_splits_own_majority():
@@ -178,10 +166,10 @@ def test_holm_adjusts_step_down_and_keeps_order():
     assert significance.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
     assert significance.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
     entries = [{"p_value": p, "delta_accuracy_ci95": [0.01, 0.2]} for p in (0.011, 0.02, 0.04)]
-    significance.decide_claims(entries)
+    significance.decide_family(entries, family="secondary")
     assert [e["difference_claimed"] for e in entries] == [True, True, True]  # 0.033, 0.04, 0.04
     entries.append({"p_value": 0.03, "delta_accuracy_ci95": [0.01, 0.2]})
-    significance.decide_claims(entries)
+    significance.decide_family(entries, family="secondary")
     assert [e["difference_claimed"] for e in entries] == [True, False, False, False]  # 0.044, then 0.06s
     assert entries[0]["family_size"] == 4
 
@@ -192,7 +180,9 @@ def test_a_monte_carlo_p_value_at_its_floor_is_printed_as_a_bound():
     entry = significance.paired_significance(np.ones(200), np.zeros(200), diff, resamples=999, seed=0, units=units)
     assert entry["paired_test"] == "sign-flip permutation" and entry["p_value"] == pytest.approx(1 / 1000)
     assert entry["p_value_at_floor"] and entry["permutation_draws"] == 999
-    assert significance.p_text(entry) == "p < 0.001"
+    assert significance.p_text(entry) == "p ≤ 0.001"  # the smallest the draws can give: a bound, not a value
+    significance.decide_family([entry, {**entry, "p_value_at_floor": False, "p_value": 0.2}], family="secondary")
+    assert significance.p_text(entry, "p_value_holm") == "p ≤ 0.002"  # Holm's adjustment of a bound is a bound
     exact = significance.paired_significance(np.ones(200), np.zeros(200), diff, resamples=999, seed=0,
                                               units=np.arange(200))
     assert exact["paired_test"] == "exact McNemar" and significance.p_text(exact).startswith("p = ")
@@ -212,8 +202,8 @@ def test_repeated_sentences_are_one_unit_and_add_no_evidence():
                                             units=duplicate_units(sentences))
     twenty = significance.paired_significance(np.tile(labels, 20), np.tile(head, 20), np.tile(full, 20),
                                               resamples=2000, seed=0, units=duplicate_units(sentences * 20))
-    significance.decide_claims([once])
-    significance.decide_claims([twenty])
+    significance.decide_family([once], family="primary")
+    significance.decide_family([twenty], family="primary")
     assert twenty["independent_units"] == 30 and twenty["largest_unit_items"] == 20
     assert not once["difference_claimed"] and not twenty["difference_claimed"]
     assert twenty["p_value"] > 0.05
@@ -264,6 +254,115 @@ def test_the_verdict_rule_keeps_false_claims_at_five_percent_over_clustered_unit
         full, head = np.where(diff == 0, 1, diff > 0).astype(int), np.where(diff == 0, 1, diff < 0).astype(int)
         entry = significance.paired_significance(labels, head, full, resamples=400, seed=trial, units=sources,
                                                  unit_name="source sentences")
-        significance.decide_claims([entry])
+        significance.decide_family([entry], family="primary")
         claims += entry["difference_claimed"]
     assert claims / 150 <= 0.06
+
+
+def test_the_interval_across_seeds_covers_the_experiments_delta():
+    """Coverage by simulation of significance.across_seeds: 3 seeds on one test set of 300 sentences drawn from a
+    population; each seed shifts each arm's skill at random (training randomness), items differ in difficulty.
+    The truth is the experiment's delta: over the population's items and over seeds."""
+    rng = np.random.default_rng(6)
+    population = 20_000
+    difficulty = rng.normal(1.0, 1.2, population)  # logit of head-only being right
+    gain = rng.normal(0.6, 0.8, population)  # what fine-tuning adds, item by item
+
+    def right(logit):
+        return rng.random(logit.shape) < 1 / (1 + np.exp(-logit))
+
+    def seed_shifts(seeds):
+        return rng.normal(0, 0.35, (seeds, 1)), rng.normal(0, 0.2, (seeds, 1))
+
+    full_shift, head_shift = seed_shifts(400)
+    truth = np.mean(1 / (1 + np.exp(-(difficulty + gain + full_shift))) - 1 / (1 + np.exp(-(difficulty + head_shift))))
+    covered, trials = 0, 400
+    for _ in range(trials):
+        items = rng.choice(population, size=300, replace=False)
+        full_shift, head_shift = seed_shifts(3)
+        diffs = right(difficulty[items] + gain[items] + full_shift).astype(float) - \
+            right(difficulty[items] + head_shift)
+        low, high = significance.across_seeds(diffs, np.arange(300))["delta_accuracy_ci95"]
+        covered += low <= truth <= high
+    assert covered / trials >= 0.93
+
+
+def test_the_gatekeeping_families_keep_the_error_rate_of_the_main_question_at_five_percent():
+    """Equally good models on the headline split and on three others: a false claim anywhere among the primary
+    test and the gated secondary family in at most 5% of trials (binomial slack for 600 trials)."""
+    rng = np.random.default_rng(7)
+    any_claim = 0
+    for trial in range(600):
+        entries = []
+        for n in (150, 200, 120, 80):
+            labels = np.ones(n, int)  # right is 1: both models right on about 80% of items, independently
+            head, full = (rng.random(n) < 0.8).astype(int), (rng.random(n) < 0.8).astype(int)
+            entries.append(significance.paired_significance(labels, head, full, resamples=1000, seed=trial,
+                                                            units=np.arange(n)))
+        significance.decide_claims(primary=entries[0], secondary=entries[1:], reference=[])
+        any_claim += any(e["difference_claimed"] for e in entries)
+    assert any_claim / 600 <= 0.05 + 2 * (0.05 * 0.95 / 600) ** 0.5
+
+
+def test_the_secondary_family_is_tested_only_when_the_primary_is_claimed():
+    primary = {"p_value": 0.2, "delta_accuracy_ci95": [-0.01, 0.1]}
+    secondary = [{"p_value": 1e-6, "delta_accuracy_ci95": [0.1, 0.3]}]
+    significance.decide_claims(primary=primary, secondary=secondary, reference=[])
+    assert secondary[0]["tested"] is False and not secondary[0]["difference_claimed"]
+    primary.update(p_value=0.01, delta_accuracy_ci95=[0.01, 0.1])
+    significance.decide_claims(primary=primary, secondary=secondary, reference=[])
+    assert primary["family_size"] == 1 and secondary[0]["difference_claimed"]
+
+
+def test_turning_the_probe_on_or_off_changes_no_full_versus_head_only_decision():
+    """The README's case: with the probe's tests in one family the whole-sentence line was not claimed (Holm
+    0.057), without them it was (0.022). Now the probe is a family of its own."""
+    from conftest import answers, eval_split
+    from sst2kit.names import PROBE
+    rng = np.random.default_rng(8)
+    labels = {name: rng.integers(2, size=n) for name, n in (("validation", 200), ("test", 160))}
+    is_phrase = np.arange(160) % 4 == 0
+    splits = {"validation": eval_split("validation", labels["validation"]),
+              "test": eval_split("test", labels["test"], parts={"whole_sentences": ~is_phrase,
+                                                                "phrases": is_phrase})}
+    probs = {run: {name: answers(y, rng.random(len(y)) < accuracy) for name, y in labels.items()}
+             for run, accuracy in (("head_only", 0.7), ("full_finetune", 0.8), (PROBE, 0.78))}
+    records = {run: {"status": "ok"} for run in ("head_only", "full_finetune")}
+    with_probe = stats.compare_runs(42, records, probs=probs, eval_splits=splits, resamples=1000)
+    without = stats.compare_runs(42, records, probs={k: v for k, v in probs.items() if k != PROBE},
+                                 eval_splits=splits, resamples=1000)
+    assert with_probe["significance"] == without["significance"]
+    assert with_probe["by_kind"] == without["by_kind"]
+    assert with_probe["probe_reference"]["significance"]["validation"]["family"] == "probe"
+
+
+def test_the_resample_floor_lets_the_largest_family_reach_a_claim():
+    """With the fewest draws allowed, Holm's largest adjustment of the smallest Monte Carlo p stays under
+    ALPHA / 2: a clustered split can always be claimed when the effect is there."""
+    assert significance.LARGEST_FAMILY / (significance.MIN_RESAMPLES + 1) < significance.ALPHA / 2
+
+
+@pytest.mark.parametrize("losses, shares, final, status", [
+    ([0.69, 0.5, 0.3], [0.45], 0.48, "ok"),
+    ([0.68, 878.0, 67.0], [0.45], 1.0, "diverged"),  # a learning rate of 10: blew up, never NaN
+    ([0.69, 0.69, 0.69], [0.45], 1.0, "collapsed"),  # answers one class where it answered both at the start
+    ([0.69, 0.69, 0.69], [1.0], 1.0, "ok"),  # it started that way: nothing collapsed in training
+])
+def test_a_run_is_marked_diverged_or_collapsed(losses, shares, final, status):
+    history = [{"eval_positive_share": shares[0], "eval_loss": 0.7}, *({"loss": loss} for loss in losses)]
+    assert stats.run_status(history, final)[0] == status
+
+
+def test_a_broken_run_makes_no_claim_in_its_seed():
+    from conftest import answers, eval_split
+    rng = np.random.default_rng(9)
+    labels = rng.integers(2, size=300)
+    splits = {"validation": eval_split("validation", labels)}
+    probs = {"head_only": {"validation": answers(labels, rng.random(300) < 0.85)},
+             "full_finetune": {"validation": answers(labels, labels == 1)}}  # 'positive' to everything
+    records = {"head_only": {"status": "ok"},
+               "full_finetune": {"status": "diverged", "status_why": "its training loss ended at 67 after 0.68"}}
+    result = stats.compare_runs(42, records, probs=probs, eval_splits=splits, resamples=1000)
+    entry = result["significance"]["validation"]
+    assert entry["delta_accuracy_ci95"][1] < 0 and not entry["difference_claimed"]  # the interval excludes 0
+    assert "the full fine-tune run of seed 42 diverged: its training loss ended at 67" in entry["withheld"]
