@@ -41,6 +41,12 @@ class Config:
                                                metadata={"help": "peak AdamW learning rate, full fine-tune"})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
     warmup_ratio: float = field(default=0.06, metadata={"help": "share of the steps with a linear warm-up"})
+    select_best_epoch: bool = field(
+        default=False,
+        metadata={"help": "end each run at its epoch of lowest validation loss, as the notebook's "
+                  "load_best_model_at_end did (weights kept in memory, not on disk); off by default because "
+                  "choosing on validation and then reporting validation flatters the result"},
+    )
     full_finetune_init: Literal["head_only", "pretrained"] = field(
         default="head_only",
         metadata={"help": "head_only: continue from the trained head-only model (the notebook); "

@@ -20,11 +20,12 @@ from sst2kit.startup import parse_config
 
 import numpy as np
 import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainingArguments
 
 from sst2kit import console, plots, processes, report, runtime
 from sst2kit.batches import already_batched, tokenize_splits
-from sst2kit.checks import check_inputs, check_training_cost
+from sst2kit.callbacks import BestEpochRestored, EvaluationSchedule, epoch_metrics
+from sst2kit.checks import check_inputs, check_statistics_cost, check_training_cost
 from sst2kit.console import Stopwatch, say
 from sst2kit.cuda_graphs import CudaGraphTrainer
 from sst2kit.data import sst2_splits
@@ -32,7 +33,7 @@ from sst2kit.errors import Diverged, UsageError
 from sst2kit.evaluation import evaluation_splits
 from sst2kit.features import encoder_features, encoder_replayed
 from sst2kit.files import new_run_dir, save_model_whole
-from sst2kit.metrics import classification_metrics, compare_runs, run_status
+from sst2kit.metrics import compare_runs, run_status
 from sst2kit.models import load_model, set_encoder_trainable
 from sst2kit.names import RUN_TITLES, evaluated
 from sst2kit.probe import ProbeReference
@@ -76,50 +77,21 @@ def make_trainer(model, lr, epochs, run_name, *, data, seed, experiment):
     trainer_class = CudaGraphTrainer if experiment.setup.cuda_graphs else Trainer
     trainer = trainer_class(model=model, args=args, train_dataset=data["train"], eval_dataset=data["validation"],
                             data_collator=already_batched, processing_class=experiment.tokenizer,
-                            compute_metrics=epoch_metrics, callbacks=[EvaluationSchedule()])
+                            compute_metrics=epoch_metrics,
+                            callbacks=[EvaluationSchedule(evaluate_last_epoch=cfg.select_best_epoch),
+                                       *([BestEpochRestored()] if cfg.select_best_epoch else [])])
     # progress bars stay; the log lines (loss, learning rate, per-epoch metrics) go to the run folder
     return quiet_progress(trainer, experiment.run_dir / "trainer_log.jsonl", echo=cfg.verbose)
 
 
-class EvaluationSchedule(TrainerCallback):
-    """Validation where the curves need it, without changing the training:
-
-    - at the start, its random-number state put back afterwards: the evaluation's data loader draws from torch's
-      generator, and every later dropout draw would shift (the notebook, which has no such evaluation, and the
-      notebook mode then trained differently);
-    - not after the last epoch: that would score the final weights, which the prediction pass scores next and
-      which gives the curve's last point instead, so validation is scored once."""
-
-    def __init__(self):
-        self.generator_state = None
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.generator_state = torch.random.get_rng_state()
-
-    def on_evaluate(self, args, state, control, **kwargs):
-        if state.global_step == 0 and self.generator_state is not None:
-            torch.random.set_rng_state(self.generator_state)
-            self.generator_state = None
-
-    def on_epoch_end(self, args, state, control, **kwargs):
-        if state.global_step >= state.max_steps:
-            control.should_evaluate = False
-
-
-def epoch_metrics(prediction):
-    predicted = prediction.predictions.argmax(-1)
-    metrics = classification_metrics(prediction.label_ids, predicted)
-    # the share answered positive: a run whose answers collapse to one class is told from one that learned
-    return {**{k: metrics[k] for k in ("accuracy", "f1", "macro_f1")}, "positive_share": float(predicted.mean())}
-
-
-def both_runs(seed, *, experiment, first_model, features, batches):
+def both_runs(seed, *, experiment, checked, features, batches):
     """One seed's two runs on the same data: the head-only run on the frozen encoder (its head trained on the
     cached features where there are some), then the full fine-tune. Returns each run's P(positive) per evaluation
     split, and each run's record."""
     cfg, probs, records = experiment.cfg, {}, {}
     # the weights were read once, by the input checks, for the first seed; every other seed draws a new head
-    model = first_model if seed == cfg.seed else load_model(cfg, seed)[0]
+    model = checked.model if seed == cfg.seed else \
+        load_model(cfg, seed, weights_as_checked=checked.weights_signature)[0]
 
     say(f"\n=== head-only (seed {seed}) ===")
     counts = set_encoder_trainable(model, False)
@@ -134,7 +106,7 @@ def both_runs(seed, *, experiment, first_model, features, batches):
     start = "the trained head-only model" if cfg.full_finetune_init == "head_only" else "a pretrained model"
     say(f"\n=== full fine-tune (seed {seed}), from {start} ===")
     if cfg.full_finetune_init == "pretrained":
-        model = load_model(cfg, seed)[0]
+        model = load_model(cfg, seed, weights_as_checked=checked.weights_signature)[0]
     counts = set_encoder_trainable(model, True)
     trainer = make_trainer(model, cfg.learning_rate_full_finetune, cfg.epochs_full_finetune, "full_finetune",
                            data=batches, seed=seed, experiment=experiment)
@@ -158,8 +130,13 @@ def train_and_predict(trainer, data, parameter_counts):
     started = time.perf_counter()
     predicted = {split: trainer.predict(data[split]) for split in evaluated(data)}
     probs = {split: torch.as_tensor(p.predictions).float().softmax(-1)[:, 1].numpy() for split, p in predicted.items()}
-    history.append({"epoch": trainer.state.epoch, "eval_loss": predicted["validation"].metrics["test_loss"],
-                    "eval_accuracy": predicted["validation"].metrics["test_accuracy"]})
+    best = next((callback for callback in trainer.callback_handler.callbacks
+                 if isinstance(callback, BestEpochRestored)), None)
+    if best:  # the weights scored are those of the selected epoch, whose validation point the curve has already
+        record["selected_epoch"] = best.best_epoch
+    else:  # the final weights' validation score is the curve's last point
+        history.append({"epoch": trainer.state.epoch, "eval_loss": predicted["validation"].metrics["test_loss"],
+                        "eval_accuracy": predicted["validation"].metrics["test_accuracy"]})
     if not all(np.isfinite(p).all() for p in probs.values()):
         raise Diverged(f"the {trainer.args.run_name} run diverged: its predictions are not finite numbers; "
                        f"{settings_to_lower(trainer.args)}")
@@ -172,10 +149,16 @@ def train_and_predict(trainer, data, parameter_counts):
     run = trainer.args.run_name.rsplit("_seed", 1)[0]
     say(f"{RUN_TITLES[run]} (seed {trainer.args.seed}) done: validation accuracy "
         f"{predicted['validation'].metrics['test_accuracy']:.4f} after {record['steps']:,} steps "
-        f"({record['train_seconds']:.1f}s training, {record['predict_seconds']:.1f}s predicting)")
-    if record["status"] != "ok":
-        say(f"warning: this run {record['status']}: {record['status_why']}; no finding is drawn from it: "
+        f"({record['train_seconds']:.1f}s training, {record['predict_seconds']:.1f}s predicting)"
+        + (f"; weights of epoch {record['selected_epoch']:g}, its lowest validation loss (select_best_epoch)"
+           if record.get("selected_epoch") else ""))
+    if record["status"] == "diverged":
+        say(f"warning: this run diverged: {record['status_why']}; no finding is drawn from it: "
             f"{settings_to_lower(trainer.args)}")
+    elif record["status"] == "collapsed":
+        say(f"warning: this run collapsed: {record['status_why']}; no finding is drawn from it. If its training loss "
+            "barely fell, it has not learned yet: give it more steps (more epochs, or a larger subset_fraction); if "
+            f"the loss rose, {settings_to_lower(trainer.args)}")
     return probs, record
 
 
@@ -202,6 +185,7 @@ def run(cfg):
                                           train_pad_multiple=cfg.pad_to_multiple_of if setup.cuda_graphs else 1)
         # labels, independent units, lengths, leakage and parts of every split scored, in token-batch order
         eval_splits = evaluation_splits(frames, batches, corpus)
+        check_statistics_cost(cfg, eval_splits)
     with stopwatch("setup"):
         experiment = Experiment(cfg, new_run_dir(cfg.output_dir), checked.tokenizer, setup)
         results = Results(experiment, eval_splits, train_labels=frames["train"]["label"].to_numpy(),
@@ -214,7 +198,7 @@ def run(cfg):
             if cfg.cache_encoder_features else None
     probe = ProbeReference.start(cfg, features)  # on the CPU, while the GPU trains the runs
 
-    train = functools.partial(both_runs, experiment=experiment, first_model=checked.model, features=features,
+    train = functools.partial(both_runs, experiment=experiment, checked=checked, features=features,
                               batches=batches)
     seeds = range(cfg.seed, cfg.seed + cfg.num_seeds)
     for seed, probs, records in processes.deal_seeds(seeds, setup.parallel, train=train, stopwatch=stopwatch):

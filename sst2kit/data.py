@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 from datasets import Dataset, DatasetDict, load_dataset
 
+from sst2kit.console import say
 from sst2kit.errors import UsageError
 from sst2kit.phrases import grouped_test_mask
 
@@ -18,8 +19,15 @@ READERS = {  # file suffix -> pandas reader
     ".tsv": lambda path: pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, **TEXT_AS_IS),
     # dtype: a sentence "123" stays the text "123", not the number
     ".jsonl": lambda path: pd.read_json(path, lines=True, dtype={"sentence": str}),
-    ".json": lambda path: pd.read_json(path, lines=True, dtype={"sentence": str}),
+    ".json": lambda path: read_json_rows(path),
 }
+
+
+def read_json_rows(path):
+    """JSON lines (one object per line), or one JSON array of objects: what a .json file may hold."""
+    with open(path, encoding="utf-8-sig") as file:
+        first = file.read(4096).lstrip()[:1]
+    return pd.read_json(path, lines=first != "[", dtype={"sentence": str}, encoding="utf-8-sig")
 
 
 def load_sst2(data_dir):
@@ -39,9 +47,13 @@ def load_sst2(data_dir):
 
 
 def read_split(folder, split):
-    paths = [folder / f"{split}{suffix}" for suffix in READERS if (folder / f"{split}{suffix}").is_file()]
+    paths = [folder / f"{split}{suffix}" for suffix in READERS if (folder / f"{split}{suffix}").exists()]
+    not_files = [path for path in paths if not path.is_file()]
+    if not_files:
+        raise UsageError(f"{not_files[0]} is a folder, not a file: the {split} split must be one file "
+                         f"({split}.parquet, .csv, .tsv, .jsonl or .json)")
     if not paths:
-        raise UsageError(f"no {split} file in {folder}: expected {split}.parquet (or .csv, .tsv, .jsonl)")
+        raise UsageError(f"no {split} file in {folder}: expected {split}.parquet (or .csv, .tsv, .jsonl, .json)")
     if len(paths) > 1:
         raise UsageError(f"{folder} has several {split} files ({', '.join(p.name for p in paths)}): "
                          "keep one, so it is clear which is read")
@@ -79,6 +91,10 @@ def read_labelled(path):
             raise UsageError(f"{path}: idx must be whole numbers within 64 bits; row(s) {rows_named(bad_idx)} are "
                              "not (or drop the idx column: rows are then numbered)")
         frame["idx"] = idx.astype("int64")
+        repeated = frame["idx"].duplicated(keep=False)
+        if repeated.any():  # nothing is joined on idx, but a reader of predictions.csv may expect it to be unique
+            say(f"warning: {path}: {repeated.sum():,} rows share an idx with another row (row(s) "
+                f"{rows_named(repeated)}); every row is kept and scored, but idx does not name one row there")
     else:
         frame["idx"] = np.arange(len(frame))
     frame = frame.astype({"sentence": str, "label": "int64", "idx": "int64"})
@@ -121,8 +137,10 @@ def rows_named(mask, most=5):
 
 
 def column(dataset, name):
-    """A whole column as a numpy array. (Iterating `dataset[name]` goes row by row: ~100x slower.)"""
-    return dataset.with_format("numpy")[name][:]
+    """A whole column as a numpy array of Python objects: a text column costs its total text, where numpy's own
+    string type would make every row as wide as the longest (one 1 MB sentence: gigabytes). (Iterating
+    `dataset[name]` goes row by row: ~100x slower.)"""
+    return dataset.with_format("arrow")[:][name].to_numpy(zero_copy_only=False)
 
 
 def split_train_test(train, *, test_size, seed, how):

@@ -138,10 +138,18 @@ def write_csv(path, frame):
     frame.to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC, encoding="utf-8", lineterminator="\n")
 
 
+def readable(text):
+    """Text that is valid UTF-8: a path Python read under an ASCII locale holds its UTF-8 bytes as escapes
+    (surrogates), which no UTF-8 file can hold; they are decoded as the UTF-8 they were (the rest replaced)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def strict_json(value):
-    """JSON for any reader: NaN and infinities (not JSON) become null."""
+    """JSON for any reader: NaN and infinities (not JSON) become null; text is valid UTF-8."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, str):
+        return readable(value)
     if isinstance(value, dict):
         return {key: strict_json(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
@@ -154,4 +162,4 @@ def write_json(path, value):
 
 
 def write_text(path, text):
-    path.write_text(text, encoding="utf-8")
+    path.write_text(readable(text), encoding="utf-8")

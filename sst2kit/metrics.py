@@ -151,24 +151,29 @@ def compare_runs(seed, records, *, probs, eval_splits, resamples):
     first = headline_split(eval_splits)
     secondary = [*(entry for name, entry in head["significance"].items() if name != first),
                  *(part["significance"] for parts in result["by_kind"].values() for part in parts.values() if part)]
-    reference = []
+    reference, involving = [], {run: [] for run in RUNS}  # the probe's tests, and the run each one involves
     if PROBE in probs:
         over_probe, probe_over_head = versus(PROBE, "full_finetune"), versus("head_only", PROBE)
         result["probe_reference"] = {"runs": runs[PROBE], **over_probe, "versus_head_only": probe_over_head}
-        reference = [*over_probe["significance"].values(), *probe_over_head["significance"].values()]
+        involving = {"full_finetune": list(over_probe["significance"].values()),
+                     "head_only": list(probe_over_head["significance"].values())}
+        reference = [*involving["full_finetune"], *involving["head_only"]]
     decide_claims(primary=head["significance"][first], secondary=secondary, reference=reference)
-    broken = broken_runs([result])
-    if broken:
-        withhold([head["significance"][first], *secondary, *reference], broken)
+    if broken_runs([result]):  # the question's tests involve both runs
+        withhold([head["significance"][first], *secondary], broken_runs([result]))
+    for run, entries in involving.items():
+        if broken_runs([result], runs=(run,)):
+            withhold(entries, broken_runs([result], runs=(run,)))
     return result
 
 
-def broken_runs(per_seed):
-    """Why no claim can be drawn from these seeds ('' when every run is healthy): each run that diverged or
-    collapsed, with its seed and what happened."""
-    return "; ".join(f"the {run.replace('_', ' ').replace('full finetune', 'full fine-tune')} run of seed "
-                     f"{s['seed']} {s['status'][run]['status']}: {s['status'][run]['why']}"
-                     for s in per_seed for run in RUNS if s["status"][run]["status"] != "ok")
+def broken_runs(per_seed, runs=RUNS):
+    """Why no claim can be drawn from these seeds' runs ('' when every one is healthy): each run that diverged
+    or collapsed, with its seed and what happened."""
+    names = {"head_only": "head-only", "full_finetune": "full fine-tune"}
+    return "; ".join(f"the {names[run]} run of seed {s['seed']} {s['status'][run]['status']}: "
+                     f"{s['status'][run]['why']}"
+                     for s in per_seed for run in runs if s["status"][run]["status"] != "ok")
 
 
 def compare_on_part(split, preds, *, part, resamples, seed):

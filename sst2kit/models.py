@@ -41,10 +41,31 @@ def load_tokenizer(cfg):
     return tokenizer
 
 
-def load_model(cfg, seed):
+WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt", "*.pth")
+
+
+def weights_signature(model_name):
+    """Name, size and modification time of a local model folder's weight files (None for a hub id: its cache is
+    not rewritten in place). A later seed reloads the weights: they must be the ones the checks read."""
+    folder = Path(model_name).expanduser()
+    if not folder.is_dir():
+        return None
+    return sorted((path.name, path.stat().st_size, path.stat().st_mtime_ns)
+                  for pattern in WEIGHT_FILES for path in folder.glob(pattern))
+
+
+def load_model(cfg, seed, *, weights_as_checked=None):
     """The pretrained encoder with a new two-label head, in float32; seeded so the head's initialisation repeats.
     A checkpoint that already has a head of another size gets a fresh two-label one. Returns the model and the
-    names of the tensors that were newly initialised (only the head's: anything else is refused)."""
+    names of the tensors that were newly initialised (only the head's: anything else is refused).
+
+    weights_as_checked: the weights_signature the input checks saw; a reload after the files changed is refused
+    (another seed would train from other weights). The weights are copied into memory: a file that is memory-
+    mapped and then rewritten in place would kill the process (SIGBUS) the next time a tensor is read."""
+    if weights_as_checked is not None and weights_signature(cfg.model_name) != weights_as_checked:
+        raise UsageError(f"{cfg.model_name}: its weight files changed on disk during the run, so the next seed "
+                         "would train from other weights than the first; the seeds already finished are kept: "
+                         "run again once the model folder stays as it is")
     set_seed(seed)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # its load report lists the new head as missing: the run says it plainly
@@ -68,6 +89,9 @@ def load_model(cfg, seed):
         raise UsageError(f"{cfg.model_name}: {what} ({len(not_head) + len(unused)} such tensor(s)): config.json does "
                          "not match the weights, and the encoder would train from random values; use the config "
                          "that was saved with these weights")
+    with torch.no_grad():
+        for tensor in (*model.parameters(), *model.buffers()):
+            tensor.data = tensor.data.clone()  # out of the memory-mapped file (shared tensors stay shared)
     if model.config.pad_token_id is None:  # a decoder's head finds each row's last token by the pad token
         model.config.pad_token_id = model.config.eos_token_id
     broken = next((name for name, tensor in model.named_parameters() if not torch.isfinite(tensor).all()), None)
@@ -113,6 +137,7 @@ class CheckedModel(NamedTuple):
     model: object  # seeded with cfg.seed: the first seed's model
     tokenizer: object
     new_head_tensors: list  # the names of the tensors its load initialised afresh (the classification head's)
+    weights_signature: object  # what the weight files were when read (weights_signature): a reload must match it
 
 
 def load_checked_model(cfg):
@@ -131,12 +156,13 @@ def load_checked_model(cfg):
     check_model_sizes(cfg, model_config)
     tokenizer = load_tokenizer(cfg)
     # corrupt, truncated, non-finite or mismatched weights are found now, not after the run folder exists
+    signature = weights_signature(cfg.model_name)
     model, fresh = load_model(cfg, cfg.seed)
     parameters = sum(p.numel() for p in model.parameters())
     if parameters > MAX_PARAMETERS:
         raise UsageError(f"{cfg.model_name} has {parameters:,} parameters, over this experiment's bound of "
                          f"{MAX_PARAMETERS:,}: pick a smaller model")
-    return CheckedModel(model, tokenizer, fresh)
+    return CheckedModel(model, tokenizer, fresh, signature)
 
 
 # Sane bounds on a model config's sizes: far above any encoder this experiment is for, far below what would take

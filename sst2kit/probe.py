@@ -51,11 +51,15 @@ def best_linear_probe(features, seed):
         warnings.simplefilter("ignore", FutureWarning)
         search.fit(states[rows], labels[rows])
         chosen = float(search[-1].C_[0])
-        probe = search if len(rows) == len(train) else make_pipeline(
-            StandardScaler(), LogisticRegression(C=chosen, max_iter=1000, random_state=seed)).fit(states, labels)
+        probe = search if len(rows) == len(train) else fitted_probe(states, labels, c=chosen, seed=seed)
     probs = {split: probe.predict_proba(features[split].states.numpy())[:, 1] for split in evaluated(features)}
     return probs, {"train_items": len(train), "cross_validated_on": len(rows), "C": chosen, "folds": FOLDS,
                    "repeats": REPEATS, "seconds": time.perf_counter() - started}
+
+
+def fitted_probe(states, labels, *, c, seed):
+    """The probe with its regularisation given: standardised features, a logistic regression."""
+    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=1000, random_state=seed)).fit(states, labels)
 
 
 class ProbeReference:

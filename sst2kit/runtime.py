@@ -1,6 +1,7 @@
 """Where and how the run computes, decided once at start-up: the processes and how they share the work, the
 device, the arithmetic precision, and whether training steps replay CUDA graphs (and why not). The Experiment
 carries the one Setup; results.json, the printed setup and the trainer read it from there."""
+import logging
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,9 +82,19 @@ class Setup:
                 "processes": self.processes}
 
 
+class SeedsAreNotDistributedTraining(logging.Filter):
+    """In seeds mode each process trains whole seeds alone, on purpose: transformers' advice, printed by every
+    process for every run, to launch distributed training another way does not apply."""
+
+    def filter(self, record):
+        return "parallel_mode != ParallelMode.DISTRIBUTED" not in record.getMessage()
+
+
 def start(cfg):
     """Join the launch's processes (if any) and decide the run's Setup from the config and the hardware."""
     parallel = processes.start(cfg.parallel, cfg.num_seeds)
+    if parallel == "seeds":
+        logging.getLogger("transformers.training_args").addFilter(SeedsAreNotDistributedTraining())
     state = PartialState()
     on_gpu = state.device.type == "cuda"
     precision = decide_precision(cfg.precision, torch.cuda.get_device_capability() if on_gpu else None)

@@ -21,7 +21,9 @@ def evidence(significance):
 def why_not_established(significance):
     """Beside 'not established', when its interval excludes 0: which part of the rule held it back."""
     lo, hi = significance["delta_accuracy_ci95"]
-    if significance.get("withheld") or not (lo > 0 or hi < 0):
+    if significance.get("withheld"):
+        return "; withheld: a run broke (see the Answer line)"
+    if not (lo > 0 or hi < 0):
         return ""
     if not significance.get("tested", True):
         return "; not tested, since the primary comparison is not established"
@@ -64,7 +66,7 @@ def answer_line(results):
     lo, hi = headline["delta_accuracy_ci95"]
     if headline["claim_withheld"]:
         return [f"Answer: none: {headline['claim_withheld']}. A run that diverged or collapsed yields no finding: "
-                "lower the learning rate (or weight decay) named above and run again."]
+                "the warning printed when it finished says which setting to change."]
     delta = headline["delta_accuracy"]
     if headline["difference_claimed"]:
         said = (f"fine-tuning the whole encoder {'beats' if delta > 0 else 'trails'} training only the head by "
@@ -107,9 +109,10 @@ def seed_lines(result, eval_splits, *, details=True):
                 lines.append(f"{seed}  its {part['items']:,} {kind.replace('_', ' ')}: "
                              f"{finding(part['delta_accuracy'], part['significance'], model=FULL, baseline=HEAD)}.")
         if eval_splits[split].leakage > 0.05:
-            lines.append(f"  {100 * eval_splits[split].leakage:.0f}% of its items are phrases seen in training: its "
-                         "score rewards memorising (a grouped re-split, --split grouped, keeps them out of its "
-                         "own test set).")
+            fix = ("--split grouped re-splits so that none is" if split == "test" else
+                   "the re-split cannot change that: remove those items from the file to score unseen text only")
+            lines.append(f"  {100 * eval_splits[split].leakage:.0f}% of its items are word spans of training items: "
+                         f"its score rewards memorising ({fix}).")
     return lines
 
 

@@ -440,3 +440,16 @@ def test_a_run_too_long_to_finish_is_refused_with_its_number(tiny_model_dir, tin
     err = capsys.readouterr().err
     assert "this run would take 264 training steps" in err and "over the bound of 100" in err
     assert not out.exists()
+
+
+def test_paired_tests_too_long_to_finish_are_refused_with_their_cost(tiny_model_dir, tiny_data_dir, tmp_path, capsys,
+                                                                    monkeypatch):
+    """The tiny data has a few hundred units; at the largest resample count allowed and a bound of one second,
+    the estimate is over it, and says what it is made of."""
+    monkeypatch.setattr(checks, "MAX_STATISTICS_SECONDS", 1)
+    out = tmp_path / "out"
+    assert app.main(["--model_name", str(tiny_model_dir), "--data_dir", str(tiny_data_dir), "--output_dir", str(out),
+                     "--bootstrap_resamples", "1000000", "--num_seeds", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "the paired tests would take about" in err and "1,000,000 resamples x" in err and "3 seed(s)" in err
+    assert not out.exists()

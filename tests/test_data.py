@@ -1,10 +1,13 @@
+import os
 import re
+import subprocess
+import sys
 import time
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REAL_SST2, sst2_like
+from conftest import REAL_SST2, ROOT, sst2_like
 
 from sst2kit.data import UsageError, column, load_sst2, read_split, split_train_test, take_fraction
 from sst2kit.phrases import grouped_test_mask, inside_fractions, is_phrase_and_source
@@ -73,6 +76,28 @@ def test_csv_and_jsonl_read_like_parquet(tmp_path):
     splits = load_sst2(str(tmp_path))
     assert splits["train"]["sentence"] == splits["validation"]["sentence"] == ["good film", "bad plot"]
     assert splits["train"]["idx"] == [0, 1]
+
+
+def test_a_json_array_reads_like_json_lines(tmp_path):
+    frame = pd.DataFrame({"sentence": ["good film", "bad plot"], "label": [1, 0]})
+    frame.to_json(tmp_path / "train.json", orient="records")  # [{...}, {...}]
+    frame.to_json(tmp_path / "validation.json", orient="records", lines=True)
+    splits = load_sst2(str(tmp_path))
+    assert splits["train"]["sentence"] == splits["validation"]["sentence"] == ["good film", "bad plot"]
+
+
+def test_a_folder_named_like_a_split_file_is_named_as_a_folder(tmp_path):
+    (tmp_path / "train.parquet").mkdir()
+    pd.DataFrame({"sentence": ["good"], "label": [1]}).to_parquet(tmp_path / "validation.parquet")
+    with pytest.raises(UsageError, match=r"train\.parquet is a folder, not a file"):
+        load_sst2(str(tmp_path))
+
+
+def test_repeated_idx_values_are_kept_and_said(tmp_path, capsys):
+    pd.DataFrame({"idx": [7, 7, 8], "sentence": ["good", "bad", "fine"], "label": [1, 0, 1]}).to_csv(
+        tmp_path / "train.csv", index=False)
+    assert read_split(tmp_path, "train")["idx"] == [7, 7, 8]
+    assert "2 rows share an idx with another row (row(s) 1, 2)" in capsys.readouterr().out
 
 
 real_data = pytest.mark.skipif(REAL_SST2 is None, reason="the real SST-2 is not here: put it in data/sst2 as the README says, or set SST2_DATA_DIR")
@@ -190,3 +215,39 @@ def test_big_idx_values_are_kept_exactly(tmp_path):
     pd.DataFrame({"sentence": ["a", "b"], "label": [0, 1], "idx": [2**62 + 1, -(2**63 - 1)]}).to_parquet(
         tmp_path / "train.parquet")
     assert read_split(tmp_path, "train")["idx"] == [2**62 + 1, -(2**63 - 1)]
+
+
+DATA_STAGE_PEAK = """
+import resource, sys
+sys.path.insert(0, {root!r})
+from config import Config
+from sst2kit.batches import tokenize_splits
+from sst2kit.data import sst2_splits
+from sst2kit.evaluation import evaluation_splits
+from sst2kit.models import load_tokenizer
+cfg = Config(model_name={model!r}, data_dir={data!r})
+frames, corpus = sst2_splits(cfg)
+frames, batches = tokenize_splits(frames, load_tokenizer(cfg), max_length=cfg.max_length, train_pad_multiple=1)
+evaluation_splits(frames, batches, corpus)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def test_one_huge_row_costs_its_own_text_not_rows_times_its_length(tmp_path, tiny_model_dir):
+    """The data stage's peak memory, in a fresh process, with and without one 250 kB sentence among 1,500 rows.
+    Stored at the width of the longest row, the sentences would cost 1,500 x 250 k x 4 bytes = 1.5 GB a copy."""
+    peaks = {}
+    for name, huge in (("plain", None), ("huge", "good " + "film " * 50_000)):
+        folder = tmp_path / name
+        folder.mkdir()
+        train = sst2_like(1500, seed=0)
+        if huge:
+            train.loc[5, "sentence"] = huge
+        train.to_parquet(folder / "train.parquet")
+        sst2_like(60, seed=1).to_parquet(folder / "validation.parquet")
+        script = DATA_STAGE_PEAK.format(root=str(ROOT), model=str(tiny_model_dir), data=str(folder))
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "TQDM_DISABLE": "1"})
+        assert done.returncode == 0, done.stderr[-2000:]
+        peaks[name] = int(done.stdout.split()[-1])  # kB
+    assert peaks["huge"] < peaks["plain"] + 300_000, peaks

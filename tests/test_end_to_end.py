@@ -1,6 +1,7 @@
 """The script as a user runs it: real files out, and none lost or half-written."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -403,6 +404,41 @@ def test_under_two_processes_a_bad_input_is_said_once_and_each_process_exits_2(t
 
 
 needs_torchrun = pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun is not installed")
+
+
+# Each process as on its own machine: the same --data_dir path, but process 1's copy of the data is its own.
+OWN_COPY = """
+import os, runpy, sys
+if os.environ["LOCAL_RANK"] == "1":
+    sys.argv[sys.argv.index("--data_dir") + 1] = {bad!r}
+sys.argv[0] = {script!r}
+sys.path.insert(0, os.path.dirname({script!r}))
+runpy.run_path({script!r}, run_name="__main__")
+"""
+
+
+@needs_torchrun
+def test_a_bad_input_only_process_1_sees_is_named_once_and_every_process_exits_2(tiny_model_dir, tiny_data_dir,
+                                                                                   tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    train = pd.read_parquet(tiny_data_dir / "train.parquet")
+    train["label"] = train["label"].map({0: "neg", 1: "pos"})
+    train.to_parquet(bad / "train.parquet")
+    shutil.copy(tiny_data_dir / "validation.parquet", bad)
+    launcher = tmp_path / "own_copy.py"
+    launcher.write_text(OWN_COPY.format(bad=str(bad), script=str(ROOT / "sst2_compare.py")))
+    done = subprocess.run(["torchrun", "--nproc_per_node", "2", str(launcher), *FAST,
+                           *tiny_args(tiny_model_dir, tiny_data_dir, tmp_path / "out")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: process 1: ") and "label" in errors[0], done.stderr
+    # torchrun stops the other process once one has exited (SIGTERM, -15) if it has not exited 2 by then itself
+    codes = re.findall(r"exitcode\s*: (-?\d+)", done.stderr)
+    assert "2" in codes and set(codes) <= {"2", "-15"}, done.stderr[-3000:]
+    # torchrun reports failed processes with a traceback of its own; none comes from the project's code or gloo
+    assert f'File "{ROOT}' not in done.stderr and "gloo" not in done.stderr.lower()
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
 @needs_torchrun

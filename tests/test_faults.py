@@ -97,16 +97,21 @@ def test_a_stop_signal_during_the_renames_leaves_files_of_the_same_seeds(tmp_pat
     assert [(tmp_path / name).read_text() for name in ("a.csv", "b.json")] == ["seeds 42, 43"] * 2
 
 
-def test_a_model_folder_appears_only_when_whole(tmp_path):
+@pytest.mark.parametrize("stop, seen", [
+    (OSError(errno.EDQUOT, "Disk quota exceeded"), "cannot write .*head_only_seed42 \\(Disk quota exceeded\\)"),
+    (KeyboardInterrupt(), ""),  # Ctrl-C, or SIGTERM (raised as a KeyboardInterrupt), after config.json was written
+])
+def test_a_model_folder_appears_only_when_whole(tmp_path, stop, seen):
     class HalfSaving:
         def save_model(self, folder):
             Path(folder).mkdir()
             (Path(folder) / "config.json").write_text("{}")
-            raise OSError(errno.EDQUOT, "Disk quota exceeded")
+            raise stop
 
-    with pytest.raises(files.WriteError, match="cannot write .*head_only_seed42 \\(Disk quota exceeded\\)"):
+    expected = files.WriteError if isinstance(stop, OSError) else KeyboardInterrupt
+    with pytest.raises(expected, match=seen):
         files.save_model_whole(HalfSaving(), tmp_path / "head_only_seed42")
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == []  # no .head_only_seed42.partial left behind
 
 
 PROBE_SCRIPT = """
@@ -149,3 +154,43 @@ def test_a_stop_during_the_probe_fit_is_prompt_and_leaves_no_process():
     out, _ = proc.communicate(timeout=30)
     assert time.monotonic() - sent < 2.5
     assert out.strip() == "stopped"
+
+
+FIGURES = ("metrics.png", "confusion_matrices.png", "accuracy_by_length.png", "training_curves.png")
+
+
+def script_run(model_dir, data_dir, out, *, shell_tail="", env=None):
+    """The script in a fresh process, as a shell runs it (shell_tail: what its stdout is piped into)."""
+    command = " ".join(map(str, [sys.executable, ROOT / "sst2_compare.py", "--model_name", model_dir, "--data_dir",
+                                 data_dir, "--output_dir", out, *FAST]))
+    return subprocess.run(["bash", "-c", f"{command} {shell_tail}; exit ${{PIPESTATUS[0]}}"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
+
+
+def test_a_console_closed_after_one_line_still_gets_every_file_written(tiny_model_dir, tiny_data_dir, tmp_path):
+    done = script_run(tiny_model_dir, tiny_data_dir, tmp_path / "out", shell_tail="| head -1")
+    assert done.returncode == 74, done.stderr[-2000:]  # sysexits' EX_IOERR: the files are whole, the console lost
+    assert "Traceback" not in done.stderr and "the console's output stopped" in done.stderr
+    (run_dir,) = (tmp_path / "out").iterdir()
+    written = {path.name for path in run_dir.iterdir()}
+    assert {"report.md", "results.json", "predictions.csv", *FIGURES} <= written
+    assert json.loads((run_dir / "results.json").read_text())["complete"]
+
+
+def test_a_run_in_the_c_locale_with_an_ascii_console_completes(tiny_model_dir, tiny_data_dir, tmp_path):
+    """Every file read and written as UTF-8 whatever the locale; characters the console cannot show replaced."""
+    data = tmp_path / "snowmen"
+    data.mkdir()
+    for split in ("train", "validation"):
+        frame = pd.read_parquet(tiny_data_dir / f"{split}.parquet")
+        frame["sentence"] = frame["sentence"] + " ☃"
+        frame.to_parquet(data / f"{split}.parquet")
+    out = tmp_path / "☃out"  # printed at the start and the end: the console must show it somehow
+    done = script_run(tiny_model_dir, data, out,
+                      env={"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": "ascii"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "results go to" in done.stdout and "Traceback" not in done.stderr
+    (run_dir,) = out.iterdir()
+    assert {"report.md", *FIGURES} <= {path.name for path in run_dir.iterdir()}
+    assert "☃" in pd.read_csv(run_dir / "predictions.csv", encoding="utf-8")["sentence"].iloc[0]
+    assert (run_dir / "report.md").read_text(encoding="utf-8").startswith("# sst2-compare report")

@@ -1,6 +1,11 @@
 """The models and the one Trainer builder: what each run trains, and from where it starts."""
+import shutil
+import subprocess
+import sys
+
 import pytest
 import torch
+from conftest import ROOT
 from transformers import AutoTokenizer
 
 import sst2_compare as app
@@ -144,3 +149,30 @@ def test_tokenized_rows_stay_with_their_sentence_label_and_idx(tiny_model_dir, t
         assert rows.labels[i] == row.label == original.loc[row.idx, "label"]
     batch = rows.__getitems__([3, 0])
     assert batch["labels"].tolist() == [validation["label"][3], validation["label"][0]]
+
+
+REWRITTEN_MID_RUN = """
+import sys
+sys.path.insert(0, {root!r})
+from config import Config
+from sst2kit.errors import UsageError
+from sst2kit.models import load_checked_model, load_model
+cfg = Config(model_name={model!r})
+checked = load_checked_model(cfg)
+with open({weights!r}, "r+b") as weights:  # rewritten in place, as a download or a save over it would
+    weights.truncate(0)
+print("still readable", sum(float(p.sum()) for p in checked.model.parameters()) != 0, flush=True)
+try:
+    load_model(cfg, cfg.seed + 1, weights_as_checked=checked.weights_signature)
+except UsageError as err:
+    print("refused:", err)
+"""
+
+
+def test_weights_rewritten_on_disk_mid_run_neither_kill_the_run_nor_reach_a_later_seed(tiny_model_dir, tmp_path):
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    script = REWRITTEN_MID_RUN.format(root=str(ROOT), model=str(folder), weights=str(folder / "model.safetensors"))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]  # -7: SIGBUS, the memory-mapped file read after it changed
+    assert "still readable True" in done.stdout
+    assert "refused: " in done.stdout and "weight files changed on disk during the run" in done.stdout

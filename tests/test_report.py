@@ -202,3 +202,16 @@ def test_any_line_break_inside_a_sentence_stays_inside_its_cell(tmp_path, reader
             sentences, seeds = [row["sentence"] for row in table], [int(float(row["seed"])) for row in table]
         assert len(sentences) == rows and set(seeds) == {42}
         assert sorted(sentences) == sorted(breaks * 2)
+
+
+def test_leakage_is_blamed_on_the_re_split_only_where_the_re_split_can_fix_it():
+    import dataclasses
+    results = experiment([{"head_only": 0.70, "full_finetune": 0.90}],
+                         sizes=(("validation", 300), ("external_test", 100), ("test", 200)))
+    results.eval_splits = {name: dataclasses.replace(split, leakage=0.0 if name == "validation" else 0.3)
+                           for name, split in results.eval_splits.items()}
+    leak = [line for line in verdict_lines(results) if "word spans of training items" in line]
+    assert len(leak) == 2
+    external, test = leak  # in the order of the findings: the external set leads when it is given
+    assert "--split grouped" not in external and "remove those items from the file" in external
+    assert "--split grouped" in test

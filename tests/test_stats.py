@@ -366,3 +366,23 @@ def test_a_broken_run_makes_no_claim_in_its_seed():
     entry = result["significance"]["validation"]
     assert entry["delta_accuracy_ci95"][1] < 0 and not entry["difference_claimed"]  # the interval excludes 0
     assert "the full fine-tune run of seed 42 diverged: its training loss ended at 67" in entry["withheld"]
+
+
+def test_a_broken_run_withholds_only_the_probe_tests_that_involve_it():
+    """Head-only collapsed: every full-vs-head test and the probe-vs-head test are withheld; the full fine-tune
+    against the probe compares two healthy models and stands."""
+    from conftest import answers, eval_split
+    from sst2kit.names import PROBE
+    rng = np.random.default_rng(10)
+    labels = rng.integers(2, size=400)
+    splits = {"validation": eval_split("validation", labels)}
+    probs = {"head_only": {"validation": np.full(400, 0.9)},  # 'positive' to everything
+             "full_finetune": {"validation": answers(labels, rng.random(400) < 0.95)},
+             PROBE: {"validation": answers(labels, rng.random(400) < 0.75)}}
+    records = {"head_only": {"status": "collapsed", "status_why": "it answers 'positive' to every validation item"},
+               "full_finetune": {"status": "ok"}}
+    result = stats.compare_runs(42, records, probs=probs, eval_splits=splits, resamples=1000)
+    assert result["significance"]["validation"]["withheld"]
+    assert result["probe_reference"]["versus_head_only"]["significance"]["validation"]["withheld"]
+    over_probe = result["probe_reference"]["significance"]["validation"]
+    assert "withheld" not in over_probe and over_probe["difference_claimed"]
