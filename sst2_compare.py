@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 # first: reads config.py (its errors one line) and answers --help before the libraries below take seconds to load
-from sst2kit.startup import parse_config
+from sst2kit.startup import PROCESS_STARTED, parse_config
 
 import numpy as np
 import torch
@@ -170,7 +170,7 @@ def settings_to_lower(args):
 
 def run(cfg):
     """The experiment, top to bottom. Returns the run folder."""
-    stopwatch = Stopwatch()  # every second of the run lands in one named stage
+    stopwatch = Stopwatch(PROCESS_STARTED)  # every second, from the process's start, lands in one named stage
     setup = runtime.start(cfg)  # processes, device, precision, CUDA graphs: decided once
     with stopwatch("input checks"), processes.agreeing():
         # the config, the output folder, the external file, the model and its tokenizer (loaded once, for the run)

@@ -58,17 +58,30 @@ def already_batched(batch):
     return batch
 
 
+def token_id_lists(tokenizer, max_length):
+    """A function from sentences to their token ids, truncated at max_length, special tokens added: token ids alone
+    (masks and type ids are rebuilt per batch). A fast tokenizer's Rust core is called directly, on a copy set to
+    truncate, without offsets or the Python objects transformers builds per sentence: GLUE train in 0.8 s instead
+    of 1.6 s on 2 CPU cores, the same ids (tested)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or not hasattr(backend, "encode_batch_fast"):
+        return lambda sentences: tokenizer(sentences, truncation=True, max_length=max_length,
+                                           return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+    backend = type(backend).from_str(backend.to_str())  # the run's tokenizer is saved with models: left as it is
+    backend.no_padding()
+    backend.enable_truncation(max_length, direction=getattr(tokenizer, "truncation_side", "right"))
+    return lambda sentences: [encoding.ids for encoding in backend.encode_batch_fast(sentences)]
+
+
 def tokenize_splits(splits, tokenizer, *, max_length, train_pad_multiple, chunk=16384):
     """Every split's token ids, truncated at max_length; evaluation splits put in length order, so prediction
     batches pad little (their frames are reordered alike, so rows stay aligned with sentences and labels)."""
-    frames, tokenized = {}, {}
+    frames, tokenized, encode = {}, {}, token_id_lists(tokenizer, max_length)
     for name, frame in splits.items():
         sentences = frame["sentence"].tolist()
         token_ids = [ids for start in tqdm(range(0, len(sentences), chunk), desc=f"tokenize {name}", unit="chunk",
                                            leave=False)
-                     # token ids alone: masks and type ids are rebuilt per batch (2.4 s -> 1.9 s for GLUE train)
-                     for ids in tokenizer(sentences[start:start + chunk], truncation=True, max_length=max_length,
-                                          return_attention_mask=False, return_token_type_ids=False)["input_ids"]]
+                     for ids in encode(sentences[start:start + chunk])]
         cut = sum(len(ids) >= max_length for ids in token_ids)
         if cut:  # a long row costs max_length tokens, however long its text
             say(f"{name}: {cut:,} item{'s' if cut > 1 else ''} reached max_length ({max_length} tokens) and "

@@ -32,7 +32,8 @@ MAX_EVAL_BATCH = 65_536  # rows per prediction batch; far above what any GPU's m
 FIELDS_READ = frozenset({
     "model_name", "max_length", "allow_pickled_weights", "per_device_train_batch_size", "per_device_eval_batch_size",
     "epochs_head_only", "epochs_full_finetune", "learning_rate_head_only", "learning_rate_full_finetune",
-    "weight_decay", "warmup_ratio", "select_best_epoch", "full_finetune_init", "data_dir", "test_size", "split", "subset_fraction", "seed",
+    "weight_decay", "warmup_ratio", "select_best_epoch", "full_finetune_init", "data_dir", "test_size", "split",
+    "subset_fraction", "seed",
     "external_test_file", "num_seeds", "bootstrap_resamples", "probe_reference", "cache_encoder_features",
     "precision", "cuda_graphs", "pad_to_multiple_of", "feature_batch_size", "parallel", "dataloader_num_workers",
     "output_dir", "save_models", "verbose"})

@@ -60,8 +60,13 @@ class Stopwatch:
     stop it by name). Stages never overlap: starting one while another runs is a bug in the caller. total() also
     says how much of the run no stage holds (`outside stages`)."""
 
-    def __init__(self, started=None):
-        self.started, self.seconds, self.running = started or time.perf_counter(), {}, {}
+    def __init__(self, process_started=None):
+        """process_started: the perf_counter() reading at which the process started, when known: the time until
+        now (the interpreter, the imports, reading the config) is then the `imports` stage."""
+        now = time.perf_counter()
+        self.started, self.seconds, self.running = process_started or now, {}, {}
+        if process_started:
+            self.seconds["imports"] = now - process_started
 
     @contextmanager
     def __call__(self, stage):

@@ -218,7 +218,8 @@ def summarize_seeds(per_seed, per_seed_probs, eval_splits):
     def diffs(split, mask=slice(None)):
         labels = eval_splits[split].labels[mask]
         return np.array([(predicted_labels(probs["full_finetune"][split][mask]) == labels).astype(float)
-                         - (predicted_labels(probs["head_only"][split][mask]) == labels) for _, probs in per_seed_probs])
+                         - (predicted_labels(probs["head_only"][split][mask]) == labels)
+                         for _, probs in per_seed_probs])
 
     summary["deltas"] = {}
     for split in splits:

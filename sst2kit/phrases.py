@@ -9,18 +9,41 @@ from collections import defaultdict
 import numpy as np
 from tqdm.auto import tqdm
 
-LONG_ITEM = 64  # words; SST-2's longest item has 52. Longer items are found by substring search instead of spans
+LONG_ITEM = 64  # words; SST-2's longest item has 52. Longer items are found by substring search instead
 
 
 def words(text):
     return tuple(text.lower().split())
 
 
-def spans(tokens, longest):
-    """Every contiguous word span of a tokenised item up to `longest` words (the item itself included if short).
-    Bounding the length keeps the count near-linear in the item's length, not quadratic."""
-    n = len(tokens)
-    return (tokens[i:j] for i in range(n) for j in range(i + 1, min(n, i + longest) + 1))
+class SpanIndex:
+    """Word tuples (up to LONG_ITEM words each) in a trie, to find which of them lie inside a text: from each word of
+    the text, walk on while the words so far begin some tuple. A walk ends after a few words (few tuples share a
+    long beginning), where listing every span of the text costs one tuple per span (12.6 million over SST-2)."""
+
+    def __init__(self, tuples):
+        self.root = {}
+        for item in tuples:
+            if len(item) <= LONG_ITEM:
+                node = self.root
+                for word in item:
+                    node = node.setdefault(word, {})
+                node[""] = item  # "" is never a word: the key that marks a whole tuple
+
+    def inside(self, tokens, proper=False):
+        """The tuples that are contiguous word spans of tokens (proper: strictly shorter spans only)."""
+        n = len(tokens)
+        longest = n - 1 if proper else n
+        found = []
+        for start in range(n):
+            node = self.root
+            for end in range(start, min(n, start + longest)):
+                node = node.get(tokens[end])
+                if node is None:
+                    break
+                if "" in node:
+                    found.append(node[""])
+        return found
 
 
 def padded_text(tokens):
@@ -29,13 +52,15 @@ def padded_text(tokens):
 
 def spans_found(wanted, containers, *, proper, desc="phrase search"):
     """Which of the wanted word tuples occur as a contiguous word span of some container (proper: a strictly
-    shorter span, so an item inside another one, not the item itself). Spans up to LONG_ITEM words are enumerated,
-    in one pass over the containers; longer wanted items are found by whole-word substring search."""
-    short = {q for q in wanted if len(q) <= LONG_ITEM}
-    longest = max(map(len, short), default=0)
-    found = {span for text in tqdm(containers, desc=desc, unit="item", leave=False, mininterval=1)
-             for span in spans(text, min(longest, len(text) - proper)) if span in short}
-    long_wanted = wanted - short
+    shorter span, so an item inside another one, not the item itself). Wanted items up to LONG_ITEM words are found
+    by walking a SpanIndex over each container; longer ones by whole-word substring search."""
+    index, found = SpanIndex(wanted), set()
+    # longest first: a container already found inside a longer one has no span that one lacks, so it is skipped
+    # (over SST-2's own items, only the ~8k whole sentences are walked, not all 68k items)
+    for text in tqdm(sorted(containers, key=len, reverse=True), desc=desc, unit="item", leave=False, mininterval=1):
+        if text not in found:
+            found.update(index.inside(text, proper=proper))
+    long_wanted = {q for q in wanted if len(q) > LONG_ITEM}
     if long_wanted:
         padded = [padded_text(text) for text in containers if len(text) > LONG_ITEM]
         found |= {q for q in long_wanted
@@ -62,6 +87,24 @@ def duplicate_units(items):
     return np.array([ids.setdefault(words(item), len(ids)) for item in items], dtype=np.int64)
 
 
+def roots_and_members(texts, desc):
+    """The roots among the texts (word tuples): those inside no other text; and for each root, the texts inside it,
+    itself included. Longest first: a text inside a longer one is inside a root walked before it, and is skipped,
+    so only the roots are walked (over SST-2, ~8k of 68k items)."""
+    spans, long_texts = SpanIndex(texts), [text for text in texts if len(text) > LONG_ITEM]
+    members_of, inside = {}, set()
+    for text in tqdm(sorted(texts, key=len, reverse=True), desc=desc, unit="item", leave=False, mininterval=1):
+        if text in inside:
+            continue
+        members = set(spans.inside(text)) | {text}
+        if len(text) > LONG_ITEM:  # few, if any: long items are searched for inside the other long ones
+            members |= {other for other in long_texts
+                        if len(other) < len(text) and padded_text(other) in padded_text(text)}
+        inside |= members - {text}
+        members_of[text] = members
+    return members_of
+
+
 def is_phrase_and_source(items, corpus):
     """For each item: is it a phrase (a proper word span of another corpus item) rather than a whole sentence, and
     a unit id: the source sentence it was cut from.
@@ -71,19 +114,15 @@ def is_phrase_and_source(items, corpus):
     independent evidence. A phrase inside several source sentences ("the film" sits in hundreds) is a unit of its
     own: it belongs to no one sentence more than another, and tying it to all of them would chain unrelated
     sentences into one giant unit (union-find over nested spans did: 23% of the real test set in one cluster).
-    Identical items share a unit. Items longer than LONG_ITEM words are their own units.
+    Identical items share a unit.
     """
     item_words = [words(item) for item in items]
-    corpus_words = set(map(words, corpus)) | set(item_words)
-    inside = spans_found(corpus_words, corpus_words, proper=True, desc="phrases and their sentences")
-    is_phrase = np.array([w in inside for w in item_words])
-    wanted = set(item_words)
-    longest = min(LONG_ITEM, max(map(len, wanted), default=0))
-    sources = defaultdict(set)  # item -> the source sentences it lies in
-    for root in corpus_words - inside:
-        for span in spans(root, longest):
-            if span in wanted:
-                sources[span].add(root)
+    members_of = roots_and_members(set(map(words, corpus)) | set(item_words), desc="phrases and their sentences")
+    wanted, sources = set(item_words), defaultdict(set)  # item -> the source sentences it lies in
+    for root, members in members_of.items():
+        for member in members & wanted:
+            sources[member].add(root)
+    is_phrase = np.array([w not in members_of for w in item_words])
     ids = {}
     units = [ids.setdefault(next(iter(sources[w])) if len(sources[w]) == 1 else ("own", w), len(ids))
              for w in item_words]
@@ -100,19 +139,10 @@ def grouped_test_mask(sentences, test_size, seed):
     """
     texts = sorted(set(map(words, sentences)))
     index = {text: i for i, text in enumerate(texts)}
-    longest = min(LONG_ITEM, max(map(len, texts), default=0))
-    contained = [{index[s] for s in spans(text, longest) if s in index} | {i} for i, text in enumerate(texts)]
-    long_items = [i for i, text in enumerate(texts) if len(text) > LONG_ITEM]
-    padded = {i: padded_text(texts[i]) for i in long_items}
-    for i in long_items:  # few, if any: each is searched for inside the other long items
-        contained_in = [j for j in long_items if len(texts[j]) > len(texts[i]) and padded[i] in padded[j]]
-        for j in contained_in:
-            contained[j].add(i)
-    contained = [list(members) for members in contained]  # includes itself
-    inside_other = np.zeros(len(texts), bool)
-    for i, members in enumerate(contained):
-        inside_other[[m for m in members if m != i]] = True
-    roots = np.flatnonzero(~inside_other)
+    # root -> the items inside it, itself included
+    contained = {index[root]: [index[member] for member in members]
+                 for root, members in roots_and_members(texts, desc="grouped split").items()}
+    roots = np.array(sorted(contained))
     open_roots = np.zeros(len(texts), int)  # per item: how many of its roots are not yet test roots
     for r in roots:
         open_roots[contained[r]] += 1

@@ -78,7 +78,8 @@ def draw_metrics(per_seed, eval_splits, summary):
                       label=f"{PROBE_TITLE}, accuracy" if legend else None)
             ax.annotate(f"probe {accuracy:.3f}", (0.5, accuracy), xytext=(2, 2), textcoords="offset points",
                         fontsize=7, color="#3a8a4a")
-        ax.set_title(f"{title_of(split)}\nfull fine-tune − head-only accuracy:\n{delta_title(per_seed, split, summary)}",
+        ax.set_title(f"{title_of(split)}\nfull fine-tune − head-only accuracy:\n"
+                     f"{delta_title(per_seed, split, summary)}",
                      fontsize=10)
         ax.set_xticks(x, list(METRICS.values()))
         ax.set_ylim(0, 1.1)

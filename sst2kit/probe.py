@@ -59,7 +59,8 @@ def best_linear_probe(features, seed):
 
 def fitted_probe(states, labels, *, c, seed):
     """The probe with its regularisation given: standardised features, a logistic regression."""
-    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=1000, random_state=seed)).fit(states, labels)
+    probe = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=1000, random_state=seed))
+    return probe.fit(states, labels)
 
 
 class ProbeReference:

@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Literal, Union, get_args, get_origin, get_type_hints
@@ -14,6 +15,22 @@ from typing import Literal, Union, get_args, get_origin, get_type_hints
 SPEC = importlib.util.find_spec("config")  # the config.py that `import config` loads: the one beside the script
 CONFIG_FILE = Path(SPEC.origin).resolve() if SPEC and SPEC.origin else Path(sys.argv[0]).resolve().parent / "config.py"
 RUN_AS_SCRIPT = Path(sys.argv[0]).name == "sst2_compare.py"
+
+
+def process_started():
+    """The time.perf_counter() reading at which this process started (the kernel's record in /proc, to the
+    clock tick), or None where that is unknown: the run's `imports` stage counts from there."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        started_after_boot = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22, starttime
+        age = float(Path("/proc/uptime").read_text().split()[0]) - started_after_boot
+    except (OSError, ValueError, IndexError):
+        return None
+    return time.perf_counter() - age
+
+
+# the script's own process (not a test calling main()): where its time starts
+PROCESS_STARTED = process_started() if RUN_AS_SCRIPT else None
 
 
 def fail(message):

@@ -100,7 +100,8 @@ def test_repeated_idx_values_are_kept_and_said(tmp_path, capsys):
     assert "2 rows share an idx with another row (row(s) 1, 2)" in capsys.readouterr().out
 
 
-real_data = pytest.mark.skipif(REAL_SST2 is None, reason="the real SST-2 is not here: put it in data/sst2 as the README says, or set SST2_DATA_DIR")
+real_data = pytest.mark.skipif(REAL_SST2 is None, reason="the real SST-2 is not here: put it in data/sst2 as the "
+                               "README says, or set SST2_DATA_DIR")
 
 
 @real_data

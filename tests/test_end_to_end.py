@@ -67,7 +67,8 @@ def test_predictions_csv_gives_back_every_accuracy_in_results_json(learned_run):
     for run in RUNS:
         for split in EVAL_SPLITS:
             rows = predictions[predictions["split"] == split]
-            assert (rows[f"{run}_pred"] == rows["label"]).mean() == pytest.approx(results["runs"][run][split]["accuracy"])
+            accuracy = results["runs"][run][split]["accuracy"]
+            assert (rows[f"{run}_pred"] == rows["label"]).mean() == pytest.approx(accuracy)
     for split, frame in (("validation", learned_run.validation), ("external_test", learned_run.external)):
         rows = predictions[predictions["split"] == split]
         truth = dict(zip(frame["sentence"], frame["label"]))

@@ -10,7 +10,7 @@ from transformers import AutoTokenizer
 
 import sst2_compare as app
 from config import Config
-from sst2kit.batches import TokenBatches, tokenize_splits
+from sst2kit.batches import TokenBatches, token_id_lists, tokenize_splits
 from sst2kit.data import load_sst2
 from sst2kit.features import FirstTokenStates, ReplayEncoder, encoder_features, encoder_replayed, \
     first_token_states, replay_is_faithful
@@ -176,3 +176,15 @@ def test_weights_rewritten_on_disk_mid_run_neither_kill_the_run_nor_reach_a_late
     assert done.returncode == 0, done.stderr[-2000:]  # -7: SIGBUS, the memory-mapped file read after it changed
     assert "still readable True" in done.stdout
     assert "refused: " in done.stdout and "weight files changed on disk during the run" in done.stdout
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_token_ids_are_the_tokenizers_own(tiny_model_dir, side):
+    """The fast path (the Rust tokenizer called directly) gives exactly what the tokenizer's own call gives,
+    truncation included, from whichever side the tokenizer truncates."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir, truncation_side=side)
+    sentences = ["a good film", "the plot was dull and boring " * 10, "unknownword great"]
+    ids = token_id_lists(tokenizer, 12)(sentences)
+    assert tokenizer.backend_tokenizer.truncation is None  # the run's own tokenizer is left as it was
+    assert ids == tokenizer(sentences, truncation=True, max_length=12, return_attention_mask=False,
+                            return_token_type_ids=False)["input_ids"]

@@ -109,7 +109,8 @@ def test_a_broken_run_yields_no_finding_and_names_why():
                "full_finetune": {"status": "diverged", "status_why": "its training loss ended at 67 after starting "
                                                                      "at 0.68 (peak 878)"}}
     lines = verdict([{"head_only": 0.9, "full_finetune": "positive"}], records=records)
-    assert lines[0].startswith("Answer: none: the full fine-tune run of seed 42 diverged: its training loss ended at 67")
+    assert lines[0].startswith("Answer: none: the full fine-tune run of seed 42 diverged: its training loss ended "
+                               "at 67")
     assert not any(" beats " in line or " trails " in line for line in lines)
 
 
