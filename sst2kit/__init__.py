@@ -14,9 +14,10 @@
   batches      token tables and the batches cut from them
   features     the frozen encoder's features, computed once
   cuda_graphs  training steps replayed as CUDA graphs
+  callbacks    the Trainer around each evaluation: when validation runs, its metrics, the best epoch kept
   probe        the best linear probe: a reference for the head-only run, fitted beside the training
-  metrics      each run's metrics, the deltas, floors, one seed's comparison, the summary over seeds
-  significance intervals and paired tests over independent units, and the Holm correction
+  metrics      each run's metrics and health, the deltas, floors, one seed's comparison, the summary over seeds
+  significance intervals and paired tests over independent units, the three families, the answer across seeds
   verdict      the verdict's sentences
   report       what is printed, and report.md
   files        the run folder; atomic writes, stop signals held back, whole model folders, CSV and JSON

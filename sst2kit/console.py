@@ -4,6 +4,7 @@ pulling in pandas, matplotlib or scikit-learn.
 The console is the least important place the run writes to: a closed pipe (`| head`), a full or vanished stdout,
 or a terminal that cannot show a character never stops the run. Characters the console's encoding lacks are
 replaced, and once stdout fails, the run goes on without it, writes every file, and exits with CONSOLE_LOST."""
+import atexit
 import os
 import sys
 import time
@@ -47,6 +48,19 @@ def exit_status():
         return 0
     error(f"the console's output stopped ({Console.lost}); the run went on and wrote every file in its folder")
     return CONSOLE_LOST
+
+
+def leave(status):
+    """End the process with this status now that the run is over: the exit functions run (logging's flush and the
+    like), the console is flushed, and the interpreter's teardown of torch, transformers and the rest (1.3 s on a
+    2-core CPU, for nothing a finished run needs: every file is already closed and in place) is skipped."""
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(status)
 
 
 def listed(items):

@@ -99,7 +99,7 @@ def test_a_stop_signal_during_the_renames_leaves_files_of_the_same_seeds(tmp_pat
 
 @pytest.mark.parametrize("stop, seen", [
     (OSError(errno.EDQUOT, "Disk quota exceeded"), "cannot write .*head_only_seed42 \\(Disk quota exceeded\\)"),
-    (KeyboardInterrupt(), ""),  # Ctrl-C, or SIGTERM (raised as a KeyboardInterrupt), after config.json was written
+    (KeyboardInterrupt(), None),  # Ctrl-C, or SIGTERM (raised as a KeyboardInterrupt), after config.json was written
 ])
 def test_a_model_folder_appears_only_when_whole(tmp_path, stop, seen):
     class HalfSaving:
