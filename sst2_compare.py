@@ -25,7 +25,7 @@ from transformers import Trainer, TrainingArguments
 from sst2kit import console, plots, processes, report, runtime
 from sst2kit.batches import already_batched, tokenize_splits
 from sst2kit.callbacks import BestEpochRestored, EvaluationSchedule, epoch_metrics
-from sst2kit.checks import check_inputs, check_statistics_cost, check_training_cost
+from sst2kit.checks import check_costs, check_inputs
 from sst2kit.console import Stopwatch, say
 from sst2kit.cuda_graphs import CudaGraphTrainer
 from sst2kit.data import sst2_splits
@@ -180,12 +180,11 @@ def run(cfg):
     with stopwatch("data"), processes.agreeing():
         # GLUE train re-split into train/test; GLUE validation kept as it is; and an external test set, if named
         frames, corpus = sst2_splits(cfg)
-        check_training_cost(cfg, len(frames["train"]), setup.data_parallel_processes)
         frames, batches = tokenize_splits(frames, checked.tokenizer, max_length=cfg.max_length,
                                           train_pad_multiple=cfg.pad_to_multiple_of if setup.cuda_graphs else 1)
         # labels, independent units, lengths, leakage and parts of every split scored, in token-batch order
         eval_splits = evaluation_splits(frames, batches, corpus)
-        check_statistics_cost(cfg, eval_splits)
+        check_costs(cfg, eval_splits, train_rows=len(frames["train"]), processes=setup.data_parallel_processes)
     with stopwatch("setup"):
         experiment = Experiment(cfg, new_run_dir(cfg.output_dir), checked.tokenizer, setup)
         results = Results(experiment, eval_splits, train_labels=frames["train"]["label"].to_numpy(),
@@ -198,8 +197,7 @@ def run(cfg):
             if cfg.cache_encoder_features else None
     probe = ProbeReference.start(cfg, features)  # on the CPU, while the GPU trains the runs
 
-    train = functools.partial(both_runs, experiment=experiment, checked=checked, features=features,
-                              batches=batches)
+    train = functools.partial(both_runs, experiment=experiment, checked=checked, features=features, batches=batches)
     seeds = range(cfg.seed, cfg.seed + cfg.num_seeds)
     for seed, probs, records in processes.deal_seeds(seeds, setup.parallel, train=train, stopwatch=stopwatch):
         with stopwatch("waiting for the probe"):  # fitted while the first seed trained: on a GPU, no wait

@@ -45,14 +45,14 @@ class BestEpochRestored(TrainerCallback):
     def __init__(self):
         self.best_loss, self.best_epoch, self.best_weights = math.inf, None, None
 
-    def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
+    def on_evaluate(self, args, state, control, *, metrics=None, model=None, **kwargs):
         if state.global_step == 0 or metrics["eval_loss"] >= self.best_loss:
             return
         self.best_loss, self.best_epoch = metrics["eval_loss"], state.epoch
         self.best_weights = {name: weight.detach().clone() for name, weight in model.named_parameters()
                              if weight.requires_grad}
 
-    def on_train_end(self, args, state, control, model=None, **kwargs):
+    def on_train_end(self, args, state, control, *, model=None, **kwargs):
         if self.best_weights is not None:
             with torch.no_grad():
                 for name, weight in model.named_parameters():

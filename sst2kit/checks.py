@@ -186,6 +186,12 @@ def check_hub(cfg):
                          "or set HF_HUB_OFFLINE=1 to use what is in the local cache") from None
 
 
+def check_costs(cfg, eval_splits, *, train_rows, processes):
+    """What the data decides, bounded before anything trains: the training steps, and the paired tests' time."""
+    check_training_cost(cfg, train_rows, processes)
+    check_statistics_cost(cfg, eval_splits)
+
+
 def check_training_cost(cfg, train_rows, processes):
     """Both runs' optimizer steps over every seed, bounded before anything trains: the number and the bound."""
     steps_per_epoch = math.ceil(train_rows / (cfg.per_device_train_batch_size * processes))
