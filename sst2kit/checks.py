@@ -4,7 +4,9 @@ data files' in data.py (read_labelled, check_external_test_file). What needs the
 training's cost) is checked in the data stage, still before anything is written. Each problem is one line naming
 the fix."""
 import difflib
+import errno
 import math
+import random
 import tempfile
 import time
 from pathlib import Path
@@ -129,7 +131,7 @@ def check_config(cfg):
                              "or on the command line")
 
 
-def check_output_dir(output_dir, attempts=3):
+def check_output_dir(output_dir, attempts=10):
     """The output folder can really be made and written: made if missing, a probe folder made inside it and
     removed, then whatever the probe made is removed again. (Catches files in the way, read-only or virtual
     file systems, dangling or looping links, names too long.) Safe beside another run probing the same place:
@@ -145,12 +147,16 @@ def check_output_dir(output_dir, attempts=3):
                         folder.mkdir()
                         made.append(folder)
                     except FileExistsError:  # made by another run a moment ago, or something else is in the way
-                        if not folder.is_dir():
-                            raise
+                        if folder.is_dir():
+                            continue
+                        if not folder.exists() and not folder.is_symlink():  # made and removed again meanwhile
+                            raise FileNotFoundError(errno.ENOENT, "a folder on the way vanished") from None
+                        raise
             Path(tempfile.mkdtemp(dir=path, prefix=".write-probe-")).rmdir()
             return
-        except FileNotFoundError as err:  # a folder on the way vanished (another run cleaned up): look again
-            reason = err.strerror
+        except FileNotFoundError as err:  # a folder on the way vanished (another run cleaned up): look again,
+            reason = err.strerror  # after a random pause so two runs cleaning up in step fall out of step
+            time.sleep(random.uniform(0, 0.01))
         except (OSError, RuntimeError) as err:
             reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
             break

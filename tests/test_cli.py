@@ -431,6 +431,22 @@ def test_two_runs_probing_one_output_folder_at_once_are_both_let_through(tmp_pat
         assert not (tmp_path / f"round{round_}").exists() or not any((tmp_path / f"round{round_}").rglob("*"))
 
 
+def test_a_folder_another_run_makes_and_removes_under_the_probe_is_looked_at_again(tmp_path, monkeypatch):
+    """The race two runs hit in the suite: this run's mkdir meets the other run's folder (exists), which the other
+    run has removed again by the time this one looks. That is a folder to make again, not a refusal."""
+    target, raced = tmp_path / "round" / "out", []
+    make_folder = Path.mkdir
+
+    def other_run_in_between(self, *args, **kwargs):
+        if self == target.parent and not raced:
+            raced.append(self)
+            raise FileExistsError(17, "File exists")  # the other run's folder, already gone again
+        return make_folder(self, *args, **kwargs)
+    monkeypatch.setattr(Path, "mkdir", other_run_in_between)
+    checks.check_output_dir(target)
+    assert raced and not target.parent.exists()
+
+
 def test_a_run_too_long_to_finish_is_refused_with_its_number(tiny_model_dir, tiny_data_dir, tmp_path, capsys,
                                                             monkeypatch):
     monkeypatch.setattr(checks, "MAX_TRAINING_STEPS", 100)
