@@ -12,6 +12,7 @@ import functools
 import math
 import signal
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -33,7 +34,8 @@ from sst2kit.errors import Diverged, UsageError
 from sst2kit.evaluation import evaluation_splits
 from sst2kit.features import encoder_features, encoder_replayed
 from sst2kit.files import new_run_dir, save_model_whole
-from sst2kit.metrics import compare_runs, run_status
+from sst2kit.health import STATUS_VERBS, advice, run_status
+from sst2kit.metrics import compare_runs
 from sst2kit.models import load_model, set_encoder_trainable
 from sst2kit.names import RUN_TITLES, evaluated
 from sst2kit.probe import ProbeReference
@@ -99,7 +101,8 @@ def both_runs(seed, *, experiment, checked, features, batches):
     with encoder_replayed(model, enabled=features is not None):
         trainer = make_trainer(model, cfg.learning_rate_head_only, cfg.epochs_head_only, "head_only",
                                data=features or batches, seed=seed, experiment=experiment)
-        probs["head_only"], records["head_only"] = train_and_predict(trainer, features or batches, counts)
+        probs["head_only"], records["head_only"] = train_and_predict(trainer, features or batches, counts,
+                                                                     run="head_only", seed=seed, cfg=cfg)
     if cfg.save_models:  # after the run: the model is whole again, its real encoder back in place
         save_model_whole(trainer, experiment.run_dir / trainer.args.run_name)
 
@@ -110,62 +113,83 @@ def both_runs(seed, *, experiment, checked, features, batches):
     counts = set_encoder_trainable(model, True)
     trainer = make_trainer(model, cfg.learning_rate_full_finetune, cfg.epochs_full_finetune, "full_finetune",
                            data=batches, seed=seed, experiment=experiment)
-    probs["full_finetune"], records["full_finetune"] = train_and_predict(trainer, batches, counts)
+    probs["full_finetune"], records["full_finetune"] = train_and_predict(trainer, batches, counts,
+                                                                         run="full_finetune", seed=seed, cfg=cfg)
     if cfg.save_models:
         save_model_whole(trainer, experiment.run_dir / trainer.args.run_name)
     return probs, records
 
 
-def train_and_predict(trainer, data, parameter_counts):
-    """Train, then one prediction pass per evaluation split. Returns P(positive) per split, and the run's record."""
-    started = time.perf_counter()
-    trainer.train()
-    record = {"trainable_parameters": parameter_counts[0], "frozen_parameters": parameter_counts[1],
-              "train_seconds": time.perf_counter() - started, "steps": trainer.state.global_step}
-    history = trainer.state.log_history
-    diverged = next((e for e in history if "loss" in e and not math.isfinite(e["loss"])), None)
-    if diverged:
-        raise Diverged(f"the {trainer.args.run_name} run diverged: its training loss was {diverged['loss']} by step "
-                       f"{diverged['step']}; {settings_to_lower(trainer.args)}")
-    started = time.perf_counter()
-    predicted = {split: trainer.predict(data[split]) for split in evaluated(data)}
-    probs = {split: torch.as_tensor(p.predictions).float().softmax(-1)[:, 1].numpy() for split, p in predicted.items()}
-    best = next((callback for callback in trainer.callback_handler.callbacks
-                 if isinstance(callback, BestEpochRestored)), None)
-    if best:  # the weights scored are those of the selected epoch, whose validation point the curve has already
-        record["selected_epoch"] = best.best_epoch
-    else:  # the final weights' validation score is the curve's last point
-        history.append({"epoch": trainer.state.epoch, "eval_loss": predicted["validation"].metrics["test_loss"],
-                        "eval_accuracy": predicted["validation"].metrics["test_accuracy"]})
-    if not all(np.isfinite(p).all() for p in probs.values()):
-        raise Diverged(f"the {trainer.args.run_name} run diverged: its predictions are not finite numbers; "
-                       f"{settings_to_lower(trainer.args)}")
-    record["predict_seconds"] = time.perf_counter() - started
-    # a run that blew up without a NaN, or whose answers collapsed to one class, yields no finding
-    record["status"], record["status_why"] = run_status(history, float(np.mean(probs["validation"] > 0.5)))
-    record["history"] = {curve: [[e["epoch"], e[key]] for e in history if key in e]
-                         for curve, key in (("train_loss", "loss"), ("eval_loss", "eval_loss"),
-                                            ("eval_accuracy", "eval_accuracy"))}
-    run = trainer.args.run_name.rsplit("_seed", 1)[0]
-    say(f"{RUN_TITLES[run]} (seed {trainer.args.seed}) done: validation accuracy "
+def train_and_predict(trainer, data, parameter_counts, *, run, seed, cfg):
+    """Train, then one prediction pass per evaluation split, then the run's health judged on the weights scored.
+    Returns P(positive) per split, and the run's record."""
+    record = train(trainer, parameter_counts, run=run)
+    probs, predicted = predict(trainer, data, record, run=run)
+    record.update(judge_health(trainer.state.log_history, predicted["validation"], probs["validation"], run=run,
+                               selected_epoch=record.get("selected_epoch"), cfg=cfg))
+    say(f"{RUN_TITLES[run]} (seed {seed}) done: validation accuracy "
         f"{predicted['validation'].metrics['test_accuracy']:.4f} after {record['steps']:,} steps "
         f"({record['train_seconds']:.1f}s training, {record['predict_seconds']:.1f}s predicting)"
         + (f"; weights of epoch {record['selected_epoch']:g}, its lowest validation loss (select_best_epoch)"
            if record.get("selected_epoch") else ""))
-    if record["status"] == "diverged":
-        say(f"warning: this run diverged: {record['status_why']}; no finding is drawn from it: "
-            f"{settings_to_lower(trainer.args)}")
-    elif record["status"] == "collapsed":
-        say(f"warning: this run collapsed: {record['status_why']}; no finding is drawn from it. If its training loss "
-            "barely fell, it has not learned yet: give it more steps (more epochs, or a larger subset_fraction); if "
-            f"the loss rose, {settings_to_lower(trainer.args)}")
+    if record["status"] != "ok":
+        say(textwrap.fill(f"warning: the {RUN_TITLES[run]} run (seed {seed}) {STATUS_VERBS[record['status']]}: "
+                          f"{record['status_why']}. No finding is drawn from it; {record['status_advice']}.",
+                          report.WIDTH, subsequent_indent="    "))
+    record["history"] = {curve: [[e["epoch"], e[key]] for e in trainer.state.log_history if key in e]
+                         for curve, key in (("train_loss", "loss"), ("eval_loss", "eval_loss"),
+                                            ("eval_accuracy", "eval_accuracy"))}
     return probs, record
 
 
-def settings_to_lower(args):
+def train(trainer, parameter_counts, *, run):
+    """The Trainer's training loop; a loss that stops being a number ends the run here (nothing can be scored)."""
+    started = time.perf_counter()
+    trainer.train()
+    record = {"trainable_parameters": parameter_counts[0], "frozen_parameters": parameter_counts[1],
+              "train_seconds": time.perf_counter() - started, "steps": trainer.state.global_step}
+    broken = next((e for e in trainer.state.log_history if "loss" in e and not math.isfinite(e["loss"])), None)
+    if broken:
+        raise Diverged(f"the {RUN_TITLES[run]} run diverged: its training loss was {broken['loss']} by step "
+                       f"{broken['step']}; {settings_to_lower(trainer.args, run)}")
+    best = next((callback for callback in trainer.callback_handler.callbacks
+                 if isinstance(callback, BestEpochRestored)), None)
+    if best:  # the weights scored are those of the selected epoch
+        record["selected_epoch"] = best.best_epoch
+    return record
+
+
+def predict(trainer, data, record, *, run):
+    """P(positive) per evaluation split from the weights the run ends with, and the Trainer's prediction output."""
+    started = time.perf_counter()
+    predicted = {split: trainer.predict(data[split]) for split in evaluated(data)}
+    probs = {split: torch.as_tensor(p.predictions).float().softmax(-1)[:, 1].numpy() for split, p in predicted.items()}
+    if not all(np.isfinite(p).all() for p in probs.values()):
+        raise Diverged(f"the {RUN_TITLES[run]} run diverged: its predictions are not finite numbers; "
+                       f"{settings_to_lower(trainer.args, run)}")
+    if "selected_epoch" not in record:  # the final weights' validation score is the curve's last point
+        trainer.state.log_history.append({"epoch": trainer.state.epoch,
+                                          "eval_loss": predicted["validation"].metrics["test_loss"],
+                                          "eval_accuracy": predicted["validation"].metrics["test_accuracy"]})
+    record["predict_seconds"] = time.perf_counter() - started
+    return probs, predicted
+
+
+def judge_health(log_history, validation, validation_probs, *, run, selected_epoch, cfg):
+    """The run's status on the weights scored, why, and the exact flags to change when it is broken."""
+    status, why = run_status(log_history, positive_answers=int(np.sum(validation_probs > 0.5)),
+                             items=len(validation_probs), classes_present=len(np.unique(validation.label_ids)),
+                             selected_epoch=selected_epoch)
+    fix = advice(status, why, run=run, learning_rate=getattr(cfg, f"learning_rate_{run}"),
+                 epochs=getattr(cfg, f"epochs_{run}"), weight_decay=cfg.weight_decay) if status != "ok" else ""
+    return {"status": status, "status_why": why, "status_advice": fix}
+
+
+def settings_to_lower(args, run):
     """What a divergence can be blamed on: the step size, and the decay that shrinks every weight each step."""
-    return (f"lower its learning rate ({args.learning_rate:g}) or the weight decay ({args.weight_decay:g}; AdamW "
-            "takes learning rate x weight decay off every weight each step)")
+    return (f"lower its learning rate (--learning_rate_{run} {args.learning_rate / 10:g}, a tenth of "
+            f"{args.learning_rate:g}) or the weight decay ({args.weight_decay:g}; AdamW takes learning rate x weight "
+            "decay off every weight each step)")
 
 
 def run(cfg):
@@ -206,7 +230,8 @@ def run(cfg):
             comparison = compare_runs(seed, records, probs={**probs, **reference}, eval_splits=eval_splits,
                                       resamples=cfg.bootstrap_resamples)
         with stopwatch("files"):
-            results.add_seed(comparison, probs, probe_fit=probe.fit, timings=stopwatch.total())  # every file
+            results.add_seed(comparison, {**probs, **reference}, probe_fit=probe.fit,
+                             timings=stopwatch.total())  # every file
 
     if processes.is_main():
         with stopwatch("report"):

@@ -17,7 +17,7 @@ from sst2kit import processes
 from sst2kit.console import say
 from sst2kit.data import check_external_test_file
 from sst2kit.errors import UsageError
-from sst2kit.models import load_checked_model
+from sst2kit.models import check_model_path, load_checked_model
 from sst2kit.significance import MAX_RESAMPLES, MIN_RESAMPLES
 from sst2kit.startup import field_types, type_problem
 
@@ -56,6 +56,7 @@ def check_inputs(cfg):
     if problem:
         raise UsageError(problem)
     check_external_test_file(cfg.external_test_file)
+    check_model_path(cfg)  # a missing local folder is said as such, before any talk of the hub
     check_hub(cfg)
     return load_checked_model(cfg)
 
@@ -187,9 +188,10 @@ def check_hub(cfg):
     try:
         get_session().head(hub_constants.ENDPOINT, timeout=5)
     except Exception as err:  # any transport failure means the same thing here
-        raise UsageError(f"cannot reach the Hugging Face hub ({type(err).__name__}): run offline with local copies, "
-                         "e.g. --data_dir data/sst2 --model_name models/minilm-l6-h384-uncased (see the README), "
-                         "or set HF_HUB_OFFLINE=1 to use what is in the local cache") from None
+        model = (f"model_name {cfg.model_name}: no such folder, and " if not Path(cfg.model_name).is_dir() else "")
+        raise UsageError(f"{model}cannot reach the Hugging Face hub ({type(err).__name__}): run offline with local "
+                         "copies, e.g. --data_dir data/sst2 --model_name models/minilm-l6-h384-uncased (see the "
+                         "README), or set HF_HUB_OFFLINE=1 to use what is in the local cache") from None
 
 
 def check_costs(cfg, eval_splits, *, train_rows, processes):

@@ -55,6 +55,17 @@ class EvalSplit:
         return int(np.bincount(self.units).max()) if len(self.units) else 0
 
     @property
+    def units_said(self):
+        """The units in words with their counts: '872 sentences', or for a split of sentences and phrases '4,363
+        units (683 holding a whole sentence, 3,680 only phrases)'."""
+        whole = self.parts.get("whole_sentences")
+        if whole is None:
+            return f"{self.unit_count:,} {self.unit_name}"
+        with_sentence = len(np.unique(self.units[whole]))
+        return (f"{self.unit_count:,} {self.unit_name} ({with_sentence:,} holding a whole sentence, "
+                f"{self.unit_count - with_sentence:,} only phrases)")
+
+    @property
     def duplicated_items(self):
         """Items that repeat an earlier item of the split word for word: they share its unit."""
         return len(self.frame) - len(set(map(words, self.frame["sentence"])))
@@ -71,7 +82,7 @@ def evaluation_splits(frames, batches, corpus):
         lengths = batches[name].lengths.numpy()
         if name == "test":
             is_phrase, units = is_phrase_and_source(sentences, corpus)
-            splits[name] = EvalSplit(name=name, frame=frames[name], units=units, unit_name="source sentences",
+            splits[name] = EvalSplit(name=name, frame=frames[name], units=units, unit_name="units",
                                      lengths=lengths, leakage=leakage[name],
                                      parts={"whole_sentences": ~is_phrase, "phrases": is_phrase})
         else:

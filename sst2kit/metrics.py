@@ -4,13 +4,9 @@ answer over seeds."""
 import numpy as np
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
 
+from sst2kit.health import STATUS_VERBS
 from sst2kit.names import LABEL_NAMES, PROBE, RUNS, headline_split
 from sst2kit.significance import across_seeds, cluster_bootstrap_ci, decide_claims, paired_significance, withhold
-
-# A run whose last logged training loss is this many times its first has diverged, even if no value was NaN:
-# training that works lowers the loss; a learning rate far too high sends it up (0.68 -> 878 -> 67).
-DIVERGED_LOSS_RATIO = 1.5
-
 
 def predicted_labels(prob_positive):
     """The decision rule for every model: positive when P(positive) > 0.5."""
@@ -18,7 +14,8 @@ def predicted_labels(prob_positive):
 
 
 def balanced_accuracy(labels, preds):
-    """The mean of the recalls of the classes present: 0.5 for any constant answer, however imbalanced the split."""
+    """The mean of the recalls of the classes present: 0.5 for a constant answer when both classes are present,
+    however imbalanced the split; on a one-class split, that class's recall (1.0 or 0.0 for a constant answer)."""
     labels, preds = np.asarray(labels), np.asarray(preds)
     recalls = [np.mean(preds[labels == label] == label) for label in (0, 1) if np.any(labels == label)]
     return float(np.mean(recalls)) if recalls else 0.0
@@ -37,21 +34,6 @@ def classification_metrics(labels, preds):
         "report": classification_report(labels, preds, labels=[0, 1], target_names=list(LABEL_NAMES),
                                          digits=4, zero_division=0),
     }
-
-
-def run_status(log_history, final_positive_share):
-    """'ok', 'diverged' (its training loss ended far above where it started) or 'collapsed' (it answers one class
-    to every validation item, where it did not when training started), and why, in words."""
-    losses = [entry["loss"] for entry in log_history if "loss" in entry]
-    if len(losses) >= 2 and losses[-1] > DIVERGED_LOSS_RATIO * losses[0]:
-        return "diverged", (f"its training loss ended at {losses[-1]:.3g} after starting at {losses[0]:.3g} "
-                            f"(peak {max(losses):.3g})")
-    start = next((entry["eval_positive_share"] for entry in log_history if "eval_positive_share" in entry), None)
-    if start is not None and 0 < start < 1 and final_positive_share in (0.0, 1.0):
-        answer = LABEL_NAMES[int(final_positive_share)]
-        return "collapsed", (f"it answers '{answer}' to every validation item, where it answered both at the start "
-                             f"({100 * start:.0f}% positive)")
-    return "ok", ""
 
 
 def metric_delta(baseline, model, *, fixed, broken):
@@ -83,13 +65,15 @@ def at_floor(accuracy, floor, n):
 
 
 LENGTH_EDGES = (10, 20, 30, 40)  # tokens, [CLS] and [SEP] included: buckets up to 10, 11-20, ..., over 40
+MIN_BUCKET_UNITS = 10  # fewer independent units in a bucket and its interval would only show noise: none is given
 
 
-def accuracy_by_length(split, preds, *, resamples, seed):
-    """Per token-count bucket: both runs' accuracy, the paired delta (full fine-tune minus head-only) with a 95%
-    interval over the bucket's independent units, and the bucket's own majority-class floor (a constant answer's
-    accuracy there: a 'length effect' can be no more than the label mix changing with length). Empty buckets
-    are left out."""
+def accuracy_by_length(split, per_seed_preds, *, resamples, seed):
+    """Per token-count bucket: both runs' accuracy and the paired delta (full fine-tune minus head-only), each
+    averaged over the seeds given (a list of {run: predictions}), with 95% intervals over the bucket's independent
+    units (None for a bucket of fewer than MIN_BUCKET_UNITS units), and the bucket's own majority-class floor (a
+    constant answer's accuracy there: a 'length effect' can be no more than the label mix changing with length).
+    Empty buckets are left out."""
     labels = split.labels
     bucket = np.searchsorted(LENGTH_EDGES, split.lengths, side="left")
     names = [f"<={LENGTH_EDGES[0]}"] + [f"{lo + 1}-{hi}" for lo, hi in zip(LENGTH_EDGES, LENGTH_EDGES[1:])] + \
@@ -99,12 +83,20 @@ def accuracy_by_length(split, preds, *, resamples, seed):
         inside = bucket == b
         if not inside.any():
             continue
-        right = {run: preds[run][inside] == labels[inside] for run in RUNS}
-        diff = right["full_finetune"].astype(float) - right["head_only"]
+        right = {run: np.mean([preds[run][inside] == labels[inside] for preds in per_seed_preds], 0)
+                 for run in RUNS}
         units = np.unique(split.units[inside], return_inverse=True)[1]
-        rows.append({"tokens": name, "items": int(inside.sum()), "majority_floor": majority_floor(labels[inside]),
-                     **{run: float(np.mean(right[run])) for run in RUNS}, "delta": float(diff.mean()),
-                     "delta_ci95": cluster_bootstrap_ci(diff, units, resamples=resamples, seed=seed)})
+        enough = units.max() + 1 >= MIN_BUCKET_UNITS
+
+        def interval(values):
+            return cluster_bootstrap_ci(values, units, resamples=resamples, seed=seed) if enough else None
+
+        diff = right["full_finetune"] - right["head_only"]
+        rows.append({"tokens": name, "items": int(inside.sum()), "units": int(units.max() + 1),
+                     "majority_floor": majority_floor(labels[inside]),
+                     **{run: float(np.mean(right[run])) for run in RUNS},
+                     **{f"{run}_ci95": interval(right[run]) for run in RUNS},
+                     "delta": float(diff.mean()), "delta_ci95": interval(diff)})
     return rows
 
 
@@ -137,11 +129,12 @@ def compare_runs(seed, records, *, probs, eval_splits, resamples):
     result = {"seed": seed, "runs": {run: runs[run] for run in RUNS}, "deltas": head["delta"],
               "significance": head["significance"],
               "status": {run: {"status": (records.get(run) or {}).get("status", "ok"),
-                               "why": (records.get(run) or {}).get("status_why", "")} for run in RUNS},
+                               "why": (records.get(run) or {}).get("status_why", ""),
+                               "advice": (records.get(run) or {}).get("status_advice", "")} for run in RUNS},
               "at_majority_floor": {run: [name for name, split in eval_splits.items()
                                           if at_floor(runs[run][name]["accuracy"], split.majority_floor,
                                                       len(split.labels))] for run in RUNS},
-              "accuracy_by_length": {name: accuracy_by_length(split, {run: preds[run][name] for run in RUNS},
+              "accuracy_by_length": {name: accuracy_by_length(split, [{run: preds[run][name] for run in RUNS}],
                                                               resamples=resamples, seed=seed)
                                      for name, split in eval_splits.items()},
               "by_kind": {name: {kind: compare_on_part(split, {run: preds[run][name] for run in RUNS}, part=part,
@@ -160,18 +153,25 @@ def compare_runs(seed, records, *, probs, eval_splits, resamples):
         reference = [*involving["full_finetune"], *involving["head_only"]]
     decide_claims(primary=head["significance"][first], secondary=secondary, reference=reference)
     if broken_runs([result]):  # the question's tests involve both runs
-        withhold([head["significance"][first], *secondary], broken_runs([result]))
+        withhold([head["significance"][first], *secondary], broken_runs([result]), broken_names([result]))
     for run, entries in involving.items():
         if broken_runs([result], runs=(run,)):
-            withhold(entries, broken_runs([result], runs=(run,)))
+            withhold(entries, broken_runs([result], runs=(run,)), broken_names([result], runs=(run,)))
     return result
 
 
-def broken_runs(per_seed, runs=RUNS):
-    """Why no claim can be drawn from these seeds' runs ('' when every one is healthy): each run that diverged
-    or collapsed, with its seed and what happened."""
+def broken_names(per_seed, runs=RUNS):
+    """'the head-only run of seed 42 collapsed': each run that broke, without the why."""
     names = {"head_only": "head-only", "full_finetune": "full fine-tune"}
-    return "; ".join(f"the {names[run]} run of seed {s['seed']} {s['status'][run]['status']}: "
+    return "; ".join(f"the {names[run]} run of seed {s['seed']} {STATUS_VERBS[s['status'][run]['status']]}"
+                     for s in per_seed for run in runs if s["status"][run]["status"] != "ok")
+
+
+def broken_runs(per_seed, runs=RUNS):
+    """Why no claim can be drawn from these seeds' runs ('' when every one is healthy): each run that broke
+    (health.py), with its seed and what happened."""
+    names = {"head_only": "head-only", "full_finetune": "full fine-tune"}
+    return "; ".join(f"the {names[run]} run of seed {s['seed']} {STATUS_VERBS[s['status'][run]['status']]}: "
                      f"{s['status'][run]['why']}"
                      for s in per_seed for run in runs if s["status"][run]["status"] != "ok")
 
@@ -196,55 +196,75 @@ def mean_std(values):
     return {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
 
 
-def directions(per_seed, entries):
+SEED_COUNTS = ("seeds_ahead", "seeds_behind", "seeds_withheld", "seeds_not_established")
+
+
+def directions(entries):
     """How the seeds' own tests came out, by direction: full fine-tune ahead (claimed, positive), behind
-    (claimed, negative), not established (anything else, including withheld claims)."""
-    ahead = sum(1 for s, e in zip(per_seed, entries) if e["difference_claimed"] and e["delta_accuracy_ci95"][0] > 0)
-    behind = sum(1 for s, e in zip(per_seed, entries) if e["difference_claimed"] and e["delta_accuracy_ci95"][1] < 0)
-    return {"seeds_ahead": ahead, "seeds_behind": behind, "seeds_not_established": len(entries) - ahead - behind}
+    (claimed, negative), withheld (a run broke), not established (the rest)."""
+    ahead = sum(1 for e in entries if e["difference_claimed"] and e["delta_accuracy_ci95"][0] > 0)
+    behind = sum(1 for e in entries if e["difference_claimed"] and e["delta_accuracy_ci95"][1] < 0)
+    withheld = sum(1 for e in entries if e.get("withheld"))
+    return {"seeds_ahead": ahead, "seeds_behind": behind, "seeds_withheld": withheld,
+            "seeds_not_established": len(entries) - ahead - behind - withheld}
 
 
-def summarize_seeds(per_seed, per_seed_probs, eval_splits):
+def summarize_seeds(per_seed, per_seed_probs, eval_splits, *, resamples, seed):
     """The experiment's answer over N seeds. Per run and split, the mean and sample SD of accuracy, balanced
     accuracy, F1 and macro-F1; per split and part, the mean delta with an interval across seeds and units
-    (significance.across_seeds), every seed's delta, and how the seeds' own tests came out by direction. The
-    across-seed claims are decided like one seed's: the headline split alone, the rest gated on it, and nothing
-    claimed when any seed's run diverged or collapsed."""
+    (significance.across_seeds), every seed's delta, and how the seeds' own tests came out by direction; the
+    probe's comparisons across seeds the same way. The across-seed claims are decided like one seed's: the
+    headline split alone, the rest and the probe gated on it, and nothing claimed from a run that broke."""
     splits = list(eval_splits)
     metrics = ("accuracy", "balanced_accuracy", "f1", "macro_f1")
     summary = {run: {split: {metric: mean_std([s["runs"][run][split][metric] for s in per_seed])
                              for metric in metrics} for split in splits} for run in RUNS}
 
-    def diffs(split, mask=slice(None)):
-        labels = eval_splits[split].labels[mask]
-        return np.array([(predicted_labels(probs["full_finetune"][split][mask]) == labels).astype(float)
-                         - (predicted_labels(probs["head_only"][split][mask]) == labels)
-                         for _, probs in per_seed_probs])
+    def across(split, model="full_finetune", baseline="head_only", mask=slice(None)):
+        """model minus baseline over every seed, on a split (or a part of it: mask)."""
+        labels, units = eval_splits[split].labels[mask], eval_splits[split].units[mask]
+        diffs = np.array([(predicted_labels(probs[model][split][mask]) == labels).astype(float)
+                          - (predicted_labels(probs[baseline][split][mask]) == labels)
+                          for _, probs in per_seed_probs])
+        return {**across_seeds(diffs, np.unique(units, return_inverse=True)[1]),
+                "resampled_unit": eval_splits[split].unit_name}
 
     summary["deltas"] = {}
     for split in splits:
         summary["deltas"][split] = {
-            **{metric: mean_std([s["deltas"][split][metric] for s in per_seed]) for metric in ("accuracy", "f1")},
+            **{metric: mean_std([s["deltas"][split][metric] for s in per_seed])
+               for metric in ("accuracy", "balanced_accuracy", "f1")},
             "per_seed_accuracy": [s["deltas"][split]["accuracy"] for s in per_seed],
-            **directions(per_seed, [s["significance"][split] for s in per_seed]),
-            "across_seeds": {**across_seeds(diffs(split), eval_splits[split].units),
-                             "resampled_unit": eval_splits[split].unit_name}}
+            **directions([s["significance"][split] for s in per_seed]), "across_seeds": across(split)}
     summary["by_kind"] = {}
     for split in splits:
         for kind, part in eval_splits[split].parts.items():
             if part.any():
-                units = np.unique(eval_splits[split].units[part], return_inverse=True)[1]
                 summary["by_kind"].setdefault(split, {})[kind] = {
-                    "items": int(part.sum()), **directions(per_seed, [s["by_kind"][split][kind]["significance"]
-                                                                      for s in per_seed]),
-                    "across_seeds": {**across_seeds(diffs(split, part), units),
-                                     "resampled_unit": eval_splits[split].unit_name}}
+                    "items": int(part.sum()),
+                    **directions([s["by_kind"][split][kind]["significance"] for s in per_seed]),
+                    "across_seeds": across(split, mask=part)}
+    summary["accuracy_by_length"] = {
+        split: accuracy_by_length(eval_splits[split], [{run: predicted_labels(probs[run][split]) for run in RUNS}
+                                                       for _, probs in per_seed_probs], resamples=resamples, seed=seed)
+        for split in splits}
+    reference = {}
+    if all(PROBE in probs for _, probs in per_seed_probs):
+        summary["probe_reference"] = {
+            "full_over_probe": {split: across(split, baseline=PROBE) for split in splits},
+            "probe_over_head_only": {split: across(split, model=PROBE) for split in splits}}
+        reference = summary["probe_reference"]
     first = headline_split(eval_splits)
     primary = summary["deltas"][first]["across_seeds"]
     secondary = [*(summary["deltas"][split]["across_seeds"] for split in splits if split != first),
                  *(part["across_seeds"] for parts in summary["by_kind"].values() for part in parts.values())]
-    decide_claims(primary=primary, secondary=secondary, reference=[])
-    broken = broken_runs(per_seed)
-    if broken:
-        withhold([primary, *secondary], broken)
+    probe_tests = {"full_finetune": list(reference.get("full_over_probe", {}).values()),
+                   "head_only": list(reference.get("probe_over_head_only", {}).values())}
+    decide_claims(primary=primary, secondary=secondary, reference=[*probe_tests["full_finetune"],
+                                                                   *probe_tests["head_only"]])
+    if broken_runs(per_seed):
+        withhold([primary, *secondary], broken_runs(per_seed), broken_names(per_seed))
+    for run, entries in probe_tests.items():
+        if broken_runs(per_seed, runs=(run,)):
+            withhold(entries, broken_runs(per_seed, runs=(run,)), broken_names(per_seed, runs=(run,)))
     return summary

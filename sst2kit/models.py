@@ -16,10 +16,14 @@ LOAD_ERRORS = (Exception,)
 
 
 def model_not_found(cfg, err):
-    offline = (" (offline: point --model_name at a local model folder)"
-               if hub_constants.HF_HUB_OFFLINE and not Path(cfg.model_name).is_dir() else "")
     cause = (str(err).splitlines() or [""])[0][:160] or type(err).__name__
-    return UsageError(f"cannot load model {cfg.model_name!r} ({type(err).__name__}: {cause}){offline}")
+    if Path(cfg.model_name).expanduser().is_dir():
+        return UsageError(f"cannot load model {cfg.model_name!r} ({type(err).__name__}: {cause})")
+    if hub_constants.HF_HUB_OFFLINE:
+        return UsageError(f"model_name {cfg.model_name}: no such folder, and the hub was not tried (HF_HUB_OFFLINE=1): "
+                          "check the path, or fetch the model as the README says")
+    return UsageError(f"model_name {cfg.model_name}: no such folder, and the hub, tried, has no model of that name "
+                      f"({type(err).__name__}: {cause}): check the path or the hub id")
 
 
 def load_tokenizer(cfg):
@@ -127,9 +131,11 @@ def check_model_path(cfg):
     if path.exists() and not path.is_dir():
         raise UsageError(f"model_name {cfg.model_name} is a file: point it at the model's folder (with config.json, "
                          "its weights and its tokenizer files)")
-    if not path.exists() and looks_like_a_path(cfg.model_name):
-        raise UsageError(f"model_name {cfg.model_name}: no such folder; check the path (or give a hub id such as "
-                         "distilbert-base-uncased)")
+    # 'models/x' where models/ is a folder here is a path, however it is written: never looked up on the hub
+    parent_is_here = len(path.parts) > 1 and Path(path.parts[0]).is_dir()
+    if not path.exists() and (looks_like_a_path(cfg.model_name) or parent_is_here):
+        raise UsageError(f"model_name {cfg.model_name}: no such folder (not looked up on the hub); check the path, "
+                         "or fetch the model as the README says")
 
 
 class CheckedModel(NamedTuple):

@@ -5,14 +5,13 @@ import matplotlib
 matplotlib.use("Agg")  # files only: works without a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from scipy.stats import norm  # noqa: E402
 
 from sst2kit.files import write_atomic  # noqa: E402
+from sst2kit.metrics import MIN_BUCKET_UNITS  # noqa: E402
 from sst2kit.names import LABEL_NAMES, PROBE_TITLE, RUN_TITLES, RUNS, SPLIT_TITLES  # noqa: E402
 
 RUN_COLORS = {"head_only": "#7a9cc6", "full_finetune": "#d9822b"}
 METRICS = {"accuracy": "accuracy", "f1": "F1 (positive)", "macro_f1": "macro-F1"}
-SMALL_BUCKET = 30  # items: fewer, and a bucket's accuracy is mostly noise
 
 
 def save_figures(results):
@@ -22,7 +21,7 @@ def save_figures(results):
     figures = {"metrics.png": lambda: draw_metrics(per_seed, eval_splits, results.summary),
                "confusion_matrices.png": lambda: draw_confusion(per_seed),
                "training_curves.png": lambda: draw_curves(per_seed),
-               "accuracy_by_length.png": lambda: draw_by_length(per_seed)}
+               "accuracy_by_length.png": lambda: draw_by_length(per_seed, results.summary)}
     paths = []
     for name, draw in figures.items():
         fig = draw()
@@ -135,50 +134,54 @@ def draw_curves(per_seed):
     return fig
 
 
-def wilson(accuracy, n, z=norm.ppf(0.975)):
-    """95% Wilson interval of an accuracy over n items."""
-    centre = (accuracy + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
-
-
-def draw_by_length(per_seed):
-    """Where fine-tuning helps (first seed), one column per split: above, the paired delta per sentence length
-    (full fine-tune minus head-only, points) with its 95% interval over the bucket's independent units; below,
-    both runs' accuracy with a 95% Wilson interval each, and the bucket's majority-class floor. Buckets under
-    SMALL_BUCKET items are hollow."""
+def draw_by_length(per_seed, summary):
+    """Where fine-tuning helps (the mean over the seeds when there are several), one column per split: above,
+    the paired delta per sentence length (full fine-tune minus head-only, points) with its 95% interval over the
+    bucket's independent units; below, both runs' accuracy with a 95% interval over units each, and the bucket's
+    majority-class floor. Buckets of too few units for an interval (metrics.MIN_BUCKET_UNITS) are hollow and
+    have none."""
     splits = list(per_seed[0]["significance"])
+    by_length = summary["accuracy_by_length"] if summary else per_seed[0]["accuracy_by_length"]
     fig, axes = plt.subplots(2, len(splits), figsize=(5.5 * len(splits), 7.6), sharey="row", squeeze=False,
                              gridspec_kw={"height_ratios": [1, 1.2]})
     for column, split in enumerate(splits):
         delta_ax, ax = axes[0, column], axes[1, column]
-        buckets = per_seed[0]["accuracy_by_length"][split]
-        x, items = np.arange(len(buckets)), np.array([b["items"] for b in buckets])
-        small = items < SMALL_BUCKET
+        buckets = by_length[split]
+        x = np.arange(len(buckets))
+        small = np.array([b["delta_ci95"] is None for b in buckets])
         legend = column == 0
-        delta = 100 * np.array([b["delta"] for b in buckets])
-        low, high = (100 * np.array([b["delta_ci95"][i] for b in buckets]) for i in (0, 1))
-        delta_ax.errorbar(x, delta, yerr=np.clip([delta - low, high - delta], 0, None), fmt="o", color="black",
-                          capsize=3, label="full fine-tune − head-only (95% interval over units)" if legend else None)
-        delta_ax.scatter(x[small], delta[small], s=40, facecolors="white", edgecolors="black", zorder=3)
+        draw_with_intervals(delta_ax, x, [b["delta"] for b in buckets], [b["delta_ci95"] for b in buckets],
+                            scale=100, small=small, color="black", fmt="o",
+                            label="full fine-tune − head-only (95% interval over units)" if legend else None)
         delta_ax.axhline(0, color="grey", linewidth=1)
         delta_ax.set(title=f"{title_of(split)}: accuracy by length", ylabel="delta (points)" if legend else None,
                      xlim=(-0.5, len(buckets) - 0.5))
         delta_ax.set_xticks(x, [b["tokens"] for b in buckets])
         delta_ax.grid(alpha=0.3)
         for offset, run in zip((-0.06, 0.06), RUNS):
-            accuracy = np.array([b[run] for b in buckets])
-            low, high = wilson(accuracy, items)
-            ax.errorbar(x + offset, accuracy, yerr=np.clip([accuracy - low, high - accuracy], 0, None), fmt="o-",
-                        color=RUN_COLORS[run], capsize=3, label=f"{RUN_TITLES[run]} (95% interval)" if legend else None)
-            ax.scatter((x + offset)[small], accuracy[small], s=40, facecolors="white", edgecolors=RUN_COLORS[run],
-                       zorder=3, label=f"fewer than {SMALL_BUCKET} items" if legend and run == RUNS[0] else None)
+            draw_with_intervals(ax, x + offset, [b[run] for b in buckets], [b[f"{run}_ci95"] for b in buckets],
+                                scale=1, small=small, color=RUN_COLORS[run], fmt="o-",
+                                label=f"{RUN_TITLES[run]} (95% interval over units)" if legend else None)
+        if legend and small.any():
+            ax.scatter([], [], s=40, facecolors="white", edgecolors="black",
+                       label=f"fewer than {MIN_BUCKET_UNITS} units: no interval")
         ax.plot(x, [b["majority_floor"] for b in buckets], "k_", markersize=18, mew=2,
                 label="bucket's majority-class floor" if legend else None)
         ax.set_xticks(x, [f"{b['tokens']}\n({b['items']:,})" for b in buckets])
         ax.set(xlabel="tokens (items)", ylim=(0, 1.05), xlim=(-0.5, len(buckets) - 0.5))
         ax.grid(alpha=0.3)
-    axes[1, 0].set_ylabel("accuracy, seed " + str(per_seed[0]["seed"]))
+    seeds = f"mean of {len(per_seed)} seeds" if summary else f"seed {per_seed[0]['seed']}"
+    axes[1, 0].set_ylabel(f"accuracy, {seeds}")
     fig.legend(loc="upper center", ncol=3, bbox_to_anchor=(0.5, -0.01))
     fig.tight_layout()
     return fig
+
+
+def draw_with_intervals(ax, x, values, intervals, *, scale, small, color, fmt, label):
+    """Points with their 95% intervals; a point without one (too few units) hollow and bare."""
+    values = scale * np.asarray(values, float)
+    low = np.array([scale * i[0] if i else v for i, v in zip(intervals, values)])
+    high = np.array([scale * i[1] if i else v for i, v in zip(intervals, values)])
+    ax.errorbar(x, values, yerr=np.clip([values - low, high - values], 0, None), fmt=fmt, color=color, capsize=3,
+                label=label)
+    ax.scatter(np.asarray(x)[small], values[small], s=40, facecolors="white", edgecolors=color, zorder=3)

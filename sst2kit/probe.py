@@ -6,12 +6,11 @@ cross-validation on train, shows what a well-fit classifier on the frozen encode
 full fine-tune is what freezing the encoder costs, the gap from the head-only run to it what the recipe costs.
 
 Its regularisation is chosen by 5-fold cross-validation, the folds drawn three times over, on at most 10,000
-training items (the choice settles by then), and the chosen probe is then fitted on every training item: on
-MiniLM's features of full SST-2, with C held at the chosen 0.1, all 60,614 items instead of those 10,000 added 3.0
-points on validation (bench/probe_size.py), so a probe fitted on a subset would overstate the gap over it. The fit runs on the CPU while the GPU trains both runs, on a background thread,
-its folds on threads of their own: no worker process exists that a stop signal would have to wait for or could
-leave behind. (With one draw of the folds, worker processes took 12.0 s against 15.9 s for threads on MiniLM's
-full-data features on a 2-core CPU; a run is stopped in a moment, and nothing survives it.)
+training items (each fold standardised on its own training part), and the chosen probe is then fitted on every
+training item at the same penalty per item: a probe fitted on a subset would overstate the gap over it
+(bench/probe_size.py measures by how much). The fit runs on the CPU while the GPU trains both runs, on a
+background thread, its folds on threads of their own: no worker process exists that a stop signal would have to
+wait for or could leave behind.
 """
 import threading
 import time
@@ -19,8 +18,8 @@ import warnings
 from concurrent.futures import Future
 
 import numpy as np
-from joblib import parallel_backend
-from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+from joblib import Parallel, delayed, parallel_backend
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import RepeatedStratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -36,25 +35,50 @@ FOLDS = 5  # 3 folds would cost 3/5 of the CPU time, but chose C = 1 instead of 
 REPEATS = 3
 
 
+# The regularisation grid, as C for the items a fold trains on; half-decade steps from very strong to weak.
+CS = np.logspace(-4, 2, 13)
+
+
 def best_linear_probe(features, seed):
     """P(positive) per evaluation split from a logistic regression on the standardised cached features, its C
-    chosen by cross-validation, fitted on every training item; and what was fit (C, items, seconds)."""
+    chosen by cross-validation, fitted on every training item; and what was fit (C, items, seconds).
+
+    Each fold standardises with its own training part alone (a scaler fitted on every row first would let the
+    held-out rows shape the features they are scored on). scikit-learn's C multiplies a sum of per-item losses,
+    so the same C is a weaker penalty on more items: the chosen C is rescaled from a fold's training size to the
+    full training set, keeping the penalty per item the one the folds chose."""
     started = time.perf_counter()
     train = features["train"]
     states, labels = train.states.numpy(), train.labels.numpy()
     rows = np.random.default_rng(seed).permutation(len(train))[:CV_ITEMS]
-    folds = RepeatedStratifiedKFold(n_splits=FOLDS, n_repeats=REPEATS, random_state=seed)
-    search = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=np.logspace(-4, 1, 6), cv=folds, max_iter=1000,
-                                                                  n_jobs=FOLDS, random_state=seed))
+    folds = list(RepeatedStratifiedKFold(n_splits=FOLDS, n_repeats=REPEATS, random_state=seed)
+                 .split(states[rows], labels[rows]))
     with warnings.catch_warnings(), parallel_backend("threading"):
         # scikit-learn announces changes of defaults that do not touch this fit
         warnings.simplefilter("ignore", FutureWarning)
-        search.fit(states[rows], labels[rows])
-        chosen = float(search[-1].C_[0])
-        probe = search if len(rows) == len(train) else fitted_probe(states, labels, c=chosen, seed=seed)
+        scores = Parallel(n_jobs=FOLDS)(delayed(fold_scores)(states[rows], labels[rows], fold, seed=seed)
+                                        for fold in folds)
+        chosen = float(CS[int(np.argmax(np.mean(scores, 0)))])
+        fold_items = int(np.mean([len(fit_rows) for fit_rows, _ in folds]))
+        c = chosen * fold_items / len(train)
+        probe = fitted_probe(states, labels, c=c, seed=seed)
     probs = {split: probe.predict_proba(features[split].states.numpy())[:, 1] for split in evaluated(features)}
-    return probs, {"train_items": len(train), "cross_validated_on": len(rows), "C": chosen, "folds": FOLDS,
-                   "repeats": REPEATS, "seconds": time.perf_counter() - started}
+    return probs, {"train_items": len(train), "cross_validated_on": len(rows), "C": c, "C_on_folds": chosen,
+                   "fold_items": fold_items, "folds": FOLDS, "repeats": REPEATS,
+                   "seconds": time.perf_counter() - started}
+
+
+def fold_scores(states, labels, fold, *, seed):
+    """Held-out accuracy of each C in CS on one fold, the scaler fitted on the fold's training part alone; the
+    path warm-started from the strongest penalty."""
+    fit_rows, held_out = fold
+    scaler = StandardScaler().fit(states[fit_rows])
+    fit_states, held_states = scaler.transform(states[fit_rows]), scaler.transform(states[held_out])
+    model, scores = LogisticRegression(max_iter=1000, warm_start=True, random_state=seed), []
+    for c in CS:
+        model.set_params(C=c).fit(fit_states, labels[fit_rows])
+        scores.append(float(np.mean(model.predict(held_states) == labels[held_out])))
+    return scores
 
 
 def fitted_probe(states, labels, *, c, seed):
@@ -107,6 +131,6 @@ class ProbeReference:
 
 
 def probe_fit_line(fit):
-    return (f"C = {fit['C']:.3g} chosen by {fit['folds']}-fold cross-validation, {fit['repeats']} shuffles of the "
-            f"folds, on {fit['cross_validated_on']:,} training items; fitted on all {fit['train_items']:,} "
-            f"({fit['seconds']:.1f}s, on the CPU beside the training)")
+    return (f"C = {fit['C_on_folds']:.3g} by {fit['folds']}-fold cross-validation x{fit['repeats']} (each fold "
+            f"standardised on its own part) on {fit['cross_validated_on']:,} items; fitted on all "
+            f"{fit['train_items']:,} at C = {fit['C']:.3g}, the same penalty per item ({fit['seconds']:.1f}s)")

@@ -75,8 +75,8 @@ def metrics_lines(results):
     for run in RUNS:
         for split in result["significance"]:
             m = result["runs"][run][split]
-            lines.append(f"{RUN_TITLES[run]:27} {split:14} accuracy {m['accuracy']:.4f}  F1 {m['f1']:.4f}  "
-                         f"macro-F1 {m['macro_f1']:.4f}")
+            lines.append(f"{RUN_TITLES[run]:27} {split:14} accuracy {m['accuracy']:.4f}  balanced "
+                         f"{m['balanced_accuracy']:.4f}  F1 {m['f1']:.4f}  macro-F1 {m['macro_f1']:.4f}")
     return lines
 
 
@@ -115,8 +115,10 @@ ERROR_HEADER = f"{'baseline errors fixed':>24}{'net error-rate reduction':>26}"
 
 def interval_line(split, s, comparison):
     lo, hi = (100 * x for x in s["delta_accuracy_ci95"])
+    holm = "not tested" if not s.get("tested", True) else \
+        p_text(s, "p_value_holm", short=True) if s["family_size"] > 1 else "alone"
     return (f"{comparison:22} {split:14} [{lo:+6.2f}, {hi:+6.2f}]  {s['independent_units']:6,} "
-            f"{s['resampled_unit']:17} {s['paired_test']} {p_text(s)}, Holm {p_text(s, 'p_value_holm')}")
+            f"{s['resampled_unit']:17} {s['paired_test']} {p_text(s, short=True)}; {holm}")
 
 
 def delta_lines(results):
@@ -131,6 +133,8 @@ def delta_lines(results):
         lines.append(f"{split + ' accuracy':24}{h['accuracy']:10.4f}{f['accuracy']:10.4f}"
                      f"{100 * delta['accuracy']:+16.2f}{error_columns(delta)}"
                      f"{100 * balance[split]['positive_share']:9.1f}%")
+        lines.append(f"{'  balanced accuracy':24}{h['balanced_accuracy']:10.4f}{f['balanced_accuracy']:10.4f}"
+                     f"{100 * delta['balanced_accuracy']:+16.2f}")
         for kind, part in result["by_kind"].get(split, {}).items():
             if part:
                 lines.append(f"{'  ' + kind.replace('_', ' '):24}{part['accuracy']['head_only']:10.4f}"
@@ -176,8 +180,9 @@ def summary_lines(summary):
         d = summary["deltas"][split]
         lo, hi = d["across_seeds"]["delta_accuracy_ci95"]
         lines.append(f"  delta {split:13} {100 * d['accuracy']['mean']:+.2f} ± {100 * d['accuracy']['std']:.2f} "
-                     f"points (95% CI across seeds and units {100 * lo:+.2f} to {100 * hi:+.2f}); per seed "
-                     f"{', '.join(f'{100 * x:+.2f}' for x in d['per_seed_accuracy'])}")
+                     f"points (95% CI across seeds and units {100 * lo:+.2f} to {100 * hi:+.2f}); balanced "
+                     f"{100 * d['balanced_accuracy']['mean']:+.2f} ± {100 * d['balanced_accuracy']['std']:.2f}; "
+                     f"per seed {', '.join(f'{100 * x:+.2f}' for x in d['per_seed_accuracy'])}")
     return lines
 
 
@@ -209,15 +214,18 @@ GLOSSARY = [
     "the re-split test set a unit is a source sentence with the phrases cut from it (a phrase found in several "
     "sentences is a unit alone).",
     "- **largest unit**: the most items any one unit holds; the larger, the less independent the items.",
-    "- **not established**: the data cannot tell this difference from zero under the run's rule (the interval "
-    "excludes 0 and the corrected test agrees); it does not mean the two are equal.",
+    "- **not established**: no difference is claimed: its 95% interval includes 0, or its (corrected) test does "
+    "not reach 0.05, or it was not tested because the question's own comparison was not established. It does not "
+    "mean the two are equal: read the interval for how large a difference the data still allow.",
+    "- **withheld**: a run broke (diverged, was unstable, collapsed or did not learn), so nothing is claimed from "
+    "the comparisons that involve it, whatever their numbers.",
 ]
 
 
 def markdown(results, figures):
     """report.md: the answer and any caution in plain words first, a short glossary, then every detail the
     console printed, scikit-learn's classification reports and the figures."""
-    answer = [*answer_line(results), *caution_lines(results)]
+    answer = [*answer_line(results), *caution_lines(results)]  # with every broken run's fix
     details = [*setup_lines(results), *([f"\n=== {PROBE_TITLE} ===", probe_fit_line(results.probe_fit)]
                                         if results.probe_fit else []),
                *metrics_lines(results), *confusion_lines(results), *delta_lines(results)]

@@ -15,7 +15,7 @@ import torch
 import transformers
 
 from sst2kit.files import WriteError, write_atomic, write_csv, write_json, write_text, write_together
-from sst2kit.metrics import directions, predicted_labels, summarize_seeds
+from sst2kit.metrics import SEED_COUNTS, directions, predicted_labels, summarize_seeds
 from sst2kit.names import LABEL_NAMES, RUNS, headline_split
 
 # Keys kept one release for readers of the old results.json: the re-split test set's delta was plain "delta".
@@ -102,17 +102,21 @@ class Results:
         name, first = headline_split(self.eval_splits), self.per_seed[0]
         if self.summary:
             delta = self.summary["deltas"][name]
-            entry, counts = delta["across_seeds"], {key: delta[key] for key in
-                                                    ("seeds_ahead", "seeds_behind", "seeds_not_established")}
-            value = entry["delta_accuracy"]
-            interval = (f"mean of {len(self.per_seed)} seeds' deltas; t interval over the seeds' spread and "
-                        f"{entry['independent_units']:,} {entry['resampled_unit']}")
+            entry, value = delta["across_seeds"], delta["across_seeds"]["delta_accuracy"]
+            balanced = delta["balanced_accuracy"]["mean"]
+            counts = {key: delta[key] for key in SEED_COUNTS}
+            interval = (f"mean of {len(self.per_seed)} seeds' deltas; margins for the seeds' spread (t, "
+                        f"{len(self.per_seed) - 1} df) and for {entry['independent_units']:,} "
+                        f"{entry['resampled_unit']} added in quadrature; covers new training seeds and new "
+                        "sentences like these, with this training set")
         else:
             entry, value = first["significance"][name], first["deltas"][name]["accuracy"]
-            counts = directions(self.per_seed, [entry])
+            balanced = first["deltas"][name]["balanced_accuracy"]
+            counts = directions([entry])
             interval = f"one seed ({first['seed']}); {entry['paired_test']} over {entry['independent_units']:,} " \
                        f"{entry['resampled_unit']}"
         return {"split": name, "seeds": len(self.per_seed), "delta_accuracy": value,
+                "delta_balanced_accuracy": balanced,
                 "delta_accuracy_ci95": entry["delta_accuracy_ci95"], "interval": interval,
                 "p_value": entry["p_value"], "p_value_holm": entry["p_value_holm"],
                 "difference_claimed": entry["difference_claimed"], "claim_withheld": entry.get("withheld"), **counts}
@@ -123,7 +127,8 @@ class Results:
         self.probe_fit = self.probe_fit or probe_fit
         self.per_seed_probs.append((comparison["seed"], probs))
         if len(self.per_seed) > 1:
-            self.summary = summarize_seeds(self.per_seed, self.per_seed_probs, self.eval_splits)
+            self.summary = summarize_seeds(self.per_seed, self.per_seed_probs, self.eval_splits,
+                                           resamples=self.cfg.bootstrap_resamples, seed=self.cfg.seed)
         first = self.per_seed[0]
         self.record = {
             "complete": len(self.per_seed) == self.cfg.num_seeds, **self.static, "headline": self.headline,

@@ -1,11 +1,13 @@
 """The verdict: the experiment's answer first, then one finding per line, each naming its population (and its seed)
 and its number with the evidence for it, claiming no more than its family's rule, the majority-class floor, the
-runs' health and the seeds support. docs/statistics.md describes the rule and the families."""
+runs' health and the seeds support. With several seeds only the across-seed lines claim; each seed's own lines
+describe. docs/statistics.md describes the rule and the families."""
 from sst2kit.console import listed
 from sst2kit.names import LABEL_NAMES, SPLIT_TITLES, headline_split
-from sst2kit.significance import ALPHA, p_text
+from sst2kit.significance import ALPHA, p_text, units_needed
 
 FULL, HEAD = "full fine-tune", "head-only"
+RUN_NAMES = {"head_only": "head-only", "full_finetune": "full fine-tune"}
 
 
 def points(x):
@@ -14,100 +16,178 @@ def points(x):
 
 def evidence(significance):
     lo, hi = significance["delta_accuracy_ci95"]
-    holm = f", Holm {p_text(significance, 'p_value_holm')}" if significance.get("family_size", 1) > 1 else ""
-    return f"95% CI {points(lo)} to {points(hi)}; {significance['paired_test']} {p_text(significance)}{holm}"
+    said = f"95% CI {points(lo)} to {points(hi)}; {significance['paired_test']} {p_text(significance)}"
+    if not significance.get("tested", True):
+        return said + "; not tested"
+    if significance.get("family_size", 1) > 1:
+        return said + f", {p_text(significance, 'p_value_holm')}"
+    return said
 
 
 def why_not_established(significance):
-    """Beside 'not established', when its interval excludes 0: which part of the rule held it back."""
+    """Beside 'not established': which part of the rule held it back, when anything but the interval did."""
     lo, hi = significance["delta_accuracy_ci95"]
-    if significance.get("withheld"):
-        return "; withheld: a run broke (see the Answer line)"
+    if not significance.get("tested", True):
+        return "; not tested, since the question's own comparison is not established"
+    if not significance.get("can_be_claimed", True):
+        return (f"; with {significance['independent_units']:,} independent units no outcome could be claimed here "
+                f"(it takes at least {units_needed(significance.get('family_size', 1))})")
     if not (lo > 0 or hi < 0):
         return ""
-    if not significance.get("tested", True):
-        return "; not tested, since the primary comparison is not established"
     if significance["p_value"] < ALPHA:
         return (f"; the interval excludes 0 only before correcting for this family's {significance['family_size']} "
                 "tests")
     return f"; the interval excludes 0, but the paired test does not reach {ALPHA} (too few discordant items)"
 
 
-def finding(delta, significance, *, model, baseline):
-    """'<model> beats <baseline> by X points (evidence)', or that the difference is not established, and why."""
+def balance_note(balanced_delta, delta, split):
+    """On an imbalanced split, the balanced accuracy delta beside the accuracy one; said loudly when they
+    disagree in sign (a gain in the majority class alone)."""
+    if split is None or split.close_to_balanced or balanced_delta is None:
+        return ""
+    if balanced_delta * delta < 0:
+        return (f"; but balanced accuracy {'falls' if balanced_delta < 0 else 'rises'} "
+                f"{abs(100 * balanced_delta):.1f} points on this {100 * split.positive_share:.0f}%-positive split")
+    return f"; balanced accuracy {points(balanced_delta)} points"
+
+
+def finding(delta, significance, *, model, baseline, claims=True, balanced=None, split=None):
+    """'<model> beats <baseline> by X points (evidence)'; or that the difference is withheld (why), not
+    established (and why), or, where the line only describes (claims=False), the number and its interval."""
+    note = balance_note(balanced, delta, split)
+    if significance.get("withheld"):
+        return (f"{model} vs {baseline}: {points(delta)} points, withheld: {significance['withheld_runs']} "
+                f"({evidence(significance)}{note})")
+    if not claims:
+        return f"{model} − {baseline}: {points(delta)} points ({evidence(significance)}{note})"
     if significance["difference_claimed"]:
         return (f"{model} {'beats' if delta > 0 else 'trails'} {baseline} by {abs(100 * delta):.1f} points "
-                f"({evidence(significance)})")
+                f"({evidence(significance)}{note})")
     return (f"{model} vs {baseline}: {points(delta)} points, not established ({evidence(significance)}"
-            f"{why_not_established(significance)})")
+            f"{why_not_established(significance)}{note})")
 
 
-def population(split, significance):
-    """What a line speaks of: the split, and its independent units."""
-    return f"{SPLIT_TITLES[split]} ({significance['independent_units']:,} {significance['resampled_unit']})"
+def population(split, significance, eval_splits=None):
+    """What a line speaks of: the split, and its independent units with their counts."""
+    whole_split = eval_splits is not None and significance["independent_units"] == eval_splits[split].unit_count
+    units = eval_splits[split].units_said if whole_split else \
+        f"{significance['independent_units']:,} {significance['resampled_unit']}"
+    return f"{SPLIT_TITLES[split]} ({units})"
 
 
-def constant_answer(metrics):
-    """'answers 'positive' to every item' for a run whose answers are (nearly) one class; None otherwise."""
-    share = metrics["predicted_positive_share"]
-    if share >= 0.99 or share <= 0.01:
-        every = "every item" if share in (0.0, 1.0) else f"{100 * max(share, 1 - share):.0f}% of items"
-        return f"answers '{LABEL_NAMES[int(share >= 0.5)]}' to {every}"
-    return None
+def constant_answer(metrics, items):
+    """'answers 'positive' to every item' (or '871 of 872 items') for a run whose answers are one class within one
+    item; None otherwise."""
+    positive = round(metrics["predicted_positive_share"] * items)
+    most = max(positive, items - positive)
+    if items == 0 or items - most > 1 or (items - most == 1 and items < 10):
+        return None
+    every = "every item" if most == items else f"{most:,} of {items:,} items"
+    return f"answers '{LABEL_NAMES[int(positive > items / 2)]}' to {every}"
+
+
+def seeds_said(seeds):
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {listed(str(s) for s in seeds)}"
+
+
+def floor_phrases(results, split):
+    """', against a head-only model that answers 'positive' to every item (seed 43)' for each arm at its majority
+    floor on the split, in any seed."""
+    said = ""
+    items = len(results.eval_splits[split].labels)
+    for run, name in (("head_only", "a head-only model"), ("full_finetune", "a full fine-tune")):
+        floored = [s for s in results.per_seed if split in s["at_majority_floor"][run]]
+        if not floored:
+            continue
+        constant = constant_answer(floored[0]["runs"][run][split], items)
+        what = f"that {constant}" if constant else "no better than always answering the majority class"
+        said += f", against {name} {what} ({seeds_said([s['seed'] for s in floored])})"
+    return said
+
+
+def covers(seeds):
+    if seeds > 1:
+        return "the interval covers new training seeds and new sentences like these, with this training set"
+    return "the interval covers new sentences like these, for this one training run per arm"
 
 
 def answer_line(results):
-    """The experiment's answer on the headline split: across seeds when there are several."""
-    headline, first = results.headline, results.per_seed[0]
-    split = headline["split"]
-    over = (f"over {headline['seeds']} seeds, " if headline["seeds"] > 1 else f"seed {first['seed']} (one seed), ")
-    significance = first["significance"][split]
-    where = f"{SPLIT_TITLES[split]} ({significance['independent_units']:,} {significance['resampled_unit']})"
-    lo, hi = headline["delta_accuracy_ci95"]
+    """The experiment's answer on the headline split: across seeds when there are several; when a run broke,
+    which one, why, and the exact flags to change."""
+    headline, eval_splits = results.headline, results.eval_splits
+    split, seeds = headline["split"], headline["seeds"]
+    over = f"over {seeds} seeds, " if seeds > 1 else f"seed {results.per_seed[0]['seed']} (one seed), "
+    where = f"{SPLIT_TITLES[split]} ({eval_splits[split].units_said})"
     if headline["claim_withheld"]:
-        return [f"Answer: none: {headline['claim_withheld']}. A run that diverged or collapsed yields no finding: "
-                "the warning printed when it finished says which setting to change."]
-    delta = headline["delta_accuracy"]
+        return [f"Answer: none: {headline['claim_withheld']}. A run that broke yields no finding.",
+                *health_lines(results)]
+    delta, (lo, hi) = headline["delta_accuracy"], headline["delta_accuracy_ci95"]
+    entry = headline_entry(results)
     if headline["difference_claimed"]:
         said = (f"fine-tuning the whole encoder {'beats' if delta > 0 else 'trails'} training only the head by "
                 f"{abs(100 * delta):.1f} accuracy points")
+        reason = ""
     else:
         said = f"fine-tuning the whole encoder vs training only the head: {points(delta)} points, not established"
-    floored = [(run, name) for run, name in (("head_only", "a head-only model"), ("full_finetune", "a full fine-tune"))
-               if split in first["at_majority_floor"][run]]
-    against = ""
-    for run, name in floored:
-        constant = constant_answer(first["runs"][run][split])
-        against += (f", against {name} that {constant}" if constant else
-                    f", against {name} no better than always answering the majority class")
-    return [f"Answer: {over}on {where}, {said} (95% CI {points(lo)} to {points(hi)}){against}."]
+        reason = why_not_established(entry) + few_seeds(entry)
+    note = balance_note(headline["delta_balanced_accuracy"], delta, eval_splits[split])
+    return [f"Answer: {over}on {where}, {said} (95% CI {points(lo)} to {points(hi)}{reason}{note})"
+            f"{floor_phrases(results, split)}; {covers(seeds)}."]
 
 
-def caution_lines(results):
+def headline_entry(results):
+    split = results.headline["split"]
+    return results.summary["deltas"][split]["across_seeds"] if results.summary else \
+        results.per_seed[0]["significance"][split]
+
+
+def few_seeds(entry):
+    """At 2 seeds the seeds' margin takes t with one degree of freedom (12.7): what more seeds would buy."""
+    seeds = entry.get("seeds", 1)
+    if seeds == 2 and entry["variance_between_seeds"] > entry["variance_over_units"]:
+        return ("; at 2 seeds the seeds' spread is known to one degree of freedom (t = 12.7): --num_seeds 3 "
+                "narrows its margin threefold, 5 fivefold")
+    return ""
+
+
+def health_lines(results):
+    """Each run that broke, in every seed: what happened and the exact flags to change (report.md keeps them)."""
     lines = []
-    for s in results.per_seed[:1]:
-        for run, name in (("head_only", "the head-only model"), ("full_finetune", "the full fine-tune")):
-            floored = s["at_majority_floor"][run]
-            if floored:
-                lines.append(f"Caution: {name} (seed {s['seed']}) scores no better than always answering one class "
-                             f"on {listed(SPLIT_TITLES[x] for x in floored)}: its deltas compare against a constant "
-                             "guess.")
+    for s in results.per_seed:
+        for run, name in RUN_NAMES.items():
+            status = s["status"][run]
+            if status["status"] != "ok" and status.get("advice"):
+                lines.append(f"Fix: the {name} run of seed {s['seed']}: {status['advice']}.")
     return lines
 
 
-def seed_lines(result, eval_splits, *, details=True):
+def caution_lines(results):
+    """Every seed's runs at a split's majority-class floor, by run."""
+    lines = []
+    for run, name in (("head_only", "the head-only model"), ("full_finetune", "the full fine-tune")):
+        by_seed = [(s["seed"], s["at_majority_floor"][run]) for s in results.per_seed if s["at_majority_floor"][run]]
+        for seed, floored in by_seed:
+            lines.append(f"Caution: {name} (seed {seed}) scores no better than always answering one class on "
+                         f"{listed(SPLIT_TITLES[x] for x in floored)}: its deltas compare against a constant guess.")
+    return lines
+
+
+def seed_lines(result, results, *, details=True, claims=True):
     """One seed's findings, each labelled with its seed: the headline split, then (with details) the other splits,
-    their parts and their leakage."""
+    their parts and their leakage. claims=False (several seeds): the lines describe; the across-seed ones claim."""
+    eval_splits = results.eval_splits
     splits, lines, seed = list(result["significance"]), [], f"seed {result['seed']}: "
     first = headline_split(splits)
     for split in [first, *(split for split in splits if split != first and details)]:
-        significance = result["significance"][split]
-        lines.append(f"{seed}on {population(split, significance)}: "
-                     f"{finding(result['deltas'][split]['accuracy'], significance, model=FULL, baseline=HEAD)}.")
+        significance, delta = result["significance"][split], result["deltas"][split]
+        said = finding(delta["accuracy"], significance, model=FULL, baseline=HEAD, claims=claims,
+                       balanced=delta["balanced_accuracy"], split=eval_splits[split])
+        lines.append(f"{seed}on {population(split, significance, eval_splits)}: {said}.")
         for kind, part in result["by_kind"].get(split, {}).items():
             if part:
-                lines.append(f"{seed}  its {part['items']:,} {kind.replace('_', ' ')}: "
-                             f"{finding(part['delta_accuracy'], part['significance'], model=FULL, baseline=HEAD)}.")
+                said = finding(part["delta_accuracy"], part["significance"], model=FULL, baseline=HEAD,
+                               claims=claims)
+                lines.append(f"{seed}  its {part['items']:,} {kind.replace('_', ' ')}: {said}.")
         if eval_splits[split].leakage > 0.05:
             fix = ("--split grouped re-splits so that none is" if split == "test" else
                    "the re-split cannot change that: remove those items from the file to score unseen text only")
@@ -116,50 +196,72 @@ def seed_lines(result, eval_splits, *, details=True):
     return lines
 
 
-def probe_lines(result):
-    """The probe reference on the headline split, and what it says of the gap only where that holds."""
+def decomposition(question, full_over_probe, probe_over_head, *, gaps):
+    """What the probe says of the full-vs-head gap, said only where the claims support it. gaps: the three
+    deltas (full - head, full - probe, probe - head)."""
+    full_gap, over_probe, probe_gap = gaps
+    ahead = question["difference_claimed"] and full_gap > 0
+    probe_ahead = probe_over_head["difference_claimed"] and probe_gap > 0
+    beats_probe = full_over_probe["difference_claimed"] and over_probe > 0
+    trails_probe = full_over_probe["difference_claimed"] and over_probe < 0
+    if ahead and probe_ahead and beats_probe:
+        return (f"  so of the {100 * full_gap:.1f}-point gap, {100 * probe_gap:.1f} come from how the notebook's "
+                f"head was trained and {100 * over_probe:.1f} from fine-tuning the encoder itself.")
+    if ahead and probe_ahead and trails_probe:
+        return ("  the probe beats the full fine-tune: the gap over head-only is the head's training, not the "
+                "frozen encoder.")
+    if ahead and probe_ahead:
+        return (f"  so at least part of the {100 * full_gap:.1f}-point gap comes from how the notebook's head was "
+                "trained; what fine-tuning the encoder adds beyond a well-fit probe is not established.")
+    if ahead and beats_probe:
+        return ("  the full fine-tune beats a well-fit probe on the same frozen features too: fine-tuning the "
+                "encoder itself is worth more than the best head.")
+    return "  how much of the gap comes from the head's training recipe is not established."
+
+
+def probe_lines(results):
+    """The probe reference on the headline split: across seeds when there are several (the claims), else the one
+    seed's; and what it says of the gap only where that holds."""
+    result = results.per_seed[0]
     probe = result.get("probe_reference")
     if not probe:
         return []
-    first, seed = headline_split(result["significance"]), f"seed {result['seed']}: "
+    first = headline_split(result["significance"])
     accuracy = probe["runs"][first]["accuracy"]
-    over_probe, versus = probe["significance"][first], probe["versus_head_only"]["significance"][first]
-    full_gap, probe_gap = result["deltas"][first]["accuracy"], probe["versus_head_only"]["delta"][first]["accuracy"]
-    full_over_probe = probe["delta"][first]["accuracy"]
-    lines = [f"{seed}best linear probe on the frozen features, {100 * accuracy:.1f}% on {SPLIT_TITLES[first]}: "
-             f"{finding(full_over_probe, over_probe, model=FULL, baseline='the probe')}.",
-             f"  {finding(probe_gap, versus, model='the probe', baseline=HEAD)}."]
-    if full_over_probe <= 0:
-        lines.append("  the probe matches or beats the full fine-tune here: a well-fit head on the frozen encoder "
-                     + ("does better than fine-tuning it" if over_probe["difference_claimed"] else
-                        "is not told apart from fine-tuning it") + ", so the gap over head-only is the head's "
-                     "training, not the frozen encoder.")
-    elif (result["significance"][first]["difference_claimed"] and versus["difference_claimed"]
-          and 0 <= probe_gap <= full_gap):
-        lines.append(f"  so {100 * probe_gap:.1f} of the {100 * full_gap:.1f}-point gap comes from how the notebook's "
-                     "head was trained, not from freezing the encoder.")
+    summary = (results.summary or {}).get("probe_reference")
+    if summary:
+        over_probe, versus = summary["full_over_probe"][first], summary["probe_over_head_only"][first]
+        question = results.summary["deltas"][first]["across_seeds"]
+        gaps = (question["delta_accuracy"], over_probe["delta_accuracy"], versus["delta_accuracy"])
+        label = f"over {len(results.per_seed)} seeds: "
     else:
-        lines.append("  how much of the gap comes from the head's training recipe is not established.")
-    return lines
+        over_probe, versus = probe["significance"][first], probe["versus_head_only"]["significance"][first]
+        question = result["significance"][first]
+        gaps = (result["deltas"][first]["accuracy"], probe["delta"][first]["accuracy"],
+                probe["versus_head_only"]["delta"][first]["accuracy"])
+        label = f"seed {result['seed']}: "
+    return [f"{label}best linear probe on the frozen features, {100 * accuracy:.1f}% on {SPLIT_TITLES[first]}: "
+            f"{finding(gaps[1], over_probe, model=FULL, baseline='the probe')}.",
+            f"  {finding(gaps[2], versus, model='the probe', baseline=HEAD)}.",
+            decomposition(question, over_probe, versus, gaps=gaps)]
 
 
 def across_seed_lines(results):
-    """Over N seeds: how the seeds' own tests came out, by direction, and each other split's mean delta with its
-    across-seed interval."""
-    summary, headline = results.summary, results.headline
-    n = headline["seeds"]
-    first = headline["split"]
+    """Over N seeds: each split's mean delta with its across-seed interval (the claims), how the seeds' own tests
+    came out by direction, and the spread of their deltas."""
+    summary, headline, eval_splits = results.summary, results.headline, results.eval_splits
+    n, first = headline["seeds"], headline["split"]
     sd = summary["deltas"][first]["across_seeds"]["seed_sd"]
-    lines = [f"over {n} seeds, on {SPLIT_TITLES[first]}: the full fine-tune is ahead in {headline['seeds_ahead']}, "
-             f"behind in {headline['seeds_behind']}, not established in {headline['seeds_not_established']} "
-             f"of {n} (each seed's own test; all share one test set, so they are not {n} replications); "
-             f"the seeds' deltas spread by {100 * sd:.1f} points (SD)."]
-    for split, delta in summary["deltas"].items():
-        if split == first:
-            continue
-        entry = delta["across_seeds"]
-        lines.append(f"over {n} seeds, on {population(split, entry)}: "
-                     f"{finding(entry['delta_accuracy'], entry, model=FULL, baseline=HEAD)}.")
+    lines = [f"over {n} seeds, on {SPLIT_TITLES[first]}: each seed's own test has the full fine-tune ahead in "
+             f"{headline['seeds_ahead']}, behind in {headline['seeds_behind']}, withheld in "
+             f"{headline['seeds_withheld']}, not established in {headline['seeds_not_established']} of {n} (all "
+             f"share one test set, so they are not {n} replications); the seeds' deltas spread by "
+             f"{100 * sd:.1f} points (SD)."]
+    for split in [first, *(split for split in summary["deltas"] if split != first)]:
+        delta, entry = summary["deltas"][split], summary["deltas"][split]["across_seeds"]
+        said = finding(entry["delta_accuracy"], entry, model=FULL, baseline=HEAD,
+                       balanced=delta["balanced_accuracy"]["mean"], split=eval_splits[split])
+        lines.append(f"over {n} seeds, on {population(split, entry, eval_splits)}: {said}.")
         for kind, part in summary["by_kind"].get(split, {}).items():
             entry = part["across_seeds"]
             lines.append(f"  its {part['items']:,} {kind.replace('_', ' ')}: "
@@ -168,22 +270,20 @@ def across_seed_lines(results):
 
 
 def rule_lines(results):
-    headline, first = results.headline, results.per_seed[0]
-    split = headline["split"]
-    families = {}
-    for entry in [*first["significance"].values(),
-                  *(p["significance"] for parts in first["by_kind"].values() for p in parts.values() if p),
-                  *(first.get("probe_reference", {}).get("significance", {}).values()),
-                  *(first.get("probe_reference", {}).get("versus_head_only", {}).get("significance", {}).values())]:
-        families[entry["family"]] = entry["family_size"]
+    headline = results.headline
+    split, seeds = headline["split"], headline["seeds"]
+    entries = [*results.per_seed[0]["significance"].values()]
+    secondary = sum(1 for e in entries if e.get("family") == "secondary") + \
+        sum(1 for parts in results.per_seed[0]["by_kind"].values() for p in parts.values() if p)
     lines = [f"(claimed: the 95% interval excludes 0 and the p-value is below {ALPHA}. The question's own test, full "
              f"fine-tune vs head-only on {SPLIT_TITLES[split]}, is decided alone; the other splits and parts "
-             f"({families.get('secondary', 0)} tests) are tested only when it is claimed, Holm-corrected among "
-             "themselves" + (f"; the probe's {families['probe']} comparisons are a family of their own"
-                             if "probe" in families else "") + ": docs/statistics.md.)"]
-    if headline["seeds"] > 1:
-        lines.append(f"(over seeds: the mean of {headline['seeds']} seeds' deltas; its interval carries both the "
-                     "seed-to-seed spread and the test set's sampling. A seed's own interval carries only the latter.)")
+             f"({secondary} tests) and the probe's comparisons are tested only when it is claimed, each a "
+             "Holm-corrected family: the report claims a false difference in at most 5% of runs where the arms "
+             "are equal. docs/statistics.md.)"]
+    if seeds > 1:
+        lines.append(f"(over seeds: the mean of {seeds} seeds' deltas; its interval adds a margin for the "
+                     "seed-to-seed spread and one for the test set's sampling. Each seed's own lines describe: "
+                     "only the across-seed lines claim.)")
     else:
         lines.append("(one seed: its interval and test are conditional on one training run per arm; seed-to-seed "
                      "noise is not in them; --num_seeds 3 measures it)")
@@ -202,13 +302,13 @@ def imbalance_lines(results):
 
 
 def verdict_lines(results):
-    """The answer, its cautions, the first seed's findings (every seed's with several), the probe reference, the
-    answer's spread over seeds, the imbalance notes and the rule."""
-    per_seed = results.per_seed
+    """The answer, its cautions, the across-seed findings (several seeds), the first seed's findings (every
+    seed's headline line with several), the probe reference, the imbalance notes and the rule."""
+    per_seed, several = results.per_seed, len(results.per_seed) > 1
     lines = [*answer_line(results), *caution_lines(results)]
     if results.summary:
         lines += across_seed_lines(results)
     for result in per_seed:  # the first seed in full; the others' headline lines
-        lines += seed_lines(result, results.eval_splits, details=result is per_seed[0])
-    lines += probe_lines(per_seed[0])
+        lines += seed_lines(result, results, details=result is per_seed[0], claims=not several)
+    lines += probe_lines(results)
     return lines + imbalance_lines(results) + rule_lines(results)

@@ -33,6 +33,10 @@ def real_sst2():
 
 
 REAL_SST2 = real_sst2()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a whole run or a long simulation; `pytest -m \"not slow\"` skips it")
 POSITIVE, NEGATIVE = ["good", "great", "lovely", "fine"], ["bad", "awful", "dull", "boring"]
 FILLER = ["the", "film", "movie", "was", "is", "a", "very", "plot", "cast", "and"]
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + FILLER + POSITIVE + NEGATIVE

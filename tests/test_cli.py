@@ -132,7 +132,7 @@ def test_model_that_is_nowhere(tiny_data_dir, tmp_path, capsys):
                      "--output_dir", str(tmp_path / "out")])
     assert code == 2
     err = capsys.readouterr().err
-    assert "cannot load model 'no-such-org/no-such-model'" in err and "local model folder" in err
+    assert "model_name no-such-org/no-such-model: no such folder, and the hub was not tried" in err
 
 
 def test_pickled_weights_need_opt_in(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
@@ -400,14 +400,21 @@ def test_a_tokenizer_with_nothing_to_pad_with_is_one_line(tiny_model_dir, tiny_d
     assert "no padding, end-of-text or unknown token" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name, message", [("./no-such-folder", "no such folder"), ("a/b/c", "no such folder"),
-                                           ("a_file", "is a file: point it at the model's folder")])
+@pytest.mark.parametrize("name, message", [
+    ("./no-such-folder", "no such folder (not looked up on the hub)"), ("a/b/c", "no such folder"),
+    ("a_file", "is a file: point it at the model's folder"),
+    # the README's own folder, not fetched yet: models/ is here, so this is a path, not a hub id
+    ("models/distilbert-base-uncased", "no such folder (not looked up on the hub)"),
+    # written like a hub id, with nothing of that name here: offline, the hub is not tried, and it says so
+    ("nowhere/distilbert-base-uncased", "no such folder, and the hub was not tried (HF_HUB_OFFLINE=1)"),
+])
 def test_a_local_model_path_that_is_wrong_says_so(name, message, tiny_data_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "a_file").write_text("")
+    (tmp_path / "models").mkdir()
     assert app.main(["--model_name", name, "--data_dir", str(tiny_data_dir), "--output_dir", "out"]) == 2
     err = capsys.readouterr().err
-    assert message in err and "hub" not in err.replace("hub id", "")
+    assert message in err and "cannot reach" not in err and err.count("\n") == 1
 
 
 def test_pickled_weights_that_are_not_a_state_dict_are_one_line(tiny_model_dir, tiny_data_dir, tmp_path, capsys):

@@ -7,9 +7,11 @@ import pandas as pd
 import pytest
 
 from sst2kit import files, results
+from sst2kit.results import Results
 from sst2kit.verdict import verdict_lines
 
-def experiment(per_seed_outcomes, *, probe=None, sizes=(("validation", 300), ("test", 200)), records=None):
+def experiment(per_seed_outcomes, *, probe=None, sizes=(("validation", 300), ("test", 200)), records=None,
+               rng_seed=11):
     """Results as the verdict reads them, from real comparisons: per_seed_outcomes is one dict per seed of
     {run: accuracy on every split} (the items each run gets right drawn at random), probe an accuracy for the
     probe reference; records a run -> record override (a run's status)."""
@@ -17,7 +19,7 @@ def experiment(per_seed_outcomes, *, probe=None, sizes=(("validation", 300), ("t
     from sst2kit.metrics import compare_runs, summarize_seeds
     from sst2kit.names import PROBE
     from sst2kit.results import Results, class_balance
-    rng = np.random.default_rng(11)
+    rng = np.random.default_rng(rng_seed)
     labels = {name: rng.integers(2, size=n) for name, n in sizes}
     is_phrase = np.arange(dict(sizes)["test"]) % 3 == 0
     splits = {name: eval_split(name, y, parts={"whole_sentences": ~is_phrase, "phrases": is_phrase}
@@ -35,7 +37,8 @@ def experiment(per_seed_outcomes, *, probe=None, sizes=(("validation", 300), ("t
         per_seed_probs.append((seed, probs))
     results = SimpleNamespace(per_seed=per_seed, per_seed_probs=per_seed_probs, eval_splits=splits,
                               balance=class_balance(np.array([0, 1]), splits),
-                              summary=summarize_seeds(per_seed, per_seed_probs, splits) if len(per_seed) > 1 else None)
+                              summary=summarize_seeds(per_seed, per_seed_probs, splits, resamples=1000, seed=42)
+                              if len(per_seed) > 1 else None)
     results.headline = Results.headline.fget(results)
     return results
 
@@ -66,20 +69,151 @@ def test_with_several_seeds_the_answer_is_the_experiments_and_claims_are_counted
     low, high = headline["delta_accuracy_ci95"]
     assert low < headline["delta_accuracy"] < high and "not established" in lines[0]
     counts = next(line for line in lines if "ahead in" in line)
-    assert "ahead in 1, behind in 1, not established in 1 of 3" in counts and "points (SD)" in counts
+    assert "ahead in 1, behind in 1, withheld in 0, not established in 1 of 3" in counts and "points (SD)" in counts
     assert not any("claimed in 2 of 3" in line for line in lines)
 
 
-def test_the_probe_decomposition_is_said_only_when_it_holds():
-    """Probe 80%, full fine-tune 74%, head-only 70%: the probe beats both, so 'that much of the gap comes from how
-    the head was trained' would be false; the line says the probe matches or beats the full fine-tune."""
-    lines = verdict([{"head_only": 0.70, "full_finetune": 0.74}], probe=0.80, sizes=(("validation", 800),
-                                                                                      ("test", 200)))
-    assert not any("comes from how the notebook's head was trained" in line for line in lines)
-    assert any("the probe matches or beats the full fine-tune here" in line for line in lines)
+def test_the_probe_decomposition_is_said_only_when_its_own_claims_support_it():
+    """Head-only 85% > probe 82.8% > full 80% printed 'the gap over head-only is the head's training'; and a
+    4-item change (probe - full -0.25 vs +0.25 points, interval +-2.2) switched the sentence. Now it follows the
+    claims, never the signs of unclaimed differences."""
+    from sst2kit.verdict import decomposition
+    lines = verdict([{"head_only": 0.85, "full_finetune": 0.80}], probe=0.828, sizes=(("validation", 800),
+                                                                                       ("test", 200)))
+    assert not any("head's training, not the frozen encoder" in line for line in lines)
+    assert any("how much of the gap comes from the head's training recipe is not established" in line
+               for line in lines)
+
+    def entry(claimed):
+        return {"difference_claimed": claimed}
+    said = {decomposition(entry(True), entry(False), entry(True), gaps=(0.10, gap, 0.10 - gap))
+            for gap in (-0.0025, 0.0025)}
+    assert len(said) == 1 and "what fine-tuning the encoder adds beyond a well-fit probe is not established" in \
+        said.pop()
     holds = verdict([{"head_only": 0.60, "full_finetune": 0.95}], probe=0.75, sizes=(("validation", 800),
                                                                                       ("test", 200)))
-    assert any("of the" in line and "gap comes from how the notebook's head was trained" in line for line in holds)
+    assert any("gap," in line and "come from how the notebook's head was trained and" in line for line in holds)
+
+
+def test_every_seeds_floor_and_constant_answer_is_named():
+    """3 seeds where seed 43's head-only answers 'positive' to everything: the Answer and the Caution name seed 43,
+    not seed 42 (whose head-only is fine)."""
+    lines = verdict([{"head_only": 0.7, "full_finetune": 0.9}, {"head_only": "positive", "full_finetune": 0.9},
+                     {"head_only": 0.72, "full_finetune": 0.9}])
+    assert "against a head-only model that answers 'positive' to every item (seed 43)" in lines[0]
+    cautions = [line for line in lines if line.startswith("Caution")]
+    assert cautions and all("(seed 43)" in line for line in cautions)
+
+
+def test_an_answer_not_established_says_why_and_a_withheld_one_says_withheld():
+    """'+9.3 points, not established (95% CI +2.3 to +18.6)' with no reason was report.md's first line; a
+    withheld result printed 'not established'; seeds_not_established counted withheld seeds."""
+    from sst2kit.verdict import answer_line
+    results = experiment([{"head_only": 0.7, "full_finetune": 0.8}], sizes=(("validation", 43), ("test", 60)))
+    results.per_seed[0]["significance"]["validation"].update(delta_accuracy_ci95=[0.023, 0.186], p_value=0.125,
+                                                               difference_claimed=False)
+    results.headline = Results.headline.fget(results)
+    assert "the paired test does not reach 0.05" in answer_line(results)[0]
+    records = {"head_only": {"status": "collapsed", "status_why": "it answers 'positive' to every one of the 300",
+                             "status_advice": "give it more or larger steps: --epochs_head_only 8 (4x)"},
+               "full_finetune": {"status": "ok"}}
+    broken = experiment([{"head_only": 0.5, "full_finetune": 0.9}] * 2, records=records)
+    lines = verdict_lines(broken)
+    assert lines[0].startswith("Answer: none: the head-only run of seed 42 collapsed")
+    assert any(line.startswith("Fix: the head-only run of seed 42: give it more or larger steps: "
+                               "--epochs_head_only 8") for line in lines)
+    findings = [line for line in lines if "points" in line and "head-only" in line and "Answer" not in line]
+    assert findings and not any("not established" in line for line in findings if "withheld" in line)
+    assert any("withheld: the head-only run of seed 42 collapsed" in line for line in findings)
+    assert broken.headline["seeds_withheld"] == 2 and broken.headline["seeds_not_established"] == 0
+
+
+def test_a_gain_in_the_majority_class_alone_is_said_beside_the_accuracy():
+    """+5.0 accuracy points on an 80%-positive split where balanced accuracy falls 10 points."""
+    from sst2kit.verdict import finding
+    split = SimpleNamespace(close_to_balanced=False, positive_share=0.8)
+    entry = {"delta_accuracy_ci95": [0.02, 0.08], "p_value": 0.001, "paired_test": "exact McNemar",
+             "difference_claimed": True, "tested": True, "family_size": 1}
+    line = finding(0.05, entry, model="full fine-tune", baseline="head-only", balanced=-0.10, split=split)
+    assert "beats head-only by 5.0 points" in line and "but balanced accuracy falls 10.0 points" in line
+
+
+def test_balanced_accuracy_and_its_delta_are_in_the_tables():
+    from sst2kit.report import delta_lines, metrics_lines
+    results = experiment([{"head_only": 0.7, "full_finetune": 0.9}])
+    results.predictions = results_predictions(results)
+    assert all("balanced" in line for line in metrics_lines(results)[1:])
+    assert sum("balanced accuracy" in line for line in delta_lines(results)) >= 2
+
+
+def results_predictions(results):
+    from sst2kit.results import predictions_frame
+    return predictions_frame(results.eval_splits, results.per_seed_probs)
+
+
+def test_a_test_that_was_never_run_prints_no_p_value_for_it():
+    """'Holm p <= 0.0001' for a secondary test that was never tested."""
+    from sst2kit.report import interval_line
+    from sst2kit.verdict import evidence
+    entry = {"delta_accuracy_ci95": [0.1, 0.3], "p_value": 1e-4, "p_value_holm": 3e-4, "family_size": 3,
+             "p_value_at_floor": True, "permutation_draws": 9999, "paired_test": "sign-flip permutation",
+             "tested": False, "independent_units": 400, "resampled_unit": "units"}
+    assert "Holm" not in evidence(entry) and "not tested" in evidence(entry)
+    assert "Holm" not in interval_line("test", entry, "full - head-only")
+
+
+def test_one_stray_answer_is_not_called_100_percent():
+    from sst2kit.verdict import constant_answer
+    assert constant_answer({"predicted_positive_share": 871 / 872}, 872) == "answers 'positive' to 871 of 872 items"
+    assert constant_answer({"predicted_positive_share": 1.0}, 872) == "answers 'positive' to every item"
+    assert constant_answer({"predicted_positive_share": 860 / 872}, 872) is None
+
+
+def test_the_glossary_defines_not_established_by_what_it_is():
+    from sst2kit.report import GLOSSARY
+    entry = next(line for line in GLOSSARY if "**not established**" in line)
+    assert "includes 0" in entry and "excludes 0 and" not in entry
+    assert any("**withheld**" in line for line in GLOSSARY)
+
+
+def test_units_are_called_units_with_their_counts():
+    """'4,363 source sentences' where 683 are whole sentences: the re-split test set's units, with what they hold."""
+    from conftest import eval_split
+    is_phrase = np.array([False, True, True, False, True, True])
+    split = eval_split("test", np.ones(6, int), units=[0, 0, 1, 2, 2, 3], unit_name="units",
+                       parts={"whole_sentences": ~is_phrase, "phrases": is_phrase})
+    assert split.units_said == "4 units (2 holding a whole sentence, 2 only phrases)"
+
+
+def test_a_split_too_small_to_ever_be_claimed_says_so():
+    """With 5 units the smallest possible p is 2^-4 = 0.0625: no result there can be claimed, and the line says
+    so rather than only 'not established'."""
+    from sst2kit import significance
+    from sst2kit.verdict import finding
+    labels = np.ones(10, int)
+    entry = significance.paired_significance(labels, np.zeros(10, int), labels, units=np.arange(10) // 2,
+                                             resamples=1000, seed=0)
+    significance.decide_family([entry], family="primary")
+    assert not entry["can_be_claimed"] and not entry["difference_claimed"]
+    line = finding(1.0, entry, model="full fine-tune", baseline="head-only")
+    assert "with 5 independent units no outcome could be claimed here (it takes at least 6)" in line
+
+
+def test_two_seeds_give_every_split_an_across_seed_line_and_a_seed_averaged_length_figure():
+    results = experiment([{"head_only": 0.7, "full_finetune": 0.9}, {"head_only": 0.72, "full_finetune": 0.88}])
+    lines = verdict_lines(results)
+    assert any(line.startswith("over 2 seeds, on GLUE validation (300 sentences): ") for line in lines)
+    assert any(line.startswith("over 2 seeds, on the re-split test set (") for line in lines)
+    seed_averaged = results.summary["accuracy_by_length"]["validation"][0]["full_finetune"]
+    per_seed = [s["accuracy_by_length"]["validation"][0]["full_finetune"] for s in results.per_seed]
+    assert seed_averaged == pytest.approx(np.mean(per_seed)) and per_seed[0] != per_seed[1]
+
+
+def test_with_several_seeds_only_the_across_seed_lines_claim():
+    lines = verdict([{"head_only": 0.6, "full_finetune": 0.9}] * 3)
+    per_seed = [line for line in lines if line.startswith("seed ")]
+    assert per_seed and not any(" beats " in line or " trails " in line for line in per_seed)
+    assert any(line.startswith("over 3 seeds") and " beats " in line for line in lines)
 
 
 def test_not_established_beside_an_interval_that_excludes_zero_says_why():
@@ -92,7 +226,7 @@ def test_not_established_beside_an_interval_that_excludes_zero_says_why():
     few = {**corrected, "p_value": 0.125, "p_value_holm": 0.125, "family_size": 1}
     assert "the paired test does not reach 0.05" in finding(0.08, few, model="full fine-tune", baseline="head-only")
     gated = {**corrected, "tested": False}
-    assert "not tested, since the primary comparison is not established" in finding(
+    assert "not tested, since the question's own comparison is not established" in finding(
         0.36, gated, model="full fine-tune", baseline="head-only")
 
 
