@@ -57,13 +57,13 @@ class EvalSplit:
     @property
     def units_said(self):
         """The units in words with their counts: '872 sentences', or for a split of sentences and phrases '4,363
-        units (683 holding a whole sentence, 3,680 only phrases)'."""
+        units: 683 holding a whole sentence, 3,680 only phrases'."""
         whole = self.parts.get("whole_sentences")
         if whole is None:
             return f"{self.unit_count:,} {self.unit_name}"
         with_sentence = len(np.unique(self.units[whole]))
-        return (f"{self.unit_count:,} {self.unit_name} ({with_sentence:,} holding a whole sentence, "
-                f"{self.unit_count - with_sentence:,} only phrases)")
+        return (f"{self.unit_count:,} {self.unit_name}: {with_sentence:,} holding a whole sentence, "
+                f"{self.unit_count - with_sentence:,} only phrases")
 
     @property
     def duplicated_items(self):

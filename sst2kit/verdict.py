@@ -17,9 +17,7 @@ def points(x):
 def evidence(significance):
     lo, hi = significance["delta_accuracy_ci95"]
     said = f"95% CI {points(lo)} to {points(hi)}; {significance['paired_test']} {p_text(significance)}"
-    if not significance.get("tested", True):
-        return said + "; not tested"
-    if significance.get("family_size", 1) > 1:
+    if significance.get("tested", True) and significance.get("family_size", 1) > 1:
         return said + f", {p_text(significance, 'p_value_holm')}"
     return said
 

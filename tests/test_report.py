@@ -154,11 +154,13 @@ def results_predictions(results):
 def test_a_test_that_was_never_run_prints_no_p_value_for_it():
     """'Holm p <= 0.0001' for a secondary test that was never tested."""
     from sst2kit.report import interval_line
-    from sst2kit.verdict import evidence
+    from sst2kit.verdict import evidence, finding
     entry = {"delta_accuracy_ci95": [0.1, 0.3], "p_value": 1e-4, "p_value_holm": 3e-4, "family_size": 3,
              "p_value_at_floor": True, "permutation_draws": 9999, "paired_test": "sign-flip permutation",
              "tested": False, "independent_units": 400, "resampled_unit": "units"}
-    assert "Holm" not in evidence(entry) and "not tested" in evidence(entry)
+    assert "Holm" not in evidence(entry)
+    assert "not tested, since the question's own comparison" in finding(0.2, {**entry, "difference_claimed": False},
+                                                                        model="full fine-tune", baseline="head-only")
     assert "Holm" not in interval_line("test", entry, "full - head-only")
 
 
@@ -182,7 +184,7 @@ def test_units_are_called_units_with_their_counts():
     is_phrase = np.array([False, True, True, False, True, True])
     split = eval_split("test", np.ones(6, int), units=[0, 0, 1, 2, 2, 3], unit_name="units",
                        parts={"whole_sentences": ~is_phrase, "phrases": is_phrase})
-    assert split.units_said == "4 units (2 holding a whole sentence, 2 only phrases)"
+    assert split.units_said == "4 units: 2 holding a whole sentence, 2 only phrases"
 
 
 def test_a_split_too_small_to_ever_be_claimed_says_so():
