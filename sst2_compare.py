@@ -33,7 +33,7 @@ from sst2kit.data import sst2_splits
 from sst2kit.errors import Diverged, UsageError
 from sst2kit.evaluation import evaluation_splits
 from sst2kit.features import encoder_features, encoder_replayed
-from sst2kit.files import new_run_dir, save_model_whole
+from sst2kit.files import WriteError, new_run_dir, save_model_whole
 from sst2kit.health import STATUS_VERBS, advice, run_status
 from sst2kit.metrics import compare_runs
 from sst2kit.models import load_model, set_encoder_trainable
@@ -48,6 +48,8 @@ def make_trainer(model, lr, epochs, run_name, *, data, seed, experiment):
     """The one place a TrainingArguments and a Trainer are built. data: a dataset per split (train, validation)."""
     cfg = experiment.cfg
     name = f"{run_name}_seed{seed}"
+    if not experiment.run_dir.is_dir():  # the Trainer would quietly make it anew, without the earlier runs' files
+        raise WriteError(f"the run folder {experiment.run_dir} disappeared during the run")
     on_gpu = torch.cuda.is_available()
     args = TrainingArguments(
         output_dir=str(experiment.run_dir),  # the Trainer writes nothing there itself: no checkpoints, see below
@@ -223,15 +225,16 @@ def run(cfg):
 
     train = functools.partial(both_runs, experiment=experiment, checked=checked, features=features, batches=batches)
     seeds = range(cfg.seed, cfg.seed + cfg.num_seeds)
-    for seed, probs, records in processes.deal_seeds(seeds, setup.parallel, train=train, stopwatch=stopwatch):
-        with stopwatch("waiting for the probe"):  # fitted while the first seed trained: on a GPU, no wait
-            reference = probe.outcome()
-        with stopwatch("statistics"):
-            comparison = compare_runs(seed, records, probs={**probs, **reference}, eval_splits=eval_splits,
-                                      resamples=cfg.bootstrap_resamples)
-        with stopwatch("files"):
-            results.add_seed(comparison, {**probs, **reference}, probe_fit=probe.fit,
-                             timings=stopwatch.total())  # every file
+    with results.rescued_on_write_error():  # finished seeds kept elsewhere if the run folder fails
+        for seed, probs, records in processes.deal_seeds(seeds, setup.parallel, train=train, stopwatch=stopwatch):
+            with stopwatch("waiting for the probe"):  # fitted while the first seed trained: on a GPU, no wait
+                reference = probe.outcome()
+            with stopwatch("statistics"):
+                comparison = compare_runs(seed, records, probs={**probs, **reference}, eval_splits=eval_splits,
+                                          resamples=cfg.bootstrap_resamples)
+            with stopwatch("files"):
+                results.add_seed(comparison, {**probs, **reference}, probe_fit=probe.fit,
+                                 timings=stopwatch.total())  # every file
 
     if processes.is_main():
         with stopwatch("report"):

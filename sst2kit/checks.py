@@ -15,7 +15,7 @@ from huggingface_hub import constants as hub_constants, get_session
 
 from sst2kit import processes
 from sst2kit.console import say
-from sst2kit.data import check_external_test_file
+from sst2kit.data import check_data_dir, check_external_test_file
 from sst2kit.errors import UsageError
 from sst2kit.models import check_model_path, load_checked_model
 from sst2kit.significance import MAX_RESAMPLES, MIN_RESAMPLES
@@ -26,6 +26,9 @@ SEED_LIMIT = 2**32  # numpy's seeding, which set_seed calls, takes seeds in [0, 
 MAX_EPOCHS = 100
 MAX_SEEDS = 100
 MAX_TRAINING_STEPS = 2_000_000  # both runs, every seed: about four days at 6 ms a step
+MAX_TRAIN_BATCH = 65_536  # rows per training step: past this no GPU holds a step of any encoder here
+MAX_LENGTH = 1_000_000  # tokens; the model's own position limit is checked once it is loaded
+MAX_WORKERS = 256
 MAX_EVAL_BATCH = 65_536  # rows per prediction batch; far above what any GPU's memory holds for a 128-token encoder
 
 # Every config field the experiment reads. A field config.py declares beyond these would be silently ignored (a
@@ -56,6 +59,7 @@ def check_inputs(cfg):
     if problem:
         raise UsageError(problem)
     check_external_test_file(cfg.external_test_file)
+    check_data_dir(cfg.data_dir)
     check_model_path(cfg)  # a missing local folder is said as such, before any talk of the hub
     check_hub(cfg)
     return load_checked_model(cfg)
@@ -99,7 +103,8 @@ def check_config(cfg):
     rules = [  # (holds, the field, what it must be, a hint at the likely intent)
         (cfg.learning_rate_head_only > 0, "learning_rate_head_only", "> 0", ""),
         (cfg.learning_rate_full_finetune > 0, "learning_rate_full_finetune", "> 0", ""),
-        (cfg.per_device_train_batch_size > 0, "per_device_train_batch_size", "> 0", ""),
+        (0 < cfg.per_device_train_batch_size <= MAX_TRAIN_BATCH, "per_device_train_batch_size",
+         f"in [1, {MAX_TRAIN_BATCH:,}]", ""),
         (0 < cfg.per_device_eval_batch_size <= MAX_EVAL_BATCH, "per_device_eval_batch_size",
          f"in [1, {MAX_EVAL_BATCH:,}]", ""),
         (0 < cfg.feature_batch_size <= MAX_EVAL_BATCH, "feature_batch_size", f"in [1, {MAX_EVAL_BATCH:,}]", ""),
@@ -115,7 +120,7 @@ def check_config(cfg):
         (fraction is None or 0 < fraction <= 1, "subset_fraction", "in (0, 1], or unset",
          percent_hint(fraction or 0)),
         (0 < cfg.test_size < 1, "test_size", "in (0, 1)", percent_hint(cfg.test_size)),
-        (cfg.max_length >= 8, "max_length", "at least 8 tokens", ""),
+        (8 <= cfg.max_length <= MAX_LENGTH, "max_length", f"in [8, {MAX_LENGTH:,}] tokens", ""),
         (1 <= cfg.num_seeds <= MAX_SEEDS, "num_seeds", f"in [1, {MAX_SEEDS}]", ""),
         (0 <= cfg.seed and last_seed < SEED_LIMIT, "seed", f"such that seeds {cfg.seed}..{last_seed} lie in "
          f"[0, {SEED_LIMIT})", ""),
@@ -124,7 +129,9 @@ def check_config(cfg):
          "and memory for nothing)", ""),
         (1 <= cfg.pad_to_multiple_of <= cfg.max_length, "pad_to_multiple_of",
          f"in [1, max_length ({cfg.max_length})]", ""),
-        (cfg.dataloader_num_workers >= 0, "dataloader_num_workers", ">= 0", ""),
+        (0 <= cfg.dataloader_num_workers <= MAX_WORKERS, "dataloader_num_workers", f"in [0, {MAX_WORKERS}]", ""),
+        (cfg.output_dir.strip() != "", "output_dir", "a folder's path, not empty text (the default is "
+         "checkpoints_sst2)", ""),
     ]
     for holds, name, requirement, hint in rules:
         if not holds:
@@ -201,8 +208,16 @@ def check_costs(cfg, eval_splits, *, train_rows, processes):
 
 
 def check_training_cost(cfg, train_rows, processes):
-    """Both runs' optimizer steps over every seed, bounded before anything trains: the number and the bound."""
+    """Both runs' optimizer steps over every seed, bounded before anything trains: the number and the bound; and
+    a run whose every step falls in the warm-up (learning rate 0 at its first step) said before it trains."""
     steps_per_epoch = math.ceil(train_rows / (cfg.per_device_train_batch_size * processes))
+    for run in ("head_only", "full_finetune"):
+        epochs = getattr(cfg, f"epochs_{run}")
+        run_steps = math.ceil(steps_per_epoch * epochs)
+        if run_steps <= math.ceil(cfg.warmup_ratio * run_steps):
+            say(f"warning: --epochs_{run} {epochs:g} is {run_steps} step(s), all of it warm-up, which starts at "
+                f"learning rate 0: the {run.replace('_', '-')} run will not train (and select_best_epoch would "
+                "select untrained weights); give it more epochs")
     steps = math.ceil(steps_per_epoch * (cfg.epochs_head_only + cfg.epochs_full_finetune)) * cfg.num_seeds
     if steps > MAX_TRAINING_STEPS:
         raise UsageError(f"this run would take {steps:,} training steps ({train_rows:,} training rows, batch "

@@ -8,6 +8,7 @@ import atexit
 import os
 import sys
 import time
+import unicodedata
 from contextlib import contextmanager
 
 from sst2kit import processes
@@ -33,11 +34,27 @@ def say(*args):
             pass
 
 
+def visible(text):
+    """Text from the data as a terminal shows it harmlessly: control characters (escape sequences that move the
+    cursor or retitle the window, line breaks) and invisible format characters (bidi overrides that reorder
+    what follows) written out as escapes, e.g. '\\x1b' and '<U+202E>'."""
+    out = []
+    for ch in str(text):
+        category = unicodedata.category(ch)
+        if category == "Cc":
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+        elif category in ("Cf", "Zl", "Zp"):
+            out.append(f"<U+{ord(ch):04X}>")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def error(message):
     """The one line a stopped run ends with, on stderr (by the main process)."""
     if processes.is_main():
         try:
-            print(f"error: {message}", file=sys.stderr, flush=True)
+            print(f"error: {visible(message)}", file=sys.stderr, flush=True)
         except OSError:
             pass
 

@@ -1,6 +1,8 @@
 """SST-2 in, train/test/validation out: files read and checked row by row, the re-split, subsets."""
 import csv
 import math
+import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -47,17 +49,53 @@ def load_sst2(data_dir):
 
 
 def read_split(folder, split):
-    paths = [folder / f"{split}{suffix}" for suffix in READERS if (folder / f"{split}{suffix}").exists()]
-    not_files = [path for path in paths if not path.is_file()]
+    return read_labelled(split_file(folder, split))
+
+
+def split_file(folder, split):
+    """The one regular file that holds a split in a data folder; anything else refused, named for what it is."""
+    paths = [folder / f"{split}{suffix}" for suffix in READERS
+             if (folder / f"{split}{suffix}").exists() or (folder / f"{split}{suffix}").is_symlink()]
+    not_files = [(path, file_kind(path)) for path in paths if file_kind(path) != "a file"]
     if not_files:
-        raise UsageError(f"{not_files[0]} is a folder, not a file: the {split} split must be one file "
+        path, kind = not_files[0]
+        raise UsageError(f"{path} is {kind}, not a file: the {split} split must be one file "
                          f"({split}.parquet, .csv, .tsv, .jsonl or .json)")
     if not paths:
         raise UsageError(f"no {split} file in {folder}: expected {split}.parquet (or .csv, .tsv, .jsonl, .json)")
     if len(paths) > 1:
         raise UsageError(f"{folder} has several {split} files ({', '.join(p.name for p in paths)}): "
                          "keep one, so it is clear which is read")
-    return read_labelled(paths[0])
+    return paths[0]
+
+
+def file_kind(path):
+    """What a path is, in words: 'a file' for a regular file (through links), else what it is instead ('a
+    named pipe (FIFO)', 'a character device', 'a link to a socket', 'a broken link', ...). Only a regular file
+    can be read as data: a pipe or a device would block or never end."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except OSError as err:
+        return "a broken link" if path.is_symlink() else f"unreadable ({err.strerror})"
+    kinds = [(stat.S_ISREG, "a file"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
+    kind = next((name for test, name in kinds if test(mode)), "a special file")
+    return f"a link to {kind[2:] if kind.startswith('a ') else kind}" if path.is_symlink() and kind != "a file" \
+        else kind
+
+
+def check_data_dir(data_dir):
+    """Before anything loads: the data folder holds one regular file per split (read and checked later)."""
+    if data_dir is None:
+        return
+    folder = Path(data_dir)
+    if not folder.is_dir():
+        kind = f" ({file_kind(folder)})" if folder.exists() or folder.is_symlink() else ""
+        raise UsageError(f"data_dir {folder} is not a folder{kind}: point --data_dir at a folder with train and "
+                         "validation files")
+    for split in ("train", "validation"):
+        split_file(folder, split)
 
 
 def read_labelled(path):
@@ -66,6 +104,8 @@ def read_labelled(path):
         frame = READERS[path.suffix](path)
     except Exception as err:  # each reader raises its own types; all mean "not a readable file of this format"
         raise UsageError(f"cannot read {path} as {path.suffix[1:]}: {str(err).splitlines()[0][:200]}") from None
+    if path.suffix == ".csv":
+        check_quoting(path, frame)
     missing = {"sentence", "label"} - set(frame.columns)
     if missing:
         raise UsageError(f"{path} lacks column(s) {sorted(missing)}: SST-2 files need 'sentence' and 'label'")
@@ -99,6 +139,25 @@ def read_labelled(path):
         frame["idx"] = np.arange(len(frame))
     frame = frame.astype({"sentence": str, "label": "int64", "idx": "int64"})
     return Dataset.from_pandas(frame[["idx", "sentence", "label"]], preserve_index=False)
+
+
+# a line of a sentence cell that ends like a row of the file (a comma, then a label): rows swallowed by a quote
+ROW_INSIDE_A_CELL = re.compile(r",\s*[01]\s*$")
+
+
+def check_quoting(path, frame):
+    """A CSV parses into exactly its rows: a quotation mark that opens a sentence and never closes (as a naive
+    export writes one) makes the parser swallow the rows after it into that one cell, line breaks, labels and
+    all. A sentence cell holding lines that end like rows of their own is refused, naming its row."""
+    if "sentence" not in frame.columns:
+        return
+    for row, sentence in enumerate(frame["sentence"], 1):
+        lines = str(sentence).splitlines()
+        if len(lines) > 1 and any(ROW_INSIDE_A_CELL.search(line) for line in lines[:-1]):
+            raise UsageError(f"{path}: row {row}'s sentence runs over {len(lines)} lines and holds lines that end "
+                             "like rows of their own (',0' or ',1'): a quotation mark opened in it is never "
+                             "closed, so the rows after it were swallowed. Close the quote (a quotation mark "
+                             "inside a quoted sentence is written twice), or save the file as parquet")
 
 
 INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\x00"  # zero-width characters, byte-order mark, NUL
@@ -196,9 +255,10 @@ def check_external_test_file(path):
     """The external test set names a file of a format the run reads (its rows are checked when it is read)."""
     if path is None:
         return
-    if not Path(path).is_file():
-        raise UsageError(f"external_test_file {path} is not a file: point it at a labelled file of sentences "
-                         "(columns sentence and label), or leave it unset")
+    kind = file_kind(path) if Path(path).exists() or Path(path).is_symlink() else None
+    if kind != "a file":
+        raise UsageError(f"external_test_file {path} is not a file{f' ({kind})' if kind else ''}: point it at a "
+                         "labelled file of sentences (columns sentence and label), or leave it unset")
     if Path(path).suffix not in READERS:
         raise UsageError(f"external_test_file {path}: cannot read {Path(path).suffix or 'files without a suffix'}; "
                          f"save it as {', '.join(READERS)}")

@@ -9,7 +9,7 @@ from collections import defaultdict
 import numpy as np
 from tqdm.auto import tqdm
 
-LONG_ITEM = 64  # words; SST-2's longest item has 52. Longer items are found by substring search instead
+LONG_ITEM = 64  # words; SST-2's longest item has 52. Longer items are found through LongSpans instead
 
 
 def words(text):
@@ -46,8 +46,29 @@ class SpanIndex:
         return found
 
 
-def padded_text(tokens):
-    return f" {' '.join(tokens)} "  # spaces around, so a substring match is a match of whole words
+class LongSpans:
+    """Word tuples longer than LONG_ITEM words (a trie of whole reviews would cost memory per word), found
+    inside texts through their first LONG_ITEM words: at each start position of a text, one dictionary look-up
+    gives the tuples that begin there, by length, and one set look-up per length decides. Linear in the texts'
+    words, where comparing every long tuple with every long text was quadratic (20,000 rows of 65 words: 92 s)."""
+
+    def __init__(self, tuples):
+        self.by_beginning = defaultdict(lambda: defaultdict(set))
+        for item in tuples:
+            if len(item) > LONG_ITEM:
+                self.by_beginning[item[:LONG_ITEM]][len(item)].add(item)
+
+    def inside(self, tokens, proper=False):
+        """The long tuples that are contiguous word spans of tokens (proper: strictly shorter spans only)."""
+        found = []
+        if not self.by_beginning or len(tokens) <= LONG_ITEM:
+            return found
+        for start in range(len(tokens) - LONG_ITEM + 1):
+            for length, items in self.by_beginning.get(tokens[start:start + LONG_ITEM], {}).items():
+                if (length < len(tokens) or not proper) and start + length <= len(tokens) and \
+                        tokens[start:start + length] in items:
+                    found.append(tokens[start:start + length])
+        return found
 
 
 def spans_found(wanted, containers, *, proper, desc="phrase search"):
@@ -60,11 +81,11 @@ def spans_found(wanted, containers, *, proper, desc="phrase search"):
     for text in tqdm(sorted(containers, key=len, reverse=True), desc=desc, unit="item", leave=False, mininterval=1):
         if text not in found:
             found.update(index.inside(text, proper=proper))
-    long_wanted = {q for q in wanted if len(q) > LONG_ITEM}
-    if long_wanted:
-        padded = [padded_text(text) for text in containers if len(text) > LONG_ITEM]
-        found |= {q for q in long_wanted
-                  if sum(padded_text(q) in text for text in padded) > (proper and q in containers)}
+    long_spans = LongSpans(wanted)
+    if long_spans.by_beginning:
+        for text in containers:
+            if len(text) > LONG_ITEM:
+                found.update(long_spans.inside(text, proper=proper))
     return found
 
 
@@ -91,15 +112,12 @@ def roots_and_members(texts, desc):
     """The roots among the texts (word tuples): those inside no other text; and for each root, the texts inside it,
     itself included. Longest first: a text inside a longer one is inside a root walked before it, and is skipped,
     so only the roots are walked (over SST-2, ~8k of 68k items)."""
-    spans, long_texts = SpanIndex(texts), [text for text in texts if len(text) > LONG_ITEM]
+    spans, long_spans = SpanIndex(texts), LongSpans(texts)
     members_of, inside = {}, set()
     for text in tqdm(sorted(texts, key=len, reverse=True), desc=desc, unit="item", leave=False, mininterval=1):
         if text in inside:
             continue
-        members = set(spans.inside(text)) | {text}
-        if len(text) > LONG_ITEM:  # few, if any: long items are searched for inside the other long ones
-            members |= {other for other in long_texts
-                        if len(other) < len(text) and padded_text(other) in padded_text(text)}
+        members = set(spans.inside(text)) | set(long_spans.inside(text, proper=True)) | {text}
         inside |= members - {text}
         members_of[text] = members
     return members_of

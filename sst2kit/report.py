@@ -4,7 +4,7 @@ flipped. Each part is built as lines from the run's Results by one function and 
 its print_ twin; report.md is built from the same functions, the answer first."""
 import textwrap
 
-from sst2kit.console import say
+from sst2kit.console import say, visible
 from sst2kit.names import LABEL_NAMES, PROBE_TITLE, RUN_TITLES, RUNS, SPLIT_TITLES, evaluated
 from sst2kit.phrases import shared_items
 from sst2kit.probe import probe_fit_line
@@ -29,7 +29,7 @@ def setup_lines(results):
     """What the run works on: the model, the splits, their label mixes, the leakage and independent units, where
     it runs."""
     cfg, eval_splits, balance, setup = results.cfg, results.eval_splits, results.balance, results.experiment.setup
-    lines = [f"model: {cfg.model_name}",
+    lines = [f"model: {visible(cfg.model_name)}",
              f"  its pretrained encoder, with a new two-label head ({len(results.new_head_tensors)} tensors, "
              "initialised as expected; named in results.json)",
              f"split '{cfg.split}': " + ", ".join(f"{name} {n:,}" for name, n in results.sizes.items()),
@@ -38,7 +38,7 @@ def setup_lines(results):
     if "external_test" in eval_splits:
         external = eval_splits["external_test"].frame["sentence"]
         lines.append(f"external test set: {len(external):,} labelled sentences from")
-        lines.append(f"  {cfg.external_test_file}")
+        lines.append(f"  {visible(cfg.external_test_file)}")
         shared = shared_items(external, eval_splits["validation"].frame["sentence"])
         if shared:
             lines.append(f"warning: {shared:,} of the external test set's sentences are also GLUE validation "
@@ -197,7 +197,8 @@ def flip_lines(flipped, seed, most=5):
                      + (f" ({per_split}); the {min(most, len(rows))} it is surest of:" if len(rows) else "."))
         for row in rows.head(most).itertuples():
             lines.append(f"  [{row.split}, {LABEL_NAMES[row.label]}] P(positive) head-only "
-                         f"{row.head_only_prob_pos:.2f}, full {row.full_finetune_prob_pos:.2f}: {cut(row.sentence)}")
+                         f"{row.head_only_prob_pos:.2f}, full {row.full_finetune_prob_pos:.2f}: "
+                         f"{cut(visible(row.sentence))}")
     return lines
 
 

@@ -1,8 +1,10 @@
 """The run's record: results.json (docs/results.md describes every key), predictions.csv and flips.csv, rebuilt
 after every seed and committed together through files.py, so a later failure loses none of the finished seeds; and
 report.md, the printed report kept with the run."""
+import contextlib
 import dataclasses
 import platform
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -152,16 +154,34 @@ class Results:
         write_atomic(self.run_dir / "results.json", lambda path: write_json(path, self.record))
 
     def save(self):
+        if not self.run_dir.is_dir():
+            raise WriteError(f"the run folder {self.run_dir} disappeared during the run")
+        save_results(self.run_dir, self.record, self.predictions)
+
+    @contextlib.contextmanager
+    def rescued_on_write_error(self):
+        """A write error while the seeds run (a full disk, the run folder gone): the finished seeds are written
+        to a new folder in the system's temporary directory where one can be made, and the one line says where
+        (or that they could not be kept)."""
         try:
-            save_results(self.run_dir, self.record, self.predictions)
-        except WriteError as err:  # keep the finished seeds somewhere they can be written, and say where
+            yield
+        except WriteError as err:
+            if not self.per_seed:  # nothing finished: nothing to keep
+                raise
+            raise WriteError(f"{err}; {self.rescue()}") from None
+
+    def rescue(self):
+        """The finished seeds written to a new temporary folder: where, or why they could not be."""
+        rescue = None
+        try:
             rescue = Path(tempfile.mkdtemp(prefix=f"sst2_compare-{self.run_dir.name}-"))
-            try:
-                save_results(rescue, self.record, self.predictions)
-            except WriteError:
-                raise err from None
-            raise WriteError(f"{err}; the {len(self.per_seed)} finished seed(s) were written to {rescue} "
-                             "instead") from None
+            save_results(rescue, self.record, self.predictions)
+        except (OSError, WriteError) as err:
+            if rescue is not None:
+                shutil.rmtree(rescue, ignore_errors=True)  # no empty or half-written folder left behind
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+            return f"the {len(self.per_seed)} finished seed(s) could not be written elsewhere either ({reason})"
+        return f"the {len(self.per_seed)} finished seed(s) were written to {rescue} instead"
 
 
 def save_report(run_dir, text):

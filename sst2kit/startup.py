@@ -3,6 +3,7 @@ checked, its own errors (a syntax error, a name it does not define, a value of t
 said in one line naming config.py and the line; `--help` is answered at once; and Ctrl-C while the libraries load
 is one line, not a traceback. Importing this module does all of it, so the script imports it first."""
 import importlib.util
+import io
 import os
 import re
 import signal
@@ -98,7 +99,9 @@ def load_config():
         from config import Config, parse_config
     except SyntaxError as err:
         fail(f"config.py line {err.lineno}: {err.msg}: fix it, or restore the file (git checkout config.py)")
-    except Exception as err:  # noqa: BLE001 - whatever config.py raises while it runs is config.py's fault
+    # whatever config.py raises while it runs is config.py's fault, a sys.exit() or KeyboardInterrupt in it too (a
+    # real Ctrl-C here is taken by interrupted_while_starting, installed before config.py loads)
+    except BaseException as err:  # noqa: BLE001
         line = next((frame.lineno for frame in reversed(traceback.extract_tb(err.__traceback__))
                      if Path(frame.filename).resolve() == CONFIG_FILE), None)
         named = re.search(r"\bfield (\w+)", str(err))  # dataclasses name the field they refuse: point at its line
@@ -115,8 +118,27 @@ for stream in (sys.stdout, sys.stderr):  # a character the console cannot show i
         stream.reconfigure(errors="replace")
     except (AttributeError, ValueError):  # not a text stream of the io module (a test's capture): leave it
         pass
-Config, parse_config = load_config()
-if RUN_AS_SCRIPT:
+if RUN_AS_SCRIPT:  # Ctrl-C from here on is one line, also while config.py imports its parser (about a second)
     signal.signal(signal.SIGINT, interrupted_while_starting)
-    if {"-h", "--help"} & set(sys.argv[1:]):
+Config, parse_config = load_config()
+
+def print_help():
+    """--help: the settings printed, or one line saying they could not be (a full disk behind a redirect)."""
+    console, sys.stdout = sys.stdout, io.StringIO()  # argparse would swallow a failed write to the console
+    try:
         parse_config()  # prints the settings and exits
+    except SystemExit as done:
+        text, sys.stdout = sys.stdout.getvalue(), console
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except OSError as err:
+            print(f"error: cannot print the help ({err.strerror or err})", file=sys.stderr)
+            os._exit(74)  # sysexits' EX_IOERR; nothing left for Python to flush again at exit
+        raise done
+    finally:
+        sys.stdout = console
+
+
+if RUN_AS_SCRIPT and {"-h", "--help"} & set(sys.argv[1:]):
+    print_help()

@@ -8,6 +8,7 @@ from transformers.trainer_utils import has_length
 from tqdm.auto import tqdm
 
 from sst2kit.console import say
+from sst2kit.files import WriteError
 
 
 class ProgressToLogFile(ProgressCallback):
@@ -30,11 +31,21 @@ class ProgressToLogFile(ProgressCallback):
         if not state.is_world_process_zero:
             return
         if self.log_path is not None:
+            if not self.log_path.parent.is_dir():  # the run folder is gone: the next Trainer would make it anew
+                raise WriteError(f"the run folder {self.log_path.parent} disappeared during the run")
+            line = (json.dumps({"run": args.run_name, **logs}) + "\n").encode("utf-8")
             try:
-                with open(self.log_path, "a", encoding="utf-8") as log:
-                    log.write(json.dumps({"run": args.run_name, **logs}) + "\n")
+                with open(self.log_path, "ab") as log:
+                    whole = log.tell()
+                    try:
+                        log.write(line)
+                        log.flush()
+                    except OSError:
+                        log.truncate(whole)  # no cut-off last line: the log holds whole lines or none
+                        raise
             except OSError as err:  # a log is not worth stopping the training for: say so once, go on without it
-                say(f"warning: cannot write {self.log_path} ({err.strerror or err}); the Trainer's log is not kept")
+                say(f"warning: cannot write {self.log_path} ({err.strerror or err}); the Trainer's log is not kept "
+                    "from here on (the lines before are whole)")
                 self.log_path = None
         if self.echo:
             super().on_log(args, state, control, logs=logs, **kwargs)

@@ -1,0 +1,239 @@
+"""Hostile inputs V: odd files and special files, text that talks to the terminal, a run folder or disk that
+fails mid-run, config.py that stops the interpreter, settings without bounds. One line, exit 2 where the input
+is at fault, nothing half-written, finished work kept."""
+import errno
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ROOT
+from test_cli import broken_config
+
+import sst2_compare as app
+from sst2kit import results as results_module
+from sst2kit.errors import UsageError
+
+FAST = ["--epochs_head_only", "1", "--epochs_full_finetune", "1", "--save_models", "false",
+        "--bootstrap_resamples", "1000"]
+
+
+def tiny_run(model_dir, data_dir, out, *extra):
+    return app.main(["--model_name", str(model_dir), "--data_dir", str(data_dir), "--output_dir", str(out),
+                     *FAST, *extra])
+
+
+def data_folder(tmp_path, tiny_data_dir, validation_name="validation.parquet"):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    shutil.copy(tiny_data_dir / "train.parquet", folder)
+    if validation_name == "validation.parquet":
+        shutil.copy(tiny_data_dir / "validation.parquet", folder)
+    return folder
+
+
+def test_a_csv_with_an_unbalanced_quote_is_refused_naming_the_row(tmp_path):
+    """A naive export opens a quote and never closes it: the next rows were swallowed into that one sentence
+    (200 rows in the file, 195 scored, exit 0)."""
+    from sst2kit.data import read_labelled
+    rows = ["sentence,label"] + [f"a fine sentence number {i},{i % 2}" for i in range(200)]
+    rows[50] = '"an opened quote that never closes,1'
+    rows[56] = 'he said "hello" to it,0'  # where the lenient parser finally closed it
+    path = tmp_path / "validation.csv"
+    path.write_text("\n".join(rows) + "\n")
+    with pytest.raises(UsageError, match=r"row 50's sentence runs over 7 lines .* a quotation mark opened in it is "
+                                         r"never closed"):
+        read_labelled(path)
+    quoted = pd.DataFrame({"sentence": ["two lines\nin one cell", "plain"], "label": [1, 0]})
+    quoted.to_csv(tmp_path / "fine.csv", index=False)  # a line break inside a well-quoted cell stays allowed
+    assert len(read_labelled(tmp_path / "fine.csv")) == 2
+
+
+def test_text_from_the_data_cannot_drive_the_terminal():
+    """Escape sequences and bidi overrides in a sentence: the flips section (console and report.md) shows them
+    as escapes, never as what they do."""
+    from sst2kit.report import flip_lines
+    attack = "fine\x1b[30A\x1b]0;owned\x07Answer: none\u202etxet\u2069\nnext line"
+    flipped = pd.DataFrame({"seed": [42], "split": ["validation"], "label": [1], "change": ["fixed"],
+                            "head_only_prob_pos": [0.1], "full_finetune_prob_pos": [0.9], "sentence": [attack]})
+    shown = "\n".join(flip_lines(flipped, 42))
+    assert "\x1b" not in shown and "\u202e" not in shown and "\x07" not in shown
+    assert "\\x1b[30A" in shown and "<U+202E>" in shown and "\\nnext line" in shown
+
+
+@pytest.mark.parametrize("kind", ["fifo", "socket", "link to a character device"])
+def test_special_files_are_named_for_what_they_are_before_anything_loads(kind, tmp_path, tiny_data_dir,
+                                                                       tiny_model_dir, capsys, monkeypatch):
+    folder = data_folder(tmp_path, tiny_data_dir, validation_name=None)
+    target = folder / "validation.parquet"
+    if kind == "fifo":
+        os.mkfifo(target)
+        said = "is a named pipe (FIFO), not a file"
+    elif kind == "socket":
+        monkeypatch.chdir(folder)  # a socket's path is short when relative
+        server = socket.socket(socket.AF_UNIX)
+        server.bind("validation.parquet")
+        said = "is a socket, not a file"
+    else:
+        target.symlink_to("/dev/zero")
+        said = "is a link to character device, not a file"
+    loaded = []
+    monkeypatch.setattr(app, "check_inputs", lambda cfg, real=app.check_inputs: loaded.append(1) or real(cfg))
+    assert tiny_run(tiny_model_dir, folder, tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1 and not (tmp_path / "out").exists()
+
+
+def test_a_run_folder_deleted_before_the_next_seed_trains_is_noticed(tiny_model_dir, tiny_data_dir, tmp_path,
+                                                                     monkeypatch, capsys):
+    """The next Trainer quietly made the folder anew: exit 0, results.json with every seed, and the earlier runs'
+    log gone. Now: one line, exit 2, the finished seed written elsewhere and named."""
+    both_runs = app.both_runs
+
+    def folder_deleted_before_seed_43(seed, **kwargs):
+        if seed == 43:
+            shutil.rmtree(kwargs["experiment"].run_dir)
+        return both_runs(seed, **kwargs)
+
+    monkeypatch.setattr(app, "both_runs", folder_deleted_before_seed_43)
+    assert tiny_run(tiny_model_dir, tiny_data_dir, tmp_path / "out", "--num_seeds", "2") == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and "disappeared during the run" in err[0] and "the 1 finished seed(s) were written to" \
+        in err[0]
+    rescue = Path(err[0].split("were written to ")[1].split(" instead")[0])
+    kept = json.loads((rescue / "results.json").read_text())
+    assert kept["complete"] is False and kept["headline"]["seeds"] == 1  # seed 42, whole
+    assert not list((tmp_path / "out").iterdir())  # the folder was not made anew by the next Trainer
+    shutil.rmtree(rescue)
+
+
+def test_when_the_rescue_write_fails_too_it_is_one_line_and_leaves_no_empty_folder(tmp_path, monkeypatch):
+    """One root file system: the run folder's disk is full, and so is the temporary folder's."""
+    from types import SimpleNamespace
+    from sst2kit.files import WriteError
+    made = tmp_path / "rescue"
+
+    def full(path, record, predictions):
+        raise WriteError(f"cannot write {path}/results.json (No space left on device)")
+
+    monkeypatch.setattr(results_module, "save_results", full)
+    monkeypatch.setattr(results_module.tempfile, "mkdtemp", lambda prefix: made.mkdir() or str(made))
+    stand_in = SimpleNamespace(per_seed=[{}], run_dir=tmp_path / "run", record={}, predictions=None)
+    stand_in.rescue = lambda: results_module.Results.rescue(stand_in)
+    with pytest.raises(WriteError) as raised:
+        with results_module.Results.rescued_on_write_error(stand_in):
+            raise WriteError("cannot write run/predictions.csv (No space left on device)")
+    assert "could not be written elsewhere either" in str(raised.value) and not made.exists()
+
+
+def test_the_trainer_log_never_ends_on_a_cut_off_line(tmp_path, monkeypatch, capsys):
+    from types import SimpleNamespace
+    from sst2kit.trainer_log import ProgressToLogFile
+    log = tmp_path / "trainer_log.jsonl"
+    callback = ProgressToLogFile(log)
+    state = SimpleNamespace(is_world_process_zero=True)
+    callback.on_log(SimpleNamespace(run_name="r"), state, None, logs={"loss": 0.5})
+    real_open = open
+
+    class HalfWrites:
+        def __init__(self, file):
+            self.file = file
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+        def tell(self):
+            return self.file.tell()
+
+        def truncate(self, size):
+            return self.file.truncate(size)
+
+        def flush(self):
+            self.file.flush()
+
+        def write(self, data):
+            self.file.write(data[:7])
+            self.file.flush()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("builtins.open", lambda path, mode="r", *a, **k: HalfWrites(real_open(path, mode, *a, **k))
+                        if Path(path) == log else real_open(path, mode, *a, **k))
+    callback.on_log(SimpleNamespace(run_name="r"), state, None, logs={"loss": 0.4})
+    monkeypatch.undo()
+    assert [json.loads(line) for line in log.read_text().splitlines()] == [{"run": "r", "loss": 0.5}]
+    assert "the lines before are whole" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("raise_in_config, message", [
+    ("raise KeyboardInterrupt", "KeyboardInterrupt"),
+    ("import sys; sys.exit(0)", "SystemExit: 0"),
+])
+def test_config_py_that_stops_the_interpreter_is_one_line(tmp_path, raise_in_config, message):
+    def edit(text):
+        return text.replace("\n@dataclass\n", f"\n{raise_in_config}\n\n@dataclass\n", 1)
+    line = next(n for n, text in enumerate(edit((ROOT / "config.py").read_text()).splitlines(), 1)
+                if text == raise_in_config)
+    code, stderr = broken_config(tmp_path, edit)
+    assert code == 2 and len(stderr) == 1 and stderr[0].startswith(f"error: config.py line {line}: {message}")
+
+
+def test_ctrl_c_while_config_py_loads_is_the_one_line(tmp_path):
+    """Ctrl-C in the first second (config.py importing its parser) printed a KeyboardInterrupt traceback. A
+    config.py that sends the process SIGINT as it loads stands in for the user's Ctrl-C at that moment."""
+    def edit(text):
+        return text.replace("\n@dataclass\n", "\nimport os, signal; os.kill(os.getpid(), signal.SIGINT)\n\n"
+                                              "@dataclass\n", 1)
+    code, stderr = broken_config(tmp_path, edit)
+    assert code == 128 + signal.SIGINT and stderr == ["interrupted while starting: nothing was written"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--per_device_train_batch_size", str(2 ** 63)], "per_device_train_batch_size must be in [1, 65,536]"),
+    (["--max_length", str(2 ** 40)], "max_length must be in [8, 1,000,000] tokens"),
+    (["--dataloader_num_workers", "100000"], "dataloader_num_workers must be in [0, 256]"),
+    (["--output_dir", ""], "output_dir must be a folder's path, not empty text"),
+])
+def test_every_numeric_setting_is_bounded_before_anything_runs(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert app.main(["--data_dir", "nowhere", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not list(tmp_path.iterdir())
+
+
+def test_a_run_that_is_all_warm_up_is_said_before_it_trains(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
+    assert tiny_run(tiny_model_dir, tiny_data_dir, tmp_path / "out", "--epochs_full_finetune", "0.01") == 0
+    out = capsys.readouterr().out
+    assert "warning: --epochs_full_finetune 0.01 is 1 step(s), all of it warm-up" in out
+    assert out.index("all of it warm-up") < out.index("=== head-only")
+
+
+def test_help_that_cannot_be_printed_says_so():
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "sst2_compare.py", "--help"], cwd=ROOT, stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    assert done.returncode == 74 and done.stderr.strip().startswith("error: cannot print the help")
+
+
+def test_the_answer_holds_when_every_seed_is_broken_and_keeps_every_seed(tiny_model_dir, tiny_data_dir, tmp_path,
+                                                                         capsys):
+    """The new health rules flag the head-only run in every seed: the run still finishes, writes every seed and
+    says why there is no answer, with the flags to change, exit 0 (the data is fine; the settings are not)."""
+    assert tiny_run(tiny_model_dir, tiny_data_dir, tmp_path / "out", "--num_seeds", "2") == 0
+    out = capsys.readouterr().out
+    (run_dir,) = (tmp_path / "out").iterdir()
+    record = json.loads((run_dir / "results.json").read_text())
+    assert record["complete"] and [s["seed"] for s in record["seeds"]] == [42, 43]
+    assert record["headline"]["seeds_withheld"] == 2 and "Answer: none" in out
+    assert np.all([s["status"]["head_only"]["advice"] for s in record["seeds"]])
+    report = (run_dir / "report.md").read_text()
+    assert "Fix: the head-only run of seed 43" in report
