@@ -9,6 +9,7 @@ import math
 import os
 import shutil
 import signal
+import tempfile
 import threading
 from contextlib import contextmanager
 from datetime import datetime
@@ -108,7 +109,16 @@ def save_model_whole(trainer, folder):
     removes the half-saved folder."""
     partial = folder.with_name(f".{folder.name}.partial")
     try:
-        trainer.save_model(str(partial))
+        if utf8_path(partial):
+            trainer.save_model(str(partial))
+        else:  # the tokenizer's writer takes UTF-8 paths only: a name an ASCII locale escapes is saved elsewhere
+            staging = Path(tempfile.mkdtemp(prefix="sst2_compare-model-"))
+            try:
+                trainer.save_model(str(staging / "model"))
+                if trainer.args.should_save:
+                    shutil.move(staging / "model", partial)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
         if trainer.args.should_save:
             with stop_signals_deferred():
                 os.replace(partial, folder)
@@ -118,6 +128,15 @@ def save_model_whole(trainer, folder):
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
+
+
+def utf8_path(path):
+    """Whether a path is valid UTF-8 (a name that the locale could only hold as escaped bytes is not)."""
+    try:
+        str(path).encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
