@@ -12,7 +12,7 @@ from datasets import Dataset, DatasetDict, load_dataset
 
 from sst2kit.console import say
 from sst2kit.errors import UsageError
-from sst2kit.phrases import grouped_test_mask
+from sst2kit.phrases import grouped_test_mask, roots_and_members, words
 
 TEXT_AS_IS = {"dtype": {"sentence": str}, "keep_default_na": False}  # a sentence "NA" or "null" stays a sentence
 READERS = {  # file suffix -> pandas reader
@@ -240,6 +240,12 @@ def split_train_test(train, *, test_size, seed, how):
     else:
         is_test = grouped_test_mask(column(train, "sentence"), test_size, seed)
         train_part, test_part = train.select(np.flatnonzero(~is_test)), train.select(np.flatnonzero(is_test))
+    if (len(train_part) == 0 or len(test_part) == 0) and how == "grouped":
+        groups = len(roots_and_members(set(map(words, column(train, "sentence"))), desc="grouped split"))
+        if groups < 2:  # no test_size can split one group
+            raise UsageError(f"the grouped split keeps each sentence with its phrases, and the {len(train):,} "
+                             f"training rows form {groups} such group (identical or nested sentences): no test_size "
+                             "can split them; use --split random")
     if len(train_part) == 0 or len(test_part) == 0:
         raise UsageError(f"test_size {test_size} leaves the {'train' if len(train_part) == 0 else 'test'} split "
                          f"empty ({how} split of {len(train):,} rows): choose a value nearer 0.1")

@@ -40,7 +40,8 @@ def fail(message):
 
 
 def interrupted_while_starting(signum, frame):
-    print("\ninterrupted while starting: nothing was written", file=sys.stderr)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun every process gets the Ctrl-C: one of them says so
+        print("\ninterrupted while starting: nothing was written", file=sys.stderr)
     os._exit(128 + signum)  # no exception unwinding through half-imported libraries
 
 
@@ -93,6 +94,10 @@ def type_problem(cfg):
 
 def load_config():
     """config.py's Config and parse_config; any error in config.py itself is one line and exit status 2."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:  # the libraries (and relative paths) would fail on it in a dozen places
+        fail("the current folder no longer exists (it was deleted): cd into an existing folder and run again")
     if SPEC is None or not CONFIG_FILE.is_file():
         fail(f"{CONFIG_FILE} is missing: restore it (git checkout config.py)")
     try:

@@ -294,3 +294,41 @@ def test_reading_a_parquet_file_costs_memory_for_its_rows_not_its_row_groups(tmp
     pq.write_table(table.slice(0, 10_001), tmp_path / "too_many.parquet", row_group_size=1)
     with pytest.raises(UsageError, match="is cut into 10,001 row groups for 10,001 rows"):
         read_labelled(tmp_path / "too_many.parquet")
+
+
+def test_started_from_a_deleted_folder_is_one_line(tmp_path):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    done = subprocess.run(["bash", "-c", f"cd {gone} && rmdir {gone} && exec {sys.executable} "
+                                         f"{ROOT / 'sst2_compare.py'} --help"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["error: the current folder no longer exists (it was deleted): cd into "
+                                                "an existing folder and run again"]
+
+
+def test_an_early_ctrl_c_under_torchrun_is_said_by_one_process(tmp_path):
+    """Each torchrun process gets the Ctrl-C; 'interrupted while starting' was printed once per process."""
+    shutil.copy(ROOT / "sst2_compare.py", tmp_path)
+    (tmp_path / "sst2kit").symlink_to(ROOT / "sst2kit")
+    text = (ROOT / "config.py").read_text(encoding="utf-8")
+    (tmp_path / "config.py").write_text(text.replace("\n@dataclass\n", "\nimport os, signal; "
+                                                     "os.kill(os.getpid(), signal.SIGINT)\n\n@dataclass\n", 1))
+    said = []
+    for rank in ("0", "1"):
+        done = subprocess.run([sys.executable, "sst2_compare.py", "--help"], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120, env={**os.environ, "RANK": rank})
+        assert done.returncode == 128 + signal.SIGINT
+        said.append(done.stderr.strip())
+    assert said == ["interrupted while starting: nothing was written", ""]
+
+
+def test_a_grouped_split_of_one_group_gives_advice_that_can_be_followed():
+    """Every training row the same sentence: 'choose a value nearer 0.1' could not be followed at any value."""
+    from datasets import Dataset
+
+    from sst2kit.data import split_train_test
+    same = Dataset.from_dict({"sentence": ["the same sentence"] * 50, "label": [1] * 50, "idx": list(range(50))})
+    for test_size in (0.1, 0.5):
+        with pytest.raises(UsageError, match="form 1 such group .* no test_size can split them; use --split random"):
+            split_train_test(same, test_size=test_size, seed=0, how="grouped")
