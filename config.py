@@ -124,6 +124,14 @@ class Config:
     verbose: bool = field(
         default=False, metadata={"help": "also print the Trainer's log lines (always in the run's trainer_log.jsonl)"}
     )
+    resume: Optional[str] = field(
+        default=None,
+        metadata={"help": "a stopped run's folder (or latest: the newest under output_dir) to go on with: its "
+                  "finished seeds are kept, the missing ones trained; under Slurm a requeued job resumes its own"},
+    )
+    report_to: Literal["none", "tensorboard", "mlflow", "wandb", "all"] = field(
+        default="none", metadata={"help": "trackers the Trainer logs each run to (tensorboard: into the run folder)"}
+    )
 
 
 class ConfigParser(HfArgumentParser):

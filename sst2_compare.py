@@ -36,12 +36,15 @@ from sst2kit.features import encoder_features, encoder_replayed
 from sst2kit.files import WriteError, new_run_dir, save_model_whole
 from sst2kit.health import STATUS_VERBS, advice, run_status
 from sst2kit.metrics import compare_runs
-from sst2kit.models import load_model, set_encoder_trainable
+from sst2kit.models import load_checked_model, load_model, set_encoder_trainable
 from sst2kit.names import RUN_TITLES, evaluated
 from sst2kit.probe import ProbeReference
+from sst2kit.resume import data_fingerprint, load_stopped_run
 from sst2kit.results import Results
 from sst2kit.runtime import Experiment
+from sst2kit.trackers import log_answer, tracker_callbacks, trainer_report_to
 from sst2kit.trainer_log import quiet_progress
+from sst2kit.verdict import answer_line
 
 
 def make_trainer(model, lr, epochs, run_name, *, data, seed, experiment):
@@ -74,7 +77,7 @@ def make_trainer(model, lr, epochs, run_name, *, data, seed, experiment):
         dataloader_pin_memory=on_gpu,
         accelerator_config={"non_blocking": on_gpu},  # pinned batches copied while the GPU works
         ddp_find_unused_parameters=False,  # frozen weights are simply not registered with DDP
-        report_to="none",
+        report_to=trainer_report_to(cfg.report_to),  # TensorBoard's callback is made below, into the run folder
         use_cpu=not on_gpu,
         **experiment.setup.precision.trainer_flags,
     )
@@ -83,7 +86,8 @@ def make_trainer(model, lr, epochs, run_name, *, data, seed, experiment):
                             data_collator=already_batched, processing_class=experiment.tokenizer,
                             compute_metrics=epoch_metrics,
                             callbacks=[EvaluationSchedule(evaluate_last_epoch=cfg.select_best_epoch),
-                                       *([BestEpochRestored()] if cfg.select_best_epoch else [])])
+                                       *([BestEpochRestored()] if cfg.select_best_epoch else []),
+                                       *tracker_callbacks(cfg.report_to, experiment.run_dir, name)])
     # progress bars stay; the log lines (loss, learning rate, per-epoch metrics) go to the run folder
     return quiet_progress(trainer, experiment.run_dir / "trainer_log.jsonl", echo=cfg.verbose)
 
@@ -199,8 +203,9 @@ def run(cfg):
     stopwatch = Stopwatch(PROCESS_STARTED)  # every second, from the process's start, lands in one named stage
     setup = runtime.start(cfg)  # processes, device, precision, CUDA graphs: decided once
     with stopwatch("input checks"), processes.agreeing():
-        # the config, the output folder, the external file, the model and its tokenizer (loaded once, for the run)
-        checked = check_inputs(cfg)
+        check_inputs(cfg)  # the config, the output folder, the data and external files, the hub, the trackers
+        stopped = load_stopped_run(cfg)  # --resume: the stopped run this one goes on with (None: a new run)
+        checked = load_checked_model(cfg)  # the model and its tokenizer, loaded once for the run
 
     say("=== data ===")
     with stopwatch("data"), processes.agreeing():
@@ -212,9 +217,12 @@ def run(cfg):
         eval_splits = evaluation_splits(frames, batches, corpus)
         check_costs(cfg, eval_splits, train_rows=len(frames["train"]), processes=setup.data_parallel_processes)
     with stopwatch("setup"):
-        experiment = Experiment(cfg, new_run_dir(cfg.output_dir), checked.tokenizer, setup)
+        run_dir = stopped.folder if stopped else new_run_dir(cfg.output_dir)
+        experiment = Experiment(cfg, run_dir, checked.tokenizer, setup)
         results = Results(experiment, eval_splits, train_labels=frames["train"]["label"].to_numpy(),
-                          new_head_tensors=checked.new_head_tensors)
+                          new_head_tensors=checked.new_head_tensors, data_fingerprint=data_fingerprint(frames))
+        if stopped:
+            results.restore(stopped)  # its finished seeds kept as they are; the same data, or refused
         report.print_setup(results)
 
     with stopwatch("features"):  # the frozen encoder's output, the same in every seed: computed once
@@ -224,7 +232,7 @@ def run(cfg):
     probe = ProbeReference.start(cfg, features)  # on the CPU, while the GPU trains the runs
 
     train = functools.partial(both_runs, experiment=experiment, checked=checked, features=features, batches=batches)
-    seeds = range(cfg.seed, cfg.seed + cfg.num_seeds)
+    seeds = [seed for seed in range(cfg.seed, cfg.seed + cfg.num_seeds) if seed not in results.resumed_seeds]
     with results.rescued_on_write_error():  # finished seeds kept elsewhere if the run folder fails
         for seed, probs, records in processes.deal_seeds(seeds, setup.parallel, train=train, stopwatch=stopwatch):
             with stopwatch("waiting for the probe"):  # fitted while the first seed trained: on a GPU, no wait
@@ -235,6 +243,8 @@ def run(cfg):
             with stopwatch("files"):
                 results.add_seed(comparison, {**probs, **reference}, probe_fit=probe.fit,
                                  timings=stopwatch.total())  # every file
+        if not seeds and processes.is_main():  # every seed was already there: the report again, with the probe
+            results.update(reference=probe.outcome(), probe_fit=probe.fit, timings=stopwatch.total())
 
     if processes.is_main():
         with stopwatch("report"):
@@ -242,6 +252,7 @@ def run(cfg):
             report.print_confusion_matrices(results)
             report.print_delta(results)  # with its interval, the verdict, and the examples that flipped
             report.save(results, figures=plots.save_figures(results))
+        log_answer(cfg.report_to, experiment.run_dir, results.headline, answer_line(results)[0])
         results.finish(stopwatch.total())  # results.json again, with every stage's time
         say(f"total wall time {stopwatch.total()['total']:.1f}s")
     return experiment.run_dir

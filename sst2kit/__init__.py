@@ -16,11 +16,14 @@
   cuda_graphs  training steps replayed as CUDA graphs
   callbacks    the Trainer around each evaluation: when validation runs, its metrics, the best epoch kept
   probe        the best linear probe: a reference for the head-only run, fitted beside the training
-  metrics      each run's metrics and health, the deltas, floors, one seed's comparison, the summary over seeds
+  health       whether a run trained well enough to be evidence, judged on the weights scored, and what to change
+  metrics      each run's metrics, the deltas, floors, one seed's comparison, the summary over seeds
   significance intervals and paired tests over independent units, the three families, the answer across seeds
   verdict      the verdict's sentences
   report       what is printed, and report.md
   files        the run folder; atomic writes, stop signals held back, whole model folders, CSV and JSON
   results      results.json, predictions.csv and flips.csv: the run's record and its schema
+  resume       going on with a stopped run: which folder, what it recorded, whether this run may add to it
+  trackers     --report_to: the Trainer's trackers, TensorBoard in the run folder, the answer logged once
   plots        the figures
 """

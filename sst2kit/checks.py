@@ -17,7 +17,8 @@ from sst2kit import processes
 from sst2kit.console import say
 from sst2kit.data import check_data_dir, check_external_test_file
 from sst2kit.errors import UsageError
-from sst2kit.models import check_model_path, load_checked_model
+from sst2kit.models import check_model_path
+from sst2kit.trackers import check_trackers
 from sst2kit.significance import MAX_RESAMPLES, MIN_RESAMPLES
 from sst2kit.startup import field_types, type_problem
 
@@ -41,14 +42,14 @@ FIELDS_READ = frozenset({
     "subset_fraction", "seed",
     "external_test_file", "num_seeds", "bootstrap_resamples", "probe_reference", "cache_encoder_features",
     "precision", "cuda_graphs", "pad_to_multiple_of", "feature_batch_size", "parallel", "dataloader_num_workers",
-    "output_dir", "save_models", "verbose"})
+    "output_dir", "save_models", "verbose", "resume", "report_to"})
 
 
 def check_inputs(cfg):
-    """Every check that needs no data loaded: the config's values, the output folder, the external file, the hub,
-    the model. Returns the CheckedModel: the model and tokenizer as loaded and checked, which the run then uses
-    (its weights and tokenizer are read once)."""
+    """Every check that needs neither the data nor the model loaded: the config's values, the output folder, the
+    external file, the data files, the model's path, the hub, the trackers."""
     check_config(cfg)
+    check_trackers(cfg.report_to)
     problem = None
     if processes.is_main():  # one process probes the folder; the others learn its answer
         try:
@@ -62,7 +63,6 @@ def check_inputs(cfg):
     check_data_dir(cfg.data_dir)
     check_model_path(cfg)  # a missing local folder is said as such, before any talk of the hub
     check_hub(cfg)
-    return load_checked_model(cfg)
 
 
 def check_config_fields(cfg):

@@ -54,7 +54,10 @@ def setup_lines(results):
         if len(split.labels) < 30 or len(set(split.labels.tolist())) < 2:
             lines.append(f"warning: {split.title} has {len(split.labels)} item(s), of {len(set(split.labels.tolist()))}"
                          " class(es): its scores and intervals say little; use more data (subset_fraction)")
-    lines += [f"results go to {results.run_dir}",
+    if results.resumed_seeds:
+        lines.append(f"resuming {visible(results.run_dir)}: seed(s) {', '.join(map(str, results.resumed_seeds))} "
+                     "kept as recorded; the missing seeds are trained now")
+    lines += [f"results go to {visible(results.run_dir)}",
               f"device: {setup.device}, precision: {setup.precision.name}, CUDA graphs: {setup.cuda_graphs_said}, "
               f"processes: {setup.processes}" + {"seeds": ", each training whole seeds alone",
                                                  "data": ", data-parallel: each trains on a shard of every batch "

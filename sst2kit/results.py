@@ -18,7 +18,8 @@ import transformers
 
 from sst2kit.files import WriteError, write_atomic, write_csv, write_json, write_text, write_together
 from sst2kit.metrics import SEED_COUNTS, directions, predicted_labels, summarize_seeds
-from sst2kit.names import LABEL_NAMES, RUNS, headline_split
+from sst2kit.names import LABEL_NAMES, PROBE, RUNS, headline_split
+from sst2kit.resume import check_same_data, recorded_probs
 
 # Keys kept one release for readers of the old results.json: the re-split test set's delta was plain "delta".
 OLD_DELTA_KEYS = {"test": "delta", "validation": "delta_validation", "external_test": "delta_external_test"}
@@ -42,7 +43,7 @@ def predictions_frame(eval_splits, per_seed_probs):
             right = {}
             for run in RUNS:
                 frame[f"{run}_pred"] = predicted_labels(probs[run][name])
-                frame[f"{run}_prob_pos"] = probs[run][name].round(6)
+                frame[f"{run}_prob_pos"] = np.asarray(probs[run][name], np.float64).round(6)
                 right[run] = frame[f"{run}_pred"] == frame["label"]
             frame["change"] = np.select([right["full_finetune"] & ~right["head_only"],
                                          right["head_only"] & ~right["full_finetune"]], ["fixed", "broken"], "")
@@ -81,7 +82,7 @@ class Results:
     """One run's results.json, predictions.csv and flips.csv, rewritten after every seed (results.json says
     `"complete": false` until the last seed is in), and what the report needs to print them."""
 
-    def __init__(self, experiment, eval_splits, *, train_labels, new_head_tensors):
+    def __init__(self, experiment, eval_splits, *, train_labels, new_head_tensors, data_fingerprint):
         self.experiment, self.cfg, self.run_dir = experiment, experiment.cfg, experiment.run_dir
         self.eval_splits, self.new_head_tensors = eval_splits, new_head_tensors
         self.balance = class_balance(train_labels, eval_splits)
@@ -93,9 +94,17 @@ class Results:
                                                "largest_unit_items": split.largest_unit_items,
                                                "duplicated_items": split.duplicated_items}
                                         for name, split in eval_splits.items()},
-                       "newly_initialised_tensors": new_head_tensors, "speed": experiment.setup.record()}
+                       "newly_initialised_tensors": new_head_tensors, "speed": experiment.setup.record(),
+                       "data_fingerprint": data_fingerprint}
         self.per_seed, self.per_seed_probs, self.record, self.predictions = [], [], None, None
-        self.probe_fit, self.summary = None, None
+        self.probe_fit, self.summary, self.resumed_seeds = None, None, []
+
+    def restore(self, stopped):
+        """The seeds a stopped run finished (resume.py), kept as they were recorded."""
+        check_same_data(stopped, self.static["data_fingerprint"])
+        self.per_seed = list(stopped.per_seed)
+        self.per_seed_probs = recorded_probs(stopped, self.eval_splits)
+        self.resumed_seeds = stopped.seeds
 
     @property
     def headline(self):
@@ -126,8 +135,18 @@ class Results:
     def add_seed(self, comparison, probs, *, probe_fit, timings):
         """One seed's comparison in; every file rewritten with every seed so far (main process only)."""
         self.per_seed.append(comparison)
-        self.probe_fit = self.probe_fit or probe_fit
         self.per_seed_probs.append((comparison["seed"], probs))
+        self.update(reference={PROBE: probs[PROBE]} if PROBE in probs else {}, probe_fit=probe_fit,
+                    timings=timings)
+
+    def update(self, *, reference, probe_fit, timings):
+        """Every file rewritten with every seed so far, in seed order: the probe's P(positive) (the same in every
+        seed: it is fitted once) given to seeds restored without it."""
+        for _, probs in self.per_seed_probs:
+            probs.update({key: value for key, value in reference.items() if key not in probs})
+        self.per_seed.sort(key=lambda s: s["seed"])
+        self.per_seed_probs.sort(key=lambda pair: pair[0])
+        self.probe_fit = self.probe_fit or probe_fit
         if len(self.per_seed) > 1:
             self.summary = summarize_seeds(self.per_seed, self.per_seed_probs, self.eval_splits,
                                            resamples=self.cfg.bootstrap_resamples, seed=self.cfg.seed)
@@ -139,6 +158,8 @@ class Results:
             **{OLD_DELTA_KEYS[split]: delta for split, delta in first["deltas"].items()},  # one release
             "test_by_kind": first["by_kind"].get("test"),  # one release: now by_kind["test"]
             "timings_seconds": timings, "environment": environment(self.experiment.setup)}
+        if self.resumed_seeds:
+            self.record["resumed_seeds"] = self.resumed_seeds
         if "probe_reference" in first:
             self.record["probe_reference"] = {**first["probe_reference"], "fit": self.probe_fit}
         if len(self.per_seed) > 1:

@@ -1,0 +1,145 @@
+"""A long experiment survives its machine: a stopped run resumed equals an uninterrupted one, number for number;
+what cannot be resumed is refused in one line with the folder untouched; and the Trainer logs to TensorBoard."""
+import json
+import shutil
+import signal
+
+import pandas as pd
+import pytest
+from test_end_to_end import FAST, run_tiny, stop_run, tiny_args
+
+import sst2_compare as app
+
+TIMES = ("train_seconds", "predict_seconds", "seconds", "timings_seconds", "environment", "resumed_seeds", "config")
+
+
+def without_times(record):
+    """results.json less what differs between any two runs of the same experiment: times, the machine, and the
+    config's resume and num_seeds fields."""
+    if isinstance(record, dict):
+        return {key: without_times(value) for key, value in record.items() if key not in TIMES}
+    if isinstance(record, list):
+        return [without_times(value) for value in record]
+    return record
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_model_dir, tiny_data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("uninterrupted")
+    run_dir, record = run_tiny(tiny_model_dir, tiny_data_dir, out, "--num_seeds", "3")
+    return record, pd.read_csv(run_dir / "predictions.csv")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGKILL])
+def test_a_run_stopped_after_its_first_seed_and_resumed_equals_an_uninterrupted_one(
+        stop_signal, uninterrupted, tiny_model_dir, tiny_data_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, _, run_dir = stop_run(tiny_model_dir, tiny_data_dir, out, "=== head-only (seed 43)", stop_signal, *FAST,
+                                "--num_seeds", "3")
+    assert code in (-signal.SIGKILL, 128 + signal.SIGTERM)
+    assert json.loads((run_dir / "results.json").read_text())["complete"] is False
+    assert app.main(tiny_args(tiny_model_dir, tiny_data_dir, out) + FAST + ["--num_seeds", "3", "--resume",
+                                                                            str(run_dir)]) == 0
+    stdout = capsys.readouterr().out
+    record = json.loads((run_dir / "results.json").read_text())
+    assert record["complete"] and record["resumed_seeds"] == [42]
+    assert without_times(record) == without_times(uninterrupted[0])
+    assert pd.read_csv(run_dir / "predictions.csv").equals(uninterrupted[1])
+    assert "seed(s) 42 kept as recorded" in stdout and "=== head-only (seed 42)" not in stdout
+    assert "seed(s) 42 kept as recorded" in (run_dir / "report.md").read_text()
+
+
+def one_seed_run(tiny_model_dir, tiny_data_dir, out, *extra):
+    run_dir, _ = run_tiny(tiny_model_dir, tiny_data_dir, out, *extra)
+    return run_dir
+
+
+def folder_state(folder):
+    return {path.name: path.stat().st_mtime_ns for path in folder.iterdir()}
+
+
+def test_what_cannot_be_resumed_is_refused_in_one_line_and_the_folder_is_untouched(tiny_model_dir, tiny_data_dir,
+                                                                                    tmp_path, capsys):
+    out = tmp_path / "out"
+    run_dir = one_seed_run(tiny_model_dir, tiny_data_dir, out, "--num_seeds", "2")
+    capsys.readouterr()
+    before = folder_state(run_dir)
+    other_data = tmp_path / "other_data"
+    shutil.copytree(tiny_data_dir, other_data)
+    frame = pd.read_parquet(other_data / "validation.parquet")
+    frame.iloc[::-1].to_parquet(other_data / "validation.parquet")  # the same rows in another order
+    not_a_run = tmp_path / "not_a_run"
+    not_a_run.mkdir()
+    cases = [
+        (["--resume", str(run_dir), "--learning_rate_full_finetune", "3e-5"],
+         "settings that shape the results differ: learning_rate_full_finetune 2e-05 there, 3e-05 here"),
+        (["--resume", str(not_a_run)], "not a run folder (no results.json in it)"),
+        (["--resume", str(run_dir), "--num_seeds", "1"], "it holds seed(s) 43, outside this run's seeds 42..42"),
+    ]
+    for extra, message in cases:
+        assert app.main(tiny_args(tiny_model_dir, tiny_data_dir, out) + FAST + ["--num_seeds", "2", *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("error:") == 1, (extra, err)
+    assert app.main(tiny_args(tiny_model_dir, other_data, out) + FAST + ["--num_seeds", "2", "--resume",
+                                                                         str(run_dir)]) == 2
+    assert "its results come from other data (its fingerprint differs" in capsys.readouterr().err
+    assert folder_state(run_dir) == before and len(list(out.iterdir())) == 1
+    (run_dir / "results.json").write_text("{not json")
+    assert app.main(tiny_args(tiny_model_dir, tiny_data_dir, out) + FAST + ["--resume", "latest"]) == 2
+    assert "its results.json or predictions.csv cannot be read" in capsys.readouterr().err
+
+
+def test_a_requeued_job_resumes_its_own_folder(tiny_model_dir, tiny_data_dir, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    run_dir = one_seed_run(tiny_model_dir, tiny_data_dir, out)
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    assert app.main(tiny_args(tiny_model_dir, tiny_data_dir, out) + FAST + ["--num_seeds", "2"]) == 0
+    assert list(out.iterdir()) == [run_dir]
+    record = json.loads((run_dir / "results.json").read_text())
+    assert record["resumed_seeds"] == [42] and [s["seed"] for s in record["seeds"]] == [42, 43]
+
+
+def test_a_tracker_that_is_not_installed_is_one_line_before_anything_loads(tmp_path, capsys, monkeypatch):
+    from sst2kit import trackers
+    monkeypatch.setattr(trackers.importlib.util, "find_spec", lambda name: None)
+    assert app.main(["--report_to", "mlflow", "--data_dir", "nowhere", "--output_dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "--report_to mlflow needs the mlflow package: pip install mlflow" in err and err.count("\n") == 1
+
+
+def test_tensorboard_gets_each_runs_loss_curve_and_the_answer(tiny_model_dir, tiny_data_dir, tmp_path):
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator",
+                                            reason="needs the tensorboard package (pip install tensorboard)")
+    run_dir, record = run_tiny(tiny_model_dir, tiny_data_dir, tmp_path / "out", "--report_to", "tensorboard")
+    for run in ("head_only_seed42", "full_finetune_seed42"):
+        events = event_accumulator.EventAccumulator(str(run_dir / "tensorboard" / run))
+        events.Reload()
+        losses = [event.value for event in events.Scalars("train/loss")]
+        logged = [entry[1] for entry in record["runs"][run.rsplit("_seed", 1)[0]]["history"]["train_loss"]]
+        assert losses == pytest.approx(logged, rel=1e-5) and len(losses) >= 2
+    answer = event_accumulator.EventAccumulator(str(run_dir / "tensorboard" / "experiment"))
+    answer.Reload()
+    delta = answer.Scalars("answer/delta_accuracy")[0].value
+    assert delta == pytest.approx(record["headline"]["delta_accuracy"], abs=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun is not installed")
+def test_a_stopped_run_resumed_under_torchrun_seeds_mode_equals_an_uninterrupted_one(
+        uninterrupted, tiny_model_dir, tiny_data_dir, tmp_path):
+    """Seed 42 finished in one process, then seeds 43 and 44 trained by two processes at once, one seed each."""
+    import subprocess
+
+    from conftest import ROOT
+    out = tmp_path / "out"
+    run_dir = one_seed_run(tiny_model_dir, tiny_data_dir, out)
+    resumed = subprocess.run(["torchrun", "--nproc_per_node", "2", "sst2_compare.py",
+                              *tiny_args(tiny_model_dir, tiny_data_dir, out), *FAST, "--num_seeds", "3",
+                              "--parallel", "seeds", "--resume", str(run_dir)],
+                             cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    record = json.loads((run_dir / "results.json").read_text())
+    assert record["speed"]["parallel"] == "seeds" and record["resumed_seeds"] == [42]
+    assert without_times({**record, "speed": None}) == without_times({**uninterrupted[0], "speed": None})
+    assert pd.read_csv(run_dir / "predictions.csv").equals(uninterrupted[1])
