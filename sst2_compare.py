@@ -42,7 +42,7 @@ from sst2kit.probe import ProbeReference
 from sst2kit.resume import data_fingerprint, load_stopped_run
 from sst2kit.results import Results
 from sst2kit.runtime import Experiment
-from sst2kit.trackers import log_answer, tracker_callbacks, trainer_report_to
+from sst2kit.trackers import guard_trackers, log_answer, tracker_callbacks, trainer_report_to
 from sst2kit.trainer_log import quiet_progress
 from sst2kit.verdict import answer_line
 
@@ -89,6 +89,7 @@ def make_trainer(model, lr, epochs, run_name, *, data, seed, experiment):
                                        *([BestEpochRestored()] if cfg.select_best_epoch else []),
                                        *tracker_callbacks(cfg.report_to, experiment.run_dir, name)])
     # progress bars stay; the log lines (loss, learning rate, per-epoch metrics) go to the run folder
+    guard_trackers(trainer)  # a tracker that fails mid-run costs the tracker, not the run
     return quiet_progress(trainer, experiment.run_dir / "trainer_log.jsonl", echo=cfg.verbose)
 
 

@@ -3,6 +3,10 @@ under its own name, TensorBoard's event files inside the run folder, and the exp
 the end where the tracker keeps it (TensorBoard)."""
 import importlib.util
 
+from transformers import TrainerCallback
+from transformers.integrations import INTEGRATION_TO_CALLBACK
+
+from sst2kit.console import say
 from sst2kit.errors import UsageError
 
 TRACKERS = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}  # --report_to -> its package
@@ -29,12 +33,48 @@ def trainer_report_to(report_to):
 
 
 def tracker_callbacks(report_to, run_dir, run_name):
-    """TensorBoard's callback writing to run_dir/tensorboard/<run_name>, when asked for."""
+    """TensorBoard's callback writing to run_dir/tensorboard/<run_name>, when asked for (guarded)."""
     if "tensorboard" not in trackers(report_to):
         return []
     from torch.utils.tensorboard import SummaryWriter
     from transformers.integrations import TensorBoardCallback
-    return [TensorBoardCallback(SummaryWriter(log_dir=str(run_dir / "tensorboard" / run_name)))]
+    return [Guarded(TensorBoardCallback(SummaryWriter(log_dir=str(run_dir / "tensorboard" / run_name))))]
+
+
+class Guarded(TrainerCallback):
+    """A tracker's callback whose failure (a full disk, a lost connection, a server that refuses) costs the
+    tracker, never the run: the first error is said in one line and the tracker is dropped for that run."""
+
+    def __init__(self, callback):
+        self.callback, self.failed = callback, False
+
+
+def forwarded(event):
+    def call(self, args, state, control, **kwargs):
+        if self.failed:
+            return None
+        try:
+            return getattr(self.callback, event)(args, state, control, **kwargs)
+        except Exception as err:  # noqa: BLE001 - whatever a tracker raises, the training goes on
+            self.failed = True
+            say(f"warning: {type(self.callback).__name__} failed ({type(err).__name__}: {str(err)[:120]}); "
+                f"{args.run_name} goes on without it (its log is in trainer_log.jsonl)")
+            return None
+    return call
+
+
+for _event in [name for name in vars(TrainerCallback) if name.startswith("on_")]:
+    setattr(Guarded, _event, forwarded(_event))
+
+
+def guard_trackers(trainer):
+    """The Trainer's own tracker callbacks (--report_to) wrapped in Guarded; returns the trainer."""
+    tracker_classes = tuple(INTEGRATION_TO_CALLBACK.values())
+    for callback in list(trainer.callback_handler.callbacks):
+        if isinstance(callback, tracker_classes):
+            trainer.callback_handler.remove_callback(callback)
+            trainer.callback_handler.add_callback(Guarded(callback))
+    return trainer
 
 
 def log_answer(report_to, run_dir, headline, answer):

@@ -143,3 +143,36 @@ def test_a_stopped_run_resumed_under_torchrun_seeds_mode_equals_an_uninterrupted
     assert record["speed"]["parallel"] == "seeds" and record["resumed_seeds"] == [42]
     assert without_times({**record, "speed": None}) == without_times({**uninterrupted[0], "speed": None})
     assert pd.read_csv(run_dir / "predictions.csv").equals(uninterrupted[1])
+
+
+def test_a_tracker_that_fails_mid_run_costs_the_tracker_not_the_run(tiny_model_dir, tiny_data_dir, tmp_path,
+                                                                     monkeypatch, capsys):
+    pytest.importorskip("tensorboard", reason="needs the tensorboard package (pip install tensorboard)")
+    from transformers.integrations import TensorBoardCallback
+
+    def disk_full(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(TensorBoardCallback, "on_log", disk_full)
+    _, record = run_tiny(tiny_model_dir, tiny_data_dir, tmp_path / "out", "--report_to", "tensorboard")
+    out = capsys.readouterr().out
+    assert record["complete"] and "warning: TensorBoardCallback failed (OSError: [Errno 28] No space left" in out
+    assert out.count("TensorBoardCallback failed") == 2  # once per run, then that run goes on without it
+
+
+def test_a_read_only_run_folder_is_refused_before_anything_loads(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
+    """--resume into a folder on a read-only file system: the output folder's probe says so, exit 2."""
+    import subprocess
+
+    from conftest import tmpfs_at
+    with tmpfs_at(tmp_path / "ro", "size=20m") as out:
+        run_dir = one_seed_run(tiny_model_dir, tiny_data_dir, out)
+        capsys.readouterr()
+        subprocess.run(["mount", "-o", "remount,ro", str(out)], check=True)
+        try:
+            assert app.main(tiny_args(tiny_model_dir, tiny_data_dir, out) + FAST + ["--num_seeds", "2", "--resume",
+                                                                                    str(run_dir)]) == 2
+            err = capsys.readouterr().err
+            assert "Read-only file system" in err and err.count("error:") == 1
+        finally:
+            subprocess.run(["mount", "-o", "remount,rw", str(out)], check=True)
