@@ -218,12 +218,11 @@ def run(cfg):
         eval_splits = evaluation_splits(frames, batches, corpus)
         check_costs(cfg, eval_splits, train_rows=len(frames["train"]), processes=setup.data_parallel_processes)
     with stopwatch("setup"):
-        run_dir = stopped.folder if stopped else new_run_dir(cfg.output_dir)
-        experiment = Experiment(cfg, run_dir, checked.tokenizer, setup)
+        experiment = Experiment(cfg, stopped.folder if stopped else new_run_dir(cfg.output_dir), checked.tokenizer,
+                                setup)
         results = Results(experiment, eval_splits, train_labels=frames["train"]["label"].to_numpy(),
-                          new_head_tensors=checked.new_head_tensors, data_fingerprint=data_fingerprint(frames))
-        if stopped:
-            results.restore(stopped)  # its finished seeds kept as they are; the same data, or refused
+                          new_head_tensors=checked.new_head_tensors, data_fingerprint=data_fingerprint(frames),
+                          stopped=stopped)  # a stopped run's finished seeds kept as they are (the same data)
         report.print_setup(results)
 
     with stopwatch("features"):  # the frozen encoder's output, the same in every seed: computed once

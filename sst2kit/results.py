@@ -82,7 +82,7 @@ class Results:
     """One run's results.json, predictions.csv and flips.csv, rewritten after every seed (results.json says
     `"complete": false` until the last seed is in), and what the report needs to print them."""
 
-    def __init__(self, experiment, eval_splits, *, train_labels, new_head_tensors, data_fingerprint):
+    def __init__(self, experiment, eval_splits, *, train_labels, new_head_tensors, data_fingerprint, stopped=None):
         self.experiment, self.cfg, self.run_dir = experiment, experiment.cfg, experiment.run_dir
         self.eval_splits, self.new_head_tensors = eval_splits, new_head_tensors
         self.balance = class_balance(train_labels, eval_splits)
@@ -98,6 +98,8 @@ class Results:
                        "data_fingerprint": data_fingerprint}
         self.per_seed, self.per_seed_probs, self.record, self.predictions = [], [], None, None
         self.probe_fit, self.summary, self.resumed_seeds = None, None, []
+        if stopped:
+            self.restore(stopped)
 
     def restore(self, stopped):
         """The seeds a stopped run finished (resume.py), kept as they were recorded."""
