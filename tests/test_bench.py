@@ -1,9 +1,12 @@
 """The benchmark's small CPU mode runs, so the GPU benchmark cannot rot unnoticed."""
+import pytest
 import json
 import subprocess
 import sys
 
 from conftest import ROOT
+
+pytestmark = pytest.mark.slow  # whole runs of the script: `pytest -m "not slow"` leaves them out
 
 
 def test_bench_tiny_mode_prints_the_comparison(tiny_model_dir, tiny_data_dir, tmp_path):

@@ -154,6 +154,7 @@ def test_unwritable_output_dir(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
     assert "cannot be written" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_user_sees_no_traceback(tiny_model_dir, tmp_path):
     done = subprocess.run([sys.executable, "sst2_compare.py", "--data_dir", str(tmp_path / "nothing"),
                            "--model_name", str(tiny_model_dir)],

@@ -113,6 +113,7 @@ def test_real_sst2_default_split_and_its_leakage():
     assert leakage["test"] == pytest.approx(0.88, abs=0.01)
 
 
+@pytest.mark.slow
 @real_data
 def test_real_sst2_grouped_split():
     full = load_sst2(str(REAL_SST2))["train"]
@@ -183,6 +184,7 @@ def test_items_are_grouped_by_the_one_source_sentence_they_come_from():
     assert units[6] == units[7]  # identical items, whitespace and case aside, are one unit
 
 
+@pytest.mark.slow
 @real_data
 @pytest.mark.parametrize("how, units, largest", [("random", 4363, 10), ("grouped", 784, 32)])
 def test_real_sst2_test_units_are_source_sentences(how, units, largest):
@@ -234,6 +236,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
+@pytest.mark.slow
 def test_one_huge_row_costs_its_own_text_not_rows_times_its_length(tmp_path, tiny_model_dir):
     """The data stage's peak memory, in a fresh process, with and without one 250 kB sentence among 1,500 rows.
     Stored at the width of the longest row, the sentences would cost 1,500 x 250 k x 4 bytes = 1.5 GB a copy."""

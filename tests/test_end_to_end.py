@@ -18,6 +18,8 @@ import sst2_compare as app
 from config import Config
 from sst2kit.names import EVAL_SPLITS, RUNS
 
+pytestmark = pytest.mark.slow  # whole runs of the script: `pytest -m "not slow"` leaves them out
+
 FAST = ["--epochs_head_only", "1", "--epochs_full_finetune", "1", "--save_models", "false",
         "--bootstrap_resamples", "1000"]
 HEAD_PARAMETERS = 16 * 16 + 16 + 16 * 2 + 2  # the tiny DistilBERT's head: pre_classifier and classifier

@@ -142,6 +142,7 @@ def children(pid):
             for child in (task / "children").read_text().split()]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs /proc")
 def test_a_stop_during_the_probe_fit_is_prompt_and_leaves_no_process():
     proc = subprocess.Popen([sys.executable, "-c", PROBE_SCRIPT.format(root=str(ROOT))], stdout=subprocess.PIPE,
@@ -167,6 +168,7 @@ def script_run(model_dir, data_dir, out, *, shell_tail="", env=None):
                           capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
 
 
+@pytest.mark.slow
 def test_a_console_closed_after_one_line_still_gets_every_file_written(tiny_model_dir, tiny_data_dir, tmp_path):
     done = script_run(tiny_model_dir, tiny_data_dir, tmp_path / "out", shell_tail="| head -1")
     assert done.returncode == 74, done.stderr[-2000:]  # sysexits' EX_IOERR: the files are whole, the console lost
@@ -177,6 +179,7 @@ def test_a_console_closed_after_one_line_still_gets_every_file_written(tiny_mode
     assert json.loads((run_dir / "results.json").read_text())["complete"]
 
 
+@pytest.mark.slow
 def test_a_run_in_the_c_locale_with_an_ascii_console_completes(tiny_model_dir, tiny_data_dir, tmp_path):
     """Every file read and written as UTF-8 whatever the locale; characters the console cannot show replaced."""
     data = tmp_path / "snowmen"

@@ -7,6 +7,7 @@ train_test_split(test_size=0.1, seed=42)), scikit-learn for the metric (evaluate
 dtype=float32 (transformers 5 keeps the stored dtype), warm-up given as a float warmup_steps (transformers 5 has no
 warmup_ratio), the seed set before the model is loaded (so its new head is the project's seed-42 head), the CPU,
 and the learning rates and epochs of a task the tiny model can learn in seconds."""
+import pytest
 import json
 
 import numpy as np
@@ -18,6 +19,8 @@ from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Dat
                           TrainingArguments, set_seed)
 
 import sst2_compare as app
+
+pytestmark = pytest.mark.slow  # whole runs of the script: `pytest -m "not slow"` leaves them out
 
 EPOCHS, LR_HEAD, LR_FULL = 2, 5e-2, 3e-2  # high enough that validation loss rises again in epoch 2
 NOTEBOOK_MODE = ["--cache_encoder_features", "false", "--cuda_graphs", "false", "--precision", "fp32",

@@ -169,6 +169,7 @@ except UsageError as err:
 """
 
 
+@pytest.mark.slow
 def test_weights_rewritten_on_disk_mid_run_neither_kill_the_run_nor_reach_a_later_seed(tiny_model_dir, tmp_path):
     folder = shutil.copytree(tiny_model_dir, tmp_path / "model")
     script = REWRITTEN_MID_RUN.format(root=str(ROOT), model=str(folder), weights=str(folder / "model.safetensors"))

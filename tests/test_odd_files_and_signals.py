@@ -224,6 +224,7 @@ def test_help_that_cannot_be_printed_says_so():
     assert done.returncode == 74 and done.stderr.strip().startswith("error: cannot print the help")
 
 
+@pytest.mark.slow
 def test_the_answer_holds_when_every_seed_is_broken_and_keeps_every_seed(tiny_model_dir, tiny_data_dir, tmp_path,
                                                                          capsys):
     """The new health rules flag the head-only run in every seed: the run still finishes, writes every seed and
@@ -239,6 +240,7 @@ def test_the_answer_holds_when_every_seed_is_broken_and_keeps_every_seed(tiny_mo
     assert "Fix: the head-only run of seed 43" in report
 
 
+@pytest.mark.slow
 def test_paths_in_any_locale_read_data_and_save_models(tiny_model_dir, tiny_data_dir, tmp_path):
     """Under an ASCII locale a parquet folder named 'dönnées' was refused as unreadable parquet, and a non-ASCII
     output folder with --save_models true ended in a UnicodeEncodeError traceback."""
@@ -274,6 +276,7 @@ def peak_rss_reading(path):
     return float(done.stdout.split()[-1])
 
 
+@pytest.mark.slow
 def test_reading_a_parquet_file_costs_memory_for_its_rows_not_its_row_groups(tmp_path):
     """The same 60,000 rows in one row group and in 6,000: a whole-table read peaked 2.4x higher for the many
     groups; read in batches of rows it is about the same. Past 10,000 groups the footer alone outweighs the rows:

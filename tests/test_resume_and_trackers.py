@@ -10,6 +10,8 @@ from test_end_to_end import FAST, run_tiny, stop_run, tiny_args
 
 import sst2_compare as app
 
+pytestmark = pytest.mark.slow  # whole runs of the script: `pytest -m "not slow"` leaves them out
+
 TIMES = ("train_seconds", "predict_seconds", "seconds", "timings_seconds", "environment", "resumed_seeds", "config")
 
 
