@@ -14,7 +14,6 @@ import signal
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 # first: reads config.py (its errors one line) and answers --help before the libraries below take seconds to load
 from sst2kit.startup import PROCESS_STARTED, parse_config
@@ -32,8 +31,8 @@ from sst2kit.cuda_graphs import CudaGraphTrainer
 from sst2kit.data import sst2_splits
 from sst2kit.errors import Diverged, UsageError
 from sst2kit.evaluation import evaluation_splits
-from sst2kit.features import encoder_features, encoder_replayed
-from sst2kit.files import WriteError, new_run_dir, save_model_whole
+from sst2kit.features import cached_features, encoder_replayed
+from sst2kit.files import check_run_dir, new_run_dir, save_model_whole
 from sst2kit.health import STATUS_VERBS, advice, run_status
 from sst2kit.metrics import compare_runs
 from sst2kit.models import load_checked_model, load_model, set_encoder_trainable
@@ -42,17 +41,15 @@ from sst2kit.probe import ProbeReference
 from sst2kit.resume import data_fingerprint, load_stopped_run
 from sst2kit.results import Results
 from sst2kit.runtime import Experiment
-from sst2kit.trackers import guard_trackers, log_answer, tracker_callbacks, trainer_report_to
+from sst2kit.trackers import guard_trackers, tracker_callbacks, trainer_report_to
 from sst2kit.trainer_log import quiet_progress
-from sst2kit.verdict import answer_line
 
 
 def make_trainer(model, lr, epochs, run_name, *, data, seed, experiment):
     """The one place a TrainingArguments and a Trainer are built. data: a dataset per split (train, validation)."""
     cfg = experiment.cfg
     name = f"{run_name}_seed{seed}"
-    if not experiment.run_dir.is_dir():  # the Trainer would quietly make it anew, without the earlier runs' files
-        raise WriteError(f"the run folder {experiment.run_dir} disappeared during the run")
+    check_run_dir(experiment.run_dir)  # deleted mid-run? the Trainer would quietly make it anew
     on_gpu = torch.cuda.is_available()
     args = TrainingArguments(
         output_dir=str(experiment.run_dir),  # the Trainer writes nothing there itself: no checkpoints, see below
@@ -226,9 +223,7 @@ def run(cfg):
         report.print_setup(results)
 
     with stopwatch("features"):  # the frozen encoder's output, the same in every seed: computed once
-        features = encoder_features(checked.model.to(setup.torch_device), batches, batch_size=cfg.feature_batch_size,
-                                    autocast_dtype=setup.precision.autocast_dtype) \
-            if cfg.cache_encoder_features else None
+        features = cached_features(cfg, checked.model, batches, setup)
     probe = ProbeReference.start(cfg, features)  # on the CPU, while the GPU trains the runs
 
     train = functools.partial(both_runs, experiment=experiment, checked=checked, features=features, batches=batches)
@@ -252,7 +247,6 @@ def run(cfg):
             report.print_confusion_matrices(results)
             report.print_delta(results)  # with its interval, the verdict, and the examples that flipped
             report.save(results, figures=plots.save_figures(results))
-        log_answer(cfg.report_to, experiment.run_dir, results.headline, answer_line(results)[0])
         results.finish(stopwatch.total())  # results.json again, with every stage's time
         say(f"total wall time {stopwatch.total()['total']:.1f}s")
     return experiment.run_dir

@@ -95,6 +95,14 @@ def replay_is_faithful(model, batches):
     return replayed.shape == real.shape and torch.allclose(real, replayed, rtol=1e-3, atol=1e-4)
 
 
+def cached_features(cfg, model, batches, setup):
+    """The frozen encoder's features when cache_encoder_features is on (None otherwise), on the run's device."""
+    if not cfg.cache_encoder_features:
+        return None
+    return encoder_features(model.to(setup.torch_device), batches, batch_size=cfg.feature_batch_size,
+                            autocast_dtype=setup.precision.autocast_dtype)
+
+
 def encoder_features(model, batches, *, batch_size, autocast_dtype):
     """Every split's first-token states from the pretrained encoder, the same for every seed, and a line saying
     so; None when this architecture's head reads more than the first token (the encoder then runs at every

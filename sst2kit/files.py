@@ -103,6 +103,13 @@ def write_together(files):
                 pass
 
 
+def check_run_dir(run_dir):
+    """The run folder is still there: a folder deleted mid-run is noticed at the next write (the Trainer would
+    quietly make it anew, without the files written before)."""
+    if not Path(run_dir).is_dir():
+        raise WriteError(f"the run folder {run_dir} disappeared during the run")
+
+
 def save_model_whole(trainer, folder):
     """The trainer's model saved under a temporary name, renamed into place once whole (by the process that
     saves: under data-parallel training, the main one). Whatever stops the save (a write error, Ctrl-C, SIGTERM)

@@ -152,28 +152,25 @@ def compare_runs(seed, records, *, probs, eval_splits, resamples):
                      "head_only": list(probe_over_head["significance"].values())}
         reference = [*involving["full_finetune"], *involving["head_only"]]
     decide_claims(primary=head["significance"][first], secondary=secondary, reference=reference)
-    if broken_runs([result]):  # the question's tests involve both runs
-        withhold([head["significance"][first], *secondary], broken_runs([result]), broken_names([result]))
-    for run, entries in involving.items():
-        if broken_runs([result], runs=(run,)):
-            withhold(entries, broken_runs([result], runs=(run,)), broken_names([result], runs=(run,)))
+    withhold_broken([result], question=[head["significance"][first], *secondary], involving=involving)
     return result
 
 
-def broken_names(per_seed, runs=RUNS):
-    """'the head-only run of seed 42 collapsed': each run that broke, without the why."""
-    names = {"head_only": "head-only", "full_finetune": "full fine-tune"}
-    return "; ".join(f"the {names[run]} run of seed {s['seed']} {STATUS_VERBS[s['status'][run]['status']]}"
-                     for s in per_seed for run in runs if s["status"][run]["status"] != "ok")
+def withhold_broken(per_seed, *, question, involving):
+    """No claim from a run that broke: every test of the question (it involves both runs) and each probe test
+    that involves the broken run says why (significance.withhold)."""
+    for tests, runs in [(question, RUNS), *((tests, (run,)) for run, tests in involving.items())]:
+        broken = broken_runs(per_seed, runs)
+        if broken:
+            withhold(tests, "; ".join(f"{name}: {why}" for name, why in broken),
+                     "; ".join(name for name, _ in broken))
 
 
 def broken_runs(per_seed, runs=RUNS):
-    """Why no claim can be drawn from these seeds' runs ('' when every one is healthy): each run that broke
-    (health.py), with its seed and what happened."""
+    """Each of these seeds' runs that broke (health.py), as ('the head-only run of seed 42 collapsed', why)."""
     names = {"head_only": "head-only", "full_finetune": "full fine-tune"}
-    return "; ".join(f"the {names[run]} run of seed {s['seed']} {STATUS_VERBS[s['status'][run]['status']]}: "
-                     f"{s['status'][run]['why']}"
-                     for s in per_seed for run in runs if s["status"][run]["status"] != "ok")
+    return [(f"the {names[run]} run of seed {s['seed']} {STATUS_VERBS[s['status'][run]['status']]}",
+             s["status"][run]["why"]) for s in per_seed for run in runs if s["status"][run]["status"] != "ok"]
 
 
 def compare_on_part(split, preds, *, part, resamples, seed):
@@ -262,9 +259,5 @@ def summarize_seeds(per_seed, per_seed_probs, eval_splits, *, resamples, seed):
                    "head_only": list(reference.get("probe_over_head_only", {}).values())}
     decide_claims(primary=primary, secondary=secondary, reference=[*probe_tests["full_finetune"],
                                                                    *probe_tests["head_only"]])
-    if broken_runs(per_seed):
-        withhold([primary, *secondary], broken_runs(per_seed), broken_names(per_seed))
-    for run, entries in probe_tests.items():
-        if broken_runs(per_seed, runs=(run,)):
-            withhold(entries, broken_runs(per_seed, runs=(run,)), broken_names(per_seed, runs=(run,)))
+    withhold_broken(per_seed, question=[primary, *secondary], involving=probe_tests)
     return summary

@@ -10,6 +10,7 @@ from sst2kit.phrases import shared_items
 from sst2kit.probe import probe_fit_line
 from sst2kit.results import flips, save_report
 from sst2kit.significance import p_text
+from sst2kit.trackers import log_answer
 from sst2kit.verdict import answer_line, caution_lines, verdict_lines
 
 WIDTH = 160  # the verdict's lines are wrapped to this many columns on the console
@@ -240,7 +241,9 @@ def markdown(results, figures):
 
 
 def save(results, *, figures):
-    """report.md in the run folder, and a line naming every file written."""
+    """report.md in the run folder, the answer to the trackers that keep one (--report_to), and a line naming
+    every file written."""
     save_report(results.run_dir, markdown(results, figures))
+    log_answer(results.cfg.report_to, results.run_dir, results.headline, answer_line(results)[0])
     say(f"\nwrote to {results.run_dir}:\n  report.md, results.json, predictions.csv, flips.csv, trainer_log.jsonl, "
         f"{', '.join(f.name for f in figures)}")

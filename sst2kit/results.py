@@ -16,7 +16,7 @@ import sklearn
 import torch
 import transformers
 
-from sst2kit.files import WriteError, write_atomic, write_csv, write_json, write_text, write_together
+from sst2kit.files import WriteError, check_run_dir, write_atomic, write_csv, write_json, write_text, write_together
 from sst2kit.metrics import SEED_COUNTS, directions, predicted_labels, summarize_seeds
 from sst2kit.names import LABEL_NAMES, PROBE, RUNS, headline_split
 from sst2kit.resume import check_same_data, recorded_probs
@@ -177,8 +177,7 @@ class Results:
         write_atomic(self.run_dir / "results.json", lambda path: write_json(path, self.record))
 
     def save(self):
-        if not self.run_dir.is_dir():
-            raise WriteError(f"the run folder {self.run_dir} disappeared during the run")
+        check_run_dir(self.run_dir)
         save_results(self.run_dir, self.record, self.predictions)
 
     @contextlib.contextmanager

@@ -80,10 +80,13 @@ def load_stopped_run(cfg):
     try:
         record = json.loads((folder / "results.json").read_text(encoding="utf-8"))
         predictions = pd.read_csv(folder / "predictions.csv", keep_default_na=False, dtype={"sentence": str})
-        record["config"], record["data_fingerprint"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
+    except (OSError, ValueError) as err:
         raise UsageError(f"--resume {folder}: its results.json or predictions.csv cannot be read ({type(err).__name__}"
                          f": {str(err)[:120]}): it was not written by this experiment, or is damaged") from None
+    missing = [key for key in ("config", "data_fingerprint") if not isinstance(record, dict) or key not in record]
+    if missing:
+        raise UsageError(f"--resume {folder}: its results.json lacks {' and '.join(missing)}: it was written by "
+                         "another program or an older version of this one; start a new run")
     stopped = StoppedRun(folder, record, predictions)
     check_same_settings(cfg, record["config"], folder)
     seeds = range(cfg.seed, cfg.seed + cfg.num_seeds)

@@ -193,13 +193,14 @@ def across_seeds(diffs, units):
     def half_width(level):
         return float(np.sqrt(sum(student_t.ppf(1 - level / 2, df) ** 2 * v for v, df in terms if v > 0 and df > 0)))
 
-    if between + within > 0:
-        half = half_width(ALPHA)
-        p = 1.0 if mean == 0 else float(brentq(lambda level: half_width(level) - abs(mean), 1e-300, 1.0,
-                                                xtol=1e-300, rtol=1e-10)) if half_width(1e-300) > abs(mean) \
-            else 1e-300
-    else:  # every seed and unit agree exactly
+    if between + within == 0:  # every seed and unit agree exactly
         half, p = 0.0, float(mean == 0)
+    elif mean == 0:
+        half, p = half_width(ALPHA), 1.0
+    else:  # the level at which the interval's edge reaches 0 (the width falls as the level rises)
+        half, tiniest = half_width(ALPHA), 1e-300
+        p = 1e-300 if half_width(tiniest) <= abs(mean) else \
+            float(brentq(lambda level: half_width(level) - abs(mean), tiniest, 1.0, xtol=tiniest, rtol=1e-10))
     # an accuracy difference lies in [-1, 1]: a t interval on few units can reach past it
     interval = [max(mean - half, -1.0), min(mean + half, 1.0)]
     return {"delta_accuracy": mean, "delta_accuracy_ci95": interval, "p_value": p,

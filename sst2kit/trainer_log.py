@@ -8,7 +8,7 @@ from transformers.trainer_utils import has_length
 from tqdm.auto import tqdm
 
 from sst2kit.console import say
-from sst2kit.files import WriteError
+from sst2kit.files import check_run_dir
 
 
 class ProgressToLogFile(ProgressCallback):
@@ -31,8 +31,7 @@ class ProgressToLogFile(ProgressCallback):
         if not state.is_world_process_zero:
             return
         if self.log_path is not None:
-            if not self.log_path.parent.is_dir():  # the run folder is gone: the next Trainer would make it anew
-                raise WriteError(f"the run folder {self.log_path.parent} disappeared during the run")
+            check_run_dir(self.log_path.parent)
             line = (json.dumps({"run": args.run_name, **logs}) + "\n").encode("utf-8")
             try:
                 with open(self.log_path, "ab") as log:

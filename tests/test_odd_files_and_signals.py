@@ -85,10 +85,11 @@ def test_special_files_are_named_for_what_they_are_before_anything_loads(kind, t
         target.symlink_to("/dev/zero")
         said = "is a link to character device, not a file"
     loaded = []
-    monkeypatch.setattr(app, "check_inputs", lambda cfg, real=app.check_inputs: loaded.append(1) or real(cfg))
+    monkeypatch.setattr(app, "load_checked_model", lambda cfg: loaded.append(cfg))
     assert tiny_run(tiny_model_dir, folder, tmp_path / "out") == 2
     err = capsys.readouterr().err
     assert said in err and err.count("\n") == 1 and not (tmp_path / "out").exists()
+    assert not loaded  # found before the model is loaded
 
 
 def test_a_run_folder_deleted_before_the_next_seed_trains_is_noticed(tiny_model_dir, tiny_data_dir, tmp_path,
