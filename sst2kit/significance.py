@@ -191,16 +191,18 @@ def across_seeds(diffs, units):
     terms = [(between, seeds - 1), (within, count - 1)]
 
     def half_width(level):
-        return float(np.sqrt(sum(student_t.ppf(1 - level / 2, df) ** 2 * v for v, df in terms if v > 0 and df > 0)))
+        # hypot: a margin near 1e300 (t with one degree of freedom at a tiny level) must not overflow when squared
+        return math.hypot(*(student_t.isf(level / 2, df) * v ** 0.5 for v, df in terms if v > 0 and df > 0))
 
     if between + within == 0:  # every seed and unit agree exactly
         half, p = 0.0, float(mean == 0)
     elif mean == 0:
         half, p = half_width(ALPHA), 1.0
-    else:  # the level at which the interval's edge reaches 0 (the width falls as the level rises)
-        half, tiniest = half_width(ALPHA), 1e-300
-        p = 1e-300 if half_width(tiniest) <= abs(mean) else \
-            float(brentq(lambda level: half_width(level) - abs(mean), tiniest, 1.0, xtol=tiniest, rtol=1e-10))
+    else:  # the level at which the interval's edge reaches 0 (the width falls as the level rises), found on a
+        # log scale: p can be anywhere from 1 down to 1e-300
+        half, lowest = half_width(ALPHA), -300.0
+        p = 10 ** lowest if half_width(10 ** lowest) <= abs(mean) else \
+            10 ** brentq(lambda log_level: half_width(10 ** log_level) - abs(mean), lowest, 0.0, xtol=1e-6)
     # an accuracy difference lies in [-1, 1]: a t interval on few units can reach past it
     interval = [max(mean - half, -1.0), min(mean + half, 1.0)]
     return {"delta_accuracy": mean, "delta_accuracy_ci95": interval, "p_value": p,
