@@ -1,13 +1,16 @@
-"""How much does fine-tuning the whole encoder buy over training only a classification head on a frozen one?
+"""How much does fine-tuning the whole encoder buy over training only a classification head on a
+frozen one?
 
 GLUE SST-2, one model (distilbert-base-uncased by default), two runs on the same data:
   head-only:      the encoder frozen, only the classification head trained;
   full fine-tune: every weight trained.
-Both are built by one helper, make_trainer, called once per run. The script loads SST-2, re-splits its
-train set into train/test, tokenizes, trains both runs, scores them on GLUE validation, the re-split test set and,
-if one is named, an external labelled test set, then prints metrics, confusion matrices and the accuracy delta with
-its uncertainty. Run `python sst2_compare.py --help` for every setting; defaults live in config.py.
+Both are built by one helper, make_trainer, called once per run. The script loads SST-2, re-splits
+its train set into train/test, tokenizes, trains both runs, scores them on GLUE validation, the
+re-split test set and, if one is named, an external labelled test set, then prints metrics,
+confusion matrices and the accuracy delta with its uncertainty. Run `python sst2_compare.py --help`
+for every setting; defaults live in config.py.
 """
+
 import functools
 import math
 import signal
@@ -15,8 +18,11 @@ import sys
 import textwrap
 import time
 
-# first: reads config.py (its errors one line) and answers --help before the libraries below take seconds to load
+# first: reads config.py (its errors one line) and answers --help before the libraries below take
+# seconds to load
 from sst2kit.startup import PROCESS_STARTED, parse_config
+
+# isort: split
 
 import numpy as np
 import torch
@@ -38,21 +44,23 @@ from sst2kit.metrics import compare_runs
 from sst2kit.models import load_checked_model, load_model, set_encoder_trainable
 from sst2kit.names import RUN_TITLES, evaluated
 from sst2kit.probe import ProbeReference
-from sst2kit.resume import data_fingerprint, load_stopped_run
 from sst2kit.results import Results
+from sst2kit.resume import data_fingerprint, load_stopped_run
 from sst2kit.runtime import Experiment
 from sst2kit.trackers import guard_trackers, tracker_callbacks, trainer_report_to
 from sst2kit.trainer_log import quiet_progress
 
 
 def make_trainer(model, lr, epochs, run_name, *, data, seed, experiment):
-    """The one place a TrainingArguments and a Trainer are built. data: a dataset per split (train, validation)."""
+    """The one place a TrainingArguments and a Trainer are built. data: a dataset per split (train,
+    validation)."""
     cfg = experiment.cfg
     name = f"{run_name}_seed{seed}"
     check_run_dir(experiment.run_dir)  # deleted mid-run? the Trainer would quietly make it anew
     on_gpu = torch.cuda.is_available()
     args = TrainingArguments(
-        output_dir=str(experiment.run_dir),  # the Trainer writes nothing there itself: no checkpoints, see below
+        # the Trainer writes nothing there itself: no checkpoints, see below
+        output_dir=str(experiment.run_dir),
         run_name=name,
         seed=seed,
         learning_rate=lr,
@@ -65,7 +73,8 @@ def make_trainer(model, lr, epochs, run_name, *, data, seed, experiment):
         eval_on_start=True,  # and where each run starts from
         save_strategy="no",  # the final weights are saved once, by the caller
         logging_steps=0.025,  # a share of all steps: 40 points on the loss curve
-        # the filter reads the loss back every step (a GPU sync per step); train_and_predict's divergence check
+        # the filter reads the loss back every step (a GPU sync per step); train_and_predict's
+        # divergence check
         # needs the non-finite losses it would hide
         logging_nan_inf_filter=False,
         remove_unused_columns=False,  # batches arrive whole from the dataset's __getitems__
@@ -74,178 +83,328 @@ def make_trainer(model, lr, epochs, run_name, *, data, seed, experiment):
         dataloader_pin_memory=on_gpu,
         accelerator_config={"non_blocking": on_gpu},  # pinned batches copied while the GPU works
         ddp_find_unused_parameters=False,  # frozen weights are simply not registered with DDP
-        report_to=trainer_report_to(cfg.report_to),  # TensorBoard's callback is made below, into the run folder
+        # TensorBoard's callback is made below, into the run folder
+        report_to=trainer_report_to(cfg.report_to),
         use_cpu=not on_gpu,
         **experiment.setup.precision.trainer_flags,
     )
     trainer_class = CudaGraphTrainer if experiment.setup.cuda_graphs else Trainer
-    trainer = trainer_class(model=model, args=args, train_dataset=data["train"], eval_dataset=data["validation"],
-                            data_collator=already_batched, processing_class=experiment.tokenizer,
-                            compute_metrics=epoch_metrics,
-                            callbacks=[EvaluationSchedule(evaluate_last_epoch=cfg.select_best_epoch),
-                                       *([BestEpochRestored()] if cfg.select_best_epoch else []),
-                                       *tracker_callbacks(cfg.report_to, experiment.run_dir, name)])
-    # progress bars stay; the log lines (loss, learning rate, per-epoch metrics) go to the run folder
+    trainer = trainer_class(
+        model=model,
+        args=args,
+        train_dataset=data["train"],
+        eval_dataset=data["validation"],
+        data_collator=already_batched,
+        processing_class=experiment.tokenizer,
+        compute_metrics=epoch_metrics,
+        callbacks=[
+            EvaluationSchedule(evaluate_last_epoch=cfg.select_best_epoch),
+            *([BestEpochRestored()] if cfg.select_best_epoch else []),
+            *tracker_callbacks(cfg.report_to, experiment.run_dir, name),
+        ],
+    )
+    # progress bars stay; the log lines (loss, learning rate, per-epoch metrics) go to the run
+    # folder
     guard_trackers(trainer)  # a tracker that fails mid-run costs the tracker, not the run
     return quiet_progress(trainer, experiment.run_dir / "trainer_log.jsonl", echo=cfg.verbose)
 
 
 def both_runs(seed, *, experiment, checked, features, batches):
-    """One seed's two runs on the same data: the head-only run on the frozen encoder (its head trained on the
-    cached features where there are some), then the full fine-tune. Returns each run's P(positive) per evaluation
-    split, and each run's record."""
+    """One seed's two runs on the same data: the head-only run on the frozen encoder (its head
+    trained on the cached features where there are some), then the full fine-tune. Returns each
+    run's P(positive) per evaluation split, and each run's record."""
     cfg, probs, records = experiment.cfg, {}, {}
-    # the weights were read once, by the input checks, for the first seed; every other seed draws a new head
-    model = checked.model if seed == cfg.seed else \
-        load_model(cfg, seed, weights_as_checked=checked.weights_signature)[0]
+    # the weights were read once, by the input checks, for the first seed; every other seed draws a
+    # new head
+    model = (
+        checked.model
+        if seed == cfg.seed
+        else load_model(cfg, seed, weights_as_checked=checked.weights_signature)[0]
+    )
 
     say(f"\n=== head-only (seed {seed}) ===")
     counts = set_encoder_trainable(model, False)
     say(f"{counts[0]:,} trainable parameters (the head), {counts[1]:,} frozen")
     with encoder_replayed(model, enabled=features is not None):
-        trainer = make_trainer(model, cfg.learning_rate_head_only, cfg.epochs_head_only, "head_only",
-                               data=features or batches, seed=seed, experiment=experiment)
-        probs["head_only"], records["head_only"] = train_and_predict(trainer, features or batches, counts,
-                                                                     run="head_only", seed=seed, cfg=cfg)
+        trainer = make_trainer(
+            model,
+            cfg.learning_rate_head_only,
+            cfg.epochs_head_only,
+            "head_only",
+            data=features or batches,
+            seed=seed,
+            experiment=experiment,
+        )
+        probs["head_only"], records["head_only"] = train_and_predict(
+            trainer, features or batches, counts, run="head_only", seed=seed, cfg=cfg
+        )
     if cfg.save_models:  # after the run: the model is whole again, its real encoder back in place
         save_model_whole(trainer, experiment.run_dir / trainer.args.run_name)
 
-    start = "the trained head-only model" if cfg.full_finetune_init == "head_only" else "a pretrained model"
+    start = (
+        "the trained head-only model"
+        if cfg.full_finetune_init == "head_only"
+        else "a pretrained model"
+    )
     say(f"\n=== full fine-tune (seed {seed}), from {start} ===")
     if cfg.full_finetune_init == "pretrained":
         model = load_model(cfg, seed, weights_as_checked=checked.weights_signature)[0]
     counts = set_encoder_trainable(model, True)
-    trainer = make_trainer(model, cfg.learning_rate_full_finetune, cfg.epochs_full_finetune, "full_finetune",
-                           data=batches, seed=seed, experiment=experiment)
-    probs["full_finetune"], records["full_finetune"] = train_and_predict(trainer, batches, counts,
-                                                                         run="full_finetune", seed=seed, cfg=cfg)
+    trainer = make_trainer(
+        model,
+        cfg.learning_rate_full_finetune,
+        cfg.epochs_full_finetune,
+        "full_finetune",
+        data=batches,
+        seed=seed,
+        experiment=experiment,
+    )
+    probs["full_finetune"], records["full_finetune"] = train_and_predict(
+        trainer, batches, counts, run="full_finetune", seed=seed, cfg=cfg
+    )
     if cfg.save_models:
         save_model_whole(trainer, experiment.run_dir / trainer.args.run_name)
     return probs, records
 
 
 def train_and_predict(trainer, data, parameter_counts, *, run, seed, cfg):
-    """Train, then one prediction pass per evaluation split, then the run's health judged on the weights scored.
-    Returns P(positive) per split, and the run's record."""
+    """Train, then one prediction pass per evaluation split, then the run's health judged on the
+    weights scored. Returns P(positive) per split, and the run's record."""
     record = train(trainer, parameter_counts, run=run)
     probs, predicted = predict(trainer, data, record, run=run)
-    record.update(judge_health(trainer.state.log_history, predicted["validation"], probs["validation"], run=run,
-                               selected_epoch=record.get("selected_epoch"), cfg=cfg))
-    say(f"{RUN_TITLES[run]} (seed {seed}) done: validation accuracy "
+    record.update(
+        judge_health(
+            trainer.state.log_history,
+            predicted["validation"],
+            probs["validation"],
+            run=run,
+            selected_epoch=record.get("selected_epoch"),
+            cfg=cfg,
+        )
+    )
+    say(
+        f"{RUN_TITLES[run]} (seed {seed}) done: validation accuracy "
         f"{predicted['validation'].metrics['test_accuracy']:.4f} after {record['steps']:,} steps "
         f"({record['train_seconds']:.1f}s training, {record['predict_seconds']:.1f}s predicting)"
-        + (f"; weights of epoch {record['selected_epoch']:g}, its lowest validation loss (select_best_epoch)"
-           if record.get("selected_epoch") else ""))
+        + (
+            f"; weights of epoch {record['selected_epoch']:g}, its lowest validation loss "
+            "(select_best_epoch)"
+            if record.get("selected_epoch")
+            else ""
+        )
+    )
     if record["status"] != "ok":
-        say(textwrap.fill(f"warning: the {RUN_TITLES[run]} run (seed {seed}) {STATUS_VERBS[record['status']]}: "
-                          f"{record['status_why']}. No finding is drawn from it; {record['status_advice']}.",
-                          report.WIDTH, subsequent_indent="    "))
-    record["history"] = {curve: [[e["epoch"], e[key]] for e in trainer.state.log_history if key in e]
-                         for curve, key in (("train_loss", "loss"), ("eval_loss", "eval_loss"),
-                                            ("eval_accuracy", "eval_accuracy"))}
+        say(
+            textwrap.fill(
+                f"warning: the {RUN_TITLES[run]} run (seed {seed}) "
+                f"{STATUS_VERBS[record['status']]}: "
+                f"{record['status_why']}. No finding is drawn from it; {record['status_advice']}.",
+                report.WIDTH,
+                subsequent_indent="    ",
+            )
+        )
+    record["history"] = {
+        curve: [[e["epoch"], e[key]] for e in trainer.state.log_history if key in e]
+        for curve, key in (
+            ("train_loss", "loss"),
+            ("eval_loss", "eval_loss"),
+            ("eval_accuracy", "eval_accuracy"),
+        )
+    }
     return probs, record
 
 
 def train(trainer, parameter_counts, *, run):
-    """The Trainer's training loop; a loss that stops being a number ends the run here (nothing can be scored)."""
+    """The Trainer's training loop; a loss that stops being a number ends the run here (nothing can
+    be scored)."""
     started = time.perf_counter()
     trainer.train()
-    record = {"trainable_parameters": parameter_counts[0], "frozen_parameters": parameter_counts[1],
-              "train_seconds": time.perf_counter() - started, "steps": trainer.state.global_step}
-    broken = next((e for e in trainer.state.log_history if "loss" in e and not math.isfinite(e["loss"])), None)
+    record = {
+        "trainable_parameters": parameter_counts[0],
+        "frozen_parameters": parameter_counts[1],
+        "train_seconds": time.perf_counter() - started,
+        "steps": trainer.state.global_step,
+    }
+    broken = next(
+        (e for e in trainer.state.log_history if "loss" in e and not math.isfinite(e["loss"])), None
+    )
     if broken:
-        raise Diverged(f"the {RUN_TITLES[run]} run diverged: its training loss was {broken['loss']} by step "
-                       f"{broken['step']}; {settings_to_lower(trainer.args, run)}")
-    best = next((callback for callback in trainer.callback_handler.callbacks
-                 if isinstance(callback, BestEpochRestored)), None)
+        raise Diverged(
+            f"the {RUN_TITLES[run]} run diverged: its training loss was {broken['loss']} by step "
+            f"{broken['step']}; {settings_to_lower(trainer.args, run)}"
+        )
+    best = next(
+        (
+            callback
+            for callback in trainer.callback_handler.callbacks
+            if isinstance(callback, BestEpochRestored)
+        ),
+        None,
+    )
     if best:  # the weights scored are those of the selected epoch
         record["selected_epoch"] = best.best_epoch
     return record
 
 
 def predict(trainer, data, record, *, run):
-    """P(positive) per evaluation split from the weights the run ends with, and the Trainer's prediction output."""
+    """P(positive) per evaluation split from the weights the run ends with, and the Trainer's
+    prediction output."""
     started = time.perf_counter()
     predicted = {split: trainer.predict(data[split]) for split in evaluated(data)}
-    probs = {split: torch.as_tensor(p.predictions).float().softmax(-1)[:, 1].numpy() for split, p in predicted.items()}
+    probs = {
+        split: torch.as_tensor(p.predictions).float().softmax(-1)[:, 1].numpy()
+        for split, p in predicted.items()
+    }
     if not all(np.isfinite(p).all() for p in probs.values()):
-        raise Diverged(f"the {RUN_TITLES[run]} run diverged: its predictions are not finite numbers; "
-                       f"{settings_to_lower(trainer.args, run)}")
-    if "selected_epoch" not in record:  # the final weights' validation score is the curve's last point
-        trainer.state.log_history.append({"epoch": trainer.state.epoch,
-                                          "eval_loss": predicted["validation"].metrics["test_loss"],
-                                          "eval_accuracy": predicted["validation"].metrics["test_accuracy"]})
+        raise Diverged(
+            f"the {RUN_TITLES[run]} run diverged: its predictions are not finite numbers; "
+            f"{settings_to_lower(trainer.args, run)}"
+        )
+    # the final weights' validation score is the curve's last point
+    if "selected_epoch" not in record:
+        trainer.state.log_history.append(
+            {
+                "epoch": trainer.state.epoch,
+                "eval_loss": predicted["validation"].metrics["test_loss"],
+                "eval_accuracy": predicted["validation"].metrics["test_accuracy"],
+            }
+        )
     record["predict_seconds"] = time.perf_counter() - started
     return probs, predicted
 
 
 def judge_health(log_history, validation, validation_probs, *, run, selected_epoch, cfg):
-    """The run's status on the weights scored, why, and the exact flags to change when it is broken."""
-    status, why = run_status(log_history, positive_answers=int(np.sum(validation_probs > 0.5)),
-                             items=len(validation_probs), classes_present=len(np.unique(validation.label_ids)),
-                             selected_epoch=selected_epoch)
-    fix = advice(status, why, run=run, learning_rate=getattr(cfg, f"learning_rate_{run}"),
-                 epochs=getattr(cfg, f"epochs_{run}"), weight_decay=cfg.weight_decay) if status != "ok" else ""
+    """The run's status on the weights scored, why, and the exact flags to change when it is
+    broken."""
+    status, why = run_status(
+        log_history,
+        positive_answers=int(np.sum(validation_probs > 0.5)),
+        items=len(validation_probs),
+        classes_present=len(np.unique(validation.label_ids)),
+        selected_epoch=selected_epoch,
+    )
+    fix = (
+        advice(
+            status,
+            why,
+            run=run,
+            learning_rate=getattr(cfg, f"learning_rate_{run}"),
+            epochs=getattr(cfg, f"epochs_{run}"),
+            weight_decay=cfg.weight_decay,
+        )
+        if status != "ok"
+        else ""
+    )
     return {"status": status, "status_why": why, "status_advice": fix}
 
 
 def settings_to_lower(args, run):
-    """What a divergence can be blamed on: the step size, and the decay that shrinks every weight each step."""
-    return (f"lower its learning rate (--learning_rate_{run} {args.learning_rate / 10:g}, a tenth of "
-            f"{args.learning_rate:g}) or the weight decay ({args.weight_decay:g}; AdamW takes learning rate x weight "
-            "decay off every weight each step)")
+    """What a divergence can be blamed on: the step size, and the decay that shrinks every weight
+    each step."""
+    return (
+        f"lower its learning rate (--learning_rate_{run} {args.learning_rate / 10:g}, a tenth of "
+        f"{args.learning_rate:g}) or the weight decay ({args.weight_decay:g}; AdamW takes learning "
+        "rate x weight decay off every weight each step)"
+    )
 
 
 def run(cfg):
     """The experiment, top to bottom. Returns the run folder."""
-    stopwatch = Stopwatch(PROCESS_STARTED)  # every second, from the process's start, lands in one named stage
+    # every second, from the process's start, lands in one named stage
+    stopwatch = Stopwatch(PROCESS_STARTED)
     setup = runtime.start(cfg)  # processes, device, precision, CUDA graphs: decided once
     with stopwatch("input checks"), processes.agreeing():
-        check_inputs(cfg)  # the config, the output folder, the data and external files, the hub, the trackers
-        stopped = load_stopped_run(cfg)  # --resume: the stopped run this one goes on with (None: a new run)
+        # the config, the output folder, the data and external files, the hub, the trackers
+        check_inputs(cfg)
+        # --resume: the stopped run this one goes on with (None: a new run)
+        stopped = load_stopped_run(cfg)
         checked = load_checked_model(cfg)  # the model and its tokenizer, loaded once for the run
 
     say("=== data ===")
     with stopwatch("data"), processes.agreeing():
-        # GLUE train re-split into train/test; GLUE validation kept as it is; and an external test set, if named
+        # GLUE train re-split into train/test; GLUE validation kept as it is; and an external test
+        # set, if named
         frames, corpus = sst2_splits(cfg)
-        frames, batches = tokenize_splits(frames, checked.tokenizer, max_length=cfg.max_length,
-                                          train_pad_multiple=cfg.pad_to_multiple_of if setup.cuda_graphs else 1)
-        # labels, independent units, lengths, leakage and parts of every split scored, in token-batch order
+        frames, batches = tokenize_splits(
+            frames,
+            checked.tokenizer,
+            max_length=cfg.max_length,
+            train_pad_multiple=cfg.pad_to_multiple_of if setup.cuda_graphs else 1,
+        )
+        # labels, independent units, lengths, leakage and parts of every split scored, in
+        # token-batch order
         eval_splits = evaluation_splits(frames, batches, corpus)
-        check_costs(cfg, eval_splits, train_rows=len(frames["train"]), processes=setup.data_parallel_processes)
+        check_costs(
+            cfg,
+            eval_splits,
+            train_rows=len(frames["train"]),
+            processes=setup.data_parallel_processes,
+        )
     with stopwatch("setup"):
-        experiment = Experiment(cfg, stopped.folder if stopped else new_run_dir(cfg.output_dir), checked.tokenizer,
-                                setup)
-        results = Results(experiment, eval_splits, train_labels=frames["train"]["label"].to_numpy(),
-                          new_head_tensors=checked.new_head_tensors, data_fingerprint=data_fingerprint(frames),
-                          stopped=stopped)  # a stopped run's finished seeds kept as they are (the same data)
+        experiment = Experiment(
+            cfg,
+            stopped.folder if stopped else new_run_dir(cfg.output_dir),
+            checked.tokenizer,
+            setup,
+        )
+        results = Results(
+            experiment,
+            eval_splits,
+            train_labels=frames["train"]["label"].to_numpy(),
+            new_head_tensors=checked.new_head_tensors,
+            data_fingerprint=data_fingerprint(frames),
+            # a stopped run's finished seeds kept as they are (the same data)
+            stopped=stopped,
+        )
         report.print_setup(results)
 
-    with stopwatch("features"):  # the frozen encoder's output, the same in every seed: computed once
+    # the frozen encoder's output, the same in every seed: computed once
+    with stopwatch("features"):
         features = cached_features(cfg, checked.model, batches, setup)
     probe = ProbeReference.start(cfg, features)  # on the CPU, while the GPU trains the runs
 
-    train = functools.partial(both_runs, experiment=experiment, checked=checked, features=features, batches=batches)
-    seeds = [seed for seed in range(cfg.seed, cfg.seed + cfg.num_seeds) if seed not in results.resumed_seeds]
+    train = functools.partial(
+        both_runs, experiment=experiment, checked=checked, features=features, batches=batches
+    )
+    seeds = [
+        seed
+        for seed in range(cfg.seed, cfg.seed + cfg.num_seeds)
+        if seed not in results.resumed_seeds
+    ]
     with results.rescued_on_write_error():  # finished seeds kept elsewhere if the run folder fails
-        for seed, probs, records in processes.deal_seeds(seeds, setup.parallel, train=train, stopwatch=stopwatch):
-            with stopwatch("waiting for the probe"):  # fitted while the first seed trained: on a GPU, no wait
+        for seed, probs, records in processes.deal_seeds(
+            seeds, setup.parallel, train=train, stopwatch=stopwatch
+        ):
+            # fitted while the first seed trained: on a GPU, no wait
+            with stopwatch("waiting for the probe"):
                 reference = probe.outcome()
             with stopwatch("statistics"):
-                comparison = compare_runs(seed, records, probs={**probs, **reference}, eval_splits=eval_splits,
-                                          resamples=cfg.bootstrap_resamples)
+                comparison = compare_runs(
+                    seed,
+                    records,
+                    probs={**probs, **reference},
+                    eval_splits=eval_splits,
+                    resamples=cfg.bootstrap_resamples,
+                )
             with stopwatch("files"):
-                results.add_seed(comparison, {**probs, **reference}, probe_fit=probe.fit,
-                                 timings=stopwatch.total())  # every file
-        if not seeds and processes.is_main():  # every seed was already there: the report again, with the probe
-            results.update(reference=probe.outcome(), probe_fit=probe.fit, timings=stopwatch.total())
+                results.add_seed(
+                    comparison,
+                    {**probs, **reference},
+                    probe_fit=probe.fit,
+                    timings=stopwatch.total(),
+                )  # every file
+        # every seed was already there: the report again, with the probe
+        if not seeds and processes.is_main():
+            results.update(
+                reference=probe.outcome(), probe_fit=probe.fit, timings=stopwatch.total()
+            )
 
     if processes.is_main():
         with stopwatch("report"):
             report.print_metrics(results)
             report.print_confusion_matrices(results)
-            report.print_delta(results)  # with its interval, the verdict, and the examples that flipped
+            # with its interval, the verdict, and the examples that flipped
+            report.print_delta(results)
             report.save(results, figures=plots.save_figures(results))
         results.finish(stopwatch.total())  # results.json again, with every stage's time
         say(f"total wall time {stopwatch.total()['total']:.1f}s")
@@ -262,7 +421,8 @@ def stop_on_sigterm(signum, frame):
 
 def main(argv=None):
     signal.signal(signal.SIGTERM, stop_on_sigterm)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C from here on: the run's own clean stop
+    # Ctrl-C from here on: the run's own clean stop
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         run(parse_config(argv))
     except UsageError as err:  # every process stops; the main one says why
@@ -270,9 +430,13 @@ def main(argv=None):
         return 2
     except KeyboardInterrupt as stop:
         if processes.is_main():
-            print(f"\n{'terminated' if isinstance(stop, Terminated) else 'interrupted'}: results.json and "
-                  "predictions.csv hold every seed finished before it (none if none had); no file or model folder is "
-                  "left half-written.", file=sys.stderr)
+            print(
+                f"\n{'terminated' if isinstance(stop, Terminated) else 'interrupted'}: "
+                "results.json and "
+                "predictions.csv hold every seed finished before it (none if none had); no file or "
+                "model folder is left half-written.",
+                file=sys.stderr,
+            )
         return 128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
     finally:
         processes.close()

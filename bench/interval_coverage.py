@@ -1,10 +1,11 @@
 """Coverage of the across-seed interval (significance.across_seeds) by simulation: the table in
-docs/statistics.md. Each trial draws a test set of sentences from a population whose difficulty and gain from
-fine-tuning vary, and N seeds that shift each arm's skill (in logits); the truth is the experiment's delta over
-the population and over seeds.
+docs/statistics.md. Each trial draws a test set of sentences from a population whose difficulty and
+gain from fine-tuning vary, and N seeds that shift each arm's skill (in logits); the truth is the
+experiment's delta over the population and over seeds.
 
     python bench/interval_coverage.py --trials 1000
 """
+
 import argparse
 import sys
 from pathlib import Path
@@ -14,7 +15,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sst2kit.significance import across_seeds  # noqa: E402
 
-# name -> (SD of the full fine-tune's seed shift, SD of head-only's, share of bad seeds, each outcome fixed per
+# name -> (SD of the full fine-tune's seed shift, SD of head-only's, share of bad seeds, each
+# outcome fixed per
 # item (no seed-by-item noise), fine-tuning's mean gain in logits)
 SCENARIOS = {
     "no seed-by-item noise": (0.15, 0.1, 0.0, True, 0.6),
@@ -34,13 +36,20 @@ def simulate(scenario, seeds, trials, items, rng):
     """(share of trials whose interval covers the truth, share that claim a difference)."""
     full_sd, head_sd, bad, fixed, gain_mean = SCENARIOS[scenario]
     population = 20_000
-    difficulty, gain = rng.normal(1.0, 1.2, population), rng.normal(gain_mean, 0.8, population) * (gain_mean > 0)
+    difficulty, gain = (
+        rng.normal(1.0, 1.2, population),
+        rng.normal(gain_mean, 0.8, population) * (gain_mean > 0),
+    )
 
     def shifts(n):
-        return rng.normal(0, full_sd, n) - BAD_SEED_DROP * (rng.random(n) < bad), rng.normal(0, head_sd, n)
+        return rng.normal(0, full_sd, n) - BAD_SEED_DROP * (rng.random(n) < bad), rng.normal(
+            0, head_sd, n
+        )
 
     full, head = shifts(400)
-    truth = np.mean(sigmoid(difficulty[:, None] + gain[:, None] + full) - sigmoid(difficulty[:, None] + head))
+    truth = np.mean(
+        sigmoid(difficulty[:, None] + gain[:, None] + full) - sigmoid(difficulty[:, None] + head)
+    )
     covered = claimed = 0
     for _ in range(trials):
         chosen = rng.choice(population, items, replace=False)
@@ -58,7 +67,9 @@ def simulate(scenario, seeds, trials, items, rng):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=1000)
-    parser.add_argument("--items", type=int, default=872, help="test sentences per trial (GLUE validation: 872)")
+    parser.add_argument(
+        "--items", type=int, default=872, help="test sentences per trial (GLUE validation: 872)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)

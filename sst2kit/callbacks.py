@@ -1,5 +1,6 @@
-"""What the Trainer does around each evaluation: when validation runs, what it measures, and (select_best_epoch)
-which epoch's weights a run ends with."""
+"""What the Trainer does around each evaluation: when validation runs, what it measures, and
+(select_best_epoch) which epoch's weights a run ends with."""
+
 import math
 
 import torch
@@ -11,16 +12,19 @@ from sst2kit.metrics import classification_metrics
 class EvaluationSchedule(TrainerCallback):
     """Validation where the curves need it, without changing the training:
 
-    - at the start, its random-number state put back afterwards: the evaluation's data loader draws from torch's
-      generator, and every later dropout draw would shift (the notebook, which has no such evaluation, and the
-      notebook mode then trained differently);
-    - not after the last epoch: that would score the final weights, which the prediction pass scores next and
-      which gives the curve's last point instead, so validation is scored once (unless select_best_epoch needs
-      the last epoch's loss to choose)."""
+    - at the start, its random-number state put back afterwards: the evaluation's data loader draws
+    from torch's
+      generator, and every later dropout draw would shift (the notebook, which has no such
+      evaluation, and the notebook mode then trained differently);
+    - not after the last epoch: that would score the final weights, which the prediction pass scores
+    next and
+      which gives the curve's last point instead, so validation is scored once (unless
+      select_best_epoch needs the last epoch's loss to choose)."""
 
     def __init__(self, *, evaluate_last_epoch=False):
         self.generator_state = None
-        self.evaluate_last_epoch = evaluate_last_epoch  # select_best_epoch needs the last epoch's loss too
+        # select_best_epoch needs the last epoch's loss too
+        self.evaluate_last_epoch = evaluate_last_epoch
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.generator_state = torch.random.get_rng_state()
@@ -36,11 +40,12 @@ class EvaluationSchedule(TrainerCallback):
 
 
 class BestEpochRestored(TrainerCallback):
-    """select_best_epoch: the notebook's load_best_model_at_end, without its checkpoints on disk. After each
-    epoch's evaluation the trained weights (the frozen ones cannot change) with the lowest validation loss so
-    far are copied on their device; when training ends they are copied back in place (CUDA graphs keep pointing
-    at the same tensors). The evaluation at the start is not a candidate: the notebook saved a checkpoint only at
-    each epoch's end; on a tie the earlier epoch stays, as there."""
+    """select_best_epoch: the notebook's load_best_model_at_end, without its checkpoints on disk.
+    After each epoch's evaluation the trained weights (the frozen ones cannot change) with the
+    lowest validation loss so far are copied on their device; when training ends they are copied
+    back in place (CUDA graphs keep pointing at the same tensors). The evaluation at the start is
+    not a candidate: the notebook saved a checkpoint only at each epoch's end; on a tie the earlier
+    epoch stays, as there."""
 
     def __init__(self):
         self.best_loss, self.best_epoch, self.best_weights = math.inf, None, None
@@ -49,8 +54,11 @@ class BestEpochRestored(TrainerCallback):
         if state.global_step == 0 or metrics["eval_loss"] >= self.best_loss:
             return
         self.best_loss, self.best_epoch = metrics["eval_loss"], state.epoch
-        self.best_weights = {name: weight.detach().clone() for name, weight in model.named_parameters()
-                             if weight.requires_grad}
+        self.best_weights = {
+            name: weight.detach().clone()
+            for name, weight in model.named_parameters()
+            if weight.requires_grad
+        }
 
     def on_train_end(self, args, state, control, *, model=None, **kwargs):
         if self.best_weights is not None:
@@ -64,5 +72,9 @@ class BestEpochRestored(TrainerCallback):
 def epoch_metrics(prediction):
     predicted = prediction.predictions.argmax(-1)
     metrics = classification_metrics(prediction.label_ids, predicted)
-    # the share answered positive: a run whose answers collapse to one class is told from one that learned
-    return {**{k: metrics[k] for k in ("accuracy", "f1", "macro_f1")}, "positive_share": float(predicted.mean())}
+    # the share answered positive: a run whose answers collapse to one class is told from one that
+    # learned
+    return {
+        **{k: metrics[k] for k in ("accuracy", "f1", "macro_f1")},
+        "positive_share": float(predicted.mean()),
+    }

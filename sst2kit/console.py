@@ -1,9 +1,11 @@
-"""Printing on the main process, and wall time per stage. Light on purpose: training code imports it without
-pulling in pandas, matplotlib or scikit-learn.
+"""Printing on the main process, and wall time per stage. Light on purpose: training code imports it
+without pulling in pandas, matplotlib or scikit-learn.
 
-The console is the least important place the run writes to: a closed pipe (`| head`), a full or vanished stdout,
-or a terminal that cannot show a character never stops the run. Characters the console's encoding lacks are
-replaced, and once stdout fails, the run goes on without it, writes every file, and exits with CONSOLE_LOST."""
+The console is the least important place the run writes to: a closed pipe (`| head`), a full or
+vanished stdout, or a terminal that cannot show a character never stops the run. Characters the
+console's encoding lacks are replaced, and once stdout fails, the run goes on without it, writes
+every file, and exits with CONSOLE_LOST."""
+
 import atexit
 import os
 import sys
@@ -13,7 +15,8 @@ from contextlib import contextmanager
 
 from sst2kit import processes
 
-CONSOLE_LOST = 74  # exit status (sysexits' EX_IOERR) of a run that finished its files but lost its console
+# exit status (sysexits' EX_IOERR) of a run that finished its files but lost its console
+CONSOLE_LOST = 74
 
 
 class Console:
@@ -26,7 +29,8 @@ def say(*args):
         return
     try:
         print(*args, flush=True)
-    except OSError as err:  # a closed pipe, a full disk behind a redirect: the run matters more than its echo
+    # a closed pipe, a full disk behind a redirect: the run matters more than its echo
+    except OSError as err:
         Console.lost = err.strerror or type(err).__name__
         try:  # what Python would still flush at exit goes nowhere, instead of raising there
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -35,9 +39,9 @@ def say(*args):
 
 
 def visible(text):
-    """Text from the data as a terminal shows it harmlessly: control characters (escape sequences that move the
-    cursor or retitle the window, line breaks) and invisible format characters (bidi overrides that reorder
-    what follows) written out as escapes, e.g. '\\x1b' and '<U+202E>'."""
+    """Text from the data as a terminal shows it harmlessly: control characters (escape sequences
+    that move the cursor or retitle the window, line breaks) and invisible format characters (bidi
+    overrides that reorder what follows) written out as escapes, e.g. '\\x1b' and '<U+202E>'."""
     out = []
     for ch in str(text):
         category = unicodedata.category(ch)
@@ -60,17 +64,22 @@ def error(message):
 
 
 def exit_status():
-    """0, or CONSOLE_LOST with a line on stderr when stdout failed during the run (its files are all written)."""
+    """0, or CONSOLE_LOST with a line on stderr when stdout failed during the run (its files are all
+    written)."""
     if not Console.lost:
         return 0
-    error(f"the console's output stopped ({Console.lost}); the run went on and wrote every file in its folder")
+    error(
+        f"the console's output stopped ({Console.lost}); the run went on and wrote every file in "
+        "its folder"
+    )
     return CONSOLE_LOST
 
 
 def leave(status):
-    """End the process with this status now that the run is over: the exit functions run (logging's flush and the
-    like), the console is flushed, and the interpreter's teardown of torch, transformers and the rest (1.3 s on a
-    2-core CPU, for nothing a finished run needs: every file is already closed and in place) is skipped."""
+    """End the process with this status now that the run is over: the exit functions run (logging's
+    flush and the like), the console is flushed, and the interpreter's teardown of torch,
+    transformers and the rest (1.3 s on a 2-core CPU, for nothing a finished run needs: every file
+    is already closed and in place) is skipped."""
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -87,13 +96,14 @@ def listed(items):
 
 
 class Stopwatch:
-    """Wall time per stage: `with stopwatch("data"): ...` adds the stage's seconds under its name (or start and
-    stop it by name). Stages never overlap: starting one while another runs is a bug in the caller. total() also
-    says how much of the run no stage holds (`outside stages`)."""
+    """Wall time per stage: `with stopwatch("data"): ...` adds the stage's seconds under its name
+    (or start and stop it by name). Stages never overlap: starting one while another runs is a bug
+    in the caller. total() also says how much of the run no stage holds (`outside stages`)."""
 
     def __init__(self, process_started=None):
-        """process_started: the perf_counter() reading at which the process started, when known: the time until
-        now (the interpreter, the imports, reading the config) is then the `imports` stage."""
+        """process_started: the perf_counter() reading at which the process started, when known: the
+        time until now (the interpreter, the imports, reading the config) is then the `imports`
+        stage."""
         now = time.perf_counter()
         self.started, self.seconds, self.running = process_started or now, {}, {}
         if process_started:
@@ -113,8 +123,14 @@ class Stopwatch:
         self.running[stage] = time.perf_counter()
 
     def stop(self, stage):
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - self.running.pop(stage)
+        self.seconds[stage] = (
+            self.seconds.get(stage, 0.0) + time.perf_counter() - self.running.pop(stage)
+        )
 
     def total(self):
         total = time.perf_counter() - self.started
-        return {**self.seconds, "outside stages": total - sum(self.seconds.values()), "total": total}
+        return {
+            **self.seconds,
+            "outside stages": total - sum(self.seconds.values()),
+            "total": total,
+        }

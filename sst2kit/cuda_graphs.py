@@ -1,11 +1,13 @@
-"""Training steps replayed as CUDA graphs: forward and backward captured once per batch shape, no compiler.
+"""Training steps replayed as CUDA graphs: forward and backward captured once per batch shape, no
+compiler.
 
-A DistilBERT step of batch 32 launches hundreds of small kernels, and issuing them from Python costs about three
-times what the kernels take on the GPU (measured on an H200: 14-16 ms of host time per step for 4.7 ms of TF32
-kernels). A captured graph is issued with one call. Capturing runs the eager step twice on a side stream, then
-records it once: milliseconds per shape, where `torch.compile` needs tens of seconds. With batches padded to a
-multiple of 32 tokens there are at most four shapes.
+A DistilBERT step of batch 32 launches hundreds of small kernels, and issuing them from Python costs
+about three times what the kernels take on the GPU (measured on an H200: 14-16 ms of host time per
+step for 4.7 ms of TF32 kernels). A captured graph is issued with one call. Capturing runs the eager
+step twice on a side stream, then records it once: milliseconds per shape, where `torch.compile`
+needs tens of seconds. With batches padded to a multiple of 32 tokens there are at most four shapes.
 """
+
 import inspect
 
 import torch
@@ -13,24 +15,41 @@ from transformers import Trainer
 
 from sst2kit.console import say
 
-WARMUP_STEPS = 2  # cuBLAS and autograd set themselves up on first use; that must happen outside the capture
+# cuBLAS and autograd set themselves up on first use; that must happen outside the capture
+WARMUP_STEPS = 2
 
 
-# What CudaGraphTrainer relies on in the Trainer it extends: the training step's signature, how it prepares a
-# batch and enters autocast, and the loss. Checked once at start-up against the installed transformers.
-TRAINER_INTERNALS = {"_prepare_inputs", "compute_loss_context_manager", "compute_loss", "training_step"}
+# What CudaGraphTrainer relies on in the Trainer it extends: the training step's signature, how it
+# prepares a
+# batch and enters autocast, and the loss. Checked once at start-up against the installed
+# transformers.
+TRAINER_INTERNALS = {
+    "_prepare_inputs",
+    "compute_loss_context_manager",
+    "compute_loss",
+    "training_step",
+}
 TRAINING_STEP_PARAMETERS = ["self", "model", "inputs", "num_items_in_batch"]
 
 
 def missing_trainer_internals(trainer_class=Trainer):
-    """The Trainer internals this module relies on that the installed transformers lacks (empty when all are there)."""
-    missing = sorted(name for name in TRAINER_INTERNALS if not callable(getattr(trainer_class, name, None)))
-    if not missing and list(inspect.signature(trainer_class.training_step).parameters) != TRAINING_STEP_PARAMETERS:
+    """The Trainer internals this module relies on that the installed transformers lacks (empty when
+    all are there)."""
+    missing = sorted(
+        name for name in TRAINER_INTERNALS if not callable(getattr(trainer_class, name, None))
+    )
+    if (
+        not missing
+        and list(inspect.signature(trainer_class.training_step).parameters)
+        != TRAINING_STEP_PARAMETERS
+    ):
         missing = ["training_step(model, inputs, num_items_in_batch)"]
     return missing
 
 
-def cuda_graphs_apply(wanted, precision, *, processes, device_type, gpus_visible, trainer_class=Trainer):
+def cuda_graphs_apply(
+    wanted, precision, *, processes, device_type, gpus_visible, trainer_class=Trainer
+):
     """Why the training steps cannot be graphed here; empty when they can."""
     if not wanted:
         return "turned off (cuda_graphs false)"
@@ -41,8 +60,10 @@ def cuda_graphs_apply(wanted, precision, *, processes, device_type, gpus_visible
     if processes > 1:  # gradient all-reduce across processes is not captured here
         return "several processes"
     if gpus_visible > 1:  # one process, several GPUs: the Trainer wraps the model in DataParallel
-        return (f"one process sees {gpus_visible} GPUs (DataParallel); launch one process per GPU with torchrun, "
-                "or pick one GPU with CUDA_VISIBLE_DEVICES")
+        return (
+            f"one process sees {gpus_visible} GPUs (DataParallel); launch one process per GPU with "
+            "torchrun, or pick one GPU with CUDA_VISIBLE_DEVICES"
+        )
     missing = missing_trainer_internals(trainer_class)
     if missing:
         return f"this transformers' Trainer lacks {', '.join(missing)}"
@@ -50,8 +71,9 @@ def cuda_graphs_apply(wanted, precision, *, processes, device_type, gpus_visible
 
 
 def graphs_refused_by(args):
-    """What in a Trainer's own arguments the graphed step cannot do (empty when nothing): it runs one whole batch
-    per optimizer step on one device, with no loss division or averaging across replicas."""
+    """What in a Trainer's own arguments the graphed step cannot do (empty when nothing): it runs
+    one whole batch per optimizer step on one device, with no loss division or averaging across
+    replicas."""
     if args.gradient_accumulation_steps > 1:
         return f"gradient accumulation ({args.gradient_accumulation_steps} steps)"
     if args.n_gpu > 1:
@@ -60,7 +82,8 @@ def graphs_refused_by(args):
 
 
 def attach(params, grads):
-    """Point every trainable parameter's .grad at its static gradient buffer (the Trainer sets them to None)."""
+    """Point every trainable parameter's .grad at its static gradient buffer (the Trainer sets them
+    to None)."""
     for param, grad in zip(params, grads):
         param.grad = grad
 
@@ -80,7 +103,8 @@ class StepGraph:
         self.graph = torch.cuda.CUDAGraph()
         attach(params, grads)
         with torch.cuda.graph(self.graph, pool=pool):
-            torch._foreach_zero_(grads)  # backward then adds into the buffers in place, at fixed addresses
+            # backward then adds into the buffers in place, at fixed addresses
+            torch._foreach_zero_(grads)
             loss = loss_fn(self.inputs)
             loss.backward()
         self.loss = loss.detach()
@@ -94,12 +118,14 @@ class StepGraph:
 
 
 class CudaGraphTrainer(Trainer):
-    """A Trainer whose training steps replay a CUDA graph of forward and backward, one graph per batch shape.
+    """A Trainer whose training steps replay a CUDA graph of forward and backward, one graph per
+    batch shape.
 
-    Batches of another size (an epoch's last, smaller one) and everything else the Trainer does (clipping, the
-    optimizer, the schedule, logging, evaluation) run as they always do. Dropout draws fresh masks at every replay:
-    the graph advances the CUDA generator's offset. Where its arguments ask for what a graphed step does not do
-    (gradient accumulation, DataParallel), or capturing fails, training goes on eagerly and says why.
+    Batches of another size (an epoch's last, smaller one) and everything else the Trainer does
+    (clipping, the optimizer, the schedule, logging, evaluation) run as they always do. Dropout
+    draws fresh masks at every replay: the graph advances the CUDA generator's offset. Where its
+    arguments ask for what a graphed step does not do (gradient accumulation, DataParallel), or
+    capturing fails, training goes on eagerly and says why.
     """
 
     def __init__(self, *args, **kwargs):
@@ -107,13 +133,19 @@ class CudaGraphTrainer(Trainer):
         self.step_graphs, self.graph_pool = {}, None
         self.graphs_off_because = graphs_refused_by(self.args)  # empty while graphs are in use
         if self.graphs_off_because:
-            say(f"CUDA graphs off for {self.args.run_name}: {self.graphs_off_because}; this run trains eagerly")
+            say(
+                f"CUDA graphs off for {self.args.run_name}: {self.graphs_off_because}; this run "
+                "trains eagerly"
+            )
         self.trainable, self.static_grads = None, None  # made at the first graphed step
         self.parameter_count = self.model.num_parameters(exclude_embeddings=True)
 
     def floating_point_ops(self, inputs):
-        # the Trainer's own counts the model's parameters again at every step: a millisecond of host time
-        return 6 * inputs["input_ids"].numel() * self.parameter_count if "input_ids" in inputs else 0
+        # the Trainer's own counts the model's parameters again at every step: a millisecond of host
+        # time
+        return (
+            6 * inputs["input_ids"].numel() * self.parameter_count if "input_ids" in inputs else 0
+        )
 
     def graph_loss(self, model, batch):
         with self.compute_loss_context_manager():
@@ -122,7 +154,9 @@ class CudaGraphTrainer(Trainer):
     def training_step(self, model, inputs, num_items_in_batch=None):
         if self.graphs_off_because:
             return super().training_step(model, inputs, num_items_in_batch)
-        model.train()  # what the Trainer's own step does first; a schedule-free optimizer needs its train mode too
+        # what the Trainer's own step does first; a schedule-free optimizer needs its train mode
+        # too
+        model.train()
         if callable(getattr(self.optimizer, "train", None)):
             self.optimizer.train()
         inputs = self._prepare_inputs(inputs)
@@ -135,14 +169,21 @@ class CudaGraphTrainer(Trainer):
         shape = tuple((name, tuple(value.shape)) for name, value in sorted(inputs.items()))
         if shape not in self.step_graphs:
             try:
-                self.step_graphs[shape] = StepGraph(lambda batch: self.graph_loss(model, batch), inputs,
-                                                    params=self.trainable, grads=self.static_grads,
-                                                    pool=self.graph_pool)
+                self.step_graphs[shape] = StepGraph(
+                    lambda batch: self.graph_loss(model, batch),
+                    inputs,
+                    params=self.trainable,
+                    grads=self.static_grads,
+                    pool=self.graph_pool,
+                )
             except RuntimeError as err:
                 self.graphs_off_because = str(err).splitlines()[0][:200]
                 for param in self.trainable:
                     param.grad = None
-                say(f"CUDA graph capture failed ({self.graphs_off_because}): this run goes on without graphs")
+                say(
+                    f"CUDA graph capture failed ({self.graphs_off_because}): this run goes on "
+                    "without graphs"
+                )
                 return super().training_step(model, inputs, num_items_in_batch)
             self.graph_pool = self.graph_pool or self.step_graphs[shape].graph.pool()
         return self.step_graphs[shape].replay(inputs, self.trainable, self.static_grads)

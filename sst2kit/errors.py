@@ -6,4 +6,5 @@ class UsageError(Exception):
 
 
 class Diverged(UsageError):
-    """A run whose loss or predictions stopped being finite numbers: no finding can be drawn from it."""
+    """A run whose loss or predictions stopped being finite numbers: no finding can be drawn from
+    it."""

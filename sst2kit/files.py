@@ -1,6 +1,8 @@
-"""The run folder and how anything lands in it: a fresh folder per run, every file written through a temporary
-name and a rename (with stop signals held back while files are renamed together), CSV cells any reader splits
-the same way, JSON any reader parses, and model folders that are whole or absent. Every write error is one line."""
+"""The run folder and how anything lands in it: a fresh folder per run, every file written through a
+temporary name and a rename (with stop signals held back while files are renamed together), CSV
+cells any reader splits the same way, JSON any reader parses, and model folders that are whole or
+absent. Every write error is one line."""
+
 import csv
 import errno
 import itertools
@@ -20,8 +22,9 @@ from sst2kit.errors import UsageError
 
 
 def new_run_dir(output_dir):
-    """A fresh folder per run, named by its start time, so no run overwrites another (made by the main process;
-    two runs started in the same second get a folder each: making it is the test of whether it is taken)."""
+    """A fresh folder per run, named by its start time, so no run overwrites another (made by the
+    main process; two runs started in the same second get a folder each: making it is the test of
+    whether it is taken)."""
     run_dir, problem = None, None
     if processes.is_main():
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -35,41 +38,51 @@ def new_run_dir(output_dir):
             except OSError as err:
                 problem = f"cannot make {run_dir} ({err.strerror}): pick another --output_dir"
                 break
-    run_dir, problem = processes.from_main((run_dir, problem))  # every process stops if the main one cannot
+    # every process stops if the main one cannot
+    run_dir, problem = processes.from_main((run_dir, problem))
     if problem:
         raise UsageError(problem)
     return run_dir
 
 
 class WriteError(UsageError):
-    """A file of the run could not be written (a full disk, a quota, a vanished or read-only folder)."""
+    """A file of the run could not be written (a full disk, a quota, a vanished or read-only
+    folder)."""
 
 
 def cannot_write(path, err):
     if err.errno == errno.ENOSPC:
-        return WriteError(f"no space left on {path.parent}: free some space; the files already there are whole")
+        return WriteError(
+            f"no space left on {path.parent}: free some space; the files already there are whole"
+        )
     if not path.parent.is_dir():
         return WriteError(f"cannot write {path} (its folder no longer exists)")
-    return WriteError(f"cannot write {path} ({err.strerror or err}): the files already there are whole")
+    return WriteError(
+        f"cannot write {path} ({err.strerror or err}): the files already there are whole"
+    )
 
 
 def write_atomic(path, write):
-    """Write through a temporary file and a rename: a run stopped at any point never leaves half a file,
-    and a writer that fails leaves no temporary file either. Any write error is one line, not a traceback."""
+    """Write through a temporary file and a rename: a run stopped at any point never leaves half a
+    file, and a writer that fails leaves no temporary file either. Any write error is one line, not
+    a traceback."""
     write_together([(path, write)])
 
 
 @contextmanager
 def stop_signals_deferred():
-    """SIGINT and SIGTERM held back while a few renames finish as one, then delivered to the handlers the run had.
-    (Python runs signal handlers in the main thread whichever thread the signal reaches, so they are swapped for
-    ones that only take note; masking the signal in one thread would not stop the others from taking it.)"""
+    """SIGINT and SIGTERM held back while a few renames finish as one, then delivered to the
+    handlers the run had. (Python runs signal handlers in the main thread whichever thread the
+    signal reaches, so they are swapped for ones that only take note; masking the signal in one
+    thread would not stop the others from taking it.)"""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     received = []
-    previous = {held: signal.signal(held, lambda signum, frame: received.append(signum))
-                for held in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        held: signal.signal(held, lambda signum, frame: received.append(signum))
+        for held in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         yield
     finally:
@@ -80,8 +93,9 @@ def stop_signals_deferred():
 
 
 def write_together(files):
-    """(path, writer) pairs committed together: every file is written to a temporary name first, then all are
-    renamed into place with stop signals held back, so the files never describe different seeds."""
+    """(path, writer) pairs committed together: every file is written to a temporary name first,
+    then all are renamed into place with stop signals held back, so the files never describe
+    different seeds."""
     temporary = [(path, path.with_name(f".{path.name}.tmp"), write) for path, write in files]
     try:
         for path, tmp, write in temporary:
@@ -104,21 +118,23 @@ def write_together(files):
 
 
 def check_run_dir(run_dir):
-    """The run folder is still there: a folder deleted mid-run is noticed at the next write (the Trainer would
-    quietly make it anew, without the files written before)."""
+    """The run folder is still there: a folder deleted mid-run is noticed at the next write (the
+    Trainer would quietly make it anew, without the files written before)."""
     if not Path(run_dir).is_dir():
         raise WriteError(f"the run folder {run_dir} disappeared during the run")
 
 
 def save_model_whole(trainer, folder):
-    """The trainer's model saved under a temporary name, renamed into place once whole (by the process that
-    saves: under data-parallel training, the main one). Whatever stops the save (a write error, Ctrl-C, SIGTERM)
-    removes the half-saved folder."""
+    """The trainer's model saved under a temporary name, renamed into place once whole (by the
+    process that saves: under data-parallel training, the main one). Whatever stops the save (a
+    write error, Ctrl-C, SIGTERM) removes the half-saved folder."""
     partial = folder.with_name(f".{folder.name}.partial")
     try:
         if utf8_path(partial):
             trainer.save_model(str(partial))
-        else:  # the tokenizer's writer takes UTF-8 paths only: a name an ASCII locale escapes is saved elsewhere
+        # the tokenizer's writer takes UTF-8 paths only: a name an ASCII locale escapes is saved
+        # elsewhere
+        else:
             staging = Path(tempfile.mkdtemp(prefix="sst2_compare-model-"))
             try:
                 trainer.save_model(str(staging / "model"))
@@ -138,7 +154,8 @@ def save_model_whole(trainer, folder):
 
 
 def utf8_path(path):
-    """Whether a path is valid UTF-8 (a name that the locale could only hold as escaped bytes is not)."""
+    """Whether a path is valid UTF-8 (a name that the locale could only hold as escaped bytes is
+    not)."""
     try:
         str(path).encode("utf-8")
         return True
@@ -150,23 +167,30 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def spreadsheet_safe(text):
-    """A CSV cell a spreadsheet would run as a formula gets a leading apostrophe (shown as text, not run). A text
-    that really starts with an apostrophe gets one more, so the guard can always be undone: drop one leading
-    apostrophe where there is one."""
+    """A CSV cell a spreadsheet would run as a formula gets a leading apostrophe (shown as text, not
+    run). A text that really starts with an apostrophe gets one more, so the guard can always be
+    undone: drop one leading apostrophe where there is one."""
     return f"'{text}" if text.startswith((*FORMULA_STARTS, "'")) else text
 
 
 def write_csv(path, frame):
-    """A frame as UTF-8 CSV that every reader splits into the same rows: every text cell quoted (pandas alone
-    quotes only for a comma, quote or newline, so a bare carriage return would end the row for most readers),
-    and the sentence column guarded against spreadsheet formulas."""
-    frame = frame.assign(sentence=frame["sentence"].map(spreadsheet_safe)) if "sentence" in frame else frame
-    frame.to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC, encoding="utf-8", lineterminator="\n")
+    """A frame as UTF-8 CSV that every reader splits into the same rows: every text cell quoted
+    (pandas alone quotes only for a comma, quote or newline, so a bare carriage return would end the
+    row for most readers), and the sentence column guarded against spreadsheet formulas."""
+    frame = (
+        frame.assign(sentence=frame["sentence"].map(spreadsheet_safe))
+        if "sentence" in frame
+        else frame
+    )
+    frame.to_csv(
+        path, index=False, quoting=csv.QUOTE_NONNUMERIC, encoding="utf-8", lineterminator="\n"
+    )
 
 
 def readable(text):
-    """Text that is valid UTF-8: a path Python read under an ASCII locale holds its UTF-8 bytes as escapes
-    (surrogates), which no UTF-8 file can hold; they are decoded as the UTF-8 they were (the rest replaced)."""
+    """Text that is valid UTF-8: a path Python read under an ASCII locale holds its UTF-8 bytes as
+    escapes (surrogates), which no UTF-8 file can hold; they are decoded as the UTF-8 they were (the
+    rest replaced)."""
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 

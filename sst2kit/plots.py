@@ -1,5 +1,6 @@
-"""The figures a reader looks at first: both runs' scores, their confusion matrices, how training went, and
-accuracy by sentence length, each with its uncertainty or its floor."""
+"""The figures a reader looks at first: both runs' scores, their confusion matrices, how training
+went, and accuracy by sentence length, each with its uncertainty or its floor."""
+
 import matplotlib
 
 matplotlib.use("Agg")  # files only: works without a display
@@ -15,17 +16,22 @@ METRICS = {"accuracy": "accuracy", "f1": "F1 (positive)", "macro_f1": "macro-F1"
 
 
 def save_figures(results):
-    """One PNG per question in the run folder, each written atomically; every seed's result drawn, so the spread
-    is visible. Returns the paths."""
+    """One PNG per question in the run folder, each written atomically; every seed's result drawn,
+    so the spread is visible. Returns the paths."""
     per_seed, eval_splits, out_dir = results.per_seed, results.eval_splits, results.run_dir
-    figures = {"metrics.png": lambda: draw_metrics(per_seed, eval_splits, results.summary),
-               "confusion_matrices.png": lambda: draw_confusion(per_seed),
-               "training_curves.png": lambda: draw_curves(per_seed),
-               "accuracy_by_length.png": lambda: draw_by_length(per_seed, results.summary)}
+    figures = {
+        "metrics.png": lambda: draw_metrics(per_seed, eval_splits, results.summary),
+        "confusion_matrices.png": lambda: draw_confusion(per_seed),
+        "training_curves.png": lambda: draw_curves(per_seed),
+        "accuracy_by_length.png": lambda: draw_by_length(per_seed, results.summary),
+    }
     paths = []
     for name, draw in figures.items():
         fig = draw()
-        write_atomic(out_dir / name, lambda target: fig.savefig(target, format="png", dpi=120, bbox_inches="tight"))
+        write_atomic(
+            out_dir / name,
+            lambda target: fig.savefig(target, format="png", dpi=120, bbox_inches="tight"),
+        )
         plt.close(fig)
         paths.append(out_dir / name)
     return paths
@@ -37,53 +43,103 @@ def title_of(split):
 
 
 def delta_title(per_seed, split, summary):
-    """'+27.9 points, 95% CI [+24.4, +31.3]' for one seed; over several, the mean with its interval across seeds
-    and units, and the seeds' SD."""
+    """'+27.9 points, 95% CI [+24.4, +31.3]' for one seed; over several, the mean with its interval
+    across seeds and units, and the seeds' SD."""
     if summary:
         entry = summary["deltas"][split]["across_seeds"]
         lo, hi = (100 * x for x in entry["delta_accuracy_ci95"])
-        return (f"{100 * entry['delta_accuracy']:+.1f} points over {len(per_seed)} seeds, 95% CI [{lo:+.1f}, {hi:+.1f}]"
-                f"\n(seeds' SD {100 * entry['seed_sd']:.1f})")
+        return (
+            f"{100 * entry['delta_accuracy']:+.1f} points over {len(per_seed)} seeds, 95% CI "
+            f"[{lo:+.1f}, {hi:+.1f}]\n(seeds' SD {100 * entry['seed_sd']:.1f})"
+        )
     lo, hi = (100 * x for x in per_seed[0]["significance"][split]["delta_accuracy_ci95"])
-    return f"{100 * per_seed[0]['deltas'][split]['accuracy']:+.1f} points, 95% CI [{lo:+.1f}, {hi:+.1f}]"
+    return (
+        f"{100 * per_seed[0]['deltas'][split]['accuracy']:+.1f} points, 95% CI [{lo:+.1f}, "
+        f"{hi:+.1f}]"
+    )
 
 
 def draw_metrics(per_seed, eval_splits, summary):
     splits = list(per_seed[0]["significance"])
-    fig, axes = plt.subplots(1, len(splits), figsize=(5.5 * len(splits), 4.4), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(splits), figsize=(5.5 * len(splits), 4.4), sharey=True, squeeze=False
+    )
     x, width = np.arange(len(METRICS)), 0.38
     for ax, split in zip(axes[0], splits):
         legend = split == splits[0]  # each label once
         for offset, run in zip((-width / 2, width / 2), RUNS):
             values = np.array([[s["runs"][run][split][m] for m in METRICS] for s in per_seed])
             means = values.mean(0)
-            bars = ax.bar(x + offset, means, width, color=RUN_COLORS[run],
-                          label=RUN_TITLES[run] if legend else None,
-                          yerr=values.std(0, ddof=1) if len(values) > 1 else None, capsize=3)
+            bars = ax.bar(
+                x + offset,
+                means,
+                width,
+                color=RUN_COLORS[run],
+                label=RUN_TITLES[run] if legend else None,
+                yerr=values.std(0, ddof=1) if len(values) > 1 else None,
+                capsize=3,
+            )
             for seed_values in values if len(values) > 1 else []:
                 ax.scatter(x + offset, seed_values, color="black", s=8, zorder=3)
-            # inside the bar, upright: never on an error bar, a seed's dot or the neighbouring bar's label
-            ax.bar_label(bars, labels=[f"{v:.3f}" for v in means], label_type="center", rotation=90, fontsize=8,
-                         color="white")
+            # inside the bar, upright: never on an error bar, a seed's dot or the neighbouring bar's
+            # label
+            ax.bar_label(
+                bars,
+                labels=[f"{v:.3f}" for v in means],
+                label_type="center",
+                rotation=90,
+                fontsize=8,
+                color="white",
+            )
         floor = eval_splits[split].majority_floor
-        ax.hlines(floor, -0.5, 0.5, colors="black", linestyles="dashed",
-                  label="always the majority class (accuracy)" if legend else None)
-        ax.annotate(f"{floor:.3f}", (-0.5, floor), xytext=(-2, 2), textcoords="offset points", ha="right",
-                    fontsize=7)
+        ax.hlines(
+            floor,
+            -0.5,
+            0.5,
+            colors="black",
+            linestyles="dashed",
+            label="always the majority class (accuracy)" if legend else None,
+        )
+        ax.annotate(
+            f"{floor:.3f}",
+            (-0.5, floor),
+            xytext=(-2, 2),
+            textcoords="offset points",
+            ha="right",
+            fontsize=7,
+        )
         probe = per_seed[0].get("probe_reference")
-        if probe:  # the same frozen features, a well-fit classifier: what the head-only recipe could have reached
+        # the same frozen features, a well-fit classifier: what the head-only recipe could have
+        # reached
+        if probe:
             accuracy = probe["runs"][split]["accuracy"]
-            ax.hlines(accuracy, -0.5, 0.5, colors="#3a8a4a", linestyles="dotted",
-                      label=f"{PROBE_TITLE}, accuracy" if legend else None)
-            ax.annotate(f"probe {accuracy:.3f}", (0.5, accuracy), xytext=(2, 2), textcoords="offset points",
-                        fontsize=7, color="#3a8a4a")
-        ax.set_title(f"{title_of(split)}\nfull fine-tune − head-only accuracy:\n"
-                     f"{delta_title(per_seed, split, summary)}",
-                     fontsize=10)
+            ax.hlines(
+                accuracy,
+                -0.5,
+                0.5,
+                colors="#3a8a4a",
+                linestyles="dotted",
+                label=f"{PROBE_TITLE}, accuracy" if legend else None,
+            )
+            ax.annotate(
+                f"probe {accuracy:.3f}",
+                (0.5, accuracy),
+                xytext=(2, 2),
+                textcoords="offset points",
+                fontsize=7,
+                color="#3a8a4a",
+            )
+        ax.set_title(
+            f"{title_of(split)}\nfull fine-tune − head-only accuracy:\n"
+            f"{delta_title(per_seed, split, summary)}",
+            fontsize=10,
+        )
         ax.set_xticks(x, list(METRICS.values()))
         ax.set_ylim(0, 1.1)
         ax.grid(axis="y", alpha=0.3)
-    axes[0, 0].set_ylabel("score" + (f" (mean of {len(per_seed)} seeds, bars: std)" if len(per_seed) > 1 else ""))
+    axes[0, 0].set_ylabel(
+        "score" + (f" (mean of {len(per_seed)} seeds, bars: std)" if len(per_seed) > 1 else "")
+    )
     fig.legend(loc="upper center", ncol=4, bbox_to_anchor=(0.5, -0.02))
     return fig
 
@@ -94,19 +150,29 @@ def draw_confusion(per_seed):
     for row, split in enumerate(splits):
         for col, run in enumerate(RUNS):
             counts = np.sum([s["runs"][run][split]["confusion_matrix"] for s in per_seed], axis=0)
-            shares = counts / np.maximum(counts.sum(1, keepdims=True), 1)  # per true class: recall on the diagonal
+            # per true class: recall on the diagonal
+            shares = counts / np.maximum(counts.sum(1, keepdims=True), 1)
             ax = axes[row, col]
             ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
             for (i, j), n in np.ndenumerate(counts):
-                ax.text(j, i, f"{n:,}\n{100 * shares[i, j]:.1f}%", ha="center", va="center",
-                        color="white" if shares[i, j] > 0.6 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{n:,}\n{100 * shares[i, j]:.1f}%",
+                    ha="center",
+                    va="center",
+                    color="white" if shares[i, j] > 0.6 else "black",
+                )
             ax.set_xticks([0, 1], LABEL_NAMES)
             ax.set_yticks([0, 1], LABEL_NAMES)
             ax.set_xlabel("predicted")
             ax.set_ylabel("true")
             ax.set_title(f"{RUN_TITLES[run]}, {SPLIT_TITLES[split]}", fontsize=10)
     summed = f"; counts summed over {len(per_seed)} seeds" if len(per_seed) > 1 else ""
-    fig.suptitle(f"counts, and % of each true class (row shares: recall on the diagonal){summed}", fontsize=10)
+    fig.suptitle(
+        f"counts, and % of each true class (row shares: recall on the diagonal){summed}",
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig
 
@@ -115,58 +181,112 @@ SEED_STYLES = ("-", "--", ":", "-.")
 
 
 def draw_curves(per_seed):
-    """Training loss and validation accuracy of both runs; colour tells the run, line style the seed."""
+    """Training loss and validation accuracy of both runs; colour tells the run, line style the
+    seed."""
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
     for run in RUNS:
         for i, s in enumerate(per_seed):
             history, style = s["runs"][run]["history"], SEED_STYLES[i % len(SEED_STYLES)]
             label = f"{RUN_TITLES[run]}, seed {s['seed']}" if len(per_seed) > 1 else RUN_TITLES[run]
             if history["train_loss"]:
-                loss_ax.plot(*zip(*history["train_loss"]), style, color=RUN_COLORS[run], alpha=0.85, label=label)
+                loss_ax.plot(
+                    *zip(*history["train_loss"]),
+                    style,
+                    color=RUN_COLORS[run],
+                    alpha=0.85,
+                    label=label,
+                )
             if history["eval_accuracy"]:
-                acc_ax.plot(*zip(*history["eval_accuracy"]), style, marker="o", color=RUN_COLORS[run], alpha=0.85)
+                acc_ax.plot(
+                    *zip(*history["eval_accuracy"]),
+                    style,
+                    marker="o",
+                    color=RUN_COLORS[run],
+                    alpha=0.85,
+                )
     loss_ax.set(title="training loss", xlabel="epoch", ylabel="cross-entropy")
-    acc_ax.set(title="GLUE validation accuracy, at the start and after each epoch", xlabel="epoch",
-               ylabel="accuracy")
+    acc_ax.set(
+        title="GLUE validation accuracy, at the start and after each epoch",
+        xlabel="epoch",
+        ylabel="accuracy",
+    )
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
-    fig.legend(loc="upper center", ncol=2, bbox_to_anchor=(0.5, -0.02))  # outside: it never covers a curve
+    # outside: it never covers a curve
+    fig.legend(loc="upper center", ncol=2, bbox_to_anchor=(0.5, -0.02))
     return fig
 
 
 def draw_by_length(per_seed, summary):
-    """Where fine-tuning helps (the mean over the seeds when there are several), one column per split: above,
-    the paired delta per sentence length (full fine-tune minus head-only, points) with its 95% interval over the
-    bucket's independent units; below, both runs' accuracy with a 95% interval over units each, and the bucket's
-    majority-class floor. Buckets of too few units for an interval (metrics.MIN_BUCKET_UNITS) are hollow and
-    have none."""
+    """Where fine-tuning helps (the mean over the seeds when there are several), one column per
+    split: above, the paired delta per sentence length (full fine-tune minus head-only, points) with
+    its 95% interval over the bucket's independent units; below, both runs' accuracy with a 95%
+    interval over units each, and the bucket's majority-class floor. Buckets of too few units for an
+    interval (metrics.MIN_BUCKET_UNITS) are hollow and have none."""
     splits = list(per_seed[0]["significance"])
     by_length = summary["accuracy_by_length"] if summary else per_seed[0]["accuracy_by_length"]
-    fig, axes = plt.subplots(2, len(splits), figsize=(5.5 * len(splits), 7.6), sharey="row", squeeze=False,
-                             gridspec_kw={"height_ratios": [1, 1.2]})
+    fig, axes = plt.subplots(
+        2,
+        len(splits),
+        figsize=(5.5 * len(splits), 7.6),
+        sharey="row",
+        squeeze=False,
+        gridspec_kw={"height_ratios": [1, 1.2]},
+    )
     for column, split in enumerate(splits):
         delta_ax, ax = axes[0, column], axes[1, column]
         buckets = by_length[split]
         x = np.arange(len(buckets))
         small = np.array([b["delta_ci95"] is None for b in buckets])
         legend = column == 0
-        draw_with_intervals(delta_ax, x, [b["delta"] for b in buckets], [b["delta_ci95"] for b in buckets],
-                            scale=100, small=small, color="black", fmt="o",
-                            label="full fine-tune − head-only (95% interval over units)" if legend else None)
+        draw_with_intervals(
+            delta_ax,
+            x,
+            [b["delta"] for b in buckets],
+            [b["delta_ci95"] for b in buckets],
+            scale=100,
+            small=small,
+            color="black",
+            fmt="o",
+            label="full fine-tune − head-only (95% interval over units)" if legend else None,
+        )
         delta_ax.axhline(0, color="grey", linewidth=1)
-        delta_ax.set(title=f"{title_of(split)}: accuracy by length", ylabel="delta (points)" if legend else None,
-                     xlim=(-0.5, len(buckets) - 0.5))
+        delta_ax.set(
+            title=f"{title_of(split)}: accuracy by length",
+            ylabel="delta (points)" if legend else None,
+            xlim=(-0.5, len(buckets) - 0.5),
+        )
         delta_ax.set_xticks(x, [b["tokens"] for b in buckets])
         delta_ax.grid(alpha=0.3)
         for offset, run in zip((-0.06, 0.06), RUNS):
-            draw_with_intervals(ax, x + offset, [b[run] for b in buckets], [b[f"{run}_ci95"] for b in buckets],
-                                scale=1, small=small, color=RUN_COLORS[run], fmt="o-",
-                                label=f"{RUN_TITLES[run]} (95% interval over units)" if legend else None)
+            draw_with_intervals(
+                ax,
+                x + offset,
+                [b[run] for b in buckets],
+                [b[f"{run}_ci95"] for b in buckets],
+                scale=1,
+                small=small,
+                color=RUN_COLORS[run],
+                fmt="o-",
+                label=f"{RUN_TITLES[run]} (95% interval over units)" if legend else None,
+            )
         if legend and small.any():
-            ax.scatter([], [], s=40, facecolors="white", edgecolors="black",
-                       label=f"fewer than {MIN_BUCKET_UNITS} units: no interval")
-        ax.plot(x, [b["majority_floor"] for b in buckets], "k_", markersize=18, mew=2,
-                label="bucket's majority-class floor" if legend else None)
+            ax.scatter(
+                [],
+                [],
+                s=40,
+                facecolors="white",
+                edgecolors="black",
+                label=f"fewer than {MIN_BUCKET_UNITS} units: no interval",
+            )
+        ax.plot(
+            x,
+            [b["majority_floor"] for b in buckets],
+            "k_",
+            markersize=18,
+            mew=2,
+            label="bucket's majority-class floor" if legend else None,
+        )
         ax.set_xticks(x, [f"{b['tokens']}\n({b['items']:,})" for b in buckets])
         ax.set(xlabel="tokens (items)", ylim=(0, 1.05), xlim=(-0.5, len(buckets) - 0.5))
         ax.grid(alpha=0.3)
@@ -182,6 +302,15 @@ def draw_with_intervals(ax, x, values, intervals, *, scale, small, color, fmt, l
     values = scale * np.asarray(values, float)
     low = np.array([scale * i[0] if i else v for i, v in zip(intervals, values)])
     high = np.array([scale * i[1] if i else v for i, v in zip(intervals, values)])
-    ax.errorbar(x, values, yerr=np.clip([values - low, high - values], 0, None), fmt=fmt, color=color, capsize=3,
-                label=label)
-    ax.scatter(np.asarray(x)[small], values[small], s=40, facecolors="white", edgecolors=color, zorder=3)
+    ax.errorbar(
+        x,
+        values,
+        yerr=np.clip([values - low, high - values], 0, None),
+        fmt=fmt,
+        color=color,
+        capsize=3,
+        label=label,
+    )
+    ax.scatter(
+        np.asarray(x)[small], values[small], s=40, facecolors="white", edgecolors=color, zorder=3
+    )

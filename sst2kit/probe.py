@@ -1,17 +1,19 @@
 """A reference for the head-only run: the best linear probe on the same frozen-encoder features.
 
-The head-only run is the notebook's recipe (its head, learning rate and two epochs), which can leave a frozen
-encoder's features under-used. A logistic regression on the standardised features, its regularisation chosen by
-cross-validation on train, shows what a well-fit classifier on the frozen encoder reaches: the gap from it to the
-full fine-tune is what freezing the encoder costs, the gap from the head-only run to it what the recipe costs.
+The head-only run is the notebook's recipe (its head, learning rate and two epochs), which can leave
+a frozen encoder's features under-used. A logistic regression on the standardised features, its
+regularisation chosen by cross-validation on train, shows what a well-fit classifier on the frozen
+encoder reaches: the gap from it to the full fine-tune is what freezing the encoder costs, the gap
+from the head-only run to it what the recipe costs.
 
-Its regularisation is chosen by 5-fold cross-validation, the folds drawn three times over, on at most 10,000
-training items (each fold standardised on its own training part), and the chosen probe is then fitted on every
-training item at the same penalty per item: a probe fitted on a subset would overstate the gap over it
-(bench/probe_size.py measures by how much). The fit runs on the CPU while the GPU trains both runs, on a
-background thread, its folds on threads of their own: no worker process exists that a stop signal would have to
-wait for or could leave behind.
+Its regularisation is chosen by 5-fold cross-validation, the folds drawn three times over, on at
+most 10,000 training items (each fold standardised on its own training part), and the chosen probe
+is then fitted on every training item at the same penalty per item: a probe fitted on a subset would
+overstate the gap over it (bench/probe_size.py measures by how much). The fit runs on the CPU while
+the GPU trains both runs, on a background thread, its folds on threads of their own: no worker
+process exists that a stop signal would have to wait for or could leave behind.
 """
+
 import threading
 import time
 import warnings
@@ -28,49 +30,70 @@ from sst2kit import processes
 from sst2kit.console import say
 from sst2kit.names import PROBE, PROBE_TITLE, evaluated
 
-CV_ITEMS = 10_000  # items the regularisation is chosen on: more moves the choice little and costs minutes
-FOLDS = 5  # 3 folds would cost 3/5 of the CPU time, but chose C = 1 instead of 0.01 for MiniLM on full SST-2
-# One 5-fold split's choice of C moved between 0.01 and 0.1 with the order of the rows (MiniLM, full SST-2): the
-# folds are drawn afresh REPEATS times and the scores averaged, so the choice depends on the data, not one shuffle.
+# items the regularisation is chosen on: more moves the choice little and costs minutes
+CV_ITEMS = 10_000
+# 3 folds would cost 3/5 of the CPU time, but chose C = 1 instead of 0.01 for MiniLM on full SST-2
+FOLDS = 5
+# One 5-fold split's choice of C moved between 0.01 and 0.1 with the order of the rows (MiniLM, full
+# SST-2): the
+# folds are drawn afresh REPEATS times and the scores averaged, so the choice depends on the data,
+# not one shuffle.
 REPEATS = 3
 
 
-# The regularisation grid, as C for the items a fold trains on; half-decade steps from very strong to weak.
+# The regularisation grid, as C for the items a fold trains on; half-decade steps from very strong
+# to weak.
 CS = np.logspace(-4, 2, 13)
 
 
 def best_linear_probe(features, seed):
-    """P(positive) per evaluation split from a logistic regression on the standardised cached features, its C
-    chosen by cross-validation, fitted on every training item; and what was fit (C, items, seconds).
+    """P(positive) per evaluation split from a logistic regression on the standardised cached
+    features, its C chosen by cross-validation, fitted on every training item; and what was fit (C,
+    items, seconds).
 
-    Each fold standardises with its own training part alone (a scaler fitted on every row first would let the
-    held-out rows shape the features they are scored on). scikit-learn's C multiplies a sum of per-item losses,
-    so the same C is a weaker penalty on more items: the chosen C is rescaled from a fold's training size to the
-    full training set, keeping the penalty per item the one the folds chose."""
+    Each fold standardises with its own training part alone (a scaler fitted on every row first
+    would let the held-out rows shape the features they are scored on). scikit-learn's C multiplies
+    a sum of per-item losses, so the same C is a weaker penalty on more items: the chosen C is
+    rescaled from a fold's training size to the full training set, keeping the penalty per item the
+    one the folds chose."""
     started = time.perf_counter()
     train = features["train"]
     states, labels = train.states.numpy(), train.labels.numpy()
     rows = np.random.default_rng(seed).permutation(len(train))[:CV_ITEMS]
-    folds = list(RepeatedStratifiedKFold(n_splits=FOLDS, n_repeats=REPEATS, random_state=seed)
-                 .split(states[rows], labels[rows]))
+    folds = list(
+        RepeatedStratifiedKFold(n_splits=FOLDS, n_repeats=REPEATS, random_state=seed).split(
+            states[rows], labels[rows]
+        )
+    )
     with warnings.catch_warnings(), parallel_backend("threading"):
         # scikit-learn announces changes of defaults that do not touch this fit
         warnings.simplefilter("ignore", FutureWarning)
-        scores = Parallel(n_jobs=FOLDS)(delayed(fold_scores)(states[rows], labels[rows], fold, seed=seed)
-                                        for fold in folds)
+        scores = Parallel(n_jobs=FOLDS)(
+            delayed(fold_scores)(states[rows], labels[rows], fold, seed=seed) for fold in folds
+        )
         chosen = float(CS[int(np.argmax(np.mean(scores, 0)))])
         fold_items = int(np.mean([len(fit_rows) for fit_rows, _ in folds]))
         c = chosen * fold_items / len(train)
         probe = fitted_probe(states, labels, c=c, seed=seed)
-    probs = {split: probe.predict_proba(features[split].states.numpy())[:, 1] for split in evaluated(features)}
-    return probs, {"train_items": len(train), "cross_validated_on": len(rows), "C": c, "C_on_folds": chosen,
-                   "fold_items": fold_items, "folds": FOLDS, "repeats": REPEATS,
-                   "seconds": time.perf_counter() - started}
+    probs = {
+        split: probe.predict_proba(features[split].states.numpy())[:, 1]
+        for split in evaluated(features)
+    }
+    return probs, {
+        "train_items": len(train),
+        "cross_validated_on": len(rows),
+        "C": c,
+        "C_on_folds": chosen,
+        "fold_items": fold_items,
+        "folds": FOLDS,
+        "repeats": REPEATS,
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def fold_scores(states, labels, fold, *, seed):
-    """Held-out accuracy of each C in CS on one fold, the scaler fitted on the fold's training part alone; the
-    path warm-started from the strongest penalty."""
+    """Held-out accuracy of each C in CS on one fold, the scaler fitted on the fold's training part
+    alone; the path warm-started from the strongest penalty."""
     fit_rows, held_out = fold
     scaler = StandardScaler().fit(states[fit_rows])
     fit_states, held_states = scaler.transform(states[fit_rows]), scaler.transform(states[held_out])
@@ -83,15 +106,17 @@ def fold_scores(states, labels, fold, *, seed):
 
 def fitted_probe(states, labels, *, c, seed):
     """The probe with its regularisation given: standardised features, a logistic regression."""
-    probe = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=1000, random_state=seed))
+    probe = make_pipeline(
+        StandardScaler(), LogisticRegression(C=c, max_iter=1000, random_state=seed)
+    )
     return probe.fit(states, labels)
 
 
 class ProbeReference:
-    """The probe's fit, started on a background thread beside the training (its arithmetic is numpy's and
-    scikit-learn's, which release the interpreter lock while they compute), waited for once, when the first seed
-    is recorded. A fit that fails, or one that was never started, leaves the trained runs' results standing
-    without their reference."""
+    """The probe's fit, started on a background thread beside the training (its arithmetic is
+    numpy's and scikit-learn's, which release the interpreter lock while they compute), waited for
+    once, when the first seed is recorded. A fit that fails, or one that was never started, leaves
+    the trained runs' results standing without their reference."""
 
     def __init__(self, features, seed):
         self.fitting, self.probs, self.fit, self.waited = None, {}, None, features is None
@@ -105,19 +130,24 @@ class ProbeReference:
             except BaseException as err:  # noqa: BLE001 - handed to whoever asks for the result
                 self.fitting.set_exception(err)
 
-        threading.Thread(target=fit, name="linear-probe", daemon=True).start()  # daemon: Ctrl-C need not wait
+        # daemon: Ctrl-C need not wait
+        threading.Thread(target=fit, name="linear-probe", daemon=True).start()
 
     @classmethod
     def start(cls, cfg, features):
-        """Started when asked for and possible, by the process that reports; else a reference that never comes."""
+        """Started when asked for and possible, by the process that reports; else a reference that
+        never comes."""
         if cfg.probe_reference and features is None:
-            say("no linear probe reference: it needs the cached encoder features (cache_encoder_features)")
+            say(
+                "no linear probe reference: it needs the cached encoder features "
+                "(cache_encoder_features)"
+            )
         wanted = cfg.probe_reference and features is not None and processes.is_main()
         return cls(features if wanted else None, cfg.seed)
 
     def outcome(self):
-        """P(positive) per split under the key PROBE (empty when there is no probe), waited for on the first
-        call, which also prints what was fitted under its own header."""
+        """P(positive) per split under the key PROBE (empty when there is no probe), waited for on
+        the first call, which also prints what was fitted under its own header."""
         if not self.waited:
             self.waited = True
             say(f"\n=== {PROBE_TITLE} ===")
@@ -125,12 +155,17 @@ class ProbeReference:
                 probs, self.fit = self.fitting.result()
                 self.probs = {PROBE: probs}
                 say(probe_fit_line(self.fit))
-            except Exception as err:  # noqa: BLE001 - whatever broke, the trained runs' results stand without it
+            # whatever broke, the trained runs' results stand without it
+            except Exception as err:
                 say(f"no linear probe reference: its fit failed ({type(err).__name__}: {err})")
         return self.probs
 
 
 def probe_fit_line(fit):
-    return (f"C = {fit['C_on_folds']:.3g} by {fit['folds']}-fold cross-validation x{fit['repeats']} (each fold "
-            f"standardised on its own part) on {fit['cross_validated_on']:,} items; fitted on all "
-            f"{fit['train_items']:,} at C = {fit['C']:.3g}, the same penalty per item ({fit['seconds']:.1f}s)")
+    return (
+        f"C = {fit['C_on_folds']:.3g} by {fit['folds']}-fold cross-validation x{fit['repeats']} "
+        "(each fold "
+        f"standardised on its own part) on {fit['cross_validated_on']:,} items; fitted on all "
+        f"{fit['train_items']:,} at C = {fit['C']:.3g}, the same penalty per item "
+        f"({fit['seconds']:.1f}s)"
+    )

@@ -1,13 +1,16 @@
-"""Several processes, two ways (torchrun or accelerate launch): which this one is, and the few messages they
-exchange. The main process (rank 0) decides, prints and writes.
+"""Several processes, two ways (torchrun or accelerate launch): which this one is, and the few
+messages they exchange. The main process (rank 0) decides, prints and writes.
 
-  data:  every process trains every run on its shard of each batch (accelerate and the Trainer's data-parallel
+  data:  every process trains every run on its shard of each batch (accelerate and the Trainer's
+  data-parallel
          training): the effective batch is the per-device batch times the number of processes.
-  seeds: every process trains whole seeds alone, with the single-process recipe (batch 32, CUDA graphs where they
-         apply), seeds dealt round-robin; the processes share a small gloo group of their own only to agree on the
-         run folder and to hand each finished seed to the main process. accelerate and the Trainer are not told of
-         the other processes, so nothing is sharded or all-reduced.
+  seeds: every process trains whole seeds alone, with the single-process recipe (batch 32, CUDA
+  graphs where they
+         apply), seeds dealt round-robin; the processes share a small gloo group of their own only
+         to agree on the run folder and to hand each finished seed to the main process. accelerate
+         and the Trainer are not told of the other processes, so nothing is sharded or all-reduced.
 """
+
 import os
 from contextlib import contextmanager
 
@@ -18,12 +21,21 @@ from accelerate import PartialState
 from sst2kit.errors import UsageError
 
 # what torchrun sets and accelerate reads to go data-parallel; hidden from it in seeds mode
-LAUNCHER_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
-                      "ROLE_WORLD_SIZE", "GROUP_WORLD_SIZE")
+LAUNCHER_VARIABLES = (
+    "RANK",
+    "LOCAL_RANK",
+    "WORLD_SIZE",
+    "LOCAL_WORLD_SIZE",
+    "GROUP_RANK",
+    "ROLE_RANK",
+    "ROLE_WORLD_SIZE",
+    "GROUP_WORLD_SIZE",
+)
 
 
 def parallel_mode(wanted, num_seeds, processes):
-    """'single' for one process; else 'seeds' or 'data' (auto: seeds when there are several seeds to spread)."""
+    """'single' for one process; else 'seeds' or 'data' (auto: seeds when there are several seeds to
+    spread)."""
     if processes <= 1:
         return "single"
     if wanted == "auto":
@@ -36,7 +48,8 @@ def start(wanted, num_seeds):
     mode = parallel_mode(wanted, num_seeds, int(os.environ.get("WORLD_SIZE", 1)))
     if mode == "seeds":
         local_rank = int(os.environ["LOCAL_RANK"])
-        dist.init_process_group("gloo")  # reads MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE: torchrun's rendezvous
+        # reads MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE: torchrun's rendezvous
+        dist.init_process_group("gloo")
         for name in LAUNCHER_VARIABLES:
             os.environ.pop(name, None)
         if torch.cuda.is_available():
@@ -46,8 +59,9 @@ def start(wanted, num_seeds):
 
 
 def close():
-    """Leave the process group (if any) before the process exits: a group left open aborts the process at exit
-    ("terminate called without an active exception") instead of letting it exit with its own status."""
+    """Leave the process group (if any) before the process exits: a group left open aborts the
+    process at exit ("terminate called without an active exception") instead of letting it exit with
+    its own status."""
     if dist.is_initialized():
         dist.destroy_process_group()
 
@@ -88,7 +102,6 @@ def to_main(value):
     return gathered
 
 
-
 def everyone(value):
     """Every process's value, as a list in rank order, in every process."""
     if count() == 1:
@@ -100,9 +113,9 @@ def everyone(value):
 
 @contextmanager
 def agreeing():
-    """A block every process runs (the input checks, the data): a bad input that any one of them finds stops all
-    of them with the same one line (naming the process when it is not the main one), instead of one process
-    leaving and the others failing in their next exchange with it."""
+    """A block every process runs (the input checks, the data): a bad input that any one of them
+    finds stops all of them with the same one line (naming the process when it is not the main one),
+    instead of one process leaving and the others failing in their next exchange with it."""
     problem = None
     try:
         yield
@@ -117,13 +130,13 @@ def agreeing():
 
 
 def deal_seeds(seeds, parallel, *, train, stopwatch):
-    """Every seed trained, and yielded on the main process as (seed, P(positive) per run and split, each run's
-    record), in order. train(seed) trains one seed's two runs.
+    """Every seed trained, and yielded on the main process as (seed, P(positive) per run and split,
+    each run's record), in order. train(seed) trains one seed's two runs.
 
-    seeds mode: process k trains seeds k, k + n, ... alone, and after each round the main process receives the
-    round's seeds. A seed that fails in one process does not lose the seeds the others finished: the round's other
-    seeds are still yielded, then every process stops with the failure. Other modes: every process takes part in
-    every seed."""
+    seeds mode: process k trains seeds k, k + n, ... alone, and after each round the main process
+    receives the round's seeds. A seed that fails in one process does not lose the seeds the others
+    finished: the round's other seeds are still yielded, then every process stops with the failure.
+    Other modes: every process takes part in every seed."""
     spread = count() if parallel == "seeds" else 1
     for round_start in range(0, len(seeds), spread):
         mine = round_start + (index() if parallel == "seeds" else 0)
@@ -148,11 +161,13 @@ def deal_seeds(seeds, parallel, *, train, stopwatch):
                 for finished, _ in round_outcomes:
                     if finished is not None:
                         yield finished
-            except GeneratorExit:  # the main process stopped while recording: the others must not wait for it
+            # the main process stopped while recording: the others must not wait for it
+            except GeneratorExit:
                 from_main("the main process stopped (it says why)")
                 raise
             failure = next((message for _, message in round_outcomes if message), None)
         with stopwatch("waiting for other processes"):
             failure = from_main(failure)
-        if failure:  # the seeds already recorded stay; every process stops, and the main one says why
+        # the seeds already recorded stay; every process stops, and the main one says why
+        if failure:
             raise UsageError(failure)

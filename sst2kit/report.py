@@ -1,7 +1,9 @@
-"""What is printed, and report.md: the setup, then the card's three outputs (each run's metrics, the confusion
-matrices, the accuracy delta with its evidence and the verdict), the summary over seeds and the examples that
-flipped. Each part is built as lines from the run's Results by one function and printed (on the main process) by
-its print_ twin; report.md is built from the same functions, the answer first."""
+"""What is printed, and report.md: the setup, then the card's three outputs (each run's metrics, the
+confusion matrices, the accuracy delta with its evidence and the verdict), the summary over seeds
+and the examples that flipped. Each part is built as lines from the run's Results by one function
+and printed (on the main process) by its print_ twin; report.md is built from the same functions,
+the answer first."""
+
 import textwrap
 
 from sst2kit.console import say, visible
@@ -23,49 +25,84 @@ def shown(lines):
 
 
 def cut(text, most=110):
-    return text if len(text) <= most else text[:most - 1] + "…"
+    return text if len(text) <= most else text[: most - 1] + "…"
 
 
 def setup_lines(results):
-    """What the run works on: the model, the splits, their label mixes, the leakage and independent units, where
-    it runs."""
-    cfg, eval_splits, balance, setup = results.cfg, results.eval_splits, results.balance, results.experiment.setup
-    lines = [f"model: {visible(cfg.model_name)}",
-             f"  its pretrained encoder, with a new two-label head ({len(results.new_head_tensors)} tensors, "
-             "initialised as expected; named in results.json)",
-             f"split '{cfg.split}': " + ", ".join(f"{name} {n:,}" for name, n in results.sizes.items()),
-             "train labels: " + ", ".join(f"{k} {balance['train_label_counts'][k]:,} ({100 * v:.1f}%)"
-                                          for k, v in balance["train_label_shares"].items())]
+    """What the run works on: the model, the splits, their label mixes, the leakage and independent
+    units, where it runs."""
+    cfg, eval_splits, balance, setup = (
+        results.cfg,
+        results.eval_splits,
+        results.balance,
+        results.experiment.setup,
+    )
+    lines = [
+        f"model: {visible(cfg.model_name)}",
+        f"  its pretrained encoder, with a new two-label head ({len(results.new_head_tensors)} "
+        "tensors, initialised as expected; named in results.json)",
+        f"split '{cfg.split}': " + ", ".join(f"{name} {n:,}" for name, n in results.sizes.items()),
+        "train labels: "
+        + ", ".join(
+            f"{k} {balance['train_label_counts'][k]:,} ({100 * v:.1f}%)"
+            for k, v in balance["train_label_shares"].items()
+        ),
+    ]
     if "external_test" in eval_splits:
         external = eval_splits["external_test"].frame["sentence"]
         lines.append(f"external test set: {len(external):,} labelled sentences from")
         lines.append(f"  {visible(cfg.external_test_file)}")
         shared = shared_items(external, eval_splits["validation"].frame["sentence"])
         if shared:
-            lines.append(f"warning: {shared:,} of the external test set's sentences are also GLUE validation "
-                         "sentences: it is meant to be a set of its own (such as the SST-2 test sentences)")
+            lines.append(
+                f"warning: {shared:,} of the external test set's sentences are also GLUE "
+                "validation "
+                "sentences: it is meant to be a set of its own (such as the SST-2 test sentences)"
+            )
     for name, split in eval_splits.items():
-        lines.append(f"{name}: {100 * split.positive_share:.1f}% positive, majority-class floor "
-                     f"{100 * split.majority_floor:.1f}%; {split.unit_count:,} independent {split.unit_name}"
-                     + (f" (largest {split.largest_unit_items:,} items)" if split.largest_unit_items > 1 else "")
-                     + f"; {100 * split.leakage:.1f}% of items are phrases of training items")
+        lines.append(
+            f"{name}: {100 * split.positive_share:.1f}% positive, majority-class floor "
+            f"{100 * split.majority_floor:.1f}%; {split.unit_count:,} independent {split.unit_name}"
+            + (
+                f" (largest {split.largest_unit_items:,} items)"
+                if split.largest_unit_items > 1
+                else ""
+            )
+            + f"; {100 * split.leakage:.1f}% of items are phrases of training items"
+        )
         if split.duplicated_items:
-            lines.append(f"warning: {split.duplicated_items:,} of {split.title}'s items repeat another of its items "
-                         "word for word: a repeat is no new evidence, so it counts in its original's unit")
+            lines.append(
+                f"warning: {split.duplicated_items:,} of {split.title}'s items repeat another of "
+                "its items "
+                "word for word: a repeat is no new evidence, so it counts in its original's unit"
+            )
         if len(split.labels) < 30 or len(set(split.labels.tolist())) < 2:
-            lines.append(f"warning: {split.title} has {len(split.labels)} item(s), of {len(set(split.labels.tolist()))}"
-                         " class(es): its scores and intervals say little; use more data (subset_fraction)")
+            lines.append(
+                f"warning: {split.title} has {len(split.labels)} item(s), of "
+                f"{len(set(split.labels.tolist()))}"
+                " class(es): its scores and intervals say little; use more data (subset_fraction)"
+            )
     if results.resumed_seeds:
-        lines.append(f"resuming {visible(results.run_dir)}: seed(s) {', '.join(map(str, results.resumed_seeds))} "
-                     "kept as recorded; the missing seeds are trained now")
-    lines += [f"results go to {visible(results.run_dir)}",
-              f"device: {setup.device}, precision: {setup.precision.name}, CUDA graphs: {setup.cuda_graphs_said}, "
-              f"processes: {setup.processes}" + {"seeds": ", each training whole seeds alone",
-                                                 "data": ", data-parallel: each trains on a shard of every batch "
-                                                         f"(effective batch {cfg.per_device_train_batch_size} x "
-                                                         f"{setup.processes})"}.get(setup.parallel, "")]
+        lines.append(
+            f"resuming {visible(results.run_dir)}: seed(s) "
+            f"{', '.join(map(str, results.resumed_seeds))} "
+            "kept as recorded; the missing seeds are trained now"
+        )
+    lines += [
+        f"results go to {visible(results.run_dir)}",
+        f"device: {setup.device}, precision: {setup.precision.name}, CUDA graphs: "
+        f"{setup.cuda_graphs_said}, processes: {setup.processes}"
+        + {
+            "seeds": ", each training whole seeds alone",
+            "data": ", data-parallel: each trains on a shard of every batch "
+            f"(effective batch {cfg.per_device_train_batch_size} x {setup.processes})",
+        }.get(setup.parallel, ""),
+    ]
     if setup.device.startswith("cpu") and cfg.subset_fraction is None:
-        lines.append("warning: no GPU; a full run is slow on a CPU. Try --subset_fraction 0.05 for a quick look.")
+        lines.append(
+            "warning: no GPU; a full run is slow on a CPU. Try --subset_fraction 0.05 for a quick "
+            "look."
+        )
     return lines
 
 
@@ -79,8 +116,10 @@ def metrics_lines(results):
     for run in RUNS:
         for split in result["significance"]:
             m = result["runs"][run][split]
-            lines.append(f"{RUN_TITLES[run]:27} {split:14} accuracy {m['accuracy']:.4f}  balanced "
-                         f"{m['balanced_accuracy']:.4f}  F1 {m['f1']:.4f}  macro-F1 {m['macro_f1']:.4f}")
+            lines.append(
+                f"{RUN_TITLES[run]:27} {split:14} accuracy {m['accuracy']:.4f}  balanced "
+                f"{m['balanced_accuracy']:.4f}  F1 {m['f1']:.4f}  macro-F1 {m['macro_f1']:.4f}"
+            )
     return lines
 
 
@@ -90,13 +129,17 @@ def print_metrics(results):
 
 def confusion_lines(results):
     result = results.per_seed[0]
-    lines = [f"\n=== confusion matrices (seed {result['seed']}; rows true, columns predicted: "
-             f"{' / '.join(LABEL_NAMES)}) ==="]
+    lines = [
+        f"\n=== confusion matrices (seed {result['seed']}; rows true, columns predicted: "
+        f"{' / '.join(LABEL_NAMES)}) ==="
+    ]
     for run in RUNS:
         for split in result["significance"]:
             (tn, fp), (fn, tp) = result["runs"][run][split]["confusion_matrix"]
-            lines.append(f"{RUN_TITLES[run]:27} {split:14} {LABEL_NAMES[0]} [{tn:6,d} {fp:6,d}]   "
-                         f"{LABEL_NAMES[1]} [{fn:6,d} {tp:6,d}]")
+            lines.append(
+                f"{RUN_TITLES[run]:27} {split:14} {LABEL_NAMES[0]} [{tn:6,d} {fp:6,d}]   "
+                f"{LABEL_NAMES[1]} [{fn:6,d} {tp:6,d}]"
+            )
     return lines
 
 
@@ -109,9 +152,13 @@ def share(value, signed=True):
 
 
 def error_columns(delta):
-    """The share of the baseline's errors the model fixes, and the net error-rate reduction (fixes minus breaks,
-    over the baseline's errors)."""
-    return f"{share(delta['errors_fixed_share'], signed=False):>24}{share(delta['error_rate_reduction']):>26}"
+    """The share of the baseline's errors the model fixes, and the net error-rate reduction (fixes
+    minus breaks, over the baseline's errors)."""
+    fixed, net = (
+        share(delta["errors_fixed_share"], signed=False),
+        share(delta["error_rate_reduction"]),
+    )
+    return f"{fixed:>24}{net:>26}"
 
 
 ERROR_HEADER = f"{'baseline errors fixed':>24}{'net error-rate reduction':>26}"
@@ -119,39 +166,65 @@ ERROR_HEADER = f"{'baseline errors fixed':>24}{'net error-rate reduction':>26}"
 
 def interval_line(split, s, comparison):
     lo, hi = (100 * x for x in s["delta_accuracy_ci95"])
-    holm = "not tested" if not s.get("tested", True) else \
-        p_text(s, "p_value_holm", short=True) if s["family_size"] > 1 else "alone"
-    return (f"{comparison:22} {split:14} [{lo:+6.2f}, {hi:+6.2f}]  {s['independent_units']:6,} "
-            f"{s['resampled_unit']:17} {s['paired_test']} {p_text(s, short=True)}; {holm}")
+    holm = (
+        "not tested"
+        if not s.get("tested", True)
+        else p_text(s, "p_value_holm", short=True)
+        if s["family_size"] > 1
+        else "alone"
+    )
+    return (
+        f"{comparison:22} {split:14} [{lo:+6.2f}, {hi:+6.2f}]  {s['independent_units']:6,} "
+        f"{s['resampled_unit']:17} {s['paired_test']} {p_text(s, short=True)}; {holm}"
+    )
 
 
 def delta_lines(results):
-    """The accuracy delta per split with its interval and test, the probe reference, then the verdict."""
+    """The accuracy delta per split with its interval and test, the probe reference, then the
+    verdict."""
     result, summary, balance = results.per_seed[0], results.summary, results.balance
     runs, splits = result["runs"], list(result["significance"])
-    first = f", the first of {len(summary['deltas'][splits[0]]['per_seed_accuracy'])}" if summary else ""
-    lines = [f"\n=== accuracy delta (seed {result['seed']}{first}) ===",
-             f"{'':24}{'head-only':>10}{'full':>10}{'delta (points)':>16}{ERROR_HEADER}{'positive':>10}"]
+    first = (
+        f", the first of {len(summary['deltas'][splits[0]]['per_seed_accuracy'])}"
+        if summary
+        else ""
+    )
+    lines = [
+        f"\n=== accuracy delta (seed {result['seed']}{first}) ===",
+        f"{'':24}{'head-only':>10}{'full':>10}{'delta (points)':>16}{ERROR_HEADER}{'positive':>10}",
+    ]
     for split in splits:
-        h, f, delta = runs["head_only"][split], runs["full_finetune"][split], result["deltas"][split]
-        lines.append(f"{split + ' accuracy':24}{h['accuracy']:10.4f}{f['accuracy']:10.4f}"
-                     f"{100 * delta['accuracy']:+16.2f}{error_columns(delta)}"
-                     f"{100 * balance[split]['positive_share']:9.1f}%")
-        lines.append(f"{'  balanced accuracy':24}{h['balanced_accuracy']:10.4f}{f['balanced_accuracy']:10.4f}"
-                     f"{100 * delta['balanced_accuracy']:+16.2f}")
+        h, f, delta = (
+            runs["head_only"][split],
+            runs["full_finetune"][split],
+            result["deltas"][split],
+        )
+        lines.append(
+            f"{split + ' accuracy':24}{h['accuracy']:10.4f}{f['accuracy']:10.4f}"
+            f"{100 * delta['accuracy']:+16.2f}{error_columns(delta)}"
+            f"{100 * balance[split]['positive_share']:9.1f}%"
+        )
+        lines.append(
+            f"{'  balanced accuracy':24}{h['balanced_accuracy']:10.4f}"
+            f"{f['balanced_accuracy']:10.4f}{100 * delta['balanced_accuracy']:+16.2f}"
+        )
         for kind, part in result["by_kind"].get(split, {}).items():
             if part:
-                lines.append(f"{'  ' + kind.replace('_', ' '):24}{part['accuracy']['head_only']:10.4f}"
-                             f"{part['accuracy']['full_finetune']:10.4f}{100 * part['delta_accuracy']:+16.2f}"
-                             f"    ({part['items']:,} items)")
+                lines.append(
+                    f"{'  ' + kind.replace('_', ' '):24}{part['accuracy']['head_only']:10.4f}"
+                    f"{part['accuracy']['full_finetune']:10.4f}"
+                    f"{100 * part['delta_accuracy']:+16.2f}    ({part['items']:,} items)"
+                )
     probe = result.get("probe_reference")
     if probe:
         lines.append(f"\n{'':24}{'probe':>10}{'full':>10}{'delta (points)':>16}{ERROR_HEADER}")
         for split in splits:
             d = probe["delta"][split]
-            lines.append(f"{split + ' accuracy':24}{probe['runs'][split]['accuracy']:10.4f}"
-                         f"{runs['full_finetune'][split]['accuracy']:10.4f}{100 * d['accuracy']:+16.2f}"
-                         f"{error_columns(d)}")
+            lines.append(
+                f"{split + ' accuracy':24}{probe['runs'][split]['accuracy']:10.4f}"
+                f"{runs['full_finetune'][split]['accuracy']:10.4f}{100 * d['accuracy']:+16.2f}"
+                f"{error_columns(d)}"
+            )
     lines.append(f"\n{'accuracy delta':22} {'':14} {'95% CI (points)':18}  {'over':24} paired test")
     for split in splits:
         lines.append(interval_line(split, result["significance"][split], "full - head-only"))
@@ -159,11 +232,20 @@ def delta_lines(results):
         for split in splits:
             lines.append(interval_line(split, probe["significance"][split], "full - probe"))
         for split in splits:
-            lines.append(interval_line(split, probe["versus_head_only"]["significance"][split],
-                                       "probe - head-only"))
+            lines.append(
+                interval_line(
+                    split, probe["versus_head_only"]["significance"][split], "probe - head-only"
+                )
+            )
     lines += summary_lines(summary) if summary else []
-    lines += ["\n=== verdict ===", *(wrapped for line in verdict_lines(results)
-                                      for wrapped in textwrap.wrap(line, WIDTH, subsequent_indent="    "))]
+    lines += [
+        "\n=== verdict ===",
+        *(
+            wrapped
+            for line in verdict_lines(results)
+            for wrapped in textwrap.wrap(line, WIDTH, subsequent_indent="    ")
+        ),
+    ]
     return lines + flip_lines(flips(results.predictions), result["seed"])
 
 
@@ -172,78 +254,136 @@ def print_delta(results):
 
 
 def summary_lines(summary):
-    lines = ["\nover seeds (mean ± SD across seeds; the test sets are the same, so the SD is training randomness):"]
+    lines = [
+        "\nover seeds (mean ± SD across seeds; the test sets are the same, so the SD is training "
+        "randomness):"
+    ]
     splits = list(summary[RUNS[0]])
     for run in RUNS:
         for split in splits:
             m = summary[run][split]
-            lines.append(f"  {run:14} {split:13} accuracy {m['accuracy']['mean']:.4f} ± {m['accuracy']['std']:.4f}"
-                         f"  balanced {m['balanced_accuracy']['mean']:.4f} ± {m['balanced_accuracy']['std']:.4f}"
-                         f"  macro-F1 {m['macro_f1']['mean']:.4f} ± {m['macro_f1']['std']:.4f}")
+            lines.append(
+                f"  {run:14} {split:13} accuracy {m['accuracy']['mean']:.4f} ± "
+                f"{m['accuracy']['std']:.4f}  balanced {m['balanced_accuracy']['mean']:.4f} ± "
+                f"{m['balanced_accuracy']['std']:.4f}"
+                f"  macro-F1 {m['macro_f1']['mean']:.4f} ± {m['macro_f1']['std']:.4f}"
+            )
     for split in splits:
         d = summary["deltas"][split]
         lo, hi = d["across_seeds"]["delta_accuracy_ci95"]
-        lines.append(f"  delta {split:13} {100 * d['accuracy']['mean']:+.2f} ± {100 * d['accuracy']['std']:.2f} "
-                     f"points (95% CI across seeds and units {100 * lo:+.2f} to {100 * hi:+.2f}); balanced "
-                     f"{100 * d['balanced_accuracy']['mean']:+.2f} ± {100 * d['balanced_accuracy']['std']:.2f}; "
-                     f"per seed {', '.join(f'{100 * x:+.2f}' for x in d['per_seed_accuracy'])}")
+        lines.append(
+            f"  delta {split:13} {100 * d['accuracy']['mean']:+.2f} ± "
+            f"{100 * d['accuracy']['std']:.2f} "
+            f"points (95% CI across seeds and units {100 * lo:+.2f} to {100 * hi:+.2f}); balanced "
+            f"{100 * d['balanced_accuracy']['mean']:+.2f} ± "
+            f"{100 * d['balanced_accuracy']['std']:.2f}; "
+            f"per seed {', '.join(f'{100 * x:+.2f}' for x in d['per_seed_accuracy'])}"
+        )
     return lines
 
 
 def flip_lines(flipped, seed, most=5):
     flipped, lines = flipped[flipped["seed"] == seed], []
-    for change, what in (("fixed", "fixes (head-only wrong, full fine-tune right)"),
-                         ("broken", "breaks (head-only right, full fine-tune wrong)")):
+    for change, what in (
+        ("fixed", "fixes (head-only wrong, full fine-tune right)"),
+        ("broken", "breaks (head-only right, full fine-tune wrong)"),
+    ):
         rows = flipped[flipped["change"] == change]
         counts = rows["split"].value_counts()
         per_split = ", ".join(f"{split} {counts[split]:,}" for split in evaluated(counts.index))
-        lines.append(f"\nseed {seed}: the full fine-tune {what}: {len(rows):,} examples"
-                     + (f" ({per_split}); the {min(most, len(rows))} it is surest of:" if len(rows) else "."))
+        lines.append(
+            f"\nseed {seed}: the full fine-tune {what}: {len(rows):,} examples"
+            + (f" ({per_split}); the {min(most, len(rows))} it is surest of:" if len(rows) else ".")
+        )
         for row in rows.head(most).itertuples():
-            lines.append(f"  [{row.split}, {LABEL_NAMES[row.label]}] P(positive) head-only "
-                         f"{row.head_only_prob_pos:.2f}, full {row.full_finetune_prob_pos:.2f}: "
-                         f"{cut(visible(row.sentence))}")
+            lines.append(
+                f"  [{row.split}, {LABEL_NAMES[row.label]}] P(positive) head-only "
+                f"{row.head_only_prob_pos:.2f}, full {row.full_finetune_prob_pos:.2f}: "
+                f"{cut(visible(row.sentence))}"
+            )
     return lines
 
 
 def classification_reports(result):
-    """scikit-learn's per-class precision, recall and F1 for each run and split: kept in report.md only."""
-    return [f"{RUN_TITLES[run]} on {SPLIT_TITLES[split]}:\n{result['runs'][run][split]['report']}"
-            for run in RUNS for split in result["significance"]]
+    """scikit-learn's per-class precision, recall and F1 for each run and split: kept in report.md
+    only."""
+    return [
+        f"{RUN_TITLES[run]} on {SPLIT_TITLES[split]}:\n{result['runs'][run][split]['report']}"
+        for run in RUNS
+        for split in result["significance"]
+    ]
 
 
 GLOSSARY = [
-    "- **positive share**: the share of a split's items labelled positive. Far from 50%, a model that always "
-    "answers the majority class already scores that share: its *majority-class floor*.",
-    "- **units**: the independent pieces of evidence an interval resamples. A sentence listed twice is one unit; in "
-    "the re-split test set a unit is a source sentence with the phrases cut from it (a phrase found in several "
-    "sentences is a unit alone).",
-    "- **largest unit**: the most items any one unit holds; the larger, the less independent the items.",
-    "- **not established**: no difference is claimed: its 95% interval includes 0, or its (corrected) test does "
-    "not reach 0.05, or it was not tested because the question's own comparison was not established. It does not "
+    "- **positive share**: the share of a split's items labelled positive. Far from 50%, a model "
+    "that always answers the majority class already scores that share: its *majority-class floor*.",
+    "- **units**: the independent pieces of evidence an interval resamples. A sentence listed "
+    "twice is one unit; in "
+    "the re-split test set a unit is a source sentence with the phrases cut from it (a phrase "
+    "found in several sentences is a unit alone).",
+    "- **largest unit**: the most items any one unit holds; the larger, the less independent the "
+    "items.",
+    "- **not established**: no difference is claimed: its 95% interval includes 0, or its "
+    "(corrected) test does "
+    "not reach 0.05, or it was not tested because the question's own comparison was not "
+    "established. It does not "
     "mean the two are equal: read the interval for how large a difference the data still allow.",
-    "- **withheld**: a run broke (diverged, was unstable, collapsed or did not learn), so nothing is claimed from "
-    "the comparisons that involve it, whatever their numbers.",
+    "- **withheld**: a run broke (diverged, was unstable, collapsed or did not learn), so nothing "
+    "is claimed from the comparisons that involve it, whatever their numbers.",
 ]
 
 
 def markdown(results, figures):
-    """report.md: the answer and any caution in plain words first, a short glossary, then every detail the
-    console printed, scikit-learn's classification reports and the figures."""
+    """report.md: the answer and any caution in plain words first, a short glossary, then every
+    detail the console printed, scikit-learn's classification reports and the figures."""
     answer = [*answer_line(results), *caution_lines(results)]  # with every broken run's fix
-    details = [*setup_lines(results), *([f"\n=== {PROBE_TITLE} ===", probe_fit_line(results.probe_fit)]
-                                        if results.probe_fit else []),
-               *metrics_lines(results), *confusion_lines(results), *delta_lines(results)]
-    return "\n".join(["# sst2-compare report", "", *answer, "", "## Words used here", "", *GLOSSARY, "",
-                      "## The run in detail", "", "```", *details, "```", "", "## Classification reports", "", "```",
-                      *classification_reports(results.per_seed[0]), "```", "", "## Figures", "",
-                      *(f"![{figure.stem}]({figure.name})" for figure in figures), ""])
+    details = [
+        *setup_lines(results),
+        *(
+            [f"\n=== {PROBE_TITLE} ===", probe_fit_line(results.probe_fit)]
+            if results.probe_fit
+            else []
+        ),
+        *metrics_lines(results),
+        *confusion_lines(results),
+        *delta_lines(results),
+    ]
+    return "\n".join(
+        [
+            "# sst2-compare report",
+            "",
+            *answer,
+            "",
+            "## Words used here",
+            "",
+            *GLOSSARY,
+            "",
+            "## The run in detail",
+            "",
+            "```",
+            *details,
+            "```",
+            "",
+            "## Classification reports",
+            "",
+            "```",
+            *classification_reports(results.per_seed[0]),
+            "```",
+            "",
+            "## Figures",
+            "",
+            *(f"![{figure.stem}]({figure.name})" for figure in figures),
+            "",
+        ]
+    )
 
 
 def save(results, *, figures):
-    """report.md in the run folder, the answer to the trackers that keep one (--report_to), and a line naming
-    every file written."""
+    """report.md in the run folder, the answer to the trackers that keep one (--report_to), and a
+    line naming every file written."""
     save_report(results.run_dir, markdown(results, figures))
     log_answer(results.cfg.report_to, results.run_dir, results.headline, answer_line(results)[0])
-    say(f"\nwrote to {results.run_dir}:\n  report.md, results.json, predictions.csv, flips.csv, trainer_log.jsonl, "
-        f"{', '.join(f.name for f in figures)}")
+    say(
+        f"\nwrote to {results.run_dir}:\n  report.md, results.json, predictions.csv, flips.csv, "
+        f"trainer_log.jsonl, {', '.join(f.name for f in figures)}"
+    )

@@ -1,7 +1,9 @@
-"""Going on with a stopped run: which folder (a path, 'latest', or the job's own after a scheduler requeued it),
-what it recorded (every finished seed's comparison and predictions), and whether this run may add to it (the
-same settings that shape the results, the same data, a seed range that still holds every recorded seed).
-Everything here is checked before anything is written: a folder that cannot be resumed is left untouched."""
+"""Going on with a stopped run: which folder (a path, 'latest', or the job's own after a scheduler
+requeued it), what it recorded (every finished seed's comparison and predictions), and whether this
+run may add to it (the same settings that shape the results, the same data, a seed range that still
+holds every recorded seed). Everything here is checked before anything is written: a folder that
+cannot be resumed is left untouched."""
+
 import hashlib
 import json
 import os
@@ -14,12 +16,27 @@ import pandas as pd
 from sst2kit.errors import UsageError
 from sst2kit.names import RUNS
 
-# Settings that change no number of the results: where and how files are written, how fast, what is printed;
-# and where the data lies (the data themselves are compared by their fingerprint, so a copy on another machine
+# Settings that change no number of the results: where and how files are written, how fast, what is
+# printed;
+# and where the data lies (the data themselves are compared by their fingerprint, so a copy on
+# another machine
 # resumes). Every other field must equal the recorded one.
-FREE_ON_RESUME = frozenset({"output_dir", "save_models", "verbose", "resume", "report_to", "num_seeds",
-                            "feature_batch_size", "per_device_eval_batch_size", "dataloader_num_workers", "parallel",
-                            "data_dir", "external_test_file"})
+FREE_ON_RESUME = frozenset(
+    {
+        "output_dir",
+        "save_models",
+        "verbose",
+        "resume",
+        "report_to",
+        "num_seeds",
+        "feature_batch_size",
+        "per_device_eval_batch_size",
+        "dataloader_num_workers",
+        "parallel",
+        "data_dir",
+        "external_test_file",
+    }
+)
 REQUEUED = "SLURM_RESTART_COUNT"  # set by Slurm when it requeues a preempted job, 1 and up
 
 
@@ -35,19 +52,33 @@ class StoppedRun:
 
     @property
     def per_seed(self):
-        """Each recorded seed's comparison, as results.json holds it (top-level keys when one seed)."""
+        """Each recorded seed's comparison, as results.json holds it (top-level keys when one
+        seed)."""
         if "seeds" in self.record:
             return self.record["seeds"]
-        first = {key: self.record[key] for key in ("runs", "deltas", "significance", "status", "at_majority_floor",
-                                                   "by_kind", "accuracy_by_length")}
+        first = {
+            key: self.record[key]
+            for key in (
+                "runs",
+                "deltas",
+                "significance",
+                "status",
+                "at_majority_floor",
+                "by_kind",
+                "accuracy_by_length",
+            )
+        }
         if "probe_reference" in self.record:
-            first["probe_reference"] = {k: v for k, v in self.record["probe_reference"].items() if k != "fit"}
+            first["probe_reference"] = {
+                k: v for k, v in self.record["probe_reference"].items() if k != "fit"
+            }
         return [{"seed": self.record["config"]["seed"], **first}]
 
 
 def folder_to_resume(cfg):
-    """The run folder this run goes on with, or None for a new run: --resume PATH or latest; without it, the
-    newest run folder under output_dir when a scheduler requeued this job (SLURM_RESTART_COUNT > 0)."""
+    """The run folder this run goes on with, or None for a new run: --resume PATH or latest; without
+    it, the newest run folder under output_dir when a scheduler requeued this job
+    (SLURM_RESTART_COUNT > 0)."""
     wanted = cfg.resume
     if wanted is None and int(os.environ.get(REQUEUED, "0") or 0) > 0:
         wanted = "latest" if newest_run(cfg.output_dir) else None
@@ -56,60 +87,87 @@ def folder_to_resume(cfg):
     if wanted == "latest":
         folder = newest_run(cfg.output_dir)
         if folder is None:
-            raise UsageError(f"--resume latest: no run folder with a results.json under {cfg.output_dir}: start a "
-                             "new run (leave --resume unset)")
+            raise UsageError(
+                f"--resume latest: no run folder with a results.json under {cfg.output_dir}: start "
+                "a new run (leave --resume unset)"
+            )
         return folder
     return Path(wanted)
 
 
 def newest_run(output_dir):
-    runs = sorted(Path(output_dir).glob("run-*/results.json"), key=lambda path: path.stat().st_mtime)
+    runs = sorted(
+        Path(output_dir).glob("run-*/results.json"), key=lambda path: path.stat().st_mtime
+    )
     return runs[-1].parent if runs else None
 
 
 def load_stopped_run(cfg):
-    """The stopped run named by cfg (None for a new run), checked against this run's settings. One line and exit
-    status 2 for a folder that is not a run folder, a results.json that is unreadable, settings that differ, or
-    a seed range that no longer holds the recorded seeds."""
+    """The stopped run named by cfg (None for a new run), checked against this run's settings. One
+    line and exit status 2 for a folder that is not a run folder, a results.json that is unreadable,
+    settings that differ, or a seed range that no longer holds the recorded seeds."""
     folder = folder_to_resume(cfg)
     if folder is None:
         return None
     if not folder.is_dir() or not (folder / "results.json").is_file():
-        raise UsageError(f"--resume {folder}: not a run folder (no results.json in it): name a folder under "
-                         f"{cfg.output_dir} such as run-YYYYMMDD-HHMMSS, or latest")
+        raise UsageError(
+            f"--resume {folder}: not a run folder (no results.json in it): name a folder under "
+            f"{cfg.output_dir} such as run-YYYYMMDD-HHMMSS, or latest"
+        )
     try:
         record = json.loads((folder / "results.json").read_text(encoding="utf-8"))
-        predictions = pd.read_csv(folder / "predictions.csv", keep_default_na=False, dtype={"sentence": str})
+        predictions = pd.read_csv(
+            folder / "predictions.csv", keep_default_na=False, dtype={"sentence": str}
+        )
     except (OSError, ValueError) as err:
-        raise UsageError(f"--resume {folder}: its results.json or predictions.csv cannot be read ({type(err).__name__}"
-                         f": {str(err)[:120]}): it was not written by this experiment, or is damaged") from None
-    missing = [key for key in ("config", "data_fingerprint") if not isinstance(record, dict) or key not in record]
+        raise UsageError(
+            f"--resume {folder}: its results.json or predictions.csv cannot be read "
+            f"({type(err).__name__}"
+            f": {str(err)[:120]}): it was not written by this experiment, or is damaged"
+        ) from None
+    missing = [
+        key
+        for key in ("config", "data_fingerprint")
+        if not isinstance(record, dict) or key not in record
+    ]
     if missing:
-        raise UsageError(f"--resume {folder}: its results.json lacks {' and '.join(missing)}: it was written by "
-                         "another program or an older version of this one; start a new run")
+        raise UsageError(
+            f"--resume {folder}: its results.json lacks {' and '.join(missing)}: it was written by "
+            "another program or an older version of this one; start a new run"
+        )
     stopped = StoppedRun(folder, record, predictions)
     check_same_settings(cfg, record["config"], folder)
     seeds = range(cfg.seed, cfg.seed + cfg.num_seeds)
     outside = [seed for seed in stopped.seeds if seed not in seeds]
     if outside:
-        raise UsageError(f"--resume {folder}: it holds seed(s) {', '.join(map(str, outside))}, outside this run's "
-                         f"seeds {seeds.start}..{seeds.stop - 1}: keep --seed {record['config']['seed']} and "
-                         f"--num_seeds at least {len(stopped.seeds)}")
+        raise UsageError(
+            f"--resume {folder}: it holds seed(s) {', '.join(map(str, outside))}, outside this "
+            "run's "
+            f"seeds {seeds.start}..{seeds.stop - 1}: keep --seed {record['config']['seed']} and "
+            f"--num_seeds at least {len(stopped.seeds)}"
+        )
     return stopped
 
 
 def check_same_settings(cfg, recorded, folder):
-    """Every setting that shapes the results equals the recorded one: each that differs named, with both values."""
-    differ = [(name, recorded.get(name), value) for name, value in vars(cfg).items()
-              if name not in FREE_ON_RESUME and recorded.get(name, value) != value]
+    """Every setting that shapes the results equals the recorded one: each that differs named, with
+    both values."""
+    differ = [
+        (name, recorded.get(name), value)
+        for name, value in vars(cfg).items()
+        if name not in FREE_ON_RESUME and recorded.get(name, value) != value
+    ]
     if differ:
         said = "; ".join(f"{name} {was!r} there, {now!r} here" for name, was, now in differ)
-        raise UsageError(f"--resume {folder}: settings that shape the results differ: {said}. Resume with the "
-                         "recorded ones, or start a new run")
+        raise UsageError(
+            f"--resume {folder}: settings that shape the results differ: {said}. Resume with the "
+            "recorded ones, or start a new run"
+        )
 
 
 def data_fingerprint(frames):
-    """A hash of every split's sentences and labels, in order: the same data gives the same fingerprint."""
+    """A hash of every split's sentences and labels, in order: the same data gives the same
+    fingerprint."""
     digest = hashlib.sha256()
     for name in sorted(frames):
         digest.update(name.encode())
@@ -120,13 +178,16 @@ def data_fingerprint(frames):
 
 def check_same_data(stopped, fingerprint):
     if stopped.record["data_fingerprint"] != fingerprint:
-        raise UsageError(f"--resume {stopped.folder}: its results come from other data (its fingerprint differs: "
-                         "another data_dir, subset or split): resume with the data it used, or start a new run")
+        raise UsageError(
+            f"--resume {stopped.folder}: its results come from other data (its fingerprint "
+            "differs: "
+            "another data_dir, subset or split): resume with the data it used, or start a new run"
+        )
 
 
 def recorded_probs(stopped, eval_splits):
-    """Each recorded seed's P(positive) per run and split, in the order of this run's evaluation splits (the same
-    data gives the same order, checked by idx), from its predictions.csv."""
+    """Each recorded seed's P(positive) per run and split, in the order of this run's evaluation
+    splits (the same data gives the same order, checked by idx), from its predictions.csv."""
     per_seed = []
     for seed in stopped.seeds:
         rows = stopped.predictions[stopped.predictions["seed"] == seed]
@@ -134,12 +195,19 @@ def recorded_probs(stopped, eval_splits):
         for name, split in eval_splits.items():
             part = rows[rows["split"] == name]
             if not np.array_equal(part["idx"].to_numpy(), split.frame["idx"].to_numpy()):
-                raise UsageError(f"--resume {stopped.folder}: its predictions.csv does not hold seed {seed}'s "
-                                 f"{name} items in this run's order: it is damaged; start a new run")
+                raise UsageError(
+                    f"--resume {stopped.folder}: its predictions.csv does not hold seed {seed}'s "
+                    f"{name} items in this run's order: it is damaged; start a new run"
+                )
             for run in RUNS:
-                # the file rounds P to 6 decimals: the recorded answer decides which side of 0.5 it lies on
-                prob, answer = part[f"{run}_prob_pos"].to_numpy(np.float64), part[f"{run}_pred"].to_numpy()
-                probs[run][name] = np.where(answer == 1, np.maximum(prob, np.nextafter(0.5, 1)),
-                                            np.minimum(prob, 0.5))
+                # the file rounds P to 6 decimals: the recorded answer decides which side of 0.5 it
+                # lies on
+                prob, answer = (
+                    part[f"{run}_prob_pos"].to_numpy(np.float64),
+                    part[f"{run}_pred"].to_numpy(),
+                )
+                probs[run][name] = np.where(
+                    answer == 1, np.maximum(prob, np.nextafter(0.5, 1)), np.minimum(prob, 0.5)
+                )
         per_seed.append((seed, probs))
     return per_seed

@@ -1,29 +1,38 @@
-"""How far to trust the difference between two models scored on the same items: a 95% interval and a paired test
-over independent units, one rule that decides a claim, and the Holm correction across one seed's tests.
+"""How far to trust the difference between two models scored on the same items: a 95% interval and a
+paired test over independent units, one rule that decides a claim, and the Holm correction across
+one seed's tests.
 
-Units: a unit is a group of items that are not independent evidence (a sentence listed twice; a source sentence
-and the phrases cut from it). When every item is its own unit the interval is an item bootstrap and the test exact
-McNemar; otherwise whole units are resampled and the test flips the sign of each unit's summed difference.
+Units: a unit is a group of items that are not independent evidence (a sentence listed twice; a
+source sentence and the phrases cut from it). When every item is its own unit the interval is an
+item bootstrap and the test exact McNemar; otherwise whole units are resampled and the test flips
+the sign of each unit's summed difference.
 """
+
 import math
 
 import numpy as np
 from scipy.optimize import brentq
-from scipy.stats import binomtest, t as student_t
+from scipy.stats import binomtest
+from scipy.stats import t as student_t
 
 ALPHA = 0.05
-# A Monte Carlo p-value is at least 1 / (resamples + 1). Holm multiplies the smallest by the family's size (at most
-# 6: the probe's comparisons on three splits), and that must stay well below ALPHA (under ALPHA / 2) for a claim to
+# A Monte Carlo p-value is at least 1 / (resamples + 1). Holm multiplies the smallest by the
+# family's size (at most
+# 6: the probe's comparisons on three splits), and that must stay well below ALPHA (under ALPHA / 2)
+# for a claim to
 # be possible at all, whatever the effect.
 LARGEST_FAMILY = 6
 MIN_RESAMPLES = 1_000
-# The cluster tests cost units x resamples draws each; far past here the interval and p-value no longer move.
+# The cluster tests cost units x resamples draws each; far past here the interval and p-value no
+# longer move.
 MAX_RESAMPLES = 1_000_000
-BLOCK = 2_000_000  # draws per chunk of resamples: bounds memory whatever the resample and unit counts
+# draws per chunk of resamples: bounds memory whatever the resample and unit counts
+BLOCK = 2_000_000
 
 
 def mcnemar_exact(base_correct, model_correct):
-    """Two-sided exact McNemar test on paired right/wrong outcomes: only the discordant pairs carry evidence."""
+    """Two-sided exact McNemar test on paired right/wrong outcomes: only the discordant pairs carry
+    evidence."""
     base_correct, model_correct = np.asarray(base_correct, bool), np.asarray(model_correct, bool)
     base_wins = int(np.sum(base_correct & ~model_correct))
     model_wins = int(np.sum(model_correct & ~base_correct))
@@ -35,8 +44,9 @@ def mcnemar_exact(base_correct, model_correct):
 def bootstrap_delta_ci(base_correct, model_correct, *, resamples, seed):
     """Paired bootstrap 95% interval of accuracy(model) - accuracy(baseline), items resampled.
 
-    Per example the paired difference is -1, 0 or +1, so a resample's mean depends only on how many of each
-    it drew: a multinomial draw with the observed shares is the same bootstrap, without n x resamples indices.
+    Per example the paired difference is -1, 0 or +1, so a resample's mean depends only on how many
+    of each it drew: a multinomial draw with the observed shares is the same bootstrap, without n x
+    resamples indices.
     """
     diff = np.asarray(model_correct, int) - np.asarray(base_correct, int)
     n = len(diff)
@@ -48,13 +58,14 @@ def bootstrap_delta_ci(base_correct, model_correct, *, resamples, seed):
 
 
 def cluster_bootstrap_ci(diff, units, *, resamples, seed):
-    """95% interval of the mean paired difference, whole units resampled: each resample draws as many units as
-    there are, with replacement.
+    """95% interval of the mean paired difference, whole units resampled: each resample draws as
+    many units as there are, with replacement.
 
-    A unit's whole part in the mean is its (summed difference, item count) pair, and units often come in few
-    kinds (tens of kinds among the re-split test set's 4,363 units): then each resample draws how many units of
-    each kind it takes (a multinomial draw with the kinds' shares), the same bootstrap at a tenth of the cost.
-    Otherwise (few units of many kinds) units are drawn one by one."""
+    A unit's whole part in the mean is its (summed difference, item count) pair, and units often
+    come in few kinds (tens of kinds among the re-split test set's 4,363 units): then each resample
+    draws how many units of each kind it takes (a multinomial draw with the kinds' shares), the same
+    bootstrap at a tenth of the cost. Otherwise (few units of many kinds) units are drawn one by
+    one."""
     sums, sizes = np.bincount(units, weights=diff), np.bincount(units)
     present = sizes > 0
     sums, sizes = sums[present], sizes[present]
@@ -75,9 +86,9 @@ def cluster_bootstrap_ci(diff, units, *, resamples, seed):
 
 
 def cluster_sign_flip_p(diff, units, *, resamples, seed):
-    """Two-sided paired permutation test over units: under 'both models are as good', each unit's summed
-    difference is as likely to have the other sign, so its signs are flipped at random. A Monte Carlo p-value:
-    its smallest possible value is 1 / (resamples + 1)."""
+    """Two-sided paired permutation test over units: under 'both models are as good', each unit's
+    summed difference is as likely to have the other sign, so its signs are flipped at random. A
+    Monte Carlo p-value: its smallest possible value is 1 / (resamples + 1)."""
     sums = np.bincount(units, weights=diff)
     total = sums.sum()
     observed = abs(total)
@@ -87,18 +98,23 @@ def cluster_sign_flip_p(diff, units, *, resamples, seed):
     # sums are whole numbers far below 2**24: float32 adds them exactly
     chunk, sums32 = max(1, BLOCK // len(sums)), sums.astype(np.float32)
     for start in range(0, resamples, chunk):
-        # a random bit per unit (8 from each random byte) says which sums change sign, 10x faster than drawing
+        # a random bit per unit (8 from each random byte) says which sums change sign, 10x faster
+        # than drawing
         # +-1 floats: flipping the units in `flipped` leaves total - 2 * (their sum)
-        random_bytes = rng.integers(0, 256, size=(min(chunk, resamples - start), (len(sums) + 7) // 8),
-                                    dtype=np.uint8)
+        random_bytes = rng.integers(
+            0, 256, size=(min(chunk, resamples - start), (len(sums) + 7) // 8), dtype=np.uint8
+        )
         flipped = np.unpackbits(random_bytes, axis=1, count=len(sums)).astype(np.float32)
         extreme += int(np.sum(np.abs(total - 2 * (flipped @ sums32)) >= observed - 1e-9))
     return (1 + extreme) / (1 + resamples)
 
 
-def paired_significance(labels, base_preds, model_preds, *, units, resamples, seed, unit_name="sentences"):
-    """model minus baseline on these items: a 95% interval and a paired test over independent units (an id per
-    item). The claim itself is decided across the seed's family of tests, by decide_claims."""
+def paired_significance(
+    labels, base_preds, model_preds, *, units, resamples, seed, unit_name="sentences"
+):
+    """model minus baseline on these items: a 95% interval and a paired test over independent units
+    (an id per item). The claim itself is decided across the seed's family of tests, by
+    decide_claims."""
     base_correct = np.asarray(base_preds) == np.asarray(labels)
     model_correct = np.asarray(model_preds) == np.asarray(labels)
     mcnemar_p, discordant = mcnemar_exact(base_correct, model_correct)
@@ -111,19 +127,28 @@ def paired_significance(labels, base_preds, model_preds, *, units, resamples, se
         interval = cluster_bootstrap_ci(diff, units, resamples=resamples, seed=seed)
         p = cluster_sign_flip_p(diff, units, resamples=resamples, seed=seed)
         test, draws = "sign-flip permutation", resamples
-    # the smallest p any outcome on these units could give: every unit (item) one way; a Monte Carlo p no lower
+    # the smallest p any outcome on these units could give: every unit (item) one way; a Monte Carlo
+    # p no lower
     # than its floor
     smallest = max(2.0 ** (1 - len(sizes)), 1 / (draws + 1) if draws else 0.0)
-    return {"delta_accuracy_ci95": interval, "p_value": float(p), "paired_test": test,
-            "permutation_draws": draws, "p_value_at_floor": draws is not None and p <= 1 / (draws + 1) + 1e-15,
-            "smallest_possible_p": smallest,
-            "resampled_unit": unit_name, "independent_units": int(len(sizes)),
-            "largest_unit_items": int(sizes.max()) if len(sizes) else 0, "discordant": discordant,
-            "mcnemar_p_items": mcnemar_p}
+    return {
+        "delta_accuracy_ci95": interval,
+        "p_value": float(p),
+        "paired_test": test,
+        "permutation_draws": draws,
+        "p_value_at_floor": draws is not None and p <= 1 / (draws + 1) + 1e-15,
+        "smallest_possible_p": smallest,
+        "resampled_unit": unit_name,
+        "independent_units": int(len(sizes)),
+        "largest_unit_items": int(sizes.max()) if len(sizes) else 0,
+        "discordant": discordant,
+        "mcnemar_p_items": mcnemar_p,
+    }
 
 
 def holm(p_values):
-    """Holm's step-down adjusted p-values: the family-wise error rate held at ALPHA across all of them."""
+    """Holm's step-down adjusted p-values: the family-wise error rate held at ALPHA across all of
+    them."""
     p = np.asarray(p_values, float)
     order = np.argsort(p, kind="stable")
     adjusted = np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order])
@@ -133,25 +158,35 @@ def holm(p_values):
 
 
 def decide_family(entries, *, family, tested=True):
-    """The one rule, within one family of tests: a difference is claimed only when its 95% interval excludes 0
-    and its p-value, Holm-adjusted within the family, is below ALPHA. A family that is not tested (its gate is
-    closed) claims nothing. Adds family, family_size, p_value_holm, tested, difference_claimed, and can_be_claimed:
-    whether any outcome on so few units could have been claimed at all in a family of this size."""
+    """The one rule, within one family of tests: a difference is claimed only when its 95% interval
+    excludes 0 and its p-value, Holm-adjusted within the family, is below ALPHA. A family that is
+    not tested (its gate is closed) claims nothing. Adds family, family_size, p_value_holm, tested,
+    difference_claimed, and can_be_claimed: whether any outcome on so few units could have been
+    claimed at all in a family of this size."""
     for entry, adjusted in zip(entries, holm([e["p_value"] for e in entries]) if entries else []):
         low, high = entry["delta_accuracy_ci95"]
-        entry.update(family=family, family_size=len(entries), p_value_holm=adjusted, tested=tested,
-                     difference_claimed=bool(tested and (low > 0 or high < 0) and adjusted < ALPHA),
-                     can_be_claimed=bool(entry.get("smallest_possible_p", 0.0) * len(entries) < ALPHA))
+        entry.update(
+            family=family,
+            family_size=len(entries),
+            p_value_holm=adjusted,
+            tested=tested,
+            difference_claimed=bool(tested and (low > 0 or high < 0) and adjusted < ALPHA),
+            can_be_claimed=bool(entry.get("smallest_possible_p", 0.0) * len(entries) < ALPHA),
+        )
 
 
 def decide_claims(*, primary, secondary, reference):
-    """Gatekeeping, so the question's own answer never depends on the optional tests beside it, and the report as
-    a whole claims nothing false more than ALPHA of the time when the arms do not differ:
+    """Gatekeeping, so the question's own answer never depends on the optional tests beside it, and
+    the report as a whole claims nothing false more than ALPHA of the time when the arms do not
+    differ:
 
     primary    full fine-tune vs head-only on the headline split: decided at ALPHA on its own;
-    secondary  full fine-tune vs head-only on the other splits and parts: tested only when the primary is claimed
-               (a fixed sequence: the family-wise error over primary and secondary stays at ALPHA), Holm within;
-    reference  the probe's comparisons (a reference, another question): tested only when the primary is claimed,
+    secondary  full fine-tune vs head-only on the other splits and parts: tested only when the
+    primary is claimed
+               (a fixed sequence: the family-wise error over primary and secondary stays at ALPHA),
+               Holm within;
+    reference  the probe's comparisons (a reference, another question): tested only when the primary
+    is claimed,
                Holm within a family of its own (so the probe never changes a full-vs-head decision).
     """
     decide_family([primary], family="primary")
@@ -160,25 +195,30 @@ def decide_claims(*, primary, secondary, reference):
 
 
 def withhold(entries, reason, runs):
-    """No claim from a broken run: every test that involves it says why (reason) and which runs (runs, short)."""
+    """No claim from a broken run: every test that involves it says why (reason) and which runs
+    (runs, short)."""
     for entry in entries:
         entry.update(difference_claimed=False, withheld=reason, withheld_runs=runs)
 
 
 def across_seeds(diffs, units):
-    """The experiment's delta over N seeds: the mean of the seeds' deltas, with a 95% interval that carries both
-    the seed-to-seed spread and the test set's sampling (the same items in every seed).
+    """The experiment's delta over N seeds: the mean of the seeds' deltas, with a 95% interval that
+    carries both the seed-to-seed spread and the test set's sampling (the same items in every seed).
 
-    diffs: seeds x items, each item's paired difference (full fine-tune right minus head-only right: -1, 0, 1);
-    units: an independent-unit id per item. Two sources of error, each with its own margin:
-      between  the seeds' deltas' variance / N, known to N - 1 degrees of freedom: margin t(N - 1) x its root;
-      within   the unit-level variance of the mean of the seed-averaged per-item differences (the test set's
-               sampling, which a shared test set does not average away): margin t(units - 1) x its root.
-    The half-width is the root of the sum of the squared margins. Welch-Satterthwaite pools the two into one t
-    with more degrees of freedom than N - 1 when the between term comes out small by chance, which at 2-3 seeds
-    is often: it covered 86-91% in simulation. Margins summed in quadrature hold 95% at 2, 3 and 5 seeds in
-    the simulated scenarios (docs/statistics.md); the price is width at N = 2, where t(1) is 12.7. The p-value
-    is the level at which the same interval just reaches 0, so the claim and the interval never disagree.
+    diffs: seeds x items, each item's paired difference (full fine-tune right minus head-only right:
+    -1, 0, 1); units: an independent-unit id per item. Two sources of error, each with its own
+    margin:
+      between  the seeds' deltas' variance / N, known to N - 1 degrees of freedom: margin t(N - 1) x
+      its root; within   the unit-level variance of the mean of the seed-averaged per-item
+      differences (the test set's
+               sampling, which a shared test set does not average away): margin t(units - 1) x its
+               root.
+    The half-width is the root of the sum of the squared margins. Welch-Satterthwaite pools the two
+    into one t with more degrees of freedom than N - 1 when the between term comes out small by
+    chance, which at 2-3 seeds is often: it covered 86-91% in simulation. Margins summed in
+    quadrature hold 95% at 2, 3 and 5 seeds in the simulated scenarios (docs/statistics.md); the
+    price is width at N = 2, where t(1) is 12.7. The p-value is the level at which the same interval
+    just reaches 0, so the claim and the interval never disagree.
     """
     diffs = np.asarray(diffs, float)
     seeds, items = diffs.shape
@@ -187,39 +227,61 @@ def across_seeds(diffs, units):
     between = float(per_seed.var(ddof=1)) / seeds if seeds > 1 else 0.0
     sums, sizes = np.bincount(units, weights=diffs.mean(0)), np.bincount(units)
     count = int(np.sum(sizes > 0))
-    within = count / max(count - 1, 1) * float(np.sum((sums - sizes * mean) ** 2)) / items ** 2
+    within = count / max(count - 1, 1) * float(np.sum((sums - sizes * mean) ** 2)) / items**2
     terms = [(between, seeds - 1), (within, count - 1)]
 
     def half_width(level):
-        # hypot: a margin near 1e300 (t with one degree of freedom at a tiny level) must not overflow when squared
-        return math.hypot(*(student_t.isf(level / 2, df) * v ** 0.5 for v, df in terms if v > 0 and df > 0))
+        # hypot: a margin near 1e300 (t with one degree of freedom at a tiny level) must not
+        # overflow when squared
+        return math.hypot(
+            *(student_t.isf(level / 2, df) * v**0.5 for v, df in terms if v > 0 and df > 0)
+        )
 
     if between + within == 0:  # every seed and unit agree exactly
         half, p = 0.0, float(mean == 0)
     elif mean == 0:
         half, p = half_width(ALPHA), 1.0
-    else:  # the level at which the interval's edge reaches 0 (the width falls as the level rises), found on a
+    # the level at which the interval's edge reaches 0 (the width falls as the level rises), found
+    # on a
+    else:
         # log scale: p can be anywhere from 1 down to 1e-300
         half, lowest = half_width(ALPHA), -300.0
-        p = 10 ** lowest if half_width(10 ** lowest) <= abs(mean) else \
-            10 ** brentq(lambda log_level: half_width(10 ** log_level) - abs(mean), lowest, 0.0, xtol=1e-6)
+        p = (
+            10**lowest
+            if half_width(10**lowest) <= abs(mean)
+            else 10
+            ** brentq(
+                lambda log_level: half_width(10**log_level) - abs(mean), lowest, 0.0, xtol=1e-6
+            )
+        )
     # an accuracy difference lies in [-1, 1]: a t interval on few units can reach past it
     interval = [max(mean - half, -1.0), min(mean + half, 1.0)]
-    return {"delta_accuracy": mean, "delta_accuracy_ci95": interval, "p_value": p,
-            "paired_test": f"t over {seeds} seeds and {count:,} units", "degrees_of_freedom": [seeds - 1, count - 1],
-            "seeds": seeds, "independent_units": count, "seed_sd": float(per_seed.std(ddof=1)) if seeds > 1 else 0.0,
-            "variance_between_seeds": between, "variance_over_units": within, "smallest_possible_p": 0.0}
+    return {
+        "delta_accuracy": mean,
+        "delta_accuracy_ci95": interval,
+        "p_value": p,
+        "paired_test": f"t over {seeds} seeds and {count:,} units",
+        "degrees_of_freedom": [seeds - 1, count - 1],
+        "seeds": seeds,
+        "independent_units": count,
+        "seed_sd": float(per_seed.std(ddof=1)) if seeds > 1 else 0.0,
+        "variance_between_seeds": between,
+        "variance_over_units": within,
+        "smallest_possible_p": 0.0,
+    }
 
 
 def units_needed(family_size):
-    """The fewest independent units on which an outcome could be claimed in a family of this size: all of them
-    one way gives p = 2^(1 - units), and Holm multiplies the smallest p by the family's size."""
+    """The fewest independent units on which an outcome could be claimed in a family of this size:
+    all of them one way gives p = 2^(1 - units), and Holm multiplies the smallest p by the family's
+    size."""
     return int(math.floor(1 + math.log2(family_size / ALPHA))) + 1
 
 
 def p_text(entry, key="p_value", *, short=False):
-    """A p-value as it is. A Monte Carlo p-value at its floor, 1 / (draws + 1), says only that no draw was as
-    extreme: it is written as that, not as a bound on the exact p (which can sit above the floor)."""
+    """A p-value as it is. A Monte Carlo p-value at its floor, 1 / (draws + 1), says only that no
+    draw was as extreme: it is written as that, not as a bound on the exact p (which can sit above
+    the floor)."""
     name = "p" if key == "p_value" else "Holm p"
     if entry.get("p_value_at_floor") and entry[key] < 1:
         draws = entry["permutation_draws"]

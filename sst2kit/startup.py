@@ -1,7 +1,9 @@
-"""What happens before the script's heavy imports (torch, transformers: seconds): config.py is read and its fields
-checked, its own errors (a syntax error, a name it does not define, a value of the wrong type, the file missing)
-said in one line naming config.py and the line; `--help` is answered at once; and Ctrl-C while the libraries load
-is one line, not a traceback. Importing this module does all of it, so the script imports it first."""
+"""What happens before the script's heavy imports (torch, transformers: seconds): config.py is read
+and its fields checked, its own errors (a syntax error, a name it does not define, a value of the
+wrong type, the file missing) said in one line naming config.py and the line; `--help` is answered
+at once; and Ctrl-C while the libraries load is one line, not a traceback. Importing this module
+does all of it, so the script imports it first."""
+
 import importlib.util
 import io
 import os
@@ -13,14 +15,20 @@ import traceback
 from pathlib import Path
 from typing import Literal, Union, get_args, get_origin, get_type_hints
 
-SPEC = importlib.util.find_spec("config")  # the config.py that `import config` loads: the one beside the script
-CONFIG_FILE = Path(SPEC.origin).resolve() if SPEC and SPEC.origin else Path(sys.argv[0]).resolve().parent / "config.py"
+# the config.py that `import config` loads: the one beside the script
+SPEC = importlib.util.find_spec("config")
+CONFIG_FILE = (
+    Path(SPEC.origin).resolve()
+    if SPEC and SPEC.origin
+    else Path(sys.argv[0]).resolve().parent / "config.py"
+)
 RUN_AS_SCRIPT = Path(sys.argv[0]).name == "sst2_compare.py"
 
 
 def process_started():
-    """The time.perf_counter() reading at which this process started (the kernel's record in /proc, to the
-    clock tick), or None where that is unknown: the run's `imports` stage counts from there."""
+    """The time.perf_counter() reading at which this process started (the kernel's record in /proc,
+    to the clock tick), or None where that is unknown: the run's `imports` stage counts from
+    there."""
     try:
         fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
         started_after_boot = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22, starttime
@@ -40,7 +48,8 @@ def fail(message):
 
 
 def interrupted_while_starting(signum, frame):
-    if os.environ.get("RANK", "0") == "0":  # under torchrun every process gets the Ctrl-C: one of them says so
+    # under torchrun every process gets the Ctrl-C: one of them says so
+    if os.environ.get("RANK", "0") == "0":
         print("\ninterrupted while starting: nothing was written", file=sys.stderr)
     os._exit(128 + signum)  # no exception unwinding through half-imported libraries
 
@@ -51,12 +60,15 @@ def config_line(name):
         lines = CONFIG_FILE.read_text(encoding="utf-8").splitlines()
     except OSError:
         return "config.py"
-    number = next((n for n, line in enumerate(lines, 1) if line.strip().startswith(f"{name}:")), None)
+    number = next(
+        (n for n, line in enumerate(lines, 1) if line.strip().startswith(f"{name}:")), None
+    )
     return f"config.py line {number}" if number else "config.py"
 
 
 def type_matches(value, annotation):
-    """Is value of the field's declared type? (config.py edits bypass the command line's conversion)"""
+    """Is value of the field's declared type? (config.py edits bypass the command line's
+    conversion)"""
     if get_origin(annotation) is Literal:
         return value in get_args(annotation)
     if get_origin(annotation) is Union:  # Optional[X]
@@ -72,64 +84,102 @@ def type_name(annotation):
     if get_origin(annotation) is Literal:
         return "one of " + ", ".join(map(repr, get_args(annotation)))
     if get_origin(annotation) is Union:
-        return " or ".join(type_name(option) for option in get_args(annotation)).replace("NoneType", "None")
-    return {float: "a number", int: "a whole number", str: "text", bool: "True or False"}.get(annotation,
-                                                                                         annotation.__name__)
+        return " or ".join(type_name(option) for option in get_args(annotation)).replace(
+            "NoneType", "None"
+        )
+    return {float: "a number", int: "a whole number", str: "text", bool: "True or False"}.get(
+        annotation, annotation.__name__
+    )
 
 
 def field_types(config_class):
-    return get_type_hints(config_class)  # not dataclasses.fields: HfArgumentParser rewrites their types in place
+    # not dataclasses.fields: HfArgumentParser rewrites their types in place
+    return get_type_hints(config_class)
 
 
 def type_problem(cfg):
-    """The first field that holds a value of another type than it declares, in words; None when all are right.
-    (Checked on config.py's defaults too, before argparse would convert a wrong one and blame a command-line
-    flag nobody typed.)"""
+    """The first field that holds a value of another type than it declares, in words; None when all
+    are right. (Checked on config.py's defaults too, before argparse would convert a wrong one and
+    blame a command-line flag nobody typed.)"""
     for name, annotation in field_types(type(cfg)).items():
         value = getattr(cfg, name)
         if not type_matches(value, annotation):
-            return f"{config_line(name)}: {name} = {value!r} is not {type_name(annotation)}: fix it in config.py"
+            return (
+                f"{config_line(name)}: {name} = {value!r} is not {type_name(annotation)}: fix "
+                "it in config.py"
+            )
     return None
 
 
 def load_config():
-    """config.py's Config and parse_config; any error in config.py itself is one line and exit status 2."""
+    """config.py's Config and parse_config; any error in config.py itself is one line and exit
+    status 2."""
     try:
         os.getcwd()
-    except FileNotFoundError:  # the libraries (and relative paths) would fail on it in a dozen places
-        fail("the current folder no longer exists (it was deleted): cd into an existing folder and run again")
+    # the libraries (and relative paths) would fail on it in a dozen places
+    except FileNotFoundError:
+        fail(
+            "the current folder no longer exists (it was deleted): cd into an existing folder and "
+            "run again"
+        )
     if SPEC is None or not CONFIG_FILE.is_file():
         fail(f"{CONFIG_FILE} is missing: restore it (git checkout config.py)")
     try:
         from config import Config, parse_config
     except SyntaxError as err:
-        fail(f"config.py line {err.lineno}: {err.msg}: fix it, or restore the file (git checkout config.py)")
-    # whatever config.py raises while it runs is config.py's fault, a sys.exit() or KeyboardInterrupt in it too (a
+        fail(
+            f"config.py line {err.lineno}: {err.msg}: fix it, or restore the file (git checkout "
+            "config.py)"
+        )
+    # whatever config.py raises while it runs is config.py's fault, a sys.exit() or
+    # KeyboardInterrupt in it too (a
     # real Ctrl-C here is taken by interrupted_while_starting, installed before config.py loads)
     except BaseException as err:  # noqa: BLE001
-        line = next((frame.lineno for frame in reversed(traceback.extract_tb(err.__traceback__))
-                     if Path(frame.filename).resolve() == CONFIG_FILE), None)
-        named = re.search(r"\bfield (\w+)", str(err))  # dataclasses name the field they refuse: point at its line
-        where = config_line(named.group(1)) if named else f"config.py line {line}" if line else "config.py"
-        fail(f"{where}: {type(err).__name__}: {err}: fix it, or restore the file (git checkout config.py)")
+        line = next(
+            (
+                frame.lineno
+                for frame in reversed(traceback.extract_tb(err.__traceback__))
+                if Path(frame.filename).resolve() == CONFIG_FILE
+            ),
+            None,
+        )
+        # dataclasses name the field they refuse: point at its line
+        named = re.search(r"\bfield (\w+)", str(err))
+        where = (
+            config_line(named.group(1))
+            if named
+            else f"config.py line {line}"
+            if line
+            else "config.py"
+        )
+        fail(
+            f"{where}: {type(err).__name__}: {err}: fix it, or restore the file (git checkout "
+            "config.py)"
+        )
     problem = type_problem(Config())
     if problem:
         fail(problem)
     return Config, parse_config
 
 
-for stream in (sys.stdout, sys.stderr):  # a character the console cannot show is replaced, never an error
+# a character the console cannot show is replaced, never an error
+for stream in (sys.stdout, sys.stderr):
     try:
         stream.reconfigure(errors="replace")
-    except (AttributeError, ValueError):  # not a text stream of the io module (a test's capture): leave it
+    # not a text stream of the io module (a test's capture): leave it
+    except (AttributeError, ValueError):
         pass
-if RUN_AS_SCRIPT:  # Ctrl-C from here on is one line, also while config.py imports its parser (about a second)
+# Ctrl-C from here on is one line, also while config.py imports its parser (about a second)
+if RUN_AS_SCRIPT:
     signal.signal(signal.SIGINT, interrupted_while_starting)
 Config, parse_config = load_config()
 
+
 def print_help():
-    """--help: the settings printed, or one line saying they could not be (a full disk behind a redirect)."""
-    console, sys.stdout = sys.stdout, io.StringIO()  # argparse would swallow a failed write to the console
+    """--help: the settings printed, or one line saying they could not be (a full disk behind a
+    redirect)."""
+    # argparse would swallow a failed write to the console
+    console, sys.stdout = sys.stdout, io.StringIO()
     try:
         parse_config()  # prints the settings and exits
     except SystemExit as done:

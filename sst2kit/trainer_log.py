@@ -1,11 +1,12 @@
-"""The Trainer's progress bars, labelled with the run and seed, without its log lines in the console: each logged
-dict (loss, learning rate, validation metrics) goes to the run folder's trainer_log.jsonl instead, and to the
-console only when asked."""
+"""The Trainer's progress bars, labelled with the run and seed, without its log lines in the
+console: each logged dict (loss, learning rate, validation metrics) goes to the run folder's
+trainer_log.jsonl instead, and to the console only when asked."""
+
 import json
 
+from tqdm.auto import tqdm
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import has_length
-from tqdm.auto import tqdm
 
 from sst2kit.console import say
 from sst2kit.files import check_run_dir
@@ -16,15 +17,26 @@ class ProgressToLogFile(ProgressCallback):
         super().__init__()
         self.log_path, self.echo = log_path, echo
 
-    def on_train_begin(self, args, state, control, **kwargs):  # the upstream bar, with the run's name on it
+    # the upstream bar, with the run's name on it
+    def on_train_begin(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
-            self.training_bar = tqdm(total=state.max_steps, dynamic_ncols=True, desc=f"train {args.run_name}")
+            self.training_bar = tqdm(
+                total=state.max_steps, dynamic_ncols=True, desc=f"train {args.run_name}"
+            )
         self.current_step = 0
 
     def on_prediction_step(self, args, state, control, *, eval_dataloader=None, **kwargs):
-        if state.is_world_process_zero and self.prediction_bar is None and has_length(eval_dataloader):
-            self.prediction_bar = tqdm(total=len(eval_dataloader), leave=self.training_bar is None,
-                                       dynamic_ncols=True, desc=f"score {args.run_name}")
+        if (
+            state.is_world_process_zero
+            and self.prediction_bar is None
+            and has_length(eval_dataloader)
+        ):
+            self.prediction_bar = tqdm(
+                total=len(eval_dataloader),
+                leave=self.training_bar is None,
+                dynamic_ncols=True,
+                desc=f"score {args.run_name}",
+            )
         super().on_prediction_step(args, state, control, eval_dataloader=eval_dataloader, **kwargs)
 
     def on_log(self, args, state, control, *, logs=None, **kwargs):
@@ -40,11 +52,15 @@ class ProgressToLogFile(ProgressCallback):
                         log.write(line)
                         log.flush()
                     except OSError:
-                        log.truncate(whole)  # no cut-off last line: the log holds whole lines or none
+                        # no cut-off last line: the log holds whole lines or none
+                        log.truncate(whole)
                         raise
-            except OSError as err:  # a log is not worth stopping the training for: say so once, go on without it
-                say(f"warning: cannot write {self.log_path} ({err.strerror or err}); the Trainer's log is not kept "
-                    "from here on (the lines before are whole)")
+            # a log is not worth stopping the training for: say so once, go on without it
+            except OSError as err:
+                say(
+                    f"warning: cannot write {self.log_path} ({err.strerror or err}); the Trainer's "
+                    "log is not kept from here on (the lines before are whole)"
+                )
                 self.log_path = None
         if self.echo:
             super().on_log(args, state, control, logs=logs, **kwargs)

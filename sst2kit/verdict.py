@@ -1,7 +1,9 @@
-"""The verdict: the experiment's answer first, then one finding per line, each naming its population (and its seed)
-and its number with the evidence for it, claiming no more than its family's rule, the majority-class floor, the
-runs' health and the seeds support. With several seeds only the across-seed lines claim; each seed's own lines
-describe. docs/statistics.md describes the rule and the families."""
+"""The verdict: the experiment's answer first, then one finding per line, each naming its population
+(and its seed) and its number with the evidence for it, claiming no more than its family's rule, the
+majority-class floor, the runs' health and the seeds support. With several seeds only the
+across-seed lines claim; each seed's own lines describe. docs/statistics.md describes the rule and
+the families."""
+
 from sst2kit.console import listed
 from sst2kit.names import LABEL_NAMES, SPLIT_TITLES, headline_split
 from sst2kit.significance import ALPHA, p_text, units_needed
@@ -16,66 +18,92 @@ def points(x):
 
 def evidence(significance):
     lo, hi = significance["delta_accuracy_ci95"]
-    said = f"95% CI {points(lo)} to {points(hi)}; {significance['paired_test']} {p_text(significance)}"
+    said = (
+        f"95% CI {points(lo)} to {points(hi)}; {significance['paired_test']} {p_text(significance)}"
+    )
     if significance.get("tested", True) and significance.get("family_size", 1) > 1:
         return said + f", {p_text(significance, 'p_value_holm')}"
     return said
 
 
 def why_not_established(significance):
-    """Beside 'not established': which part of the rule held it back, when anything but the interval did."""
+    """Beside 'not established': which part of the rule held it back, when anything but the interval
+    did."""
     lo, hi = significance["delta_accuracy_ci95"]
     if not significance.get("tested", True):
         return "; not tested, since the question's own comparison is not established"
     if not significance.get("can_be_claimed", True):
-        return (f"; with {significance['independent_units']:,} independent units no outcome could be claimed here "
-                f"(it takes at least {units_needed(significance.get('family_size', 1))})")
+        return (
+            f"; with {significance['independent_units']:,} independent units no outcome could be "
+            f"claimed here (it takes at least {units_needed(significance.get('family_size', 1))})"
+        )
     if not (lo > 0 or hi < 0):
         return ""
     if significance["p_value"] < ALPHA:
-        return (f"; the interval excludes 0 only before correcting for this family's {significance['family_size']} "
-                "tests")
-    return f"; the interval excludes 0, but the paired test does not reach {ALPHA} (too few discordant items)"
+        return (
+            "; the interval excludes 0 only before correcting for this family's "
+            f"{significance['family_size']} tests"
+        )
+    return (
+        f"; the interval excludes 0, but the paired test does not reach {ALPHA} (too few "
+        "discordant items)"
+    )
 
 
 def balance_note(balanced_delta, delta, split):
-    """On an imbalanced split, the balanced accuracy delta beside the accuracy one; said loudly when they
-    disagree in sign (a gain in the majority class alone)."""
+    """On an imbalanced split, the balanced accuracy delta beside the accuracy one; said loudly when
+    they disagree in sign (a gain in the majority class alone)."""
     if split is None or split.close_to_balanced or balanced_delta is None:
         return ""
     if balanced_delta * delta < 0:
-        return (f"; but balanced accuracy {'falls' if balanced_delta < 0 else 'rises'} "
-                f"{abs(100 * balanced_delta):.1f} points on this {100 * split.positive_share:.0f}%-positive split")
+        return (
+            f"; but balanced accuracy {'falls' if balanced_delta < 0 else 'rises'} "
+            f"{abs(100 * balanced_delta):.1f} points on this "
+            f"{100 * split.positive_share:.0f}%-positive split"
+        )
     return f"; balanced accuracy {points(balanced_delta)} points"
 
 
 def finding(delta, significance, *, model, baseline, claims=True, balanced=None, split=None):
-    """'<model> beats <baseline> by X points (evidence)'; or that the difference is withheld (why), not
-    established (and why), or, where the line only describes (claims=False), the number and its interval."""
+    """'<model> beats <baseline> by X points (evidence)'; or that the difference is withheld (why),
+    not established (and why), or, where the line only describes (claims=False), the number and its
+    interval."""
     note = balance_note(balanced, delta, split)
     if significance.get("withheld"):
-        return (f"{model} vs {baseline}: {points(delta)} points, withheld: {significance['withheld_runs']} "
-                f"({evidence(significance)}{note})")
+        return (
+            f"{model} vs {baseline}: {points(delta)} points, withheld: "
+            f"{significance['withheld_runs']} ({evidence(significance)}{note})"
+        )
     if not claims:
         return f"{model} − {baseline}: {points(delta)} points ({evidence(significance)}{note})"
     if significance["difference_claimed"]:
-        return (f"{model} {'beats' if delta > 0 else 'trails'} {baseline} by {abs(100 * delta):.1f} points "
-                f"({evidence(significance)}{note})")
-    return (f"{model} vs {baseline}: {points(delta)} points, not established ({evidence(significance)}"
-            f"{why_not_established(significance)}{note})")
+        return (
+            f"{model} {'beats' if delta > 0 else 'trails'} {baseline} by {abs(100 * delta):.1f} "
+            f"points ({evidence(significance)}{note})"
+        )
+    return (
+        f"{model} vs {baseline}: {points(delta)} points, not established ({evidence(significance)}"
+        f"{why_not_established(significance)}{note})"
+    )
 
 
 def population(split, significance, eval_splits=None):
     """What a line speaks of: the split, and its independent units with their counts."""
-    whole_split = eval_splits is not None and significance["independent_units"] == eval_splits[split].unit_count
-    units = eval_splits[split].units_said if whole_split else \
-        f"{significance['independent_units']:,} {significance['resampled_unit']}"
+    whole_split = (
+        eval_splits is not None
+        and significance["independent_units"] == eval_splits[split].unit_count
+    )
+    units = (
+        eval_splits[split].units_said
+        if whole_split
+        else f"{significance['independent_units']:,} {significance['resampled_unit']}"
+    )
     return f"{SPLIT_TITLES[split]} ({units})"
 
 
 def constant_answer(metrics, items):
-    """'answers 'positive' to every item' (or '871 of 872 items') for a run whose answers are one class within one
-    item; None otherwise."""
+    """'answers 'positive' to every item' (or '871 of 872 items') for a run whose answers are one
+    class within one item; None otherwise."""
     positive = round(metrics["predicted_positive_share"] * items)
     most = max(positive, items - positive)
     if items == 0 or items - most > 1 or (items - most == 1 and items < 10):
@@ -89,8 +117,8 @@ def seeds_said(seeds):
 
 
 def floor_phrases(results, split):
-    """', against a head-only model that answers 'positive' to every item (seed 43)' for each arm at its majority
-    floor on the split, in any seed."""
+    """', against a head-only model that answers 'positive' to every item (seed 43)' for each arm at
+    its majority floor on the split, in any seed."""
     said = ""
     items = len(results.eval_splits[split].labels)
     for run, name in (("head_only", "a head-only model"), ("full_finetune", "a full fine-tune")):
@@ -98,58 +126,81 @@ def floor_phrases(results, split):
         if not floored:
             continue
         constant = constant_answer(floored[0]["runs"][run][split], items)
-        what = f"that {constant}" if constant else "no better than always answering the majority class"
+        what = (
+            f"that {constant}" if constant else "no better than always answering the majority class"
+        )
         said += f", against {name} {what} ({seeds_said([s['seed'] for s in floored])})"
     return said
 
 
 def covers(seeds):
     if seeds > 1:
-        return "the interval covers new training seeds and new sentences like these, with this training set"
+        return (
+            "the interval covers new training seeds and new sentences like these, with this "
+            "training set"
+        )
     return "the interval covers new sentences like these, for this one training run per arm"
 
 
 def answer_line(results):
-    """The experiment's answer on the headline split: across seeds when there are several; when a run broke,
-    which one, why, and the exact flags to change."""
+    """The experiment's answer on the headline split: across seeds when there are several; when a
+    run broke, which one, why, and the exact flags to change."""
     headline, eval_splits = results.headline, results.eval_splits
     split, seeds = headline["split"], headline["seeds"]
-    over = f"over {seeds} seeds, " if seeds > 1 else f"seed {results.per_seed[0]['seed']} (one seed), "
+    over = (
+        f"over {seeds} seeds, " if seeds > 1 else f"seed {results.per_seed[0]['seed']} (one seed), "
+    )
     where = f"{SPLIT_TITLES[split]} ({eval_splits[split].units_said})"
     if headline["claim_withheld"]:
-        return [f"Answer: none: {headline['claim_withheld']}. A run that broke yields no finding.",
-                *health_lines(results)]
+        return [
+            f"Answer: none: {headline['claim_withheld']}. A run that broke yields no finding.",
+            *health_lines(results),
+        ]
     delta, (lo, hi) = headline["delta_accuracy"], headline["delta_accuracy_ci95"]
     entry = headline_entry(results)
     if headline["difference_claimed"]:
-        said = (f"fine-tuning the whole encoder {'beats' if delta > 0 else 'trails'} training only the head by "
-                f"{abs(100 * delta):.1f} accuracy points")
+        said = (
+            f"fine-tuning the whole encoder {'beats' if delta > 0 else 'trails'} training only the "
+            f"head by {abs(100 * delta):.1f} accuracy points"
+        )
         reason = ""
     else:
-        said = f"fine-tuning the whole encoder vs training only the head: {points(delta)} points, not established"
+        said = (
+            f"fine-tuning the whole encoder vs training only the head: {points(delta)} points, "
+            "not established"
+        )
         reason = why_not_established(entry) + few_seeds(entry)
     note = balance_note(headline["delta_balanced_accuracy"], delta, eval_splits[split])
-    return [f"Answer: {over}on {where}, {said} (95% CI {points(lo)} to {points(hi)}{reason}{note})"
-            f"{floor_phrases(results, split)}; {covers(seeds)}."]
+    return [
+        f"Answer: {over}on {where}, {said} (95% CI {points(lo)} to {points(hi)}{reason}{note})"
+        f"{floor_phrases(results, split)}; {covers(seeds)}."
+    ]
 
 
 def headline_entry(results):
     split = results.headline["split"]
-    return results.summary["deltas"][split]["across_seeds"] if results.summary else \
-        results.per_seed[0]["significance"][split]
+    return (
+        results.summary["deltas"][split]["across_seeds"]
+        if results.summary
+        else results.per_seed[0]["significance"][split]
+    )
 
 
 def few_seeds(entry):
-    """At 2 seeds the seeds' margin takes t with one degree of freedom (12.7): what more seeds would buy."""
+    """At 2 seeds the seeds' margin takes t with one degree of freedom (12.7): what more seeds would
+    buy."""
     seeds = entry.get("seeds", 1)
     if seeds == 2 and entry["variance_between_seeds"] > entry["variance_over_units"]:
-        return ("; at 2 seeds the seeds' spread is known to one degree of freedom (t = 12.7): --num_seeds 3 "
-                "narrows its margin threefold, 5 fivefold")
+        return (
+            "; at 2 seeds the seeds' spread is known to one degree of freedom (t = 12.7): "
+            "--num_seeds 3 narrows its margin threefold, 5 fivefold"
+        )
     return ""
 
 
 def health_lines(results):
-    """Each run that broke, in every seed: what happened and the exact flags to change (report.md keeps them)."""
+    """Each run that broke, in every seed: what happened and the exact flags to change (report.md
+    keeps them)."""
     lines = []
     for s in results.per_seed:
         for run, name in RUN_NAMES.items():
@@ -162,64 +213,103 @@ def health_lines(results):
 def caution_lines(results):
     """Every seed's runs at a split's majority-class floor, by run."""
     lines = []
-    for run, name in (("head_only", "the head-only model"), ("full_finetune", "the full fine-tune")):
-        by_seed = [(s["seed"], s["at_majority_floor"][run]) for s in results.per_seed if s["at_majority_floor"][run]]
+    for run, name in (
+        ("head_only", "the head-only model"),
+        ("full_finetune", "the full fine-tune"),
+    ):
+        by_seed = [
+            (s["seed"], s["at_majority_floor"][run])
+            for s in results.per_seed
+            if s["at_majority_floor"][run]
+        ]
         for seed, floored in by_seed:
-            lines.append(f"Caution: {name} (seed {seed}) scores no better than always answering one class on "
-                         f"{listed(SPLIT_TITLES[x] for x in floored)}: its deltas compare against a constant guess.")
+            lines.append(
+                f"Caution: {name} (seed {seed}) scores no better than always answering one class "
+                f"on {listed(SPLIT_TITLES[x] for x in floored)}: its deltas compare against a "
+                "constant guess."
+            )
     return lines
 
 
 def seed_lines(result, results, *, details=True, claims=True):
-    """One seed's findings, each labelled with its seed: the headline split, then (with details) the other splits,
-    their parts and their leakage. claims=False (several seeds): the lines describe; the across-seed ones claim."""
+    """One seed's findings, each labelled with its seed: the headline split, then (with details) the
+    other splits, their parts and their leakage. claims=False (several seeds): the lines describe;
+    the across-seed ones claim."""
     eval_splits = results.eval_splits
     splits, lines, seed = list(result["significance"]), [], f"seed {result['seed']}: "
     first = headline_split(splits)
     for split in [first, *(split for split in splits if split != first and details)]:
         significance, delta = result["significance"][split], result["deltas"][split]
-        said = finding(delta["accuracy"], significance, model=FULL, baseline=HEAD, claims=claims,
-                       balanced=delta["balanced_accuracy"], split=eval_splits[split])
+        said = finding(
+            delta["accuracy"],
+            significance,
+            model=FULL,
+            baseline=HEAD,
+            claims=claims,
+            balanced=delta["balanced_accuracy"],
+            split=eval_splits[split],
+        )
         lines.append(f"{seed}on {population(split, significance, eval_splits)}: {said}.")
         for kind, part in result["by_kind"].get(split, {}).items():
             if part:
-                said = finding(part["delta_accuracy"], part["significance"], model=FULL, baseline=HEAD,
-                               claims=claims)
+                said = finding(
+                    part["delta_accuracy"],
+                    part["significance"],
+                    model=FULL,
+                    baseline=HEAD,
+                    claims=claims,
+                )
                 lines.append(f"{seed}  its {part['items']:,} {kind.replace('_', ' ')}: {said}.")
         if eval_splits[split].leakage > 0.05:
-            fix = ("--split grouped re-splits so that none is" if split == "test" else
-                   "the re-split cannot change that: remove those items from the file to score unseen text only")
-            lines.append(f"  {100 * eval_splits[split].leakage:.0f}% of its items are word spans of training items: "
-                         f"its score rewards memorising ({fix}).")
+            fix = (
+                "--split grouped re-splits so that none is"
+                if split == "test"
+                else "the re-split cannot change that: remove those items from the file to score "
+                "unseen text only"
+            )
+            lines.append(
+                f"  {100 * eval_splits[split].leakage:.0f}% of its items are word spans of "
+                f"training items: its score rewards memorising ({fix})."
+            )
     return lines
 
 
 def decomposition(question, full_over_probe, probe_over_head, *, gaps):
-    """What the probe says of the full-vs-head gap, said only where the claims support it. gaps: the three
-    deltas (full - head, full - probe, probe - head)."""
+    """What the probe says of the full-vs-head gap, said only where the claims support it. gaps: the
+    three deltas (full - head, full - probe, probe - head)."""
     full_gap, over_probe, probe_gap = gaps
     ahead = question["difference_claimed"] and full_gap > 0
     probe_ahead = probe_over_head["difference_claimed"] and probe_gap > 0
     beats_probe = full_over_probe["difference_claimed"] and over_probe > 0
     trails_probe = full_over_probe["difference_claimed"] and over_probe < 0
     if ahead and probe_ahead and beats_probe:
-        return (f"  so of the {100 * full_gap:.1f}-point gap, {100 * probe_gap:.1f} come from how the notebook's "
-                f"head was trained and {100 * over_probe:.1f} from fine-tuning the encoder itself.")
+        return (
+            f"  so of the {100 * full_gap:.1f}-point gap, {100 * probe_gap:.1f} come from how the "
+            "notebook's "
+            f"head was trained and {100 * over_probe:.1f} from fine-tuning the encoder itself."
+        )
     if ahead and probe_ahead and trails_probe:
-        return ("  the probe beats the full fine-tune: the gap over head-only is the head's training, not the "
-                "frozen encoder.")
+        return (
+            "  the probe beats the full fine-tune: the gap over head-only is the head's training, "
+            "not the frozen encoder."
+        )
     if ahead and probe_ahead:
-        return (f"  so at least part of the {100 * full_gap:.1f}-point gap comes from how the notebook's head was "
-                "trained; what fine-tuning the encoder adds beyond a well-fit probe is not established.")
+        return (
+            f"  so at least part of the {100 * full_gap:.1f}-point gap comes from how the "
+            "notebook's head was "
+            "trained; what fine-tuning the encoder adds beyond a well-fit probe is not established."
+        )
     if ahead and beats_probe:
-        return ("  the full fine-tune beats a well-fit probe on the same frozen features too: fine-tuning the "
-                "encoder itself is worth more than the best head.")
+        return (
+            "  the full fine-tune beats a well-fit probe on the same frozen features too: "
+            "fine-tuning the encoder itself is worth more than the best head."
+        )
     return "  how much of the gap comes from the head's training recipe is not established."
 
 
 def probe_lines(results):
-    """The probe reference on the headline split: across seeds when there are several (the claims), else the one
-    seed's; and what it says of the gap only where that holds."""
+    """The probe reference on the headline split: across seeds when there are several (the claims),
+    else the one seed's; and what it says of the gap only where that holds."""
     result = results.per_seed[0]
     probe = result.get("probe_reference")
     if not probe:
@@ -228,42 +318,64 @@ def probe_lines(results):
     accuracy = probe["runs"][first]["accuracy"]
     summary = (results.summary or {}).get("probe_reference")
     if summary:
-        over_probe, versus = summary["full_over_probe"][first], summary["probe_over_head_only"][first]
+        over_probe, versus = (
+            summary["full_over_probe"][first],
+            summary["probe_over_head_only"][first],
+        )
         question = results.summary["deltas"][first]["across_seeds"]
         gaps = (question["delta_accuracy"], over_probe["delta_accuracy"], versus["delta_accuracy"])
         label = f"over {len(results.per_seed)} seeds: "
     else:
-        over_probe, versus = probe["significance"][first], probe["versus_head_only"]["significance"][first]
+        over_probe, versus = (
+            probe["significance"][first],
+            probe["versus_head_only"]["significance"][first],
+        )
         question = result["significance"][first]
-        gaps = (result["deltas"][first]["accuracy"], probe["delta"][first]["accuracy"],
-                probe["versus_head_only"]["delta"][first]["accuracy"])
+        gaps = (
+            result["deltas"][first]["accuracy"],
+            probe["delta"][first]["accuracy"],
+            probe["versus_head_only"]["delta"][first]["accuracy"],
+        )
         label = f"seed {result['seed']}: "
-    return [f"{label}best linear probe on the frozen features, {100 * accuracy:.1f}% on {SPLIT_TITLES[first]}: "
-            f"{finding(gaps[1], over_probe, model=FULL, baseline='the probe')}.",
-            f"  {finding(gaps[2], versus, model='the probe', baseline=HEAD)}.",
-            decomposition(question, over_probe, versus, gaps=gaps)]
+    return [
+        f"{label}best linear probe on the frozen features, {100 * accuracy:.1f}% on "
+        f"{SPLIT_TITLES[first]}: {finding(gaps[1], over_probe, model=FULL, baseline='the probe')}.",
+        f"  {finding(gaps[2], versus, model='the probe', baseline=HEAD)}.",
+        decomposition(question, over_probe, versus, gaps=gaps),
+    ]
 
 
 def across_seed_lines(results):
-    """Over N seeds: each split's mean delta with its across-seed interval (the claims), how the seeds' own tests
-    came out by direction, and the spread of their deltas."""
+    """Over N seeds: each split's mean delta with its across-seed interval (the claims), how the
+    seeds' own tests came out by direction, and the spread of their deltas."""
     summary, headline, eval_splits = results.summary, results.headline, results.eval_splits
     n, first = headline["seeds"], headline["split"]
     sd = summary["deltas"][first]["across_seeds"]["seed_sd"]
-    lines = [f"over {n} seeds, on {SPLIT_TITLES[first]}: each seed's own test has the full fine-tune ahead in "
-             f"{headline['seeds_ahead']}, behind in {headline['seeds_behind']}, withheld in "
-             f"{headline['seeds_withheld']}, not established in {headline['seeds_not_established']} of {n} (all "
-             f"share one test set, so they are not {n} replications); the seeds' deltas spread by "
-             f"{100 * sd:.1f} points (SD)."]
+    lines = [
+        f"over {n} seeds, on {SPLIT_TITLES[first]}: each seed's own test has the full fine-tune "
+        f"ahead in {headline['seeds_ahead']}, behind in {headline['seeds_behind']}, withheld in "
+        f"{headline['seeds_withheld']}, not established in {headline['seeds_not_established']} of "
+        f"{n} (all "
+        f"share one test set, so they are not {n} replications); the seeds' deltas spread by "
+        f"{100 * sd:.1f} points (SD)."
+    ]
     for split in [first, *(split for split in summary["deltas"] if split != first)]:
         delta, entry = summary["deltas"][split], summary["deltas"][split]["across_seeds"]
-        said = finding(entry["delta_accuracy"], entry, model=FULL, baseline=HEAD,
-                       balanced=delta["balanced_accuracy"]["mean"], split=eval_splits[split])
+        said = finding(
+            entry["delta_accuracy"],
+            entry,
+            model=FULL,
+            baseline=HEAD,
+            balanced=delta["balanced_accuracy"]["mean"],
+            split=eval_splits[split],
+        )
         lines.append(f"over {n} seeds, on {population(split, entry, eval_splits)}: {said}.")
         for kind, part in summary["by_kind"].get(split, {}).items():
             entry = part["across_seeds"]
-            lines.append(f"  its {part['items']:,} {kind.replace('_', ' ')}: "
-                         f"{finding(entry['delta_accuracy'], entry, model=FULL, baseline=HEAD)}.")
+            lines.append(
+                f"  its {part['items']:,} {kind.replace('_', ' ')}: "
+                f"{finding(entry['delta_accuracy'], entry, model=FULL, baseline=HEAD)}."
+            )
     return lines
 
 
@@ -271,20 +383,29 @@ def rule_lines(results):
     headline = results.headline
     split, seeds = headline["split"], headline["seeds"]
     entries = [*results.per_seed[0]["significance"].values()]
-    secondary = sum(1 for e in entries if e.get("family") == "secondary") + \
-        sum(1 for parts in results.per_seed[0]["by_kind"].values() for p in parts.values() if p)
-    lines = [f"(claimed: the 95% interval excludes 0 and the p-value is below {ALPHA}. The question's own test, full "
-             f"fine-tune vs head-only on {SPLIT_TITLES[split]}, is decided alone; the other splits and parts "
-             f"({secondary} tests) and the probe's comparisons are tested only when it is claimed, each a "
-             "Holm-corrected family: the report claims a false difference in at most 5% of runs where the arms "
-             "are equal. docs/statistics.md.)"]
+    secondary = sum(1 for e in entries if e.get("family") == "secondary") + sum(
+        1 for parts in results.per_seed[0]["by_kind"].values() for p in parts.values() if p
+    )
+    lines = [
+        f"(claimed: the 95% interval excludes 0 and the p-value is below {ALPHA}. The question's "
+        "own test, full "
+        f"fine-tune vs head-only on {SPLIT_TITLES[split]}, is decided alone; the other splits and "
+        "parts "
+        f"({secondary} tests) and the probe's comparisons are tested only when it is claimed, each "
+        "a Holm-corrected family: the report claims a false difference in at most 5% of runs where "
+        "the arms are equal. docs/statistics.md.)"
+    ]
     if seeds > 1:
-        lines.append(f"(over seeds: the mean of {seeds} seeds' deltas; its interval adds a margin for the "
-                     "seed-to-seed spread and one for the test set's sampling. Each seed's own lines describe: "
-                     "only the across-seed lines claim.)")
+        lines.append(
+            f"(over seeds: the mean of {seeds} seeds' deltas; its interval adds a margin for the "
+            "seed-to-seed spread and one for the test set's sampling. Each seed's own lines "
+            "describe: only the across-seed lines claim.)"
+        )
     else:
-        lines.append("(one seed: its interval and test are conditional on one training run per arm; seed-to-seed "
-                     "noise is not in them; --num_seeds 3 measures it)")
+        lines.append(
+            "(one seed: its interval and test are conditional on one training run per arm; "
+            "seed-to-seed noise is not in them; --num_seeds 3 measures it)"
+        )
     return lines
 
 
@@ -293,15 +414,19 @@ def imbalance_lines(results):
     for name, split in results.eval_splits.items():
         if not split.close_to_balanced:
             title = SPLIT_TITLES[name]
-            lines.append(f"{title[0].upper()}{title[1:]} is imbalanced ({100 * split.positive_share:.0f}% positive): "
-                         "read its macro-F1 and balanced accuracy, which a constant answer cannot inflate (F1 of the "
-                         "positive class can).")
+            lines.append(
+                f"{title[0].upper()}{title[1:]} is imbalanced ({100 * split.positive_share:.0f}% "
+                "positive): "
+                "read its macro-F1 and balanced accuracy, which a constant answer cannot inflate "
+                "(F1 of the positive class can)."
+            )
     return lines
 
 
 def verdict_lines(results):
-    """The answer, its cautions, the across-seed findings (several seeds), the first seed's findings (every
-    seed's headline line with several), the probe reference, the imbalance notes and the rule."""
+    """The answer, its cautions, the across-seed findings (several seeds), the first seed's findings
+    (every seed's headline line with several), the probe reference, the imbalance notes and the
+    rule."""
     per_seed, several = results.per_seed, len(results.per_seed) > 1
     lines = [*answer_line(results), *caution_lines(results)]
     if results.summary:

@@ -1,4 +1,6 @@
-"""Tiny, offline stand-ins: a random DistilBERT and BERT of a few thousand weights, and SST-2-shaped data."""
+"""Tiny, offline stand-ins: a random DistilBERT and BERT of a few thousand weights, and SST-2-shaped
+data."""
+
 import os
 import subprocess
 import sys
@@ -13,20 +15,33 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ["HF_HUB_OFFLINE"] = "1"  # nothing in the tests may reach for the hub
-# Tiny models on 2 cores: one thread per op. Under load, several threads made a tiny step 1.4 s instead of 0.01 s.
+# Tiny models on 2 cores: one thread per op. Under load, several threads made a tiny step 1.4 s
+# instead of 0.01 s.
 torch.set_num_threads(1)
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # and the same in the subprocesses the tests start
 
-# The label is decided by one word, so the tiny model can learn it in seconds: these settings take the full
-# fine-tune to 100% validation accuracy, so a wrong number (labels misaligned with predictions) cannot pass.
-LEARNABLE = ["--epochs_head_only", "1", "--epochs_full_finetune", "5", "--learning_rate_full_finetune", "3e-2"]
-
+# The label is decided by one word, so the tiny model can learn it in seconds: these settings take
+# the full
+# fine-tune to 100% validation accuracy, so a wrong number (labels misaligned with predictions)
+# cannot pass.
+LEARNABLE = [
+    "--epochs_head_only",
+    "1",
+    "--epochs_full_finetune",
+    "5",
+    "--learning_rate_full_finetune",
+    "3e-2",
+]
 
 
 def real_sst2():
-    """The real SST-2 files, where a machine has them: $SST2_DATA_DIR, else the README's data/sst2, else the
-    project's shared folder beside its checkout (our own machines)."""
-    for folder in (os.environ.get("SST2_DATA_DIR"), ROOT / "data" / "sst2", ROOT.parent / "shared" / "data" / "sst2"):
+    """The real SST-2 files, where a machine has them: $SST2_DATA_DIR, else the README's data/sst2,
+    else the project's shared folder beside its checkout (our own machines)."""
+    for folder in (
+        os.environ.get("SST2_DATA_DIR"),
+        ROOT / "data" / "sst2",
+        ROOT.parent / "shared" / "data" / "sst2",
+    ):
         if folder and (Path(folder) / "train.parquet").is_file():
             return Path(folder)
     return None
@@ -36,14 +51,19 @@ REAL_SST2 = real_sst2()
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: a whole run or a long simulation; `pytest -m \"not slow\"` skips it")
+    config.addinivalue_line(
+        "markers", 'slow: a whole run or a long simulation; `pytest -m "not slow"` skips it'
+    )
+
+
 POSITIVE, NEGATIVE = ["good", "great", "lovely", "fine"], ["bad", "awful", "dull", "boring"]
 FILLER = ["the", "film", "movie", "was", "is", "a", "very", "plot", "cast", "and"]
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + FILLER + POSITIVE + NEGATIVE
 
 
 def sst2_like(n, seed):
-    """Sentences whose label is the sentiment word they contain, plus phrases cut from them, as in SST-2."""
+    """Sentences whose label is the sentiment word they contain, plus phrases cut from them, as in
+    SST-2."""
     rng = np.random.default_rng(seed)
     rows = []
     while len(rows) < n:
@@ -51,7 +71,8 @@ def sst2_like(n, seed):
         words = list(rng.choice(FILLER, size=rng.integers(3, 8)))
         words.insert(int(rng.integers(len(words) + 1)), rng.choice(POSITIVE if label else NEGATIVE))
         rows.append((" ".join(words), label))
-        start = int(rng.integers(len(words) // 2))  # a phrase of the sentence that keeps the sentiment word
+        # a phrase of the sentence that keeps the sentiment word
+        start = int(rng.integers(len(words) // 2))
         phrase = words[start:]
         if len(phrase) < len(words) and any(w in POSITIVE + NEGATIVE for w in phrase):
             rows.append((" ".join(phrase), label))
@@ -59,16 +80,36 @@ def sst2_like(n, seed):
 
 
 def save_tiny_model(folder, architecture):
-    """A pretrained-style checkpoint: the encoder alone, so loading it for classification makes a new head."""
-    from transformers import BertConfig, BertModel, DistilBertConfig, DistilBertModel, DistilBertTokenizer
+    """A pretrained-style checkpoint: the encoder alone, so loading it for classification makes a
+    new head."""
+    from transformers import (
+        BertConfig,
+        BertModel,
+        DistilBertConfig,
+        DistilBertModel,
+        DistilBertTokenizer,
+    )
+
     torch.manual_seed(0)  # the same tiny model in every session
     if architecture == "distilbert":
-        config = DistilBertConfig(vocab_size=len(VOCAB), dim=16, n_layers=1, n_heads=2, hidden_dim=32,
-                                  max_position_embeddings=128)
+        config = DistilBertConfig(
+            vocab_size=len(VOCAB),
+            dim=16,
+            n_layers=1,
+            n_heads=2,
+            hidden_dim=32,
+            max_position_embeddings=128,
+        )
         model = DistilBertModel(config)
     else:
-        config = BertConfig(vocab_size=len(VOCAB), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                            intermediate_size=32, max_position_embeddings=128)
+        config = BertConfig(
+            vocab_size=len(VOCAB),
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=128,
+        )
         model = BertModel(config)
     model.save_pretrained(folder)
     DistilBertTokenizer(vocab={w: i for i, w in enumerate(VOCAB)}).save_pretrained(folder)
@@ -95,7 +136,8 @@ def tiny_data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_external_test_file(tmp_path_factory):
-    """Labelled sentences from outside train and validation, as a user's CSV (the external test set)."""
+    """Labelled sentences from outside train and validation, as a user's CSV (the external test
+    set)."""
     path = tmp_path_factory.mktemp("external") / "sst2_test_labelled.csv"
     sst2_like(50, seed=7).to_csv(path, index=False)
     return path
@@ -103,9 +145,12 @@ def tiny_external_test_file(tmp_path_factory):
 
 @contextmanager
 def tmpfs_at(folder, options):
-    """A small tmpfs mounted at folder for the test (a full disk, a read-only one); skips where mounting fails."""
+    """A small tmpfs mounted at folder for the test (a full disk, a read-only one); skips where
+    mounting fails."""
     folder.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True).returncode:
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True
+    ).returncode:
         pytest.skip("cannot mount a tmpfs here")
     try:
         yield folder
@@ -114,13 +159,27 @@ def tmpfs_at(folder, options):
 
 
 def eval_split(name, labels, units=None, parts=None, unit_name="sentences"):
-    """A real EvalSplit of n items (sentences s0, s1, ...), each its own unit unless units are given."""
+    """A real EvalSplit of n items (sentences s0, s1, ...), each its own unit unless units are
+    given."""
     from sst2kit.evaluation import EvalSplit
+
     labels = np.asarray(labels)
-    frame = pd.DataFrame({"idx": range(len(labels)), "sentence": [f"s{i}" for i in range(len(labels))],
-                          "label": labels})
-    return EvalSplit(name=name, frame=frame, units=np.arange(len(labels)) if units is None else np.asarray(units),
-                     unit_name=unit_name, lengths=np.full(len(labels), 12), leakage=0.0, parts=parts or {})
+    frame = pd.DataFrame(
+        {
+            "idx": range(len(labels)),
+            "sentence": [f"s{i}" for i in range(len(labels))],
+            "label": labels,
+        }
+    )
+    return EvalSplit(
+        name=name,
+        frame=frame,
+        units=np.arange(len(labels)) if units is None else np.asarray(units),
+        unit_name=unit_name,
+        lengths=np.full(len(labels), 12),
+        leakage=0.0,
+        parts=parts or {},
+    )
 
 
 def answers(labels, right):

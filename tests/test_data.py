@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REAL_SST2, ROOT, sst2_like
 
+from conftest import REAL_SST2, ROOT, sst2_like
 from sst2kit.data import UsageError, column, load_sst2, read_split, split_train_test, take_fraction
 from sst2kit.phrases import grouped_test_mask, inside_fractions, is_phrase_and_source
 
@@ -33,8 +33,10 @@ def test_grouped_split_leaves_no_test_phrase_inside_train(tiny_data_dir):
 
 
 def test_inside_fractions_counts_contiguous_word_spans():
-    fractions = inside_fractions(["the film was good", "a dull plot"],
-                                 {"q": ["film was", "was film", "the film was good", "dull", "plot a"]})
+    fractions = inside_fractions(
+        ["the film was good", "a dull plot"],
+        {"q": ["film was", "was film", "the film was good", "dull", "plot a"]},
+    )
     assert fractions["q"] == pytest.approx(3 / 5)
 
 
@@ -48,11 +50,14 @@ def test_subset_fraction_is_seeded_and_sized(tiny_data_dir):
         take_fraction(train, 0.001, seed=42, name="train")
 
 
-@pytest.mark.parametrize("content, message", [
-    (pd.DataFrame({"text": ["a"], "label": [0]}), "lacks column"),
-    (pd.DataFrame({"sentence": ["a", "b"], "label": [0, 2]}), "labels must be 0"),
-    (pd.DataFrame({"sentence": [], "label": []}), "no rows"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (pd.DataFrame({"text": ["a"], "label": [0]}), "lacks column"),
+        (pd.DataFrame({"sentence": ["a", "b"], "label": [0, 2]}), "labels must be 0"),
+        (pd.DataFrame({"sentence": [], "label": []}), "no rows"),
+    ],
+)
 def test_bad_split_files_are_named(tmp_path, content, message):
     content.to_parquet(tmp_path / "train.parquet")
     with pytest.raises(UsageError, match=message):
@@ -74,7 +79,9 @@ def test_csv_and_jsonl_read_like_parquet(tmp_path):
     frame.to_csv(tmp_path / "train.csv", index=False)
     frame.to_json(tmp_path / "validation.jsonl", orient="records", lines=True)
     splits = load_sst2(str(tmp_path))
-    assert splits["train"]["sentence"] == splits["validation"]["sentence"] == ["good film", "bad plot"]
+    assert (
+        splits["train"]["sentence"] == splits["validation"]["sentence"] == ["good film", "bad plot"]
+    )
     assert splits["train"]["idx"] == [0, 1]
 
 
@@ -83,7 +90,9 @@ def test_a_json_array_reads_like_json_lines(tmp_path):
     frame.to_json(tmp_path / "train.json", orient="records")  # [{...}, {...}]
     frame.to_json(tmp_path / "validation.json", orient="records", lines=True)
     splits = load_sst2(str(tmp_path))
-    assert splits["train"]["sentence"] == splits["validation"]["sentence"] == ["good film", "bad plot"]
+    assert (
+        splits["train"]["sentence"] == splits["validation"]["sentence"] == ["good film", "bad plot"]
+    )
 
 
 def test_a_folder_named_like_a_split_file_is_named_as_a_folder(tmp_path):
@@ -94,14 +103,18 @@ def test_a_folder_named_like_a_split_file_is_named_as_a_folder(tmp_path):
 
 
 def test_repeated_idx_values_are_kept_and_said(tmp_path, capsys):
-    pd.DataFrame({"idx": [7, 7, 8], "sentence": ["good", "bad", "fine"], "label": [1, 0, 1]}).to_csv(
-        tmp_path / "train.csv", index=False)
+    pd.DataFrame(
+        {"idx": [7, 7, 8], "sentence": ["good", "bad", "fine"], "label": [1, 0, 1]}
+    ).to_csv(tmp_path / "train.csv", index=False)
     assert read_split(tmp_path, "train")["idx"] == [7, 7, 8]
     assert "2 rows share an idx with another row (row(s) 1, 2)" in capsys.readouterr().out
 
 
-real_data = pytest.mark.skipif(REAL_SST2 is None, reason="the real SST-2 is not here: put it in data/sst2 as the "
-                               "README says, or set SST2_DATA_DIR")
+real_data = pytest.mark.skipif(
+    REAL_SST2 is None,
+    reason="the real SST-2 is not here: put it in data/sst2 as the "
+    "README says, or set SST2_DATA_DIR",
+)
 
 
 @real_data
@@ -118,13 +131,20 @@ def test_real_sst2_default_split_and_its_leakage():
 def test_real_sst2_grouped_split():
     full = load_sst2(str(REAL_SST2))["train"]
     train, test = split_train_test(full, test_size=0.1, seed=42, how="grouped")
-    assert inside_fractions(column(train, "sentence"), {"test": column(test, "sentence")})["test"] == 0
+    assert (
+        inside_fractions(column(train, "sentence"), {"test": column(test, "sentence")})["test"] == 0
+    )
     assert abs(len(test) / len(full) - 0.1) <= 0.02
-    assert np.array_equal(split_train_test(full, test_size=0.1, seed=42, how="grouped")[1]["idx"], test["idx"])
+    assert np.array_equal(
+        split_train_test(full, test_size=0.1, seed=42, how="grouped")[1]["idx"], test["idx"]
+    )
 
 
 def test_tsv_is_read_exactly_with_quotes_inside_sentences(tmp_path):
-    sentences = [f'" a lone quote opens this {i}' if i % 3 == 0 else f'a "quoted" word {i}' for i in range(1500)]
+    sentences = [
+        f'" a lone quote opens this {i}' if i % 3 == 0 else f'a "quoted" word {i}'
+        for i in range(1500)
+    ]
     lines = ["sentence\tlabel"] + [f"{s}\t{i % 2}" for i, s in enumerate(sentences)]
     (tmp_path / "train.tsv").write_text("\n".join(lines) + "\n")
     split = read_split(tmp_path, "train")
@@ -132,15 +152,39 @@ def test_tsv_is_read_exactly_with_quotes_inside_sentences(tmp_path):
     assert split["sentence"] == sentences and split["label"] == [i % 2 for i in range(1500)]
 
 
-@pytest.mark.parametrize("frame, message", [
-    (pd.DataFrame({"sentence": ["good", None, "  ", "bad"], "label": [1, 0, 1, 0]}), "row(s) 2, 3 have no sentence"),
-    (pd.DataFrame({"sentence": ["a", "b", "c"], "label": [0, "1", [1]]}), "row(s) 2, 3 have '1', [1]"),
-    (pd.DataFrame({"sentence": ["a", "b"], "label": [0, 1], "idx": [1, "x"]}), "idx must be whole numbers within"),
-    (pd.DataFrame({"sentence": ["a", "b"], "label": [0, 1], "idx": [1, None]}), "64 bits; row(s) 2 are not"),
-    (pd.DataFrame({"sentence": ["a", "b"], "label": [0, 1], "idx": [1, "inf"]}), "64 bits; row(s) 2 are not"),
-    (pd.DataFrame({"sentence": ["a", "b"], "label": [0, 1], "idx": ["1", str(2**64)]}), "64 bits; row(s) 2 are not"),
-    (pd.DataFrame({"sentence": ["a", "\u200b\ufeff", "\x00"], "label": [0, 1, 0]}), "row(s) 2, 3 have no sentence"),
-])
+@pytest.mark.parametrize(
+    "frame, message",
+    [
+        (
+            pd.DataFrame({"sentence": ["good", None, "  ", "bad"], "label": [1, 0, 1, 0]}),
+            "row(s) 2, 3 have no sentence",
+        ),
+        (
+            pd.DataFrame({"sentence": ["a", "b", "c"], "label": [0, "1", [1]]}),
+            "row(s) 2, 3 have '1', [1]",
+        ),
+        (
+            pd.DataFrame({"sentence": ["a", "b"], "label": [0, 1], "idx": [1, "x"]}),
+            "idx must be whole numbers within",
+        ),
+        (
+            pd.DataFrame({"sentence": ["a", "b"], "label": [0, 1], "idx": [1, None]}),
+            "64 bits; row(s) 2 are not",
+        ),
+        (
+            pd.DataFrame({"sentence": ["a", "b"], "label": [0, 1], "idx": [1, "inf"]}),
+            "64 bits; row(s) 2 are not",
+        ),
+        (
+            pd.DataFrame({"sentence": ["a", "b"], "label": [0, 1], "idx": ["1", str(2**64)]}),
+            "64 bits; row(s) 2 are not",
+        ),
+        (
+            pd.DataFrame({"sentence": ["a", "\u200b\ufeff", "\x00"], "label": [0, 1, 0]}),
+            "row(s) 2, 3 have no sentence",
+        ),
+    ],
+)
 def test_bad_rows_are_named(tmp_path, frame, message):
     frame.to_json(tmp_path / "train.jsonl", orient="records", lines=True)
     with pytest.raises(UsageError, match=re.escape(message)):
@@ -157,14 +201,23 @@ def test_two_files_for_one_split_are_refused(tmp_path):
 
 def test_items_longer_than_any_span_bound_are_still_matched():
     long_container = " ".join(f"w{i}" for i in range(100))
-    inside, across = " ".join(f"w{i}" for i in range(10, 80)), " ".join(f"w{i}" for i in range(90, 100)) + " w0"
+    inside, across = (
+        " ".join(f"w{i}" for i in range(10, 80)),
+        " ".join(f"w{i}" for i in range(90, 100)) + " w0",
+    )
     fractions = inside_fractions([long_container], {"q": [inside, across, "w1", "w1 w2 w1"]})
     assert fractions["q"] == pytest.approx(2 / 4)
-    assert inside_fractions([long_container], {"q": [" ".join(f"w{i}" for i in range(10, 80)) + "0"]})["q"] == 0
+    assert (
+        inside_fractions([long_container], {"q": [" ".join(f"w{i}" for i in range(10, 80)) + "0"]})[
+            "q"
+        ]
+        == 0
+    )
 
 
 def test_one_huge_sentence_costs_seconds_not_hours():
-    """Spans are enumerated up to 64 words: a 40,000-word item adds work in proportion to its length."""
+    """Spans are enumerated up to 64 words: a 40,000-word item adds work in proportion to its
+    length."""
     sentences = list(sst2_like(300, seed=0)["sentence"]) + [" ".join(["good film"] * 20_000)]
     started = time.monotonic()
     inside_fractions(sentences, {"test": sentences[:50] + sentences[-1:]})
@@ -173,14 +226,32 @@ def test_one_huge_sentence_costs_seconds_not_hours():
 
 
 def test_items_are_grouped_by_the_one_source_sentence_they_come_from():
-    corpus = ["the film was good", "film was", "good", "a dull plot", "dull", "other thing", "the film was dull",
-              "the film"]
-    items = ["the film was good", "film was", "good", "a dull plot", "dull", "other thing", "the film", "The  Film"]
+    corpus = [
+        "the film was good",
+        "film was",
+        "good",
+        "a dull plot",
+        "dull",
+        "other thing",
+        "the film was dull",
+        "the film",
+    ]
+    items = [
+        "the film was good",
+        "film was",
+        "good",
+        "a dull plot",
+        "dull",
+        "other thing",
+        "the film",
+        "The  Film",
+    ]
     phrases, units = is_phrase_and_source(items, corpus)
     assert phrases.tolist() == [False, True, True, False, True, False, True, True]
     assert units[0] == units[2]  # "good" lies only in "the film was good"
     assert units[3] != units[4]  # "dull" lies in two sentences: a unit of its own, chaining neither
-    assert len({units[0], units[1], units[3], units[4], units[5], units[6]}) == 6  # "film was": in two as well
+    # "film was": in two as well
+    assert len({units[0], units[1], units[3], units[4], units[5], units[6]}) == 6
     assert units[6] == units[7]  # identical items, whitespace and case aside, are one unit
 
 
@@ -188,35 +259,43 @@ def test_items_are_grouped_by_the_one_source_sentence_they_come_from():
 @real_data
 @pytest.mark.parametrize("how, units, largest", [("random", 4363, 10), ("grouped", 784, 32)])
 def test_real_sst2_test_units_are_source_sentences(how, units, largest):
-    """No unit chains unrelated sentences: union-find over nested spans put 1,580 random-split items in one."""
+    """No unit chains unrelated sentences: union-find over nested spans put 1,580 random-split items
+    in one."""
     raw = load_sst2(str(REAL_SST2))
     _, test = split_train_test(raw["train"], test_size=0.1, seed=42, how=how)
-    corpus = np.concatenate([column(raw["train"], "sentence"), column(raw["validation"], "sentence")])
+    corpus = np.concatenate(
+        [column(raw["train"], "sentence"), column(raw["validation"], "sentence")]
+    )
     sizes = np.bincount(is_phrase_and_source(list(column(test, "sentence")), corpus)[1])
     assert (len(sizes), sizes.max()) == (units, largest)
 
 
 def test_long_sentences_are_told_from_their_phrases():
     long_sentence = " ".join(f"w{i}" for i in range(80))
-    phrases, _ = is_phrase_and_source([long_sentence, " ".join(f"w{i}" for i in range(70))], [long_sentence, "w1 w2"])
+    phrases, _ = is_phrase_and_source(
+        [long_sentence, " ".join(f"w{i}" for i in range(70))], [long_sentence, "w1 w2"]
+    )
     assert phrases.tolist() == [False, True]
 
 
 def test_external_sentences_shared_with_validation_are_counted_word_for_word():
     from sst2kit.phrases import shared_items
+
     validation = ["a gem of a film .", "dull , dull , dull"]
     assert shared_items(["a  gem of a film .", "a gem", "dull , dull , dull "], validation) == 2
 
 
 def test_numeric_sentences_in_json_lines_stay_text(tmp_path):
     pd.DataFrame({"sentence": ["123", "4.5", "good"], "label": [1, 0, 1]}).to_json(
-        tmp_path / "train.jsonl", orient="records", lines=True)
+        tmp_path / "train.jsonl", orient="records", lines=True
+    )
     assert read_split(tmp_path, "train")["sentence"] == ["123", "4.5", "good"]
 
 
 def test_big_idx_values_are_kept_exactly(tmp_path):
-    pd.DataFrame({"sentence": ["a", "b"], "label": [0, 1], "idx": [2**62 + 1, -(2**63 - 1)]}).to_parquet(
-        tmp_path / "train.parquet")
+    pd.DataFrame(
+        {"sentence": ["a", "b"], "label": [0, 1], "idx": [2**62 + 1, -(2**63 - 1)]}
+    ).to_parquet(tmp_path / "train.parquet")
     assert read_split(tmp_path, "train")["idx"] == [2**62 + 1, -(2**63 - 1)]
 
 
@@ -230,7 +309,8 @@ from sst2kit.evaluation import evaluation_splits
 from sst2kit.models import load_tokenizer
 cfg = Config(model_name={model!r}, data_dir={data!r})
 frames, corpus = sst2_splits(cfg)
-frames, batches = tokenize_splits(frames, load_tokenizer(cfg), max_length=cfg.max_length, train_pad_multiple=1)
+tokenizer = load_tokenizer(cfg)
+frames, batches = tokenize_splits(frames, tokenizer, max_length=128, train_pad_multiple=1)
 evaluation_splits(frames, batches, corpus)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
@@ -238,8 +318,9 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 @pytest.mark.slow
 def test_one_huge_row_costs_its_own_text_not_rows_times_its_length(tmp_path, tiny_model_dir):
-    """The data stage's peak memory, in a fresh process, with and without one 250 kB sentence among 1,500 rows.
-    Stored at the width of the longest row, the sentences would cost 1,500 x 250 k x 4 bytes = 1.5 GB a copy."""
+    """The data stage's peak memory, in a fresh process, with and without one 250 kB sentence among
+    1,500 rows. Stored at the width of the longest row, the sentences would cost 1,500 x 250 k x 4
+    bytes = 1.5 GB a copy."""
     peaks = {}
     for name, huge in (("plain", None), ("huge", "good " + "film " * 50_000)):
         folder = tmp_path / name
@@ -250,34 +331,50 @@ def test_one_huge_row_costs_its_own_text_not_rows_times_its_length(tmp_path, tin
         train.to_parquet(folder / "train.parquet")
         sst2_like(60, seed=1).to_parquet(folder / "validation.parquet")
         script = DATA_STAGE_PEAK.format(root=str(ROOT), model=str(tiny_model_dir), data=str(folder))
-        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                              env={**os.environ, "TQDM_DISABLE": "1"})
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "TQDM_DISABLE": "1"},
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         peaks[name] = int(done.stdout.split()[-1])  # kB
     assert peaks["huge"] < peaks["plain"] + 300_000, peaks
 
 
 def test_long_items_are_found_inside_long_texts_as_a_brute_force_search_finds_them():
-    """Items over LONG_ITEM words go through LongSpans (a look-up per start position), not a search of every long
-    text for every long item (20,000 rows of 65 words took 92 s): the same spans as comparing every pair."""
+    """Items over LONG_ITEM words go through LongSpans (a look-up per start position), not a search
+    of every long text for every long item (20,000 rows of 65 words took 92 s): the same spans as
+    comparing every pair."""
     import random
 
     from sst2kit.phrases import LONG_ITEM, roots_and_members, spans_found
+
     rng = random.Random(0)
     vocab = [f"w{i}" for i in range(40)]
-    texts = [tuple(rng.choices(vocab, k=rng.randint(LONG_ITEM + 5, LONG_ITEM + 60))) for _ in range(150)]
+    texts = [
+        tuple(rng.choices(vocab, k=rng.randint(LONG_ITEM + 5, LONG_ITEM + 60))) for _ in range(150)
+    ]
     for source in texts[:60]:  # long spans of long texts, and short ones
         start = rng.randint(0, len(source) - LONG_ITEM - 2)
-        texts.append(source[start:start + rng.randint(LONG_ITEM + 1, len(source) - start)])
-        texts.append(source[start:start + 5])
+        texts.append(source[start : start + rng.randint(LONG_ITEM + 1, len(source) - start)])
+        texts.append(source[start : start + 5])
     texts = set(texts)
 
     def brute(query, text, proper):
         n = len(query)
-        return (n < len(text) or not proper) and any(text[i:i + n] == query for i in range(len(text) - n + 1))
+        return (n < len(text) or not proper) and any(
+            text[i : i + n] == query for i in range(len(text) - n + 1)
+        )
+
     for proper in (True, False):
-        expected = {q for q in texts if any(brute(q, t, proper) for t in texts if not proper or t != q)}
+        expected = {
+            q for q in texts if any(brute(q, t, proper) for t in texts if not proper or t != q)
+        }
         assert spans_found(texts, texts, proper=proper) == expected
     members = roots_and_members(texts, desc="test")
     assert set(members) == {t for t in texts if not any(brute(t, o, True) for o in texts if o != t)}
-    assert all(members[root] == {t for t in texts if t == root or brute(t, root, True)} for root in members)
+    assert all(
+        members[root] == {t for t in texts if t == root or brute(t, root, True)} for root in members
+    )

@@ -1,4 +1,6 @@
-"""Faults during a run: write errors keep finished seeds, files stay coherent, stop signals are prompt."""
+"""Faults during a run: write errors keep finished seeds, files stay coherent, stop signals are
+prompt."""
+
 import errno
 import json
 import os
@@ -11,23 +13,44 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT
 
 import sst2_compare as app
+from conftest import ROOT
 from sst2kit import files, results
 
-FAST = ["--epochs_head_only", "1", "--epochs_full_finetune", "1", "--save_models", "false",
-        "--bootstrap_resamples", "1000", "--probe_reference", "false"]
+FAST = [
+    "--epochs_head_only",
+    "1",
+    "--epochs_full_finetune",
+    "1",
+    "--save_models",
+    "false",
+    "--bootstrap_resamples",
+    "1000",
+    "--probe_reference",
+    "false",
+]
 
 
 def tiny_run(model_dir, data_dir, out, *extra):
-    return app.main(["--model_name", str(model_dir), "--data_dir", str(data_dir), "--output_dir", str(out), *FAST,
-                     *extra])
+    return app.main(
+        [
+            "--model_name",
+            str(model_dir),
+            "--data_dir",
+            str(data_dir),
+            "--output_dir",
+            str(out),
+            *FAST,
+            *extra,
+        ]
+    )
 
 
 @pytest.mark.parametrize("error", [errno.EDQUOT, errno.EROFS, errno.EACCES])
-def test_a_write_error_on_a_later_seed_keeps_the_finished_ones(error, tiny_model_dir, tiny_data_dir, tmp_path,
-                                                               monkeypatch, capsys):
+def test_a_write_error_on_a_later_seed_keeps_the_finished_ones(
+    error, tiny_model_dir, tiny_data_dir, tmp_path, monkeypatch, capsys
+):
     to_csv, calls = pd.DataFrame.to_csv, []
 
     def failing_on_the_second_seed(frame, path, *args, **kwargs):
@@ -42,7 +65,11 @@ def test_a_write_error_on_a_later_seed_keeps_the_finished_ones(error, tiny_model
     err = capsys.readouterr().err
     last = err.strip().splitlines()[-1]
     assert err.count("error:") == 1 and "Traceback" not in err
-    assert last.startswith("error: cannot write") and f"({os.strerror(error)})" in last and "predictions.csv" in last
+    assert (
+        last.startswith("error: cannot write")
+        and f"({os.strerror(error)})" in last
+        and "predictions.csv" in last
+    )
     (run_dir,) = out.iterdir()
     assert json.loads((run_dir / "results.json").read_text())["complete"] is False  # seed 42, whole
     monkeypatch.setattr(pd.DataFrame, "to_csv", to_csv)
@@ -50,8 +77,9 @@ def test_a_write_error_on_a_later_seed_keeps_the_finished_ones(error, tiny_model
     assert not list(run_dir.glob(".*.tmp"))
 
 
-def test_a_run_folder_deleted_midway_keeps_the_seeds_somewhere_and_says_where(tiny_model_dir, tiny_data_dir,
-                                                                              tmp_path, monkeypatch, capsys):
+def test_a_run_folder_deleted_midway_keeps_the_seeds_somewhere_and_says_where(
+    tiny_model_dir, tiny_data_dir, tmp_path, monkeypatch, capsys
+):
     save, seeds_saved = results.save_results, []
 
     def folder_vanishes_before_the_second_seed(run_dir, record, predictions):
@@ -64,7 +92,10 @@ def test_a_run_folder_deleted_midway_keeps_the_seeds_somewhere_and_says_where(ti
     assert tiny_run(tiny_model_dir, tiny_data_dir, tmp_path / "out", "--num_seeds", "2") == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error: cannot write")
-    assert "predictions.csv (its folder no longer exists); the 2 finished seed(s) were written to" in err
+    assert (
+        "predictions.csv (its folder no longer exists); the 2 finished seed(s) were written to"
+        in err
+    )
     rescue = Path(err.split("were written to ")[1].split(" instead")[0])
     kept = json.loads((rescue / "results.json").read_text())
     assert [s["seed"] for s in kept["seeds"]] == [42, 43] and kept["complete"] is True
@@ -72,8 +103,9 @@ def test_a_run_folder_deleted_midway_keeps_the_seeds_somewhere_and_says_where(ti
 
 
 def test_a_stop_signal_during_the_renames_leaves_files_of_the_same_seeds(tmp_path, monkeypatch):
-    """The three files are renamed into place with stop signals held back: a SIGTERM in between is handled once
-    all are in place, so results.json and predictions.csv never describe different seeds."""
+    """The three files are renamed into place with stop signals held back: a SIGTERM in between is
+    handled once all are in place, so results.json and predictions.csv never describe different
+    seeds."""
     for name in ("a.csv", "b.json"):
         (tmp_path / name).write_text("seed 42")
 
@@ -90,17 +122,28 @@ def test_a_stop_signal_during_the_renames_leaves_files_of_the_same_seeds(tmp_pat
     monkeypatch.setattr(files.os, "replace", replace_then_signal)
     try:
         with pytest.raises(KeyboardInterrupt):
-            files.write_together([(tmp_path / name, lambda path: path.write_text("seeds 42, 43"))
-                                  for name in ("a.csv", "b.json")])
+            files.write_together(
+                [
+                    (tmp_path / name, lambda path: path.write_text("seeds 42, 43"))
+                    for name in ("a.csv", "b.json")
+                ]
+            )
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert [(tmp_path / name).read_text() for name in ("a.csv", "b.json")] == ["seeds 42, 43"] * 2
 
 
-@pytest.mark.parametrize("stop, seen", [
-    (OSError(errno.EDQUOT, "Disk quota exceeded"), "cannot write .*head_only_seed42 \\(Disk quota exceeded\\)"),
-    (KeyboardInterrupt(), None),  # Ctrl-C, or SIGTERM (raised as a KeyboardInterrupt), after config.json was written
-])
+@pytest.mark.parametrize(
+    "stop, seen",
+    [
+        (
+            OSError(errno.EDQUOT, "Disk quota exceeded"),
+            "cannot write .*head_only_seed42 \\(Disk quota exceeded\\)",
+        ),
+        # Ctrl-C, or SIGTERM (raised as a KeyboardInterrupt), after config.json was written
+        (KeyboardInterrupt(), None),
+    ],
+)
 def test_a_model_folder_appears_only_when_whole(tmp_path, stop, seen):
     class HalfSaving:
         def save_model(self, folder):
@@ -138,18 +181,25 @@ except KeyboardInterrupt:
 
 
 def children(pid):
-    return [child for task in Path(f"/proc/{pid}/task").iterdir()
-            for child in (task / "children").read_text().split()]
+    return [
+        child
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs /proc")
 def test_a_stop_during_the_probe_fit_is_prompt_and_leaves_no_process():
-    proc = subprocess.Popen([sys.executable, "-c", PROBE_SCRIPT.format(root=str(ROOT))], stdout=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PROBE_SCRIPT.format(root=str(ROOT))],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout.readline().strip() == "fitting"
     time.sleep(1.0)
-    assert children(proc.pid) == []  # the folds are fitted on threads: no worker process to wait for or orphan
+    # the folds are fitted on threads: no worker process to wait for or orphan
+    assert children(proc.pid) == []
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=30)
@@ -161,17 +211,41 @@ FIGURES = ("metrics.png", "confusion_matrices.png", "accuracy_by_length.png", "t
 
 
 def script_run(model_dir, data_dir, out, *, shell_tail="", env=None):
-    """The script in a fresh process, as a shell runs it (shell_tail: what its stdout is piped into)."""
-    command = " ".join(map(str, [sys.executable, ROOT / "sst2_compare.py", "--model_name", model_dir, "--data_dir",
-                                 data_dir, "--output_dir", out, *FAST]))
-    return subprocess.run(["bash", "-c", f"{command} {shell_tail}; exit ${{PIPESTATUS[0]}}"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
+    """The script in a fresh process, as a shell runs it (shell_tail: what its stdout is piped
+    into)."""
+    command = " ".join(
+        map(
+            str,
+            [
+                sys.executable,
+                ROOT / "sst2_compare.py",
+                "--model_name",
+                model_dir,
+                "--data_dir",
+                data_dir,
+                "--output_dir",
+                out,
+                *FAST,
+            ],
+        )
+    )
+    return subprocess.run(
+        ["bash", "-c", f"{command} {shell_tail}; exit ${{PIPESTATUS[0]}}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.mark.slow
-def test_a_console_closed_after_one_line_still_gets_every_file_written(tiny_model_dir, tiny_data_dir, tmp_path):
+def test_a_console_closed_after_one_line_still_gets_every_file_written(
+    tiny_model_dir, tiny_data_dir, tmp_path
+):
     done = script_run(tiny_model_dir, tiny_data_dir, tmp_path / "out", shell_tail="| head -1")
-    assert done.returncode == 74, done.stderr[-2000:]  # sysexits' EX_IOERR: the files are whole, the console lost
+    # sysexits' EX_IOERR: the files are whole, the console lost
+    assert done.returncode == 74, done.stderr[-2000:]
     assert "Traceback" not in done.stderr and "the console's output stopped" in done.stderr
     (run_dir,) = (tmp_path / "out").iterdir()
     written = {path.name for path in run_dir.iterdir()}
@@ -180,8 +254,11 @@ def test_a_console_closed_after_one_line_still_gets_every_file_written(tiny_mode
 
 
 @pytest.mark.slow
-def test_a_run_in_the_c_locale_with_an_ascii_console_completes(tiny_model_dir, tiny_data_dir, tmp_path):
-    """Every file read and written as UTF-8 whatever the locale; characters the console cannot show replaced."""
+def test_a_run_in_the_c_locale_with_an_ascii_console_completes(
+    tiny_model_dir, tiny_data_dir, tmp_path
+):
+    """Every file read and written as UTF-8 whatever the locale; characters the console cannot show
+    replaced."""
     data = tmp_path / "snowmen"
     data.mkdir()
     for split in ("train", "validation"):
@@ -189,8 +266,12 @@ def test_a_run_in_the_c_locale_with_an_ascii_console_completes(tiny_model_dir, t
         frame["sentence"] = frame["sentence"] + " ☃"
         frame.to_parquet(data / f"{split}.parquet")
     out = tmp_path / "☃out"  # printed at the start and the end: the console must show it somehow
-    done = script_run(tiny_model_dir, data, out,
-                      env={"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": "ascii"})
+    done = script_run(
+        tiny_model_dir,
+        data,
+        out,
+        env={"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": "ascii"},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "results go to" in done.stdout and "Traceback" not in done.stderr
     (run_dir,) = out.iterdir()

@@ -1,13 +1,14 @@
-"""Every number the report prints and results.json keeps, on fixed inputs, equals the recorded one: a refactor
-that moves code must not move a number. After a change meant to alter them, rewrite the records with
-SST2_RECORD_NUMBERS=1 and say why in the commit."""
+"""Every number the report prints and results.json keeps, on fixed inputs, equals the recorded one:
+a refactor that moves code must not move a number. After a change meant to alter them, rewrite the
+records with SST2_RECORD_NUMBERS=1 and say why in the commit."""
+
 import json
 import os
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
+
 from conftest import LEARNABLE
 
 RECORDED = Path(__file__).parent / "recorded"
@@ -17,10 +18,18 @@ REWRITE = os.environ.get("SST2_RECORD_NUMBERS") == "1"
 SCENARIOS = {
     "one_seed_claimed_with_probe": ([{"head_only": 0.70, "full_finetune": 0.90}], {"probe": 0.8}),
     "one_seed_not_established": ([{"head_only": 0.70, "full_finetune": 0.72}], {"probe": 0.71}),
-    "three_seeds_mixed": ([{"head_only": 0.60, "full_finetune": 0.80}, {"head_only": 0.80, "full_finetune": 0.60},
-                           {"head_only": 0.70, "full_finetune": 0.71}], {}),
-    "two_seeds_claimed_with_probe": ([{"head_only": 0.7, "full_finetune": 0.9},
-                                      {"head_only": 0.72, "full_finetune": 0.88}], {"probe": 0.85}),
+    "three_seeds_mixed": (
+        [
+            {"head_only": 0.60, "full_finetune": 0.80},
+            {"head_only": 0.80, "full_finetune": 0.60},
+            {"head_only": 0.70, "full_finetune": 0.71},
+        ],
+        {},
+    ),
+    "two_seeds_claimed_with_probe": (
+        [{"head_only": 0.7, "full_finetune": 0.9}, {"head_only": 0.72, "full_finetune": 0.88}],
+        {"probe": 0.85},
+    ),
     "head_only_constant": ([{"head_only": "positive", "full_finetune": 0.9}], {}),
 }
 
@@ -28,12 +37,15 @@ SCENARIOS = {
 def plain(value):
     """A value as results.json writes it."""
     from sst2kit.files import strict_json
+
     return json.loads(json.dumps(strict_json(value), allow_nan=False))
 
 
 def compare_or_record(name, actual):
     path = RECORDED / name
-    text = actual if isinstance(actual, str) else json.dumps(actual, indent=1, sort_keys=True) + "\n"
+    text = (
+        actual if isinstance(actual, str) else json.dumps(actual, indent=1, sort_keys=True) + "\n"
+    )
     if REWRITE:
         RECORDED.mkdir(exist_ok=True)
         path.write_text(text, encoding="utf-8")
@@ -49,17 +61,23 @@ def test_the_constructed_reports_print_the_recorded_numbers(scenario):
     from test_report import experiment, results_predictions
 
     from sst2kit.report import delta_lines, metrics_lines
+
     outcomes, probe = SCENARIOS[scenario]
     results = experiment(outcomes, **probe)
     results.predictions = results_predictions(results)
     printed = "\n".join([*metrics_lines(results), *delta_lines(results)]) + "\n"
     compare_or_record(f"{scenario}.txt", printed)
-    compare_or_record(f"{scenario}.json", plain({"seeds": results.per_seed, "summary": results.summary,
-                                                 "headline": results.headline}))
+    compare_or_record(
+        f"{scenario}.json",
+        plain(
+            {"seeds": results.per_seed, "summary": results.summary, "headline": results.headline}
+        ),
+    )
 
 
 def masked(stdout, run_dir, paths):
-    """The console without what changes from run to run: seconds, the run folder's name, the fixtures' paths."""
+    """The console without what changes from run to run: seconds, the run folder's name, the
+    fixtures' paths."""
     stdout = stdout.replace(str(run_dir), "<run folder>").replace(run_dir.name, "<run folder>")
     for path in paths:
         stdout = stdout.replace(str(path), "<path>")
@@ -72,20 +90,36 @@ RUN_SPECIFIC = ("timings_seconds", "environment", "speed")
 def without_seconds(value):
     """results.json without the seconds each step took."""
     if isinstance(value, dict):
-        return {key: without_seconds(item) for key, item in value.items() if not key.endswith("seconds")}
+        return {
+            key: without_seconds(item) for key, item in value.items() if not key.endswith("seconds")
+        }
     if isinstance(value, list):
         return [without_seconds(item) for item in value]
     return value
 
 
 @pytest.mark.slow
-def test_a_whole_run_prints_and_keeps_the_recorded_numbers(tiny_model_dir, tiny_data_dir,
-                                                           tiny_external_test_file, tmp_path, capsys):
+def test_a_whole_run_prints_and_keeps_the_recorded_numbers(
+    tiny_model_dir, tiny_data_dir, tiny_external_test_file, tmp_path, capsys
+):
     import sst2_compare as app
+
     out = tmp_path / "out"
-    args = ["--model_name", str(tiny_model_dir), "--data_dir", str(tiny_data_dir), "--output_dir", str(out),
-            *LEARNABLE, "--external_test_file", str(tiny_external_test_file), "--num_seeds", "2",
-            "--save_models", "false"]
+    args = [
+        "--model_name",
+        str(tiny_model_dir),
+        "--data_dir",
+        str(tiny_data_dir),
+        "--output_dir",
+        str(out),
+        *LEARNABLE,
+        "--external_test_file",
+        str(tiny_external_test_file),
+        "--num_seeds",
+        "2",
+        "--save_models",
+        "false",
+    ]
     assert app.main(args) == 0
     (run_dir,) = out.iterdir()
     record = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
@@ -94,5 +128,11 @@ def test_a_whole_run_prints_and_keeps_the_recorded_numbers(tiny_model_dir, tiny_
     for path_setting in ("model_name", "data_dir", "output_dir", "external_test_file"):
         record["config"][path_setting] = "<path>"
     compare_or_record("whole_run.json", without_seconds(record))
-    compare_or_record("whole_run.txt", masked(capsys.readouterr().out, run_dir, (
-        tiny_model_dir, tiny_data_dir, tiny_external_test_file)))
+    compare_or_record(
+        "whole_run.txt",
+        masked(
+            capsys.readouterr().out,
+            run_dir,
+            (tiny_model_dir, tiny_data_dir, tiny_external_test_file),
+        ),
+    )

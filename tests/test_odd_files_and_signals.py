@@ -1,6 +1,7 @@
-"""Hostile inputs V: odd files and special files, text that talks to the terminal, a run folder or disk that
-fails mid-run, config.py that stops the interpreter, settings without bounds. One line, exit 2 where the input
-is at fault, nothing half-written, finished work kept."""
+"""Hostile inputs V: odd files and special files, text that talks to the terminal, a run folder or
+disk that fails mid-run, config.py that stops the interpreter, settings without bounds. One line,
+exit 2 where the input is at fault, nothing half-written, finished work kept."""
+
 import errno
 import json
 import os
@@ -14,20 +15,38 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT
 from test_cli import broken_config
 
 import sst2_compare as app
+from conftest import ROOT
 from sst2kit import results as results_module
 from sst2kit.errors import UsageError
 
-FAST = ["--epochs_head_only", "1", "--epochs_full_finetune", "1", "--save_models", "false",
-        "--bootstrap_resamples", "1000"]
+FAST = [
+    "--epochs_head_only",
+    "1",
+    "--epochs_full_finetune",
+    "1",
+    "--save_models",
+    "false",
+    "--bootstrap_resamples",
+    "1000",
+]
 
 
 def tiny_run(model_dir, data_dir, out, *extra):
-    return app.main(["--model_name", str(model_dir), "--data_dir", str(data_dir), "--output_dir", str(out),
-                     *FAST, *extra])
+    return app.main(
+        [
+            "--model_name",
+            str(model_dir),
+            "--data_dir",
+            str(data_dir),
+            "--output_dir",
+            str(out),
+            *FAST,
+            *extra,
+        ]
+    )
 
 
 def data_folder(tmp_path, tiny_data_dir, validation_name="validation.parquet"):
@@ -40,37 +59,53 @@ def data_folder(tmp_path, tiny_data_dir, validation_name="validation.parquet"):
 
 
 def test_a_csv_with_an_unbalanced_quote_is_refused_naming_the_row(tmp_path):
-    """A naive export opens a quote and never closes it: the next rows were swallowed into that one sentence
-    (200 rows in the file, 195 scored, exit 0)."""
+    """A naive export opens a quote and never closes it: the next rows were swallowed into that one
+    sentence (200 rows in the file, 195 scored, exit 0)."""
     from sst2kit.data import read_labelled
+
     rows = ["sentence,label"] + [f"a fine sentence number {i},{i % 2}" for i in range(200)]
     rows[50] = '"an opened quote that never closes,1'
     rows[56] = 'he said "hello" to it,0'  # where the lenient parser finally closed it
     path = tmp_path / "validation.csv"
     path.write_text("\n".join(rows) + "\n")
-    with pytest.raises(UsageError, match=r"row 50's sentence runs over 7 lines .* a quotation mark opened in it is "
-                                         r"never closed"):
+    with pytest.raises(
+        UsageError,
+        match=r"row 50's sentence runs over 7 lines .* a quotation mark opened in it is "
+        r"never closed",
+    ):
         read_labelled(path)
     quoted = pd.DataFrame({"sentence": ["two lines\nin one cell", "plain"], "label": [1, 0]})
-    quoted.to_csv(tmp_path / "fine.csv", index=False)  # a line break inside a well-quoted cell stays allowed
+    # a line break inside a well-quoted cell stays allowed
+    quoted.to_csv(tmp_path / "fine.csv", index=False)
     assert len(read_labelled(tmp_path / "fine.csv")) == 2
 
 
 def test_text_from_the_data_cannot_drive_the_terminal():
-    """Escape sequences and bidi overrides in a sentence: the flips section (console and report.md) shows them
-    as escapes, never as what they do."""
+    """Escape sequences and bidi overrides in a sentence: the flips section (console and report.md)
+    shows them as escapes, never as what they do."""
     from sst2kit.report import flip_lines
+
     attack = "fine\x1b[30A\x1b]0;owned\x07Answer: none\u202etxet\u2069\nnext line"
-    flipped = pd.DataFrame({"seed": [42], "split": ["validation"], "label": [1], "change": ["fixed"],
-                            "head_only_prob_pos": [0.1], "full_finetune_prob_pos": [0.9], "sentence": [attack]})
+    flipped = pd.DataFrame(
+        {
+            "seed": [42],
+            "split": ["validation"],
+            "label": [1],
+            "change": ["fixed"],
+            "head_only_prob_pos": [0.1],
+            "full_finetune_prob_pos": [0.9],
+            "sentence": [attack],
+        }
+    )
     shown = "\n".join(flip_lines(flipped, 42))
     assert "\x1b" not in shown and "\u202e" not in shown and "\x07" not in shown
     assert "\\x1b[30A" in shown and "<U+202E>" in shown and "\\nnext line" in shown
 
 
 @pytest.mark.parametrize("kind", ["fifo", "socket", "link to a character device"])
-def test_special_files_are_named_for_what_they_are_before_anything_loads(kind, tmp_path, tiny_data_dir,
-                                                                       tiny_model_dir, capsys, monkeypatch):
+def test_special_files_are_named_for_what_they_are_before_anything_loads(
+    kind, tmp_path, tiny_data_dir, tiny_model_dir, capsys, monkeypatch
+):
     folder = data_folder(tmp_path, tiny_data_dir, validation_name=None)
     target = folder / "validation.parquet"
     if kind == "fifo":
@@ -92,10 +127,11 @@ def test_special_files_are_named_for_what_they_are_before_anything_loads(kind, t
     assert not loaded  # found before the model is loaded
 
 
-def test_a_run_folder_deleted_before_the_next_seed_trains_is_noticed(tiny_model_dir, tiny_data_dir, tmp_path,
-                                                                     monkeypatch, capsys):
-    """The next Trainer quietly made the folder anew: exit 0, results.json with every seed, and the earlier runs'
-    log gone. Now: one line, exit 2, the finished seed written elsewhere and named."""
+def test_a_run_folder_deleted_before_the_next_seed_trains_is_noticed(
+    tiny_model_dir, tiny_data_dir, tmp_path, monkeypatch, capsys
+):
+    """The next Trainer quietly made the folder anew: exit 0, results.json with every seed, and the
+    earlier runs' log gone. Now: one line, exit 2, the finished seed written elsewhere and named."""
     both_runs = app.both_runs
 
     def folder_deleted_before_seed_43(seed, **kwargs):
@@ -106,26 +142,36 @@ def test_a_run_folder_deleted_before_the_next_seed_trains_is_noticed(tiny_model_
     monkeypatch.setattr(app, "both_runs", folder_deleted_before_seed_43)
     assert tiny_run(tiny_model_dir, tiny_data_dir, tmp_path / "out", "--num_seeds", "2") == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
-    assert len(err) == 1 and "disappeared during the run" in err[0] and "the 1 finished seed(s) were written to" \
-        in err[0]
+    assert (
+        len(err) == 1
+        and "disappeared during the run" in err[0]
+        and "the 1 finished seed(s) were written to" in err[0]
+    )
     rescue = Path(err[0].split("were written to ")[1].split(" instead")[0])
     kept = json.loads((rescue / "results.json").read_text())
     assert kept["complete"] is False and kept["headline"]["seeds"] == 1  # seed 42, whole
-    assert not list((tmp_path / "out").iterdir())  # the folder was not made anew by the next Trainer
+    # the folder was not made anew by the next Trainer
+    assert not list((tmp_path / "out").iterdir())
     shutil.rmtree(rescue)
 
 
-def test_when_the_rescue_write_fails_too_it_is_one_line_and_leaves_no_empty_folder(tmp_path, monkeypatch):
+def test_when_the_rescue_write_fails_too_it_is_one_line_and_leaves_no_empty_folder(
+    tmp_path, monkeypatch
+):
     """One root file system: the run folder's disk is full, and so is the temporary folder's."""
     from types import SimpleNamespace
+
     from sst2kit.files import WriteError
+
     made = tmp_path / "rescue"
 
     def full(path, record, predictions):
         raise WriteError(f"cannot write {path}/results.json (No space left on device)")
 
     monkeypatch.setattr(results_module, "save_results", full)
-    monkeypatch.setattr(results_module.tempfile, "mkdtemp", lambda prefix: made.mkdir() or str(made))
+    monkeypatch.setattr(
+        results_module.tempfile, "mkdtemp", lambda prefix: made.mkdir() or str(made)
+    )
     stand_in = SimpleNamespace(per_seed=[{}], run_dir=tmp_path / "run", record={}, predictions=None)
     stand_in.rescue = lambda: results_module.Results.rescue(stand_in)
     with pytest.raises(WriteError) as raised:
@@ -136,7 +182,9 @@ def test_when_the_rescue_write_fails_too_it_is_one_line_and_leaves_no_empty_fold
 
 def test_the_trainer_log_never_ends_on_a_cut_off_line(tmp_path, monkeypatch, capsys):
     from types import SimpleNamespace
+
     from sst2kit.trainer_log import ProgressToLogFile
+
     log = tmp_path / "trainer_log.jsonl"
     callback = ProgressToLogFile(log)
     state = SimpleNamespace(is_world_process_zero=True)
@@ -167,52 +215,92 @@ def test_the_trainer_log_never_ends_on_a_cut_off_line(tmp_path, monkeypatch, cap
             self.file.flush()
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("builtins.open", lambda path, mode="r", *a, **k: HalfWrites(real_open(path, mode, *a, **k))
-                        if Path(path) == log else real_open(path, mode, *a, **k))
+    monkeypatch.setattr(
+        "builtins.open",
+        lambda path, mode="r", *a, **k: (
+            HalfWrites(real_open(path, mode, *a, **k))
+            if Path(path) == log
+            else real_open(path, mode, *a, **k)
+        ),
+    )
     callback.on_log(SimpleNamespace(run_name="r"), state, None, logs={"loss": 0.4})
     monkeypatch.undo()
-    assert [json.loads(line) for line in log.read_text().splitlines()] == [{"run": "r", "loss": 0.5}]
+    assert [json.loads(line) for line in log.read_text().splitlines()] == [
+        {"run": "r", "loss": 0.5}
+    ]
     assert "the lines before are whole" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("raise_in_config, message", [
-    ("raise KeyboardInterrupt", "KeyboardInterrupt"),
-    ("import sys; sys.exit(0)", "SystemExit: 0"),
-])
+@pytest.mark.parametrize(
+    "raise_in_config, message",
+    [
+        ("raise KeyboardInterrupt", "KeyboardInterrupt"),
+        ("import sys; sys.exit(0)", "SystemExit: 0"),
+    ],
+)
 def test_config_py_that_stops_the_interpreter_is_one_line(tmp_path, raise_in_config, message):
     def edit(text):
         return text.replace("\n@dataclass\n", f"\n{raise_in_config}\n\n@dataclass\n", 1)
-    line = next(n for n, text in enumerate(edit((ROOT / "config.py").read_text()).splitlines(), 1)
-                if text == raise_in_config)
+
+    line = next(
+        n
+        for n, text in enumerate(edit((ROOT / "config.py").read_text()).splitlines(), 1)
+        if text == raise_in_config
+    )
     code, stderr = broken_config(tmp_path, edit)
-    assert code == 2 and len(stderr) == 1 and stderr[0].startswith(f"error: config.py line {line}: {message}")
+    assert (
+        code == 2
+        and len(stderr) == 1
+        and stderr[0].startswith(f"error: config.py line {line}: {message}")
+    )
 
 
 def test_ctrl_c_while_config_py_loads_is_the_one_line(tmp_path):
-    """Ctrl-C in the first second (config.py importing its parser) printed a KeyboardInterrupt traceback. A
-    config.py that sends the process SIGINT as it loads stands in for the user's Ctrl-C at that moment."""
+    """Ctrl-C in the first second (config.py importing its parser) printed a KeyboardInterrupt
+    traceback. A config.py that sends the process SIGINT as it loads stands in for the user's Ctrl-C
+    at that moment."""
+
     def edit(text):
-        return text.replace("\n@dataclass\n", "\nimport os, signal; os.kill(os.getpid(), signal.SIGINT)\n\n"
-                                              "@dataclass\n", 1)
+        return text.replace(
+            "\n@dataclass\n",
+            "\nimport os, signal; os.kill(os.getpid(), signal.SIGINT)\n\n@dataclass\n",
+            1,
+        )
+
     code, stderr = broken_config(tmp_path, edit)
-    assert code == 128 + signal.SIGINT and stderr == ["interrupted while starting: nothing was written"]
+    assert code == 128 + signal.SIGINT and stderr == [
+        "interrupted while starting: nothing was written"
+    ]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--per_device_train_batch_size", str(2 ** 63)], "per_device_train_batch_size must be in [1, 65,536]"),
-    (["--max_length", str(2 ** 40)], "max_length must be in [8, 1,000,000] tokens"),
-    (["--dataloader_num_workers", "100000"], "dataloader_num_workers must be in [0, 256]"),
-    (["--output_dir", ""], "output_dir must be a folder's path, not empty text"),
-])
-def test_every_numeric_setting_is_bounded_before_anything_runs(argv, message, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["--per_device_train_batch_size", str(2**63)],
+            "per_device_train_batch_size must be in [1, 65,536]",
+        ),
+        (["--max_length", str(2**40)], "max_length must be in [8, 1,000,000] tokens"),
+        (["--dataloader_num_workers", "100000"], "dataloader_num_workers must be in [0, 256]"),
+        (["--output_dir", ""], "output_dir must be a folder's path, not empty text"),
+    ],
+)
+def test_every_numeric_setting_is_bounded_before_anything_runs(
+    argv, message, tmp_path, capsys, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     assert app.main(["--data_dir", "nowhere", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and not list(tmp_path.iterdir())
 
 
-def test_a_run_that_is_all_warm_up_is_said_before_it_trains(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
-    assert tiny_run(tiny_model_dir, tiny_data_dir, tmp_path / "out", "--epochs_full_finetune", "0.01") == 0
+def test_a_run_that_is_all_warm_up_is_said_before_it_trains(
+    tiny_model_dir, tiny_data_dir, tmp_path, capsys
+):
+    assert (
+        tiny_run(tiny_model_dir, tiny_data_dir, tmp_path / "out", "--epochs_full_finetune", "0.01")
+        == 0
+    )
     out = capsys.readouterr().out
     assert "warning: --epochs_full_finetune 0.01 is 1 step(s), all of it warm-up" in out
     assert out.index("all of it warm-up") < out.index("=== head-only")
@@ -220,16 +308,24 @@ def test_a_run_that_is_all_warm_up_is_said_before_it_trains(tiny_model_dir, tiny
 
 def test_help_that_cannot_be_printed_says_so():
     with open("/dev/full", "w") as full:
-        done = subprocess.run([sys.executable, "sst2_compare.py", "--help"], cwd=ROOT, stdout=full,
-                              stderr=subprocess.PIPE, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "sst2_compare.py", "--help"],
+            cwd=ROOT,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
     assert done.returncode == 74 and done.stderr.strip().startswith("error: cannot print the help")
 
 
 @pytest.mark.slow
-def test_the_answer_holds_when_every_seed_is_broken_and_keeps_every_seed(tiny_model_dir, tiny_data_dir, tmp_path,
-                                                                         capsys):
-    """The new health rules flag the head-only run in every seed: the run still finishes, writes every seed and
-    says why there is no answer, with the flags to change, exit 0 (the data is fine; the settings are not)."""
+def test_the_answer_holds_when_every_seed_is_broken_and_keeps_every_seed(
+    tiny_model_dir, tiny_data_dir, tmp_path, capsys
+):
+    """The new health rules flag the head-only run in every seed: the run still finishes, writes
+    every seed and says why there is no answer, with the flags to change, exit 0 (the data is fine;
+    the settings are not)."""
     assert tiny_run(tiny_model_dir, tiny_data_dir, tmp_path / "out", "--num_seeds", "2") == 0
     out = capsys.readouterr().out
     (run_dir,) = (tmp_path / "out").iterdir()
@@ -243,15 +339,33 @@ def test_the_answer_holds_when_every_seed_is_broken_and_keeps_every_seed(tiny_mo
 
 @pytest.mark.slow
 def test_paths_in_any_locale_read_data_and_save_models(tiny_model_dir, tiny_data_dir, tmp_path):
-    """Under an ASCII locale a parquet folder named 'dönnées' was refused as unreadable parquet, and a non-ASCII
-    output folder with --save_models true ended in a UnicodeEncodeError traceback."""
+    """Under an ASCII locale a parquet folder named 'dönnées' is read, and a non-ASCII output
+    folder takes the saved models (no UnicodeEncodeError)."""
     data = tmp_path / "dönnées"
     shutil.copytree(tiny_data_dir, data)
     out = tmp_path / "sörtie"
-    done = subprocess.run([sys.executable, "sst2_compare.py", "--model_name", str(tiny_model_dir), "--data_dir",
-                           str(data), "--output_dir", str(out), *FAST[:-4], "--save_models", "true",
-                           "--bootstrap_resamples", "1000"], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0"})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "sst2_compare.py",
+            "--model_name",
+            str(tiny_model_dir),
+            "--data_dir",
+            str(data),
+            "--output_dir",
+            str(out),
+            *FAST[:-4],
+            "--save_models",
+            "true",
+            "--bootstrap_resamples",
+            "1000",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0"},
+    )
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
     (run_dir,) = out.iterdir()
     assert (run_dir / "head_only_seed42" / "config.json").is_file()
@@ -260,6 +374,7 @@ def test_paths_in_any_locale_read_data_and_save_models(tiny_model_dir, tiny_data
 
 def test_a_folder_name_that_is_not_utf8_reads_in_any_locale(tiny_data_dir, tmp_path):
     from sst2kit.data import read_labelled
+
     folder = Path(os.fsdecode(os.fsencode(tmp_path) + b"/d\xff"))  # a byte no UTF-8 name holds
     folder.mkdir()
     shutil.copy(tiny_data_dir / "validation.parquet", folder)
@@ -268,32 +383,47 @@ def test_a_folder_name_that_is_not_utf8_reads_in_any_locale(tiny_data_dir, tmp_p
 
 def peak_rss_reading(path):
     """Peak resident memory (MB) of a fresh process that reads one labelled file."""
-    code = ("import resource, sys; sys.path.insert(0, '.'); from pathlib import Path; "
-            "from sst2kit.data import read_labelled; read_labelled(Path(sys.argv[1])); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
-    done = subprocess.run([sys.executable, "-c", code, str(path)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    code = (
+        "import resource, sys; sys.path.insert(0, '.'); from pathlib import Path; "
+        "from sst2kit.data import read_labelled; read_labelled(Path(sys.argv[1])); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return float(done.stdout.split()[-1])
 
 
 @pytest.mark.slow
 def test_reading_a_parquet_file_costs_memory_for_its_rows_not_its_row_groups(tmp_path):
-    """The same 60,000 rows in one row group and in 6,000: a whole-table read peaked 2.4x higher for the many
-    groups; read in batches of rows it is about the same. Past 10,000 groups the footer alone outweighs the rows:
-    refused in one line."""
+    """The same 60,000 rows in one row group and in 6,000: a whole-table read peaked 2.4x higher for
+    the many groups; read in batches of rows it is about the same. Past 10,000 groups the footer
+    alone outweighs the rows: refused in one line."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from sst2kit.data import read_labelled
+
     rng = np.random.default_rng(0)
     words = np.array(["good", "bad", "film", "plot", "cast", "dull", "fine", "very"])
-    table = pa.table({"sentence": [" ".join(rng.choice(words, 12)) for _ in range(60_000)],
-                      "label": rng.integers(2, size=60_000)})
+    table = pa.table(
+        {
+            "sentence": [" ".join(rng.choice(words, 12)) for _ in range(60_000)],
+            "label": rng.integers(2, size=60_000),
+        }
+    )
     pq.write_table(table, tmp_path / "one.parquet")
     pq.write_table(table, tmp_path / "many.parquet", row_group_size=10)
     assert pq.ParquetFile(tmp_path / "many.parquet").metadata.num_row_groups == 6_000
-    one, many = peak_rss_reading(tmp_path / "one.parquet"), peak_rss_reading(tmp_path / "many.parquet")
+    one, many = (
+        peak_rss_reading(tmp_path / "one.parquet"),
+        peak_rss_reading(tmp_path / "many.parquet"),
+    )
     assert many <= 1.25 * one, (one, many)
     pq.write_table(table.slice(0, 10_001), tmp_path / "too_many.parquet", row_group_size=1)
     with pytest.raises(UsageError, match="is cut into 10,001 row groups for 10,001 rows"):
@@ -303,36 +433,63 @@ def test_reading_a_parquet_file_costs_memory_for_its_rows_not_its_row_groups(tmp
 def test_started_from_a_deleted_folder_is_one_line(tmp_path):
     gone = tmp_path / "gone"
     gone.mkdir()
-    done = subprocess.run(["bash", "-c", f"cd {gone} && rmdir {gone} && exec {sys.executable} "
-                                         f"{ROOT / 'sst2_compare.py'} --help"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"cd {gone} && rmdir {gone} && exec {sys.executable} {ROOT / 'sst2_compare.py'} --help",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == ["error: the current folder no longer exists (it was deleted): cd into "
-                                                "an existing folder and run again"]
+    assert done.stderr.strip().splitlines() == [
+        "error: the current folder no longer exists (it was deleted): cd into "
+        "an existing folder and run again"
+    ]
 
 
 def test_an_early_ctrl_c_under_torchrun_is_said_by_one_process(tmp_path):
-    """Each torchrun process gets the Ctrl-C; 'interrupted while starting' was printed once per process."""
+    """Each torchrun process gets the Ctrl-C; 'interrupted while starting' was printed once per
+    process."""
     shutil.copy(ROOT / "sst2_compare.py", tmp_path)
     (tmp_path / "sst2kit").symlink_to(ROOT / "sst2kit")
     text = (ROOT / "config.py").read_text(encoding="utf-8")
-    (tmp_path / "config.py").write_text(text.replace("\n@dataclass\n", "\nimport os, signal; "
-                                                     "os.kill(os.getpid(), signal.SIGINT)\n\n@dataclass\n", 1))
+    (tmp_path / "config.py").write_text(
+        text.replace(
+            "\n@dataclass\n",
+            "\nimport os, signal; os.kill(os.getpid(), signal.SIGINT)\n\n@dataclass\n",
+            1,
+        )
+    )
     said = []
     for rank in ("0", "1"):
-        done = subprocess.run([sys.executable, "sst2_compare.py", "--help"], cwd=tmp_path, capture_output=True,
-                              text=True, timeout=120, env={**os.environ, "RANK": rank})
+        done = subprocess.run(
+            [sys.executable, "sst2_compare.py", "--help"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "RANK": rank},
+        )
         assert done.returncode == 128 + signal.SIGINT
         said.append(done.stderr.strip())
     assert said == ["interrupted while starting: nothing was written", ""]
 
 
 def test_a_grouped_split_of_one_group_gives_advice_that_can_be_followed():
-    """Every training row the same sentence: 'choose a value nearer 0.1' could not be followed at any value."""
+    """Every training row the same sentence: 'choose a value nearer 0.1' could not be followed at
+    any value."""
     from datasets import Dataset
 
     from sst2kit.data import split_train_test
-    same = Dataset.from_dict({"sentence": ["the same sentence"] * 50, "label": [1] * 50, "idx": list(range(50))})
+
+    same = Dataset.from_dict(
+        {"sentence": ["the same sentence"] * 50, "label": [1] * 50, "idx": list(range(50))}
+    )
     for test_size in (0.1, 0.5):
-        with pytest.raises(UsageError, match="form 1 such group .* no test_size can split them; use --split random"):
+        with pytest.raises(
+            UsageError, match="form 1 such group .* no test_size can split them; use --split random"
+        ):
             split_train_test(same, test_size=test_size, seed=0, how="grouped")

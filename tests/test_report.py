@@ -1,4 +1,5 @@
 """The verdict's wording rules, and the files kept of a run."""
+
 import json
 from types import SimpleNamespace
 
@@ -10,35 +11,66 @@ from sst2kit import files, results
 from sst2kit.results import Results
 from sst2kit.verdict import verdict_lines
 
-def experiment(per_seed_outcomes, *, probe=None, sizes=(("validation", 300), ("test", 200)), records=None,
-               rng_seed=11):
-    """Results as the verdict reads them, from real comparisons: per_seed_outcomes is one dict per seed of
-    {run: accuracy on every split} (the items each run gets right drawn at random), probe an accuracy for the
-    probe reference; records a run -> record override (a run's status)."""
+
+def experiment(
+    per_seed_outcomes,
+    *,
+    probe=None,
+    sizes=(("validation", 300), ("test", 200)),
+    records=None,
+    rng_seed=11,
+):
+    """Results as the verdict reads them, from real comparisons: per_seed_outcomes is one dict per
+    seed of {run: accuracy on every split} (the items each run gets right drawn at random), probe an
+    accuracy for the probe reference; records a run -> record override (a run's status)."""
     from conftest import answers, eval_split
     from sst2kit.metrics import compare_runs, summarize_seeds
     from sst2kit.names import PROBE
     from sst2kit.results import Results, class_balance
+
     rng = np.random.default_rng(rng_seed)
     labels = {name: rng.integers(2, size=n) for name, n in sizes}
     is_phrase = np.arange(dict(sizes)["test"]) % 3 == 0
-    splits = {name: eval_split(name, y, parts={"whole_sentences": ~is_phrase, "phrases": is_phrase}
-                               if name == "test" else None) for name, y in labels.items()}
+    splits = {
+        name: eval_split(
+            name,
+            y,
+            parts={"whole_sentences": ~is_phrase, "phrases": is_phrase} if name == "test" else None,
+        )
+        for name, y in labels.items()
+    }
     per_seed, per_seed_probs = [], []
     for seed, accuracy in enumerate(per_seed_outcomes, 42):
-        probs = {run: {name: answers(y, rng.random(len(y)) < share) if not isinstance(share, str) else
-                       np.full(len(y), 0.9 if share == "positive" else 0.1) for name, y in labels.items()}
-                 for run, share in accuracy.items()}
-        reference = {PROBE: {name: answers(y, rng.random(len(y)) < probe) for name, y in labels.items()}} \
-            if probe else {}
+        probs = {
+            run: {
+                name: answers(y, rng.random(len(y)) < share)
+                if not isinstance(share, str)
+                else np.full(len(y), 0.9 if share == "positive" else 0.1)
+                for name, y in labels.items()
+            }
+            for run, share in accuracy.items()
+        }
+        reference = (
+            {PROBE: {name: answers(y, rng.random(len(y)) < probe) for name, y in labels.items()}}
+            if probe
+            else {}
+        )
         status = records or {run: {"status": "ok"} for run in ("head_only", "full_finetune")}
-        per_seed.append(compare_runs(seed, status, probs={**probs, **reference}, eval_splits=splits,
-                                     resamples=1000))
+        per_seed.append(
+            compare_runs(
+                seed, status, probs={**probs, **reference}, eval_splits=splits, resamples=1000
+            )
+        )
         per_seed_probs.append((seed, probs))
-    results = SimpleNamespace(per_seed=per_seed, per_seed_probs=per_seed_probs, eval_splits=splits,
-                              balance=class_balance(np.array([0, 1]), splits),
-                              summary=summarize_seeds(per_seed, per_seed_probs, splits, resamples=1000, seed=42)
-                              if len(per_seed) > 1 else None)
+    results = SimpleNamespace(
+        per_seed=per_seed,
+        per_seed_probs=per_seed_probs,
+        eval_splits=splits,
+        balance=class_balance(np.array([0, 1]), splits),
+        summary=summarize_seeds(per_seed, per_seed_probs, splits, resamples=1000, seed=42)
+        if len(per_seed) > 1
+        else None,
+    )
     results.headline = Results.headline.fget(results)
     return results
 
@@ -49,81 +81,137 @@ def verdict(*args, **kwargs):
 
 def test_the_answer_comes_first_names_its_seed_and_population_and_each_finding_its_seed():
     lines = verdict([{"head_only": 0.70, "full_finetune": 0.90}])
-    assert lines[0].startswith("Answer: seed 42 (one seed), on GLUE validation (300 sentences), fine-tuning the whole "
-                               "encoder beats training only the head by")
-    findings = [line for line in lines if " on " in line and "points" in line and not line.startswith("Answer")]
+    assert lines[0].startswith(
+        "Answer: seed 42 (one seed), on GLUE validation (300 sentences), fine-tuning the whole "
+        "encoder beats training only the head by"
+    )
+    findings = [
+        line
+        for line in lines
+        if " on " in line and "points" in line and not line.startswith("Answer")
+    ]
     assert findings and all(line.startswith("seed 42: ") for line in findings)
     assert any("question's own test" in line for line in lines)
 
 
 def test_with_several_seeds_the_answer_is_the_experiments_and_claims_are_counted_by_direction():
-    """The answer is the mean over seeds with its across-seed interval, not seed 42's; a seed claimed ahead and a
-    seed claimed behind are not 'a difference claimed in 2 of 3'."""
-    results = experiment([{"head_only": 0.60, "full_finetune": 0.80}, {"head_only": 0.80, "full_finetune": 0.60},
-                          {"head_only": 0.70, "full_finetune": 0.71}])
+    """The answer is the mean over seeds with its across-seed interval, not seed 42's; a seed
+    claimed ahead and a seed claimed behind are not 'a difference claimed in 2 of 3'."""
+    results = experiment(
+        [
+            {"head_only": 0.60, "full_finetune": 0.80},
+            {"head_only": 0.80, "full_finetune": 0.60},
+            {"head_only": 0.70, "full_finetune": 0.71},
+        ]
+    )
     lines = verdict_lines(results)
     headline = results.headline
     assert lines[0].startswith("Answer: over 3 seeds, on GLUE validation")
     assert headline["seeds"] == 3 and headline["delta_accuracy"] == pytest.approx(
-        np.mean([s["deltas"]["validation"]["accuracy"] for s in results.per_seed]))
+        np.mean([s["deltas"]["validation"]["accuracy"] for s in results.per_seed])
+    )
     low, high = headline["delta_accuracy_ci95"]
     assert low < headline["delta_accuracy"] < high and "not established" in lines[0]
     counts = next(line for line in lines if "ahead in" in line)
-    assert "ahead in 1, behind in 1, withheld in 0, not established in 1 of 3" in counts and "points (SD)" in counts
+    assert (
+        "ahead in 1, behind in 1, withheld in 0, not established in 1 of 3" in counts
+        and "points (SD)" in counts
+    )
     assert not any("claimed in 2 of 3" in line for line in lines)
 
 
 def test_the_probe_decomposition_is_said_only_when_its_own_claims_support_it():
-    """Head-only 85% > probe 82.8% > full 80% printed 'the gap over head-only is the head's training'; and a
-    4-item change (probe - full -0.25 vs +0.25 points, interval +-2.2) switched the sentence. Now it follows the
-    claims, never the signs of unclaimed differences."""
+    """Head-only 85% > probe 82.8% > full 80% printed 'the gap over head-only is the head's
+    training'; and a 4-item change (probe - full -0.25 vs +0.25 points, interval +-2.2) switched the
+    sentence. Now it follows the claims, never the signs of unclaimed differences."""
     from sst2kit.verdict import decomposition
-    lines = verdict([{"head_only": 0.85, "full_finetune": 0.80}], probe=0.828, sizes=(("validation", 800),
-                                                                                       ("test", 200)))
+
+    lines = verdict(
+        [{"head_only": 0.85, "full_finetune": 0.80}],
+        probe=0.828,
+        sizes=(("validation", 800), ("test", 200)),
+    )
     assert not any("head's training, not the frozen encoder" in line for line in lines)
-    assert any("how much of the gap comes from the head's training recipe is not established" in line
-               for line in lines)
+    assert any(
+        "how much of the gap comes from the head's training recipe is not established" in line
+        for line in lines
+    )
 
     def entry(claimed):
         return {"difference_claimed": claimed}
-    said = {decomposition(entry(True), entry(False), entry(True), gaps=(0.10, gap, 0.10 - gap))
-            for gap in (-0.0025, 0.0025)}
-    assert len(said) == 1 and "what fine-tuning the encoder adds beyond a well-fit probe is not established" in \
-        said.pop()
-    holds = verdict([{"head_only": 0.60, "full_finetune": 0.95}], probe=0.75, sizes=(("validation", 800),
-                                                                                      ("test", 200)))
-    assert any("gap," in line and "come from how the notebook's head was trained and" in line for line in holds)
+
+    said = {
+        decomposition(entry(True), entry(False), entry(True), gaps=(0.10, gap, 0.10 - gap))
+        for gap in (-0.0025, 0.0025)
+    }
+    assert (
+        len(said) == 1
+        and "what fine-tuning the encoder adds beyond a well-fit probe is not established"
+        in said.pop()
+    )
+    holds = verdict(
+        [{"head_only": 0.60, "full_finetune": 0.95}],
+        probe=0.75,
+        sizes=(("validation", 800), ("test", 200)),
+    )
+    assert any(
+        "gap," in line and "come from how the notebook's head was trained and" in line
+        for line in holds
+    )
 
 
 def test_every_seeds_floor_and_constant_answer_is_named():
-    """3 seeds where seed 43's head-only answers 'positive' to everything: the Answer and the Caution name seed 43,
-    not seed 42 (whose head-only is fine)."""
-    lines = verdict([{"head_only": 0.7, "full_finetune": 0.9}, {"head_only": "positive", "full_finetune": 0.9},
-                     {"head_only": 0.72, "full_finetune": 0.9}])
+    """3 seeds where seed 43's head-only answers 'positive' to everything: the Answer and the
+    Caution name seed 43, not seed 42 (whose head-only is fine)."""
+    lines = verdict(
+        [
+            {"head_only": 0.7, "full_finetune": 0.9},
+            {"head_only": "positive", "full_finetune": 0.9},
+            {"head_only": 0.72, "full_finetune": 0.9},
+        ]
+    )
     assert "against a head-only model that answers 'positive' to every item (seed 43)" in lines[0]
     cautions = [line for line in lines if line.startswith("Caution")]
     assert cautions and all("(seed 43)" in line for line in cautions)
 
 
 def test_an_answer_not_established_says_why_and_a_withheld_one_says_withheld():
-    """'+9.3 points, not established (95% CI +2.3 to +18.6)' with no reason was report.md's first line; a
-    withheld result printed 'not established'; seeds_not_established counted withheld seeds."""
+    """'+9.3 points, not established (95% CI +2.3 to +18.6)' with no reason was report.md's first
+    line; a withheld result printed 'not established'; seeds_not_established counted withheld
+    seeds."""
     from sst2kit.verdict import answer_line
-    results = experiment([{"head_only": 0.7, "full_finetune": 0.8}], sizes=(("validation", 43), ("test", 60)))
-    results.per_seed[0]["significance"]["validation"].update(delta_accuracy_ci95=[0.023, 0.186], p_value=0.125,
-                                                               difference_claimed=False)
+
+    results = experiment(
+        [{"head_only": 0.7, "full_finetune": 0.8}], sizes=(("validation", 43), ("test", 60))
+    )
+    results.per_seed[0]["significance"]["validation"].update(
+        delta_accuracy_ci95=[0.023, 0.186], p_value=0.125, difference_claimed=False
+    )
     results.headline = Results.headline.fget(results)
     assert "the paired test does not reach 0.05" in answer_line(results)[0]
-    records = {"head_only": {"status": "collapsed", "status_why": "it answers 'positive' to every one of the 300",
-                             "status_advice": "give it more or larger steps: --epochs_head_only 8 (4x)"},
-               "full_finetune": {"status": "ok"}}
+    records = {
+        "head_only": {
+            "status": "collapsed",
+            "status_why": "it answers 'positive' to every one of the 300",
+            "status_advice": "give it more or larger steps: --epochs_head_only 8 (4x)",
+        },
+        "full_finetune": {"status": "ok"},
+    }
     broken = experiment([{"head_only": 0.5, "full_finetune": 0.9}] * 2, records=records)
     lines = verdict_lines(broken)
     assert lines[0].startswith("Answer: none: the head-only run of seed 42 collapsed")
-    assert any(line.startswith("Fix: the head-only run of seed 42: give it more or larger steps: "
-                               "--epochs_head_only 8") for line in lines)
-    findings = [line for line in lines if "points" in line and "head-only" in line and "Answer" not in line]
-    assert findings and not any("not established" in line for line in findings if "withheld" in line)
+    assert any(
+        line.startswith(
+            "Fix: the head-only run of seed 42: give it more or larger steps: --epochs_head_only 8"
+        )
+        for line in lines
+    )
+    findings = [
+        line for line in lines if "points" in line and "head-only" in line and "Answer" not in line
+    ]
+    assert findings and not any(
+        "not established" in line for line in findings if "withheld" in line
+    )
     assert any("withheld: the head-only run of seed 42 collapsed" in line for line in findings)
     assert broken.headline["seeds_withheld"] == 2 and broken.headline["seeds_not_established"] == 0
 
@@ -131,15 +219,28 @@ def test_an_answer_not_established_says_why_and_a_withheld_one_says_withheld():
 def test_a_gain_in_the_majority_class_alone_is_said_beside_the_accuracy():
     """+5.0 accuracy points on an 80%-positive split where balanced accuracy falls 10 points."""
     from sst2kit.verdict import finding
+
     split = SimpleNamespace(close_to_balanced=False, positive_share=0.8)
-    entry = {"delta_accuracy_ci95": [0.02, 0.08], "p_value": 0.001, "paired_test": "exact McNemar",
-             "difference_claimed": True, "tested": True, "family_size": 1}
-    line = finding(0.05, entry, model="full fine-tune", baseline="head-only", balanced=-0.10, split=split)
-    assert "beats head-only by 5.0 points" in line and "but balanced accuracy falls 10.0 points" in line
+    entry = {
+        "delta_accuracy_ci95": [0.02, 0.08],
+        "p_value": 0.001,
+        "paired_test": "exact McNemar",
+        "difference_claimed": True,
+        "tested": True,
+        "family_size": 1,
+    }
+    line = finding(
+        0.05, entry, model="full fine-tune", baseline="head-only", balanced=-0.10, split=split
+    )
+    assert (
+        "beats head-only by 5.0 points" in line
+        and "but balanced accuracy falls 10.0 points" in line
+    )
 
 
 def test_balanced_accuracy_and_its_delta_are_in_the_tables():
     from sst2kit.report import delta_lines, metrics_lines
+
     results = experiment([{"head_only": 0.7, "full_finetune": 0.9}])
     results.predictions = results_predictions(results)
     assert all("balanced" in line for line in metrics_lines(results)[1:])
@@ -148,6 +249,7 @@ def test_balanced_accuracy_and_its_delta_are_in_the_tables():
 
 def results_predictions(results):
     from sst2kit.results import predictions_frame
+
     return predictions_frame(results.eval_splits, results.per_seed_probs)
 
 
@@ -155,46 +257,74 @@ def test_a_test_that_was_never_run_prints_no_p_value_for_it():
     """'Holm p <= 0.0001' for a secondary test that was never tested."""
     from sst2kit.report import interval_line
     from sst2kit.verdict import evidence, finding
-    entry = {"delta_accuracy_ci95": [0.1, 0.3], "p_value": 1e-4, "p_value_holm": 3e-4, "family_size": 3,
-             "p_value_at_floor": True, "permutation_draws": 9999, "paired_test": "sign-flip permutation",
-             "tested": False, "independent_units": 400, "resampled_unit": "units"}
+
+    entry = {
+        "delta_accuracy_ci95": [0.1, 0.3],
+        "p_value": 1e-4,
+        "p_value_holm": 3e-4,
+        "family_size": 3,
+        "p_value_at_floor": True,
+        "permutation_draws": 9999,
+        "paired_test": "sign-flip permutation",
+        "tested": False,
+        "independent_units": 400,
+        "resampled_unit": "units",
+    }
     assert "Holm" not in evidence(entry)
-    assert "not tested, since the question's own comparison" in finding(0.2, {**entry, "difference_claimed": False},
-                                                                        model="full fine-tune", baseline="head-only")
+    assert "not tested, since the question's own comparison" in finding(
+        0.2, {**entry, "difference_claimed": False}, model="full fine-tune", baseline="head-only"
+    )
     assert "Holm" not in interval_line("test", entry, "full - head-only")
 
 
 def test_one_stray_answer_is_not_called_100_percent():
     from sst2kit.verdict import constant_answer
-    assert constant_answer({"predicted_positive_share": 871 / 872}, 872) == "answers 'positive' to 871 of 872 items"
-    assert constant_answer({"predicted_positive_share": 1.0}, 872) == "answers 'positive' to every item"
+
+    assert (
+        constant_answer({"predicted_positive_share": 871 / 872}, 872)
+        == "answers 'positive' to 871 of 872 items"
+    )
+    assert (
+        constant_answer({"predicted_positive_share": 1.0}, 872)
+        == "answers 'positive' to every item"
+    )
     assert constant_answer({"predicted_positive_share": 860 / 872}, 872) is None
 
 
 def test_the_glossary_defines_not_established_by_what_it_is():
     from sst2kit.report import GLOSSARY
+
     entry = next(line for line in GLOSSARY if "**not established**" in line)
     assert "includes 0" in entry and "excludes 0 and" not in entry
     assert any("**withheld**" in line for line in GLOSSARY)
 
 
 def test_units_are_called_units_with_their_counts():
-    """'4,363 source sentences' where 683 are whole sentences: the re-split test set's units, with what they hold."""
+    """'4,363 source sentences' where 683 are whole sentences: the re-split test set's units, with
+    what they hold."""
     from conftest import eval_split
+
     is_phrase = np.array([False, True, True, False, True, True])
-    split = eval_split("test", np.ones(6, int), units=[0, 0, 1, 2, 2, 3], unit_name="units",
-                       parts={"whole_sentences": ~is_phrase, "phrases": is_phrase})
+    split = eval_split(
+        "test",
+        np.ones(6, int),
+        units=[0, 0, 1, 2, 2, 3],
+        unit_name="units",
+        parts={"whole_sentences": ~is_phrase, "phrases": is_phrase},
+    )
     assert split.units_said == "4 units: 2 holding a whole sentence, 2 only phrases"
 
 
 def test_a_split_too_small_to_ever_be_claimed_says_so():
-    """With 5 units the smallest possible p is 2^-4 = 0.0625: no result there can be claimed, and the line says
-    so rather than only 'not established'."""
+    """With 5 units the smallest possible p is 2^-4 = 0.0625: no result there can be claimed, and
+    the line says so rather than only 'not established'."""
     from sst2kit import significance
     from sst2kit.verdict import finding
+
     labels = np.ones(10, int)
-    entry = significance.paired_significance(labels, np.zeros(10, int), labels, units=np.arange(10) // 2,
-                                             resamples=1000, seed=0)
+    entry = significance.paired_significance(
+        labels, np.zeros(10, int), labels, units=np.arange(10) // 2, resamples=1000, seed=0
+    )
     significance.decide_family([entry], family="primary")
     assert not entry["can_be_claimed"] and not entry["difference_claimed"]
     line = finding(1.0, entry, model="full fine-tune", baseline="head-only")
@@ -202,9 +332,13 @@ def test_a_split_too_small_to_ever_be_claimed_says_so():
 
 
 def test_two_seeds_give_every_split_an_across_seed_line_and_a_seed_averaged_length_figure():
-    results = experiment([{"head_only": 0.7, "full_finetune": 0.9}, {"head_only": 0.72, "full_finetune": 0.88}])
+    results = experiment(
+        [{"head_only": 0.7, "full_finetune": 0.9}, {"head_only": 0.72, "full_finetune": 0.88}]
+    )
     lines = verdict_lines(results)
-    assert any(line.startswith("over 2 seeds, on GLUE validation (300 sentences): ") for line in lines)
+    assert any(
+        line.startswith("over 2 seeds, on GLUE validation (300 sentences): ") for line in lines
+    )
     assert any(line.startswith("over 2 seeds, on the re-split test set (") for line in lines)
     seed_averaged = results.summary["accuracy_by_length"]["validation"][0]["full_finetune"]
     per_seed = [s["accuracy_by_length"]["validation"][0]["full_finetune"] for s in results.per_seed]
@@ -221,39 +355,60 @@ def test_with_several_seeds_only_the_across_seed_lines_claim():
 def test_not_established_beside_an_interval_that_excludes_zero_says_why():
     """The README's '+36.0, not established (95% CI +12.0 to +60.0 ...)' read as a contradiction."""
     from sst2kit.verdict import finding
-    corrected = {"delta_accuracy_ci95": [0.12, 0.60], "p_value": 0.011, "p_value_holm": 0.057, "family_size": 4,
-                 "paired_test": "exact McNemar", "difference_claimed": False, "tested": True}
+
+    corrected = {
+        "delta_accuracy_ci95": [0.12, 0.60],
+        "p_value": 0.011,
+        "p_value_holm": 0.057,
+        "family_size": 4,
+        "paired_test": "exact McNemar",
+        "difference_claimed": False,
+        "tested": True,
+    }
     line = finding(0.36, corrected, model="full fine-tune", baseline="head-only")
-    assert "not established" in line and "excludes 0 only before correcting for this family's 4 tests" in line
+    assert (
+        "not established" in line
+        and "excludes 0 only before correcting for this family's 4 tests" in line
+    )
     few = {**corrected, "p_value": 0.125, "p_value_holm": 0.125, "family_size": 1}
-    assert "the paired test does not reach 0.05" in finding(0.08, few, model="full fine-tune", baseline="head-only")
+    assert "the paired test does not reach 0.05" in finding(
+        0.08, few, model="full fine-tune", baseline="head-only"
+    )
     gated = {**corrected, "tested": False}
     assert "not tested, since the question's own comparison is not established" in finding(
-        0.36, gated, model="full fine-tune", baseline="head-only")
+        0.36, gated, model="full fine-tune", baseline="head-only"
+    )
 
 
 def test_the_answer_says_when_head_only_answers_one_class_to_everything():
-    """Head-only answering 'positive' to every item beats nothing: the Answer line itself says so, and the
-    imbalance note points at macro-F1 and balanced accuracy, not at F1."""
+    """Head-only answering 'positive' to every item beats nothing: the Answer line itself says so,
+    and the imbalance note points at macro-F1 and balanced accuracy, not at F1."""
     lines = verdict([{"head_only": "positive", "full_finetune": 0.9}])
     assert "against a head-only model that answers 'positive' to every item" in lines[0]
     assert not any("read its F1" in line for line in lines)
 
 
 def test_a_broken_run_yields_no_finding_and_names_why():
-    records = {"head_only": {"status": "ok"},
-               "full_finetune": {"status": "diverged", "status_why": "its training loss ended at 67 after starting "
-                                                                     "at 0.68 (peak 878)"}}
+    records = {
+        "head_only": {"status": "ok"},
+        "full_finetune": {
+            "status": "diverged",
+            "status_why": "its training loss ended at 67 after starting at 0.68 (peak 878)",
+        },
+    }
     lines = verdict([{"head_only": 0.9, "full_finetune": "positive"}], records=records)
-    assert lines[0].startswith("Answer: none: the full fine-tune run of seed 42 diverged: its training loss ended "
-                               "at 67")
+    assert lines[0].startswith(
+        "Answer: none: the full fine-tune run of seed 42 diverged: its training loss ended at 67"
+    )
     assert not any(" beats " in line or " trails " in line for line in lines)
 
 
 def test_an_imbalanced_split_points_at_measures_a_constant_answer_cannot_inflate():
     results = experiment([{"head_only": 0.7, "full_finetune": 0.9}])
     split = results.eval_splits["test"]
-    object.__setattr__(split, "frame", split.frame.assign(label=np.r_[np.ones(150, int), np.zeros(50, int)]))
+    object.__setattr__(
+        split, "frame", split.frame.assign(label=np.r_[np.ones(150, int), np.zeros(50, int)])
+    )
     line = next(line for line in verdict_lines(results) if "imbalanced" in line)
     assert "macro-F1 and balanced accuracy" in line
 
@@ -267,7 +422,8 @@ def test_a_write_stopped_midway_leaves_the_old_file_and_no_temporary_one(tmp_pat
         path.write_text('{"seed": 4')
         raise stop("stopped while writing")
 
-    with pytest.raises(files.WriteError if stop is OSError else stop):  # an OSError is one line, not a traceback
+    # an OSError is one line, not a traceback
+    with pytest.raises(files.WriteError if stop is OSError else stop):
         files.write_atomic(target, half_write)
     assert json.loads(target.read_text()) == {"seed": 42}
     assert list(tmp_path.iterdir()) == [target]
@@ -279,27 +435,43 @@ def splits_of(frame):
 
 def test_results_json_is_strict_json(tmp_path):
     frame = pd.DataFrame({"idx": [0], "sentence": ["a film"], "label": [1]})
-    probs = {run: {split: np.array([0.9]) for split in ("test", "validation")}
-             for run in ("head_only", "full_finetune")}
+    probs = {
+        run: {split: np.array([0.9]) for split in ("test", "validation")}
+        for run in ("head_only", "full_finetune")
+    }
     predictions = results.predictions_frame(splits_of(frame), [(42, probs)])
-    results.save_results(tmp_path, {"delta": float("nan"), "runs": [float("inf"), 0.5]}, predictions)
+    results.save_results(
+        tmp_path, {"delta": float("nan"), "runs": [float("inf"), 0.5]}, predictions
+    )
     text = (tmp_path / "results.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text) == {"delta": None, "runs": [None, 0.5]}
 
 
 def test_csv_cells_never_run_as_formulas_and_the_guard_can_be_undone(tmp_path):
-    """In predictions.csv a formula-like sentence gets a leading apostrophe, and so does one that really starts
-    with an apostrophe (dropping one leading apostrophe gives every sentence back); the console shows the text."""
+    """In predictions.csv a formula-like sentence gets a leading apostrophe, and so does one that
+    really starts with an apostrophe (dropping one leading apostrophe gives every sentence back);
+    the console shows the text."""
     from sst2kit.report import flip_lines
-    sentences = ["=HYPERLINK(\"x\")", "-- dull", "@SUM(A1)", "'tis a fine film", "a fine film"]
+
+    sentences = ['=HYPERLINK("x")', "-- dull", "@SUM(A1)", "'tis a fine film", "a fine film"]
     frame = pd.DataFrame({"idx": range(5), "label": [1, 0, 1, 1, 0], "sentence": sentences})
-    probs = {"head_only": {s: np.array([0.1, 0.9, 0.1, 0.1, 0.9]) for s in ("test", "validation")},
-             "full_finetune": {s: np.array([0.9, 0.1, 0.9, 0.9, 0.1]) for s in ("test", "validation")}}
+    probs = {
+        "head_only": {s: np.array([0.1, 0.9, 0.1, 0.1, 0.9]) for s in ("test", "validation")},
+        "full_finetune": {s: np.array([0.9, 0.1, 0.9, 0.9, 0.1]) for s in ("test", "validation")},
+    }
     predictions = results.predictions_frame(splits_of(frame), [(42, probs)])
     results.save_results(tmp_path, {}, predictions)
-    written = pd.read_csv(tmp_path / "predictions.csv", keep_default_na=False)["sentence"].tolist()[:5]
-    assert written == ["'=HYPERLINK(\"x\")", "'-- dull", "'@SUM(A1)", "''tis a fine film", "a fine film"]
+    written = pd.read_csv(tmp_path / "predictions.csv", keep_default_na=False)["sentence"].tolist()[
+        :5
+    ]
+    assert written == [
+        '\'=HYPERLINK("x")',
+        "'-- dull",
+        "'@SUM(A1)",
+        "''tis a fine film",
+        "a fine film",
+    ]
     assert [text[1:] if text.startswith("'") else text for text in written] == sentences
     out = "\n".join(flip_lines(results.flips(predictions), 42)) + "\n"
     assert ": -- dull\n" in out and "'-- dull" not in out
@@ -307,10 +479,15 @@ def test_csv_cells_never_run_as_formulas_and_the_guard_can_be_undone(tmp_path):
 
 
 def test_flips_are_the_changed_answers_surest_first():
-    frame = pd.DataFrame({"idx": [0, 1, 2, 3, 4], "sentence": list("abcde"), "label": [1, 1, 0, 0, 1]})
+    frame = pd.DataFrame(
+        {"idx": [0, 1, 2, 3, 4], "sentence": list("abcde"), "label": [1, 1, 0, 0, 1]}
+    )
     head = np.array([0.2, 0.4, 0.3, 0.9, 0.8])  # wrong, wrong, right, wrong, right
     full = np.array([0.7, 0.99, 0.6, 0.1, 0.9])  # right, right, wrong, right, right
-    probs = {"head_only": {"test": head, "validation": head}, "full_finetune": {"test": full, "validation": full}}
+    probs = {
+        "head_only": {"test": head, "validation": head},
+        "full_finetune": {"test": full, "validation": full},
+    }
     predictions = results.predictions_frame(splits_of(frame), [(42, probs)])
     flipped = results.flips(predictions[predictions["split"] == "test"])
     assert flipped["idx"].tolist() == [1, 3, 0, 2]  # by the full fine-tune's certainty
@@ -319,14 +496,18 @@ def test_flips_are_the_changed_answers_surest_first():
 
 @pytest.mark.parametrize("reader", ["pandas", "csv"])
 def test_any_line_break_inside_a_sentence_stays_inside_its_cell(tmp_path, reader):
-    """A bare carriage return, CR LF, LF, U+2028 and U+0085 in sentences: predictions.csv and flips.csv read back as
-    the same rows and cells, in pandas and in Python's csv module (pandas alone quotes a field only for a comma,
-    a quote or a newline: a lone \\r would split the row for most readers)."""
+    """A bare carriage return, CR LF, LF, U+2028 and U+0085 in sentences: predictions.csv and
+    flips.csv read back as the same rows and cells, in pandas and in Python's csv module (pandas
+    alone quotes a field only for a comma, a quote or a newline: a lone \\r would split the row for
+    most readers)."""
     import csv
+
     breaks = ["a\rb", "c\r\nd", "e\nf", "g\u2028h", "i\x85j", "plain"]
     frame = pd.DataFrame({"idx": range(6), "label": [1, 0, 1, 0, 1, 0], "sentence": breaks})
-    probs = {"head_only": {s: np.full(6, 0.1) for s in ("test", "validation")},
-             "full_finetune": {s: np.full(6, 0.9) for s in ("test", "validation")}}
+    probs = {
+        "head_only": {s: np.full(6, 0.1) for s in ("test", "validation")},
+        "full_finetune": {s: np.full(6, 0.9) for s in ("test", "validation")},
+    }
     predictions = results.predictions_frame(splits_of(frame), [(42, probs)])
     results.save_results(tmp_path, {}, predictions)
     for name, rows in (("predictions.csv", 12), ("flips.csv", 12)):
@@ -336,17 +517,25 @@ def test_any_line_break_inside_a_sentence_stays_inside_its_cell(tmp_path, reader
         else:
             with open(tmp_path / name, newline="", encoding="utf-8") as handle:
                 table = list(csv.DictReader(handle))
-            sentences, seeds = [row["sentence"] for row in table], [int(float(row["seed"])) for row in table]
+            sentences, seeds = (
+                [row["sentence"] for row in table],
+                [int(float(row["seed"])) for row in table],
+            )
         assert len(sentences) == rows and set(seeds) == {42}
         assert sorted(sentences) == sorted(breaks * 2)
 
 
 def test_leakage_is_blamed_on_the_re_split_only_where_the_re_split_can_fix_it():
     import dataclasses
-    results = experiment([{"head_only": 0.70, "full_finetune": 0.90}],
-                         sizes=(("validation", 300), ("external_test", 100), ("test", 200)))
-    results.eval_splits = {name: dataclasses.replace(split, leakage=0.0 if name == "validation" else 0.3)
-                           for name, split in results.eval_splits.items()}
+
+    results = experiment(
+        [{"head_only": 0.70, "full_finetune": 0.90}],
+        sizes=(("validation", 300), ("external_test", 100), ("test", 200)),
+    )
+    results.eval_splits = {
+        name: dataclasses.replace(split, leakage=0.0 if name == "validation" else 0.3)
+        for name, split in results.eval_splits.items()
+    }
     leak = [line for line in verdict_lines(results) if "word spans of training items" in line]
     assert len(leak) == 2
     external, test = leak  # in the order of the findings: the external set leads when it is given

@@ -1,5 +1,7 @@
-"""A long experiment survives its machine: a stopped run resumed equals an uninterrupted one, number for number;
-what cannot be resumed is refused in one line with the folder untouched; and the Trainer logs to TensorBoard."""
+"""A long experiment survives its machine: a stopped run resumed equals an uninterrupted one, number
+for number; what cannot be resumed is refused in one line with the folder untouched; and the Trainer
+logs to TensorBoard."""
+
 import json
 import shutil
 import signal
@@ -12,12 +14,20 @@ import sst2_compare as app
 
 pytestmark = pytest.mark.slow  # whole runs of the script: `pytest -m "not slow"` leaves them out
 
-TIMES = ("train_seconds", "predict_seconds", "seconds", "timings_seconds", "environment", "resumed_seeds", "config")
+TIMES = (
+    "train_seconds",
+    "predict_seconds",
+    "seconds",
+    "timings_seconds",
+    "environment",
+    "resumed_seeds",
+    "config",
+)
 
 
 def without_times(record):
-    """results.json less what differs between any two runs of the same experiment: times, the machine, and the
-    config's resume and num_seeds fields."""
+    """results.json less what differs between any two runs of the same experiment: times, the
+    machine, and the config's resume and num_seeds fields."""
     if isinstance(record, dict):
         return {key: without_times(value) for key, value in record.items() if key not in TIMES}
     if isinstance(record, list):
@@ -35,14 +45,29 @@ def uninterrupted(tiny_model_dir, tiny_data_dir, tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGKILL])
 def test_a_run_stopped_after_its_first_seed_and_resumed_equals_an_uninterrupted_one(
-        stop_signal, uninterrupted, tiny_model_dir, tiny_data_dir, tmp_path, capsys):
+    stop_signal, uninterrupted, tiny_model_dir, tiny_data_dir, tmp_path, capsys
+):
     out = tmp_path / "out"
-    code, _, run_dir = stop_run(tiny_model_dir, tiny_data_dir, out, "=== head-only (seed 43)", stop_signal, *FAST,
-                                "--num_seeds", "3")
+    code, _, run_dir = stop_run(
+        tiny_model_dir,
+        tiny_data_dir,
+        out,
+        "=== head-only (seed 43)",
+        stop_signal,
+        *FAST,
+        "--num_seeds",
+        "3",
+    )
     assert code in (-signal.SIGKILL, 128 + signal.SIGTERM)
     assert json.loads((run_dir / "results.json").read_text())["complete"] is False
-    assert app.main(tiny_args(tiny_model_dir, tiny_data_dir, out) + FAST + ["--num_seeds", "3", "--resume",
-                                                                            str(run_dir)]) == 0
+    assert (
+        app.main(
+            tiny_args(tiny_model_dir, tiny_data_dir, out)
+            + FAST
+            + ["--num_seeds", "3", "--resume", str(run_dir)]
+        )
+        == 0
+    )
     stdout = capsys.readouterr().out
     record = json.loads((run_dir / "results.json").read_text())
     assert record["complete"] and record["resumed_seeds"] == [42]
@@ -61,8 +86,9 @@ def folder_state(folder):
     return {path.name: path.stat().st_mtime_ns for path in folder.iterdir()}
 
 
-def test_what_cannot_be_resumed_is_refused_in_one_line_and_the_folder_is_untouched(tiny_model_dir, tiny_data_dir,
-                                                                                    tmp_path, capsys):
+def test_what_cannot_be_resumed_is_refused_in_one_line_and_the_folder_is_untouched(
+    tiny_model_dir, tiny_data_dir, tmp_path, capsys
+):
     out = tmp_path / "out"
     run_dir = one_seed_run(tiny_model_dir, tiny_data_dir, out, "--num_seeds", "2")
     capsys.readouterr()
@@ -74,51 +100,100 @@ def test_what_cannot_be_resumed_is_refused_in_one_line_and_the_folder_is_untouch
     not_a_run = tmp_path / "not_a_run"
     not_a_run.mkdir()
     cases = [
-        (["--resume", str(run_dir), "--learning_rate_full_finetune", "3e-5"],
-         "settings that shape the results differ: learning_rate_full_finetune 2e-05 there, 3e-05 here"),
+        (
+            ["--resume", str(run_dir), "--learning_rate_full_finetune", "3e-5"],
+            "settings that shape the results differ: learning_rate_full_finetune 2e-05 there, "
+            "3e-05 here",
+        ),
         (["--resume", str(not_a_run)], "not a run folder (no results.json in it)"),
-        (["--resume", str(run_dir), "--num_seeds", "1"], "it holds seed(s) 43, outside this run's seeds 42..42"),
+        (
+            ["--resume", str(run_dir), "--num_seeds", "1"],
+            "it holds seed(s) 43, outside this run's seeds 42..42",
+        ),
     ]
     for extra, message in cases:
-        assert app.main(tiny_args(tiny_model_dir, tiny_data_dir, out) + FAST + ["--num_seeds", "2", *extra]) == 2
+        assert (
+            app.main(
+                tiny_args(tiny_model_dir, tiny_data_dir, out) + FAST + ["--num_seeds", "2", *extra]
+            )
+            == 2
+        )
         err = capsys.readouterr().err
         assert message in err and err.count("error:") == 1, (extra, err)
-    assert app.main(tiny_args(tiny_model_dir, other_data, out) + FAST + ["--num_seeds", "2", "--resume",
-                                                                         str(run_dir)]) == 2
+    assert (
+        app.main(
+            tiny_args(tiny_model_dir, other_data, out)
+            + FAST
+            + ["--num_seeds", "2", "--resume", str(run_dir)]
+        )
+        == 2
+    )
     assert "its results come from other data (its fingerprint differs" in capsys.readouterr().err
     assert folder_state(run_dir) == before and len(list(out.iterdir())) == 1
     (run_dir / "results.json").write_text("{not json")
-    assert app.main(tiny_args(tiny_model_dir, tiny_data_dir, out) + FAST + ["--resume", "latest"]) == 2
+    assert (
+        app.main(tiny_args(tiny_model_dir, tiny_data_dir, out) + FAST + ["--resume", "latest"]) == 2
+    )
     assert "its results.json or predictions.csv cannot be read" in capsys.readouterr().err
 
 
-def test_a_requeued_job_resumes_its_own_folder(tiny_model_dir, tiny_data_dir, tmp_path, monkeypatch, capsys):
+def test_a_requeued_job_resumes_its_own_folder(
+    tiny_model_dir, tiny_data_dir, tmp_path, monkeypatch, capsys
+):
     out = tmp_path / "out"
     run_dir = one_seed_run(tiny_model_dir, tiny_data_dir, out)
     monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
-    assert app.main(tiny_args(tiny_model_dir, tiny_data_dir, out) + FAST + ["--num_seeds", "2"]) == 0
+    assert (
+        app.main(tiny_args(tiny_model_dir, tiny_data_dir, out) + FAST + ["--num_seeds", "2"]) == 0
+    )
     assert list(out.iterdir()) == [run_dir]
     record = json.loads((run_dir / "results.json").read_text())
     assert record["resumed_seeds"] == [42] and [s["seed"] for s in record["seeds"]] == [42, 43]
 
 
-def test_a_tracker_that_is_not_installed_is_one_line_before_anything_loads(tmp_path, capsys, monkeypatch):
+def test_a_tracker_that_is_not_installed_is_one_line_before_anything_loads(
+    tmp_path, capsys, monkeypatch
+):
     from sst2kit import trackers
+
     monkeypatch.setattr(trackers.importlib.util, "find_spec", lambda name: None)
-    assert app.main(["--report_to", "mlflow", "--data_dir", "nowhere", "--output_dir", str(tmp_path / "out")]) == 2
+    assert (
+        app.main(
+            [
+                "--report_to",
+                "mlflow",
+                "--data_dir",
+                "nowhere",
+                "--output_dir",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
-    assert "--report_to mlflow needs the mlflow package: pip install mlflow" in err and err.count("\n") == 1
+    assert (
+        "--report_to mlflow needs the mlflow package: pip install mlflow" in err
+        and err.count("\n") == 1
+    )
 
 
-def test_tensorboard_gets_each_runs_loss_curve_and_the_answer(tiny_model_dir, tiny_data_dir, tmp_path):
-    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator",
-                                            reason="needs the tensorboard package (pip install tensorboard)")
-    run_dir, record = run_tiny(tiny_model_dir, tiny_data_dir, tmp_path / "out", "--report_to", "tensorboard")
+def test_tensorboard_gets_each_runs_loss_curve_and_the_answer(
+    tiny_model_dir, tiny_data_dir, tmp_path
+):
+    event_accumulator = pytest.importorskip(
+        "tensorboard.backend.event_processing.event_accumulator",
+        reason="needs the tensorboard package (pip install tensorboard)",
+    )
+    run_dir, record = run_tiny(
+        tiny_model_dir, tiny_data_dir, tmp_path / "out", "--report_to", "tensorboard"
+    )
     for run in ("head_only_seed42", "full_finetune_seed42"):
         events = event_accumulator.EventAccumulator(str(run_dir / "tensorboard" / run))
         events.Reload()
         losses = [event.value for event in events.Scalars("train/loss")]
-        logged = [entry[1] for entry in record["runs"][run.rsplit("_seed", 1)[0]]["history"]["train_loss"]]
+        logged = [
+            entry[1] for entry in record["runs"][run.rsplit("_seed", 1)[0]]["history"]["train_loss"]
+        ]
         assert losses == pytest.approx(logged, rel=1e-5) and len(losses) >= 2
     answer = event_accumulator.EventAccumulator(str(run_dir / "tensorboard" / "experiment"))
     answer.Reload()
@@ -129,51 +204,91 @@ def test_tensorboard_gets_each_runs_loss_curve_and_the_answer(tiny_model_dir, ti
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun is not installed")
 def test_a_stopped_run_resumed_under_torchrun_seeds_mode_equals_an_uninterrupted_one(
-        uninterrupted, tiny_model_dir, tiny_data_dir, tmp_path):
-    """Seed 42 finished in one process, then seeds 43 and 44 trained by two processes at once, one seed each."""
+    uninterrupted, tiny_model_dir, tiny_data_dir, tmp_path
+):
+    """Seed 42 finished in one process, then seeds 43 and 44 trained by two processes at once, one
+    seed each."""
     import subprocess
 
     from conftest import ROOT
+
     out = tmp_path / "out"
     run_dir = one_seed_run(tiny_model_dir, tiny_data_dir, out)
-    resumed = subprocess.run(["torchrun", "--nproc_per_node", "2", "sst2_compare.py",
-                              *tiny_args(tiny_model_dir, tiny_data_dir, out), *FAST, "--num_seeds", "3",
-                              "--parallel", "seeds", "--resume", str(run_dir)],
-                             cwd=ROOT, capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        [
+            "torchrun",
+            "--nproc_per_node",
+            "2",
+            "sst2_compare.py",
+            *tiny_args(tiny_model_dir, tiny_data_dir, out),
+            *FAST,
+            "--num_seeds",
+            "3",
+            "--parallel",
+            "seeds",
+            "--resume",
+            str(run_dir),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     record = json.loads((run_dir / "results.json").read_text())
     assert record["speed"]["parallel"] == "seeds" and record["resumed_seeds"] == [42]
-    assert without_times({**record, "speed": None}) == without_times({**uninterrupted[0], "speed": None})
+    assert without_times({**record, "speed": None}) == without_times(
+        {**uninterrupted[0], "speed": None}
+    )
     assert pd.read_csv(run_dir / "predictions.csv").equals(uninterrupted[1])
 
 
-def test_a_tracker_that_fails_mid_run_costs_the_tracker_not_the_run(tiny_model_dir, tiny_data_dir, tmp_path,
-                                                                     monkeypatch, capsys):
-    pytest.importorskip("tensorboard", reason="needs the tensorboard package (pip install tensorboard)")
+def test_a_tracker_that_fails_mid_run_costs_the_tracker_not_the_run(
+    tiny_model_dir, tiny_data_dir, tmp_path, monkeypatch, capsys
+):
+    pytest.importorskip(
+        "tensorboard", reason="needs the tensorboard package (pip install tensorboard)"
+    )
     from transformers.integrations import TensorBoardCallback
 
     def disk_full(self, *args, **kwargs):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(TensorBoardCallback, "on_log", disk_full)
-    _, record = run_tiny(tiny_model_dir, tiny_data_dir, tmp_path / "out", "--report_to", "tensorboard")
+    _, record = run_tiny(
+        tiny_model_dir, tiny_data_dir, tmp_path / "out", "--report_to", "tensorboard"
+    )
     out = capsys.readouterr().out
-    assert record["complete"] and "warning: TensorBoardCallback failed (OSError: [Errno 28] No space left" in out
-    assert out.count("TensorBoardCallback failed") == 2  # once per run, then that run goes on without it
+    assert (
+        record["complete"]
+        and "warning: TensorBoardCallback failed (OSError: [Errno 28] No space left" in out
+    )
+    # once per run, then that run goes on without it
+    assert out.count("TensorBoardCallback failed") == 2
 
 
-def test_a_read_only_run_folder_is_refused_before_anything_loads(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
-    """--resume into a folder on a read-only file system: the output folder's probe says so, exit 2."""
+def test_a_read_only_run_folder_is_refused_before_anything_loads(
+    tiny_model_dir, tiny_data_dir, tmp_path, capsys
+):
+    """--resume into a folder on a read-only file system: the output folder's probe says so, exit
+    2."""
     import subprocess
 
     from conftest import tmpfs_at
+
     with tmpfs_at(tmp_path / "ro", "size=20m") as out:
         run_dir = one_seed_run(tiny_model_dir, tiny_data_dir, out)
         capsys.readouterr()
         subprocess.run(["mount", "-o", "remount,ro", str(out)], check=True)
         try:
-            assert app.main(tiny_args(tiny_model_dir, tiny_data_dir, out) + FAST + ["--num_seeds", "2", "--resume",
-                                                                                    str(run_dir)]) == 2
+            assert (
+                app.main(
+                    tiny_args(tiny_model_dir, tiny_data_dir, out)
+                    + FAST
+                    + ["--num_seeds", "2", "--resume", str(run_dir)]
+                )
+                == 2
+            )
             err = capsys.readouterr().err
             assert "Read-only file system" in err and err.count("error:") == 1
         finally:
