@@ -18,9 +18,10 @@ import sys
 import textwrap
 import time
 
-# first: reads config.py (its errors one line) and answers --help before the libraries below take
-# seconds to load
-from sst2kit.startup import PROCESS_STARTED, parse_config
+from sst2kit import startup
+
+# before the libraries below take seconds to load: config.py's errors in one line, --help at once
+parse_config, PROCESS_STARTED = startup.begin(sys.argv[1:])
 
 # isort: split
 
@@ -74,8 +75,7 @@ def make_trainer(model, lr, epochs, run_name, *, data, seed, experiment):
         save_strategy="no",  # the final weights are saved once, by the caller
         logging_steps=0.025,  # a share of all steps: 40 points on the loss curve
         # the filter reads the loss back every step (a GPU sync per step); train_and_predict's
-        # divergence check
-        # needs the non-finite losses it would hide
+        # divergence check needs the non-finite losses it would hide
         logging_nan_inf_filter=False,
         remove_unused_columns=False,  # batches arrive whole from the dataset's __getitems__
         dataloader_num_workers=cfg.dataloader_num_workers,

@@ -34,17 +34,14 @@ import torch  # noqa: E402
 from transformers import AutoConfig, AutoModel, AutoTokenizer  # noqa: E402
 
 import sst2_compare as app  # noqa: E402
-from config import Config, parse_config  # noqa: E402
+from config import Config  # noqa: E402
+from sst2kit.settings import parse_config  # noqa: E402
 
 # what the notebook did, as config fields: fp32, the encoder run at every head-only step (dropout
-# on), every kernel
-# launched from Python, batches padded to their longest row, each run ending at its epoch of lowest
-# validation loss
-# (so validation is scored after the last epoch too). It also wrote a checkpoint to disk every epoch
-# and scored the
-# test set twice; this baseline does neither (it keeps the chosen weights in memory), so the ratio
-# measured here
-# understates the gain.
+# on), every kernel launched from Python, batches padded to their longest row, each run ending at
+# its epoch of lowest validation loss (so validation is scored after the last epoch too). It also
+# wrote a checkpoint to disk every epoch and scored the test set twice; this baseline does neither
+# (it keeps the chosen weights in memory), so the ratio measured here understates the gain.
 NOTEBOOK = {
     "precision": "fp32",
     "cache_encoder_features": False,
@@ -143,7 +140,7 @@ def parse_variant(text):
         key, _, value = assignment.partition("=")
         if key not in fields:
             raise SystemExit(f"error: --variant {text}: {key} is not a config field")
-        overrides[key] = parse_config([f"--{key}", value]).__dict__[key]
+        overrides[key] = parse_config(Config, [f"--{key}", value]).__dict__[key]
     return name, overrides
 
 

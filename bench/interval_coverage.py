@@ -16,8 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sst2kit.significance import across_seeds  # noqa: E402
 
 # name -> (SD of the full fine-tune's seed shift, SD of head-only's, share of bad seeds, each
-# outcome fixed per
-# item (no seed-by-item noise), fine-tuning's mean gain in logits)
+# outcome fixed per item (no seed-by-item noise), fine-tuning's mean gain in logits)
 SCENARIOS = {
     "no seed-by-item noise": (0.15, 0.1, 0.0, True, 0.6),
     "large seed variation": (0.6, 0.3, 0.0, False, 0.6),

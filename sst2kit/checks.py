@@ -4,6 +4,7 @@ run's one load of it), the data files' in data.py (read_labelled, check_external
 needs the data loaded (its rows, the training's cost) is checked in the data stage, still before
 anything is written. Each problem is one line naming the fix."""
 
+import ast
 import difflib
 import errno
 import math
@@ -37,49 +38,17 @@ MAX_WORKERS = 256
 # rows per prediction batch; far above what any GPU's memory holds for a 128-token encoder
 MAX_EVAL_BATCH = 65_536
 
-# Every config field the experiment reads. A field config.py declares beyond these would be silently
-# ignored (a
-# misspelt or invented name), one it lacks would fail mid-run; tests/test_cli.py checks this list
-# against the
-# code's real reads of cfg.<field>.
-FIELDS_READ = frozenset(
-    {
-        "model_name",
-        "max_length",
-        "allow_pickled_weights",
-        "per_device_train_batch_size",
-        "per_device_eval_batch_size",
-        "epochs_head_only",
-        "epochs_full_finetune",
-        "learning_rate_head_only",
-        "learning_rate_full_finetune",
-        "weight_decay",
-        "warmup_ratio",
-        "select_best_epoch",
-        "full_finetune_init",
-        "data_dir",
-        "test_size",
-        "split",
-        "subset_fraction",
-        "seed",
-        "external_test_file",
-        "num_seeds",
-        "bootstrap_resamples",
-        "probe_reference",
-        "cache_encoder_features",
-        "precision",
-        "cuda_graphs",
-        "pad_to_multiple_of",
-        "feature_batch_size",
-        "parallel",
-        "dataloader_num_workers",
-        "output_dir",
-        "save_models",
-        "verbose",
-        "resume",
-        "report_to",
-    }
-)
+
+def fields_read():
+    """Every `cfg.<field>` the script and the package read. A field config.py declares beyond these
+    would be silently ignored (a misspelt or invented name); one it lacks would fail mid-run."""
+    package = Path(__file__).resolve().parent
+    read = set()
+    for source in [*package.glob("*.py"), package.parent / "sst2_compare.py"]:
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and getattr(node.value, "id", None) == "cfg":
+                read.add(node.attr)
+    return read
 
 
 def check_inputs(cfg):
@@ -112,7 +81,8 @@ def check_config_fields(cfg):
                 f"config.py sets {name}, which is not a field"
                 + (f": did you mean {guess[0]}?" if guess else "")
             )
-    unread, missing = sorted(set(fields) - FIELDS_READ), sorted(FIELDS_READ - set(fields))
+    read = fields_read()
+    unread, missing = sorted(set(fields) - read), sorted(read - set(fields))
     if unread:
         guess = difflib.get_close_matches(unread[0], missing, n=1)
         raise UsageError(
@@ -138,7 +108,7 @@ def check_config(cfg):
     """Unknown names, wrong types and out-of-range values, each named with the value given and the
     fix."""
     check_config_fields(cfg)
-    for name in FIELDS_READ:
+    for name in field_types(type(cfg)):
         value = getattr(cfg, name)
         if isinstance(value, float) and not math.isfinite(value):
             raise UsageError(
@@ -177,8 +147,8 @@ def check_config(cfg):
         ),
         (cfg.weight_decay >= 0, "weight_decay", ">= 0", ""),
         # AdamW multiplies every weight by (1 - learning rate x weight decay) each step: at 1 or
-        # more it zeroes or
-        # flips the weights, which would only show as a divergence after training had run
+        # more it zeroes or flips the weights, which would only show as a divergence after training
+        # had run
         (
             max(cfg.learning_rate_head_only, cfg.learning_rate_full_finetune) * cfg.weight_decay
             < 1,
@@ -351,11 +321,9 @@ def check_training_cost(cfg, train_rows, processes):
 
 
 # The paired tests' cost: a resample of a split's units costs about 7 ns a unit for the interval and
-# the permutation
-# test together (measured: 10,000 resamples of the re-split test set's 4,363 units, 0.30 s, 2-core
-# CPU), and each
-# split carries up to about 7 such tests (the runs' comparison, the probe's two, the parts, the
-# length buckets).
+# the permutation test together (measured: 10,000 resamples of the re-split test set's 4,363 units,
+# 0.30 s, 2-core CPU), and each split carries up to about 7 such tests (the runs' comparison, the
+# probe's two, the parts, the length buckets).
 SECONDS_PER_UNIT_RESAMPLE = 7e-9
 TESTS_PER_SPLIT = 7
 MAX_STATISTICS_SECONDS = 3600

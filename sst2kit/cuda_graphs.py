@@ -20,8 +20,7 @@ WARMUP_STEPS = 2
 
 
 # What CudaGraphTrainer relies on in the Trainer it extends: the training step's signature, how it
-# prepares a
-# batch and enters autocast, and the loss. Checked once at start-up against the installed
+# prepares a batch and enters autocast, and the loss. Checked once at start-up against the installed
 # transformers.
 TRAINER_INTERNALS = {
     "_prepare_inputs",

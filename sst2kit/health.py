@@ -1,17 +1,18 @@
 """Whether a run trained well enough to be evidence, judged on the weights that were scored: its
 status, why in words, and the exact settings to change.
 
-ok             nothing below diverged       a non-finite training or validation loss, or a late
-training loss well above its early or best
-               level (the blow-up named)
-unstable       a logged training loss at least SPIKE_RATIO times where it started, even when it came
-back down collapsed      every scored validation answer (within one item) is one class while the
-split has both did not learn  a late training loss at or above chance (ln 2), the loss of answering
-50/50, or just under it
-               with near-constant answers
+ok             nothing below
+diverged       a non-finite training or validation loss, or a late training loss well above its
+               early or best level (the blow-up named)
+unstable       a logged training loss at least SPIKE_RATIO times where it started, even when it
+               came back down
+collapsed      every scored validation answer (within one item) is one class while the split has
+               both
+did not learn  a late training loss at or above chance (ln 2), the loss of answering 50/50, or just
+               under it with near-constant answers
 
 Losses are judged as window means (a fifth of the logged points, at least one), never single
-batches: a batch's loss is noisy and a short run's first and last batches alone flagged healthy
+batches: a batch's loss is noisy, and a short run's first and last batches alone would flag healthy
 runs. With select_best_epoch only the epochs up to the one selected count: later epochs were not
 scored.
 """

@@ -13,9 +13,8 @@ from sst2kit.errors import UsageError
 from sst2kit.names import LABEL_NAMES
 
 # A loader can raise anything for a malformed folder (a config value of the wrong type, an unknown
-# activation, a
-# pickle that is not a state dict): every failure while loading is the folder's fault, reported in
-# one line.
+# activation, a pickle that is not a state dict): every failure while loading is the folder's fault,
+# reported in one line.
 LOAD_ERRORS = (Exception,)
 
 
@@ -236,8 +235,7 @@ def load_checked_model(cfg):
 
 
 # Sane bounds on a model config's sizes: far above any encoder this experiment is for, far below
-# what would take
-# hours to build. A value outside them is a damaged or hand-edited config.json.
+# what would take hours to build. A value outside them is a damaged or hand-edited config.json.
 SIZE_BOUNDS = {
     "num_hidden_layers": 128,
     "n_layers": 128,

@@ -7,8 +7,8 @@ PROBE = "probe"
 PROBE_TITLE = "best linear probe (reference)"
 
 # Reports list the splits in this order: whole sentences first (the population the question is
-# about), the
-# re-split test set's phrases last. external_test is evaluated only when external_test_file is set.
+# about), the re-split test set's phrases last. external_test is evaluated only when
+# external_test_file is set.
 EVAL_SPLITS = ("validation", "external_test", "test")
 SPLIT_TITLES = {
     "validation": "GLUE validation",

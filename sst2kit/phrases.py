@@ -90,8 +90,8 @@ def spans_found(wanted, containers, *, proper, desc="phrase search"):
     substring search."""
     index, found = SpanIndex(wanted), set()
     # longest first: a container already found inside a longer one has no span that one lacks, so it
-    # is skipped
-    # (over SST-2's own items, only the ~8k whole sentences are walked, not all 68k items)
+    # is skipped (over SST-2's own items, only the ~8k whole sentences are walked, not all 68k
+    # items)
     for text in tqdm(
         sorted(containers, key=len, reverse=True),
         desc=desc,

@@ -35,9 +35,8 @@ CV_ITEMS = 10_000
 # 3 folds would cost 3/5 of the CPU time, but chose C = 1 instead of 0.01 for MiniLM on full SST-2
 FOLDS = 5
 # One 5-fold split's choice of C moved between 0.01 and 0.1 with the order of the rows (MiniLM, full
-# SST-2): the
-# folds are drawn afresh REPEATS times and the scores averaged, so the choice depends on the data,
-# not one shuffle.
+# SST-2): the folds are drawn afresh REPEATS times and the scores averaged, so the choice depends on
+# the data, not one shuffle.
 REPEATS = 3
 
 

@@ -17,10 +17,8 @@ from sst2kit.errors import UsageError
 from sst2kit.names import RUNS
 
 # Settings that change no number of the results: where and how files are written, how fast, what is
-# printed;
-# and where the data lies (the data themselves are compared by their fingerprint, so a copy on
-# another machine
-# resumes). Every other field must equal the recorded one.
+# printed; and where the data lies (the data themselves are compared by their fingerprint, so a copy
+# on another machine resumes). Every other field must equal the recorded one.
 FREE_ON_RESUME = frozenset(
     {
         "output_dir",

@@ -17,10 +17,8 @@ from scipy.stats import t as student_t
 
 ALPHA = 0.05
 # A Monte Carlo p-value is at least 1 / (resamples + 1). Holm multiplies the smallest by the
-# family's size (at most
-# 6: the probe's comparisons on three splits), and that must stay well below ALPHA (under ALPHA / 2)
-# for a claim to
-# be possible at all, whatever the effect.
+# family's size (at most 6: the probe's comparisons on three splits), and that must stay well below
+# ALPHA (under ALPHA / 2) for a claim to be possible at all, whatever the effect.
 LARGEST_FAMILY = 6
 MIN_RESAMPLES = 1_000
 # The cluster tests cost units x resamples draws each; far past here the interval and p-value no
@@ -99,8 +97,7 @@ def cluster_sign_flip_p(diff, units, *, resamples, seed):
     chunk, sums32 = max(1, BLOCK // len(sums)), sums.astype(np.float32)
     for start in range(0, resamples, chunk):
         # a random bit per unit (8 from each random byte) says which sums change sign, 10x faster
-        # than drawing
-        # +-1 floats: flipping the units in `flipped` leaves total - 2 * (their sum)
+        # than drawing +-1 floats: flipping the units in `flipped` leaves total - 2 * (their sum)
         random_bytes = rng.integers(
             0, 256, size=(min(chunk, resamples - start), (len(sums) + 7) // 8), dtype=np.uint8
         )
@@ -128,8 +125,7 @@ def paired_significance(
         p = cluster_sign_flip_p(diff, units, resamples=resamples, seed=seed)
         test, draws = "sign-flip permutation", resamples
     # the smallest p any outcome on these units could give: every unit (item) one way; a Monte Carlo
-    # p no lower
-    # than its floor
+    # p no lower than its floor
     smallest = max(2.0 ** (1 - len(sizes)), 1 / (draws + 1) if draws else 0.0)
     return {
         "delta_accuracy_ci95": interval,
@@ -208,11 +204,11 @@ def across_seeds(diffs, units):
     diffs: seeds x items, each item's paired difference (full fine-tune right minus head-only right:
     -1, 0, 1); units: an independent-unit id per item. Two sources of error, each with its own
     margin:
-      between  the seeds' deltas' variance / N, known to N - 1 degrees of freedom: margin t(N - 1) x
-      its root; within   the unit-level variance of the mean of the seed-averaged per-item
-      differences (the test set's
-               sampling, which a shared test set does not average away): margin t(units - 1) x its
-               root.
+      between  the seeds' deltas' variance / N, known to N - 1 degrees of freedom: margin
+               t(N - 1) x its root;
+      within   the unit-level variance of the mean of the seed-averaged per-item differences (the
+               test set's sampling, which a shared test set does not average away): margin
+               t(units - 1) x its root.
     The half-width is the root of the sum of the squared margins. Welch-Satterthwaite pools the two
     into one t with more degrees of freedom than N - 1 when the between term comes out small by
     chance, which at 2-3 seeds is often: it covered 86-91% in simulation. Margins summed in

@@ -1,9 +1,10 @@
 """What happens before the script's heavy imports (torch, transformers: seconds): config.py is read
 and its fields checked, its own errors (a syntax error, a name it does not define, a value of the
 wrong type, the file missing) said in one line naming config.py and the line; `--help` is answered
-at once; and Ctrl-C while the libraries load is one line, not a traceback. Importing this module
-does all of it, so the script imports it first."""
+at once; and Ctrl-C while the libraries load is one line, not a traceback. The script calls begin()
+before its other imports; importing this module does nothing."""
 
+import functools
 import importlib.util
 import io
 import os
@@ -36,10 +37,6 @@ def process_started():
     except (OSError, ValueError, IndexError):
         return None
     return time.perf_counter() - age
-
-
-# the script's own process (not a test calling main()): where its time starts
-PROCESS_STARTED = process_started() if RUN_AS_SCRIPT else None
 
 
 def fail(message):
@@ -125,7 +122,7 @@ def load_config():
     if SPEC is None or not CONFIG_FILE.is_file():
         fail(f"{CONFIG_FILE} is missing: restore it (git checkout config.py)")
     try:
-        from config import Config, parse_config
+        from config import Config
     except SyntaxError as err:
         fail(
             f"config.py line {err.lineno}: {err.msg}: fix it, or restore the file (git checkout "
@@ -159,23 +156,30 @@ def load_config():
     problem = type_problem(Config())
     if problem:
         fail(problem)
-    return Config, parse_config
+    return Config
 
 
-# a character the console cannot show is replaced, never an error
-for stream in (sys.stdout, sys.stderr):
-    try:
-        stream.reconfigure(errors="replace")
-    # not a text stream of the io module (a test's capture): leave it
-    except (AttributeError, ValueError):
-        pass
-# Ctrl-C from here on is one line, also while config.py imports its parser (about a second)
-if RUN_AS_SCRIPT:
-    signal.signal(signal.SIGINT, interrupted_while_starting)
-Config, parse_config = load_config()
+def begin(argv):
+    """The console made safe, Ctrl-C made one line, config.py read and checked, --help answered.
+    Returns the command-line parser over config.py's Config, and the time.perf_counter() reading
+    at which the script's process started (None when a test calls main())."""
+    for stream in (sys.stdout, sys.stderr):
+        try:  # a character the console cannot show is replaced, never an error
+            stream.reconfigure(errors="replace")
+        except (AttributeError, ValueError):  # not a text stream of the io module: a test's capture
+            pass
+    if RUN_AS_SCRIPT:  # Ctrl-C from here on is one line, also while the parser's library loads
+        signal.signal(signal.SIGINT, interrupted_while_starting)
+    config_class = load_config()  # first: it also finds a deleted current folder
+    from sst2kit.settings import parse_config
+
+    parse = functools.partial(parse_config, config_class)
+    if RUN_AS_SCRIPT and {"-h", "--help"} & set(argv):
+        print_help(parse)
+    return parse, process_started() if RUN_AS_SCRIPT else None
 
 
-def print_help():
+def print_help(parse_config):
     """--help: the settings printed, or one line saying they could not be (a full disk behind a
     redirect)."""
     # argparse would swallow a failed write to the console
@@ -193,7 +197,3 @@ def print_help():
         raise done
     finally:
         sys.stdout = console
-
-
-if RUN_AS_SCRIPT and {"-h", "--help"} & set(sys.argv[1:]):
-    print_help()

@@ -21,9 +21,8 @@ torch.set_num_threads(1)
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # and the same in the subprocesses the tests start
 
 # The label is decided by one word, so the tiny model can learn it in seconds: these settings take
-# the full
-# fine-tune to 100% validation accuracy, so a wrong number (labels misaligned with predictions)
-# cannot pass.
+# the full fine-tune to 100% validation accuracy, so a wrong number (labels misaligned with
+# predictions) cannot pass.
 LEARNABLE = [
     "--epochs_head_only",
     "1",
