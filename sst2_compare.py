@@ -33,6 +33,7 @@ from sst2kit import console, plots, processes, report, runtime
 from sst2kit.batches import already_batched, tokenize_splits
 from sst2kit.callbacks import BestEpochRestored, EvaluationSchedule, epoch_metrics
 from sst2kit.checks import check_costs, check_inputs
+from sst2kit.comparison import compare_runs
 from sst2kit.console import Stopwatch, say
 from sst2kit.cuda_graphs import CudaGraphTrainer
 from sst2kit.data import sst2_splits
@@ -41,7 +42,6 @@ from sst2kit.evaluation import evaluation_splits
 from sst2kit.features import cached_features, encoder_replayed
 from sst2kit.files import check_run_dir, new_run_dir, save_model_whole
 from sst2kit.health import STATUS_VERBS, advice, run_status
-from sst2kit.metrics import compare_runs
 from sst2kit.models import load_checked_model, load_model, set_encoder_trainable
 from sst2kit.names import RUN_TITLES, evaluated
 from sst2kit.probe import ProbeReference

@@ -18,7 +18,9 @@ cuda_graphs  training steps replayed as CUDA graphs
 callbacks    the Trainer around each evaluation: when validation runs, its metrics, best epoch
 probe        the best linear probe: a reference for the head-only run, fitted beside training
 health       whether a run trained well enough to be evidence, and what to change
-metrics      each run's metrics, the deltas, floors, one seed's comparison, the seeds' summary
+metrics      each run's metrics on a split, the deltas, floors, accuracy by length
+comparison   one seed's comparison as a typed record, its claims decided
+seeds        the answer over seeds as a typed record, its claims decided
 significance intervals and paired tests over units, the three families, the across-seed answer
 verdict      the verdict's sentences
 report       what is printed, and report.md

@@ -46,21 +46,20 @@ def delta_title(per_seed, split, summary):
     """'+27.9 points, 95% CI [+24.4, +31.3]' for one seed; over several, the mean with its interval
     across seeds and units, and the seeds' SD."""
     if summary:
-        entry = summary["deltas"][split]["across_seeds"]
-        lo, hi = (100 * x for x in entry["delta_accuracy_ci95"])
+        test = summary.deltas[split].test
+        lo, hi = (100 * x for x in test.delta_accuracy_ci95)
         return (
-            f"{100 * entry['delta_accuracy']:+.1f} points over {len(per_seed)} seeds, 95% CI "
-            f"[{lo:+.1f}, {hi:+.1f}]\n(seeds' SD {100 * entry['seed_sd']:.1f})"
+            f"{100 * test.delta_accuracy:+.1f} points over {len(per_seed)} seeds, 95% CI "
+            f"[{lo:+.1f}, {hi:+.1f}]\n(seeds' SD {100 * test.seed_sd:.1f})"
         )
-    lo, hi = (100 * x for x in per_seed[0]["significance"][split]["delta_accuracy_ci95"])
+    lo, hi = (100 * x for x in per_seed[0].tests[split].delta_accuracy_ci95)
     return (
-        f"{100 * per_seed[0]['deltas'][split]['accuracy']:+.1f} points, 95% CI [{lo:+.1f}, "
-        f"{hi:+.1f}]"
+        f"{100 * per_seed[0].deltas[split]['accuracy']:+.1f} points, 95% CI [{lo:+.1f}, {hi:+.1f}]"
     )
 
 
 def draw_metrics(per_seed, eval_splits, summary):
-    splits = list(per_seed[0]["significance"])
+    splits = per_seed[0].splits
     fig, axes = plt.subplots(
         1, len(splits), figsize=(5.5 * len(splits), 4.4), sharey=True, squeeze=False
     )
@@ -68,7 +67,7 @@ def draw_metrics(per_seed, eval_splits, summary):
     for ax, split in zip(axes[0], splits):
         legend = split == splits[0]  # each label once
         for offset, run in zip((-width / 2, width / 2), RUNS):
-            values = np.array([[s["runs"][run][split][m] for m in METRICS] for s in per_seed])
+            values = np.array([[s.runs[run][split][m] for m in METRICS] for s in per_seed])
             means = values.mean(0)
             bars = ax.bar(
                 x + offset,
@@ -108,11 +107,11 @@ def draw_metrics(per_seed, eval_splits, summary):
             ha="right",
             fontsize=7,
         )
-        probe = per_seed[0].get("probe_reference")
+        probe = per_seed[0].probe
         # the same frozen features, a well-fit classifier: what the head-only recipe could have
         # reached
         if probe:
-            accuracy = probe["runs"][split]["accuracy"]
+            accuracy = probe.runs[split]["accuracy"]
             ax.hlines(
                 accuracy,
                 -0.5,
@@ -145,11 +144,11 @@ def draw_metrics(per_seed, eval_splits, summary):
 
 
 def draw_confusion(per_seed):
-    splits = list(per_seed[0]["significance"])
+    splits = per_seed[0].splits
     fig, axes = plt.subplots(len(splits), 2, figsize=(8.5, 3.75 * len(splits)), squeeze=False)
     for row, split in enumerate(splits):
         for col, run in enumerate(RUNS):
-            counts = np.sum([s["runs"][run][split]["confusion_matrix"] for s in per_seed], axis=0)
+            counts = np.sum([s.runs[run][split]["confusion_matrix"] for s in per_seed], axis=0)
             # per true class: recall on the diagonal
             shares = counts / np.maximum(counts.sum(1, keepdims=True), 1)
             ax = axes[row, col]
@@ -186,8 +185,8 @@ def draw_curves(per_seed):
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
     for run in RUNS:
         for i, s in enumerate(per_seed):
-            history, style = s["runs"][run]["history"], SEED_STYLES[i % len(SEED_STYLES)]
-            label = f"{RUN_TITLES[run]}, seed {s['seed']}" if len(per_seed) > 1 else RUN_TITLES[run]
+            history, style = s.runs[run]["history"], SEED_STYLES[i % len(SEED_STYLES)]
+            label = f"{RUN_TITLES[run]}, seed {s.seed}" if len(per_seed) > 1 else RUN_TITLES[run]
             if history["train_loss"]:
                 loss_ax.plot(
                     *zip(*history["train_loss"]),
@@ -223,8 +222,8 @@ def draw_by_length(per_seed, summary):
     its 95% interval over the bucket's independent units; below, both runs' accuracy with a 95%
     interval over units each, and the bucket's majority-class floor. Buckets of too few units for an
     interval (metrics.MIN_BUCKET_UNITS) are hollow and have none."""
-    splits = list(per_seed[0]["significance"])
-    by_length = summary["accuracy_by_length"] if summary else per_seed[0]["accuracy_by_length"]
+    splits = per_seed[0].splits
+    by_length = (summary or per_seed[0]).accuracy_by_length
     fig, axes = plt.subplots(
         2,
         len(splits),
@@ -290,7 +289,7 @@ def draw_by_length(per_seed, summary):
         ax.set_xticks(x, [f"{b['tokens']}\n({b['items']:,})" for b in buckets])
         ax.set(xlabel="tokens (items)", ylim=(0, 1.05), xlim=(-0.5, len(buckets) - 0.5))
         ax.grid(alpha=0.3)
-    seeds = f"mean of {len(per_seed)} seeds" if summary else f"seed {per_seed[0]['seed']}"
+    seeds = f"mean of {len(per_seed)} seeds" if summary else f"seed {per_seed[0].seed}"
     axes[1, 0].set_ylabel(f"accuracy, {seeds}")
     fig.legend(loc="upper center", ncol=3, bbox_to_anchor=(0.5, -0.01))
     fig.tight_layout()

@@ -111,11 +111,11 @@ def print_setup(results):
 
 
 def metrics_lines(results):
-    result = results.per_seed[0]
-    lines = [f"\n=== metrics (seed {result['seed']}) ==="]
+    first_seed = results.first_seed
+    lines = [f"\n=== metrics (seed {first_seed.seed}) ==="]
     for run in RUNS:
-        for split in result["significance"]:
-            m = result["runs"][run][split]
+        for split in first_seed.splits:
+            m = first_seed.runs[run][split]
             lines.append(
                 f"{RUN_TITLES[run]:27} {split:14} accuracy {m['accuracy']:.4f}  balanced "
                 f"{m['balanced_accuracy']:.4f}  F1 {m['f1']:.4f}  macro-F1 {m['macro_f1']:.4f}"
@@ -128,14 +128,14 @@ def print_metrics(results):
 
 
 def confusion_lines(results):
-    result = results.per_seed[0]
+    first_seed = results.first_seed
     lines = [
-        f"\n=== confusion matrices (seed {result['seed']}; rows true, columns predicted: "
+        f"\n=== confusion matrices (seed {first_seed.seed}; rows true, columns predicted: "
         f"{' / '.join(LABEL_NAMES)}) ==="
     ]
     for run in RUNS:
-        for split in result["significance"]:
-            (tn, fp), (fn, tp) = result["runs"][run][split]["confusion_matrix"]
+        for split in first_seed.splits:
+            (tn, fp), (fn, tp) = first_seed.runs[run][split]["confusion_matrix"]
             lines.append(
                 f"{RUN_TITLES[run]:27} {split:14} {LABEL_NAMES[0]} [{tn:6,d} {fp:6,d}]   "
                 f"{LABEL_NAMES[1]} [{fn:6,d} {tp:6,d}]"
@@ -154,51 +154,35 @@ def share(value, signed=True):
 def error_columns(delta):
     """The share of the baseline's errors the model fixes, and the net error-rate reduction (fixes
     minus breaks, over the baseline's errors)."""
-    fixed, net = (
-        share(delta["errors_fixed_share"], signed=False),
-        share(delta["error_rate_reduction"]),
-    )
-    return f"{fixed:>24}{net:>26}"
+    fixed = share(delta["errors_fixed_share"], signed=False)
+    return f"{fixed:>24}{share(delta['error_rate_reduction']):>26}"
 
 
 ERROR_HEADER = f"{'baseline errors fixed':>24}{'net error-rate reduction':>26}"
 
 
-def interval_line(split, s, comparison):
-    lo, hi = (100 * x for x in s["delta_accuracy_ci95"])
-    holm = (
-        "not tested"
-        if not s.get("tested", True)
-        else p_text(s, "p_value_holm", short=True)
-        if s["family_size"] > 1
-        else "alone"
-    )
+def interval_line(split, test, comparison):
+    lo, hi = (100 * x for x in test.delta_accuracy_ci95)
+    if not test.tested:
+        holm = "not tested"
+    elif test.family_size > 1:
+        holm = p_text(test, holm=True, short=True)
+    else:
+        holm = "alone"
     return (
-        f"{comparison:22} {split:14} [{lo:+6.2f}, {hi:+6.2f}]  {s['independent_units']:6,} "
-        f"{s['resampled_unit']:17} {s['paired_test']} {p_text(s, short=True)}; {holm}"
+        f"{comparison:22} {split:14} [{lo:+6.2f}, {hi:+6.2f}]  {test.independent_units:6,} "
+        f"{test.resampled_unit:17} {test.paired_test} {p_text(test, short=True)}; {holm}"
     )
 
 
-def delta_lines(results):
-    """The accuracy delta per split with its interval and test, the probe reference, then the
-    verdict."""
-    result, summary, balance = results.per_seed[0], results.summary, results.balance
-    runs, splits = result["runs"], list(result["significance"])
-    first = (
-        f", the first of {len(summary['deltas'][splits[0]]['per_seed_accuracy'])}"
-        if summary
-        else ""
-    )
+def run_table_lines(first_seed, balance):
+    """Both runs' accuracy and balanced accuracy per split and part, with the delta."""
     lines = [
-        f"\n=== accuracy delta (seed {result['seed']}{first}) ===",
-        f"{'':24}{'head-only':>10}{'full':>10}{'delta (points)':>16}{ERROR_HEADER}{'positive':>10}",
+        f"{'':24}{'head-only':>10}{'full':>10}{'delta (points)':>16}{ERROR_HEADER}{'positive':>10}"
     ]
-    for split in splits:
-        h, f, delta = (
-            runs["head_only"][split],
-            runs["full_finetune"][split],
-            result["deltas"][split],
-        )
+    for split in first_seed.splits:
+        h, f = first_seed.runs["head_only"][split], first_seed.runs["full_finetune"][split]
+        delta = first_seed.deltas[split]
         lines.append(
             f"{split + ' accuracy':24}{h['accuracy']:10.4f}{f['accuracy']:10.4f}"
             f"{100 * delta['accuracy']:+16.2f}{error_columns(delta)}"
@@ -208,37 +192,54 @@ def delta_lines(results):
             f"{'  balanced accuracy':24}{h['balanced_accuracy']:10.4f}"
             f"{f['balanced_accuracy']:10.4f}{100 * delta['balanced_accuracy']:+16.2f}"
         )
-        for kind, part in result["by_kind"].get(split, {}).items():
+        for kind, part in first_seed.by_kind.get(split, {}).items():
             if part:
                 lines.append(
-                    f"{'  ' + kind.replace('_', ' '):24}{part['accuracy']['head_only']:10.4f}"
-                    f"{part['accuracy']['full_finetune']:10.4f}"
-                    f"{100 * part['delta_accuracy']:+16.2f}    ({part['items']:,} items)"
+                    f"{'  ' + kind.replace('_', ' '):24}{part.accuracy['head_only']:10.4f}"
+                    f"{part.accuracy['full_finetune']:10.4f}"
+                    f"{100 * part.delta_accuracy:+16.2f}    ({part.items:,} items)"
                 )
-    probe = result.get("probe_reference")
-    if probe:
-        lines.append(f"\n{'':24}{'probe':>10}{'full':>10}{'delta (points)':>16}{ERROR_HEADER}")
-        for split in splits:
-            d = probe["delta"][split]
-            lines.append(
-                f"{split + ' accuracy':24}{probe['runs'][split]['accuracy']:10.4f}"
-                f"{runs['full_finetune'][split]['accuracy']:10.4f}{100 * d['accuracy']:+16.2f}"
-                f"{error_columns(d)}"
-            )
-    lines.append(f"\n{'accuracy delta':22} {'':14} {'95% CI (points)':18}  {'over':24} paired test")
-    for split in splits:
-        lines.append(interval_line(split, result["significance"][split], "full - head-only"))
-    if probe:
-        for split in splits:
-            lines.append(interval_line(split, probe["significance"][split], "full - probe"))
-        for split in splits:
-            lines.append(
-                interval_line(
-                    split, probe["versus_head_only"]["significance"][split], "probe - head-only"
-                )
-            )
-    lines += summary_lines(summary) if summary else []
-    lines += [
+    return lines
+
+
+def probe_table_lines(first_seed):
+    probe = first_seed.probe
+    lines = [f"\n{'':24}{'probe':>10}{'full':>10}{'delta (points)':>16}{ERROR_HEADER}"]
+    for split in first_seed.splits:
+        d = probe.full_over_probe.deltas[split]
+        lines.append(
+            f"{split + ' accuracy':24}{probe.runs[split]['accuracy']:10.4f}"
+            f"{first_seed.runs['full_finetune'][split]['accuracy']:10.4f}"
+            f"{100 * d['accuracy']:+16.2f}{error_columns(d)}"
+        )
+    return lines
+
+
+def interval_lines(first_seed):
+    """Each comparison's interval and test, split by split."""
+    compared = [("full - head-only", first_seed.tests)]
+    if first_seed.probe:
+        compared += [
+            ("full - probe", first_seed.probe.full_over_probe.tests),
+            ("probe - head-only", first_seed.probe.over_head_only.tests),
+        ]
+    return [
+        f"\n{'accuracy delta':22} {'':14} {'95% CI (points)':18}  {'over':24} paired test",
+        *(interval_line(split, tests[split], name) for name, tests in compared for split in tests),
+    ]
+
+
+def delta_lines(results):
+    """The accuracy delta per split with its interval and test, the probe reference, the summary
+    over seeds, then the verdict and the examples that flipped."""
+    first_seed, summary = results.first_seed, results.summary
+    of_seeds = f", the first of {len(results.per_seed)}" if summary else ""
+    lines = [
+        f"\n=== accuracy delta (seed {first_seed.seed}{of_seeds}) ===",
+        *run_table_lines(first_seed, results.balance),
+        *(probe_table_lines(first_seed) if first_seed.probe else []),
+        *interval_lines(first_seed),
+        *(summary_lines(summary) if summary else []),
         "\n=== verdict ===",
         *(
             wrapped
@@ -246,7 +247,7 @@ def delta_lines(results):
             for wrapped in textwrap.wrap(line, WIDTH, subsequent_indent="    ")
         ),
     ]
-    return lines + flip_lines(flips(results.predictions), result["seed"])
+    return lines + flip_lines(flips(results.predictions), first_seed.seed)
 
 
 def print_delta(results):
@@ -258,26 +259,24 @@ def summary_lines(summary):
         "\nover seeds (mean ± SD across seeds; the test sets are the same, so the SD is training "
         "randomness):"
     ]
-    splits = list(summary[RUNS[0]])
+    splits = list(summary.deltas)
     for run in RUNS:
         for split in splits:
-            m = summary[run][split]
+            m = summary.metrics[run][split]
             lines.append(
                 f"  {run:14} {split:13} accuracy {m['accuracy']['mean']:.4f} ± "
                 f"{m['accuracy']['std']:.4f}  balanced {m['balanced_accuracy']['mean']:.4f} ± "
                 f"{m['balanced_accuracy']['std']:.4f}"
                 f"  macro-F1 {m['macro_f1']['mean']:.4f} ± {m['macro_f1']['std']:.4f}"
             )
-    for split in splits:
-        d = summary["deltas"][split]
-        lo, hi = d["across_seeds"]["delta_accuracy_ci95"]
+    for split, over in summary.deltas.items():
+        lo, hi = over.test.delta_accuracy_ci95
+        accuracy, balanced = over.accuracy, over.balanced_accuracy
         lines.append(
-            f"  delta {split:13} {100 * d['accuracy']['mean']:+.2f} ± "
-            f"{100 * d['accuracy']['std']:.2f} "
+            f"  delta {split:13} {100 * accuracy['mean']:+.2f} ± {100 * accuracy['std']:.2f} "
             f"points (95% CI across seeds and units {100 * lo:+.2f} to {100 * hi:+.2f}); balanced "
-            f"{100 * d['balanced_accuracy']['mean']:+.2f} ± "
-            f"{100 * d['balanced_accuracy']['std']:.2f}; "
-            f"per seed {', '.join(f'{100 * x:+.2f}' for x in d['per_seed_accuracy'])}"
+            f"{100 * balanced['mean']:+.2f} ± {100 * balanced['std']:.2f}; "
+            f"per seed {', '.join(f'{100 * x:+.2f}' for x in over.per_seed_accuracy)}"
         )
     return lines
 
@@ -304,13 +303,13 @@ def flip_lines(flipped, seed, most=5):
     return lines
 
 
-def classification_reports(result):
+def classification_reports(first_seed):
     """scikit-learn's per-class precision, recall and F1 for each run and split: kept in report.md
     only."""
     return [
-        f"{RUN_TITLES[run]} on {SPLIT_TITLES[split]}:\n{result['runs'][run][split]['report']}"
+        f"{RUN_TITLES[run]} on {SPLIT_TITLES[split]}:\n{first_seed.runs[run][split]['report']}"
         for run in RUNS
-        for split in result["significance"]
+        for split in first_seed.splits
     ]
 
 
@@ -367,7 +366,7 @@ def markdown(results, figures):
             "## Classification reports",
             "",
             "```",
-            *classification_reports(results.per_seed[0]),
+            *classification_reports(results.first_seed),
             "```",
             "",
             "## Figures",

@@ -17,6 +17,7 @@ import sklearn
 import torch
 import transformers
 
+from sst2kit.comparison import PartComparison, ProbeComparison, RunHealth, SeedComparison, Versus
 from sst2kit.files import (
     WriteError,
     check_run_dir,
@@ -26,12 +27,13 @@ from sst2kit.files import (
     write_text,
     write_together,
 )
-from sst2kit.metrics import SEED_COUNTS, directions, predicted_labels, summarize_seeds
+from sst2kit.metrics import predicted_labels
 from sst2kit.names import LABEL_NAMES, PROBE, RUNS, headline_split
 from sst2kit.resume import check_same_data, recorded_probs
+from sst2kit.seeds import directions, summarize_seeds
+from sst2kit.significance import PairedTest
 
-# Keys kept one release for readers of the old results.json: the re-split test set's delta was plain
-# "delta".
+# Aliases of each split's delta (deltas[split]) that readers of earlier results.json files use
 OLD_DELTA_KEYS = {
     "test": "delta",
     "validation": "delta_validation",
@@ -173,54 +175,27 @@ class Results:
     def restore(self, stopped):
         """The seeds a stopped run finished (resume.py), kept as they were recorded."""
         check_same_data(stopped, self.static["data_fingerprint"])
-        self.per_seed = list(stopped.per_seed)
+        self.per_seed = [seed_from_record(record) for record in recorded_seeds(stopped.record)]
         self.per_seed_probs = recorded_probs(stopped, self.eval_splits)
         self.resumed_seeds = stopped.seeds
+
+    @property
+    def first_seed(self):
+        """The lowest seed's comparison: the one the tables and confusion matrices show."""
+        return self.per_seed[0]
 
     @property
     def headline(self):
         """results.json's `headline`: the experiment's answer on the headline split. With several
         seeds, the mean delta over them with an interval across seeds and units; with one, that
         seed's delta and interval."""
-        name, first = headline_split(self.eval_splits), self.per_seed[0]
-        if self.summary:
-            delta = self.summary["deltas"][name]
-            entry, value = delta["across_seeds"], delta["across_seeds"]["delta_accuracy"]
-            balanced = delta["balanced_accuracy"]["mean"]
-            counts = {key: delta[key] for key in SEED_COUNTS}
-            interval = (
-                f"mean of {len(self.per_seed)} seeds' deltas; margins for the seeds' spread (t, "
-                f"{len(self.per_seed) - 1} df) and for {entry['independent_units']:,} "
-                f"{entry['resampled_unit']} added in quadrature; covers new training seeds and new "
-                "sentences like these, with this training set"
-            )
-        else:
-            entry, value = first["significance"][name], first["deltas"][name]["accuracy"]
-            balanced = first["deltas"][name]["balanced_accuracy"]
-            counts = directions([entry])
-            interval = (
-                f"one seed ({first['seed']}); {entry['paired_test']} over "
-                f"{entry['independent_units']:,} {entry['resampled_unit']}"
-            )
-        return {
-            "split": name,
-            "seeds": len(self.per_seed),
-            "delta_accuracy": value,
-            "delta_balanced_accuracy": balanced,
-            "delta_accuracy_ci95": entry["delta_accuracy_ci95"],
-            "interval": interval,
-            "p_value": entry["p_value"],
-            "p_value_holm": entry["p_value_holm"],
-            "difference_claimed": entry["difference_claimed"],
-            "claim_withheld": entry.get("withheld"),
-            **counts,
-        }
+        return headline_record(headline_split(self.eval_splits), self.per_seed, self.summary)
 
     def add_seed(self, comparison, probs, *, probe_fit, timings):
         """One seed's comparison in; every file rewritten with every seed so far (main process
         only)."""
         self.per_seed.append(comparison)
-        self.per_seed_probs.append((comparison["seed"], probs))
+        self.per_seed_probs.append((comparison.seed, probs))
         self.update(
             reference={PROBE: probs[PROBE]} if PROBE in probs else {},
             probe_fit=probe_fit,
@@ -232,7 +207,7 @@ class Results:
         same in every seed: it is fitted once) given to seeds restored without it."""
         for _, probs in self.per_seed_probs:
             probs.update({key: value for key, value in reference.items() if key not in probs})
-        self.per_seed.sort(key=lambda s: s["seed"])
+        self.per_seed.sort(key=lambda s: s.seed)
         self.per_seed_probs.sort(key=lambda pair: pair[0])
         self.probe_fit = self.probe_fit or probe_fit
         if len(self.per_seed) > 1:
@@ -243,38 +218,34 @@ class Results:
                 resamples=self.cfg.bootstrap_resamples,
                 seed=self.cfg.seed,
             )
-        first = self.per_seed[0]
-        self.record = {
+        self.record = self.recorded(timings)
+        self.predictions = predictions_frame(self.eval_splits, self.per_seed_probs)
+        self.save()
+
+    def recorded(self, timings):
+        """results.json (docs/results.md): the setup, the answer, the first seed's comparison at
+        the top level; with several seeds every seed's and the summary."""
+        first = seed_record(self.first_seed)
+        del first["seed"]
+        probe = first.pop("probe_reference", None)
+        record = {
             "complete": len(self.per_seed) == self.cfg.num_seeds,
             **self.static,
             "headline": self.headline,
-            **{
-                key: first[key]
-                for key in (
-                    "runs",
-                    "deltas",
-                    "significance",
-                    "status",
-                    "at_majority_floor",
-                    "by_kind",
-                    "accuracy_by_length",
-                )
-            },
-            # one release
+            **first,
             **{OLD_DELTA_KEYS[split]: delta for split, delta in first["deltas"].items()},
-            "test_by_kind": first["by_kind"].get("test"),  # one release: now by_kind["test"]
+            "test_by_kind": first["by_kind"].get("test"),  # an alias of by_kind["test"]
             "timings_seconds": timings,
             "environment": environment(self.experiment.setup),
         }
         if self.resumed_seeds:
-            self.record["resumed_seeds"] = self.resumed_seeds
-        if "probe_reference" in first:
-            self.record["probe_reference"] = {**first["probe_reference"], "fit": self.probe_fit}
+            record["resumed_seeds"] = self.resumed_seeds
+        if probe:
+            record["probe_reference"] = {**probe, "fit": self.probe_fit}
         if len(self.per_seed) > 1:
-            self.record["seeds"] = self.per_seed
-            self.record["summary"] = self.summary
-        self.predictions = predictions_frame(self.eval_splits, self.per_seed_probs)
-        self.save()
+            record["seeds"] = [seed_record(s) for s in self.per_seed]
+            record["summary"] = summary_record(self.summary)
+        return record
 
     def finish(self, timings):
         """results.json rewritten once the report is out, its timings then holding every stage of
@@ -319,3 +290,170 @@ class Results:
 def save_report(run_dir, text):
     """report.md: the run's report, readable later without its terminal."""
     write_atomic(run_dir / "report.md", lambda path: write_text(path, text))
+
+
+def headline_record(split, per_seed, summary):
+    """The answer on the headline split: over the seeds when there are several, else the one
+    seed's."""
+    if summary:
+        over = summary.deltas[split]
+        test, value, balanced, counts = (
+            over.test,
+            over.test.delta_accuracy,
+            over.balanced_accuracy["mean"],
+            over.counts,
+        )
+        interval = (
+            f"mean of {len(per_seed)} seeds' deltas; margins for the seeds' spread (t, "
+            f"{len(per_seed) - 1} df) and for {test.independent_units:,} {test.resampled_unit} "
+            "added in quadrature; covers new training seeds and new sentences like these, with "
+            "this training set"
+        )
+    else:
+        first = per_seed[0]
+        test, value = first.tests[split], first.deltas[split]["accuracy"]
+        balanced, counts = first.deltas[split]["balanced_accuracy"], directions([test])
+        interval = (
+            f"one seed ({first.seed}); {test.paired_test} over {test.independent_units:,} "
+            f"{test.resampled_unit}"
+        )
+    return {
+        "split": split,
+        "seeds": len(per_seed),
+        "delta_accuracy": value,
+        "delta_balanced_accuracy": balanced,
+        "delta_accuracy_ci95": test.delta_accuracy_ci95,
+        "interval": interval,
+        "p_value": test.p_value,
+        "p_value_holm": test.p_value_holm,
+        "difference_claimed": test.difference_claimed,
+        "claim_withheld": test.withheld,
+        **counts,
+    }
+
+
+def test_record(test):
+    """A test as results.json keeps it: every field, the withheld ones only when it is withheld."""
+    kept = dataclasses.asdict(test)
+    if test.withheld is None:
+        del kept["withheld"], kept["withheld_runs"]
+    return kept
+
+
+def versus_record(versus):
+    tests = {split: test_record(test) for split, test in versus.tests.items()}
+    return {"delta": versus.deltas, "significance": tests}
+
+
+def part_record(part):
+    if part is None:
+        return None
+    kept = {key: getattr(part, key) for key in ("items", "accuracy", "delta_accuracy")}
+    return {**kept, "significance": test_record(part.test)}
+
+
+def seed_record(comparison):
+    """One seed's comparison as results.json keeps it (docs/results.md)."""
+    kept = {
+        "seed": comparison.seed,
+        "runs": comparison.runs,
+        **versus_record(comparison.versus),
+        "status": {run: vars(health) for run, health in comparison.status.items()},
+        "at_majority_floor": comparison.at_majority_floor,
+        "accuracy_by_length": comparison.accuracy_by_length,
+        "by_kind": {
+            split: {kind: part_record(part) for kind, part in parts.items()}
+            for split, parts in comparison.by_kind.items()
+        },
+    }
+    kept["deltas"] = kept.pop("delta")
+    probe = comparison.probe
+    if probe:
+        kept["probe_reference"] = {
+            "runs": probe.runs,
+            **versus_record(probe.full_over_probe),
+            "versus_head_only": versus_record(probe.over_head_only),
+        }
+    return kept
+
+
+def summary_record(summary):
+    """The summary over seeds as results.json keeps it."""
+    kept = {
+        **summary.metrics,
+        "deltas": {
+            split: {
+                **{key: getattr(over, key) for key in ("accuracy", "balanced_accuracy", "f1")},
+                "per_seed_accuracy": over.per_seed_accuracy,
+                **over.counts,
+                "across_seeds": test_record(over.test),
+            }
+            for split, over in summary.deltas.items()
+        },
+        "by_kind": {
+            split: {
+                kind: {"items": part.items, **part.counts, "across_seeds": test_record(part.test)}
+                for kind, part in parts.items()
+            }
+            for split, parts in summary.by_kind.items()
+        },
+        "accuracy_by_length": summary.accuracy_by_length,
+    }
+    if summary.full_over_probe is not None:
+        kept["probe_reference"] = {
+            "full_over_probe": {s: test_record(t) for s, t in summary.full_over_probe.items()},
+            "probe_over_head_only": {
+                s: test_record(t) for s, t in summary.probe_over_head_only.items()
+            },
+        }
+    return kept
+
+
+def recorded_seeds(record):
+    """Each seed's comparison as a results.json holds it: in `seeds` with several, else at the
+    top level."""
+    if "seeds" in record:
+        return record["seeds"]
+    keys = ("runs", "deltas", "significance", "status", "at_majority_floor", "by_kind")
+    first = {key: record[key] for key in (*keys, "accuracy_by_length")}
+    if "probe_reference" in record:
+        first["probe_reference"] = {
+            k: v for k, v in record["probe_reference"].items() if k != "fit"
+        }
+    return [{"seed": record["config"]["seed"], **first}]
+
+
+def versus_from_record(deltas, tests):
+    return Versus(deltas, {split: PairedTest(**test) for split, test in tests.items()})
+
+
+def part_from_record(part):
+    if part is None:
+        return None
+    kept = {key: part[key] for key in ("items", "accuracy", "delta_accuracy")}
+    return PartComparison(**kept, test=PairedTest(**part["significance"]))
+
+
+def seed_from_record(record):
+    """One seed's comparison back from results.json (a stopped run's finished seeds)."""
+    probe = record.get("probe_reference")
+    return SeedComparison(
+        seed=record["seed"],
+        runs=record["runs"],
+        versus=versus_from_record(record["deltas"], record["significance"]),
+        status={run: RunHealth(**health) for run, health in record["status"].items()},
+        at_majority_floor=record["at_majority_floor"],
+        accuracy_by_length=record["accuracy_by_length"],
+        by_kind={
+            split: {kind: part_from_record(part) for kind, part in parts.items()}
+            for split, parts in record["by_kind"].items()
+        },
+        probe=probe
+        and ProbeComparison(
+            probe["runs"],
+            versus_from_record(probe["delta"], probe["significance"]),
+            versus_from_record(
+                probe["versus_head_only"]["delta"], probe["versus_head_only"]["significance"]
+            ),
+        ),
+    )

@@ -46,31 +46,9 @@ class StoppedRun:
 
     @property
     def seeds(self):
-        return [s["seed"] for s in self.per_seed]
-
-    @property
-    def per_seed(self):
-        """Each recorded seed's comparison, as results.json holds it (top-level keys when one
-        seed)."""
         if "seeds" in self.record:
-            return self.record["seeds"]
-        first = {
-            key: self.record[key]
-            for key in (
-                "runs",
-                "deltas",
-                "significance",
-                "status",
-                "at_majority_floor",
-                "by_kind",
-                "accuracy_by_length",
-            )
-        }
-        if "probe_reference" in self.record:
-            first["probe_reference"] = {
-                k: v for k, v in self.record["probe_reference"].items() if k != "fit"
-            }
-        return [{"seed": self.record["config"]["seed"], **first}]
+            return [s["seed"] for s in self.record["seeds"]]
+        return [self.record["config"]["seed"]]
 
 
 def folder_to_resume(cfg):

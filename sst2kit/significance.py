@@ -9,6 +9,8 @@ the sign of each unit's summed difference.
 """
 
 import math
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from scipy.optimize import brentq
@@ -26,6 +28,55 @@ MIN_RESAMPLES = 1_000
 MAX_RESAMPLES = 1_000_000
 # draws per chunk of resamples: bounds memory whatever the resample and unit counts
 BLOCK = 2_000_000
+
+
+@dataclass(kw_only=True)
+class Test:
+    """One comparison, model minus baseline on the same items: its 95% interval and p-value over
+    independent units, and once decide_family (and withhold) have run, whether it is claimed."""
+
+    delta_accuracy_ci95: list
+    p_value: float
+    paired_test: str
+    resampled_unit: str
+    independent_units: int
+    smallest_possible_p: float
+    family: str = ""
+    family_size: int = 1
+    p_value_holm: float | None = None
+    tested: bool = True
+    difference_claimed: bool = False
+    can_be_claimed: bool = True
+    withheld: str | None = None  # why, when a run it involves broke
+    withheld_runs: str | None = None
+
+
+@dataclass(kw_only=True)
+class PairedTest(Test):
+    """One seed's test: exact McNemar when every item is its own unit, else a sign-flip permutation
+    over units (a Monte Carlo p-value, at least 1 / (draws + 1))."""
+
+    permutation_draws: int | None
+    p_value_at_floor: bool
+    largest_unit_items: int
+    discordant: list  # [baseline right and model wrong, the reverse]
+    mcnemar_p_items: float
+    seeds: ClassVar[int] = 1
+
+
+@dataclass(kw_only=True)
+class AcrossSeedsTest(Test):
+    """The experiment's test over N seeds (across_seeds): a t interval with one margin for the
+    seeds' spread and one for the test set's units."""
+
+    delta_accuracy: float
+    degrees_of_freedom: list
+    seeds: int
+    seed_sd: float
+    variance_between_seeds: float
+    variance_over_units: float
+    permutation_draws: ClassVar[None] = None
+    p_value_at_floor: ClassVar[bool] = False
 
 
 def mcnemar_exact(base_correct, model_correct):
@@ -127,19 +178,19 @@ def paired_significance(
     # the smallest p any outcome on these units could give: every unit (item) one way; a Monte Carlo
     # p no lower than its floor
     smallest = max(2.0 ** (1 - len(sizes)), 1 / (draws + 1) if draws else 0.0)
-    return {
-        "delta_accuracy_ci95": interval,
-        "p_value": float(p),
-        "paired_test": test,
-        "permutation_draws": draws,
-        "p_value_at_floor": draws is not None and p <= 1 / (draws + 1) + 1e-15,
-        "smallest_possible_p": smallest,
-        "resampled_unit": unit_name,
-        "independent_units": int(len(sizes)),
-        "largest_unit_items": int(sizes.max()) if len(sizes) else 0,
-        "discordant": discordant,
-        "mcnemar_p_items": mcnemar_p,
-    }
+    return PairedTest(
+        delta_accuracy_ci95=interval,
+        p_value=float(p),
+        paired_test=test,
+        permutation_draws=draws,
+        p_value_at_floor=draws is not None and p <= 1 / (draws + 1) + 1e-15,
+        smallest_possible_p=smallest,
+        resampled_unit=unit_name,
+        independent_units=int(len(sizes)),
+        largest_unit_items=int(sizes.max()) if len(sizes) else 0,
+        discordant=discordant,
+        mcnemar_p_items=mcnemar_p,
+    )
 
 
 def holm(p_values):
@@ -153,22 +204,18 @@ def holm(p_values):
     return out.tolist()
 
 
-def decide_family(entries, *, family, tested=True):
+def decide_family(tests, *, family, tested=True):
     """The one rule, within one family of tests: a difference is claimed only when its 95% interval
     excludes 0 and its p-value, Holm-adjusted within the family, is below ALPHA. A family that is
     not tested (its gate is closed) claims nothing. Adds family, family_size, p_value_holm, tested,
     difference_claimed, and can_be_claimed: whether any outcome on so few units could have been
     claimed at all in a family of this size."""
-    for entry, adjusted in zip(entries, holm([e["p_value"] for e in entries]) if entries else []):
-        low, high = entry["delta_accuracy_ci95"]
-        entry.update(
-            family=family,
-            family_size=len(entries),
-            p_value_holm=adjusted,
-            tested=tested,
-            difference_claimed=bool(tested and (low > 0 or high < 0) and adjusted < ALPHA),
-            can_be_claimed=bool(entry.get("smallest_possible_p", 0.0) * len(entries) < ALPHA),
-        )
+    for test, adjusted in zip(tests, holm([t.p_value for t in tests]) if tests else []):
+        low, high = test.delta_accuracy_ci95
+        test.family, test.family_size, test.tested = family, len(tests), tested
+        test.p_value_holm = adjusted
+        test.difference_claimed = bool(tested and (low > 0 or high < 0) and adjusted < ALPHA)
+        test.can_be_claimed = bool(test.smallest_possible_p * len(tests) < ALPHA)
 
 
 def decide_claims(*, primary, secondary, reference):
@@ -178,26 +225,25 @@ def decide_claims(*, primary, secondary, reference):
 
     primary    full fine-tune vs head-only on the headline split: decided at ALPHA on its own;
     secondary  full fine-tune vs head-only on the other splits and parts: tested only when the
-    primary is claimed
-               (a fixed sequence: the family-wise error over primary and secondary stays at ALPHA),
-               Holm within;
-    reference  the probe's comparisons (a reference, another question): tested only when the primary
-    is claimed,
-               Holm within a family of its own (so the probe never changes a full-vs-head decision).
+               primary is claimed (a fixed sequence: the family-wise error over primary and
+               secondary stays at ALPHA), Holm within;
+    reference  the probe's comparisons (a reference, another question): tested only when the
+               primary is claimed, Holm within a family of its own (so the probe never changes a
+               full-vs-head decision).
     """
     decide_family([primary], family="primary")
-    decide_family(secondary, family="secondary", tested=primary["difference_claimed"])
-    decide_family(reference, family="probe", tested=primary["difference_claimed"])
+    decide_family(secondary, family="secondary", tested=primary.difference_claimed)
+    decide_family(reference, family="probe", tested=primary.difference_claimed)
 
 
-def withhold(entries, reason, runs):
+def withhold(tests, reason, runs):
     """No claim from a broken run: every test that involves it says why (reason) and which runs
     (runs, short)."""
-    for entry in entries:
-        entry.update(difference_claimed=False, withheld=reason, withheld_runs=runs)
+    for test in tests:
+        test.difference_claimed, test.withheld, test.withheld_runs = False, reason, runs
 
 
-def across_seeds(diffs, units):
+def across_seeds(diffs, units, unit_name="units"):
     """The experiment's delta over N seeds: the mean of the seeds' deltas, with a 95% interval that
     carries both the seed-to-seed spread and the test set's sampling (the same items in every seed).
 
@@ -237,10 +283,8 @@ def across_seeds(diffs, units):
         half, p = 0.0, float(mean == 0)
     elif mean == 0:
         half, p = half_width(ALPHA), 1.0
-    # the level at which the interval's edge reaches 0 (the width falls as the level rises), found
-    # on a
-    else:
-        # log scale: p can be anywhere from 1 down to 1e-300
+    else:  # the level at which the interval's edge reaches 0 (the width falls as the level rises),
+        # found on a log scale: p can be anywhere from 1 down to 1e-300
         half, lowest = half_width(ALPHA), -300.0
         p = (
             10**lowest
@@ -252,19 +296,20 @@ def across_seeds(diffs, units):
         )
     # an accuracy difference lies in [-1, 1]: a t interval on few units can reach past it
     interval = [max(mean - half, -1.0), min(mean + half, 1.0)]
-    return {
-        "delta_accuracy": mean,
-        "delta_accuracy_ci95": interval,
-        "p_value": p,
-        "paired_test": f"t over {seeds} seeds and {count:,} units",
-        "degrees_of_freedom": [seeds - 1, count - 1],
-        "seeds": seeds,
-        "independent_units": count,
-        "seed_sd": float(per_seed.std(ddof=1)) if seeds > 1 else 0.0,
-        "variance_between_seeds": between,
-        "variance_over_units": within,
-        "smallest_possible_p": 0.0,
-    }
+    return AcrossSeedsTest(
+        delta_accuracy=mean,
+        delta_accuracy_ci95=interval,
+        p_value=p,
+        paired_test=f"t over {seeds} seeds and {count:,} units",
+        degrees_of_freedom=[seeds - 1, count - 1],
+        seeds=seeds,
+        independent_units=count,
+        resampled_unit=unit_name,
+        seed_sd=float(per_seed.std(ddof=1)) if seeds > 1 else 0.0,
+        variance_between_seeds=between,
+        variance_over_units=within,
+        smallest_possible_p=0.0,
+    )
 
 
 def units_needed(family_size):
@@ -274,16 +319,17 @@ def units_needed(family_size):
     return int(math.floor(1 + math.log2(family_size / ALPHA))) + 1
 
 
-def p_text(entry, key="p_value", *, short=False):
-    """A p-value as it is. A Monte Carlo p-value at its floor, 1 / (draws + 1), says only that no
-    draw was as extreme: it is written as that, not as a bound on the exact p (which can sit above
-    the floor)."""
-    name = "p" if key == "p_value" else "Holm p"
-    if entry.get("p_value_at_floor") and entry[key] < 1:
-        draws = entry["permutation_draws"]
+def p_text(test, *, holm=False, short=False):
+    """A test's p-value (holm: its Holm-adjusted one) as it is. A Monte Carlo p-value at its floor,
+    1 / (draws + 1), says only that no draw was as extreme: it is written as that, not as a bound on
+    the exact p (which can sit above the floor)."""
+    name, p = ("Holm p", test.p_value_holm) if holm else ("p", test.p_value)
+    if test.p_value_at_floor and p < 1:
         if short:
-            return f"{name} = {entry[key]:.2g} (floor)"
-        if key == "p_value":
-            return f"{name} = {entry[key]:.2g}, the floor of {draws:,} draws (none as extreme)"
-        return f"{name} = {entry[key]:.2g} (from that floor)"
-    return f"{name} = {entry[key]:.2g}"
+            return f"{name} = {p:.2g} (floor)"
+        if not holm:
+            return (
+                f"{name} = {p:.2g}, the floor of {test.permutation_draws:,} draws (none as extreme)"
+            )
+        return f"{name} = {p:.2g} (from that floor)"
+    return f"{name} = {p:.2g}"

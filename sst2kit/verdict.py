@@ -5,44 +5,41 @@ across-seed lines claim; each seed's own lines describe. docs/statistics.md desc
 the families."""
 
 from sst2kit.console import listed
-from sst2kit.names import LABEL_NAMES, SPLIT_TITLES, headline_split
+from sst2kit.names import LABEL_NAMES, RUN_NAMES, SPLIT_TITLES
 from sst2kit.significance import ALPHA, p_text, units_needed
 
-FULL, HEAD = "full fine-tune", "head-only"
-RUN_NAMES = {"head_only": "head-only", "full_finetune": "full fine-tune"}
+FULL, HEAD = RUN_NAMES["full_finetune"], RUN_NAMES["head_only"]
 
 
 def points(x):
     return f"{100 * x:+.1f}"
 
 
-def evidence(significance):
-    lo, hi = significance["delta_accuracy_ci95"]
-    said = (
-        f"95% CI {points(lo)} to {points(hi)}; {significance['paired_test']} {p_text(significance)}"
-    )
-    if significance.get("tested", True) and significance.get("family_size", 1) > 1:
-        return said + f", {p_text(significance, 'p_value_holm')}"
+def evidence(test):
+    lo, hi = test.delta_accuracy_ci95
+    said = f"95% CI {points(lo)} to {points(hi)}; {test.paired_test} {p_text(test)}"
+    if test.tested and test.family_size > 1:
+        return said + f", {p_text(test, holm=True)}"
     return said
 
 
-def why_not_established(significance):
+def why_not_established(test):
     """Beside 'not established': which part of the rule held it back, when anything but the interval
     did."""
-    lo, hi = significance["delta_accuracy_ci95"]
-    if not significance.get("tested", True):
+    lo, hi = test.delta_accuracy_ci95
+    if not test.tested:
         return "; not tested, since the question's own comparison is not established"
-    if not significance.get("can_be_claimed", True):
+    if not test.can_be_claimed:
         return (
-            f"; with {significance['independent_units']:,} independent units no outcome could be "
-            f"claimed here (it takes at least {units_needed(significance.get('family_size', 1))})"
+            f"; with {test.independent_units:,} independent units no outcome could be "
+            f"claimed here (it takes at least {units_needed(test.family_size)})"
         )
     if not (lo > 0 or hi < 0):
         return ""
-    if significance["p_value"] < ALPHA:
+    if test.p_value < ALPHA:
         return (
             "; the interval excludes 0 only before correcting for this family's "
-            f"{significance['family_size']} tests"
+            f"{test.family_size} tests"
         )
     return (
         f"; the interval excludes 0, but the paired test does not reach {ALPHA} (too few "
@@ -64,39 +61,38 @@ def balance_note(balanced_delta, delta, split):
     return f"; balanced accuracy {points(balanced_delta)} points"
 
 
-def finding(delta, significance, *, model, baseline, claims=True, balanced=None, split=None):
+def finding(delta, test, *, model, baseline, claims=True, balanced=None, split=None):
     """'<model> beats <baseline> by X points (evidence)'; or that the difference is withheld (why),
     not established (and why), or, where the line only describes (claims=False), the number and its
     interval."""
     note = balance_note(balanced, delta, split)
-    if significance.get("withheld"):
+    if test.withheld:
         return (
             f"{model} vs {baseline}: {points(delta)} points, withheld: "
-            f"{significance['withheld_runs']} ({evidence(significance)}{note})"
+            f"{test.withheld_runs} ({evidence(test)}{note})"
         )
     if not claims:
-        return f"{model} − {baseline}: {points(delta)} points ({evidence(significance)}{note})"
-    if significance["difference_claimed"]:
+        return f"{model} − {baseline}: {points(delta)} points ({evidence(test)}{note})"
+    if test.difference_claimed:
         return (
             f"{model} {'beats' if delta > 0 else 'trails'} {baseline} by {abs(100 * delta):.1f} "
-            f"points ({evidence(significance)}{note})"
+            f"points ({evidence(test)}{note})"
         )
     return (
-        f"{model} vs {baseline}: {points(delta)} points, not established ({evidence(significance)}"
-        f"{why_not_established(significance)}{note})"
+        f"{model} vs {baseline}: {points(delta)} points, not established ({evidence(test)}"
+        f"{why_not_established(test)}{note})"
     )
 
 
-def population(split, significance, eval_splits=None):
+def population(split, test, eval_splits=None):
     """What a line speaks of: the split, and its independent units with their counts."""
     whole_split = (
-        eval_splits is not None
-        and significance["independent_units"] == eval_splits[split].unit_count
+        eval_splits is not None and test.independent_units == eval_splits[split].unit_count
     )
     units = (
         eval_splits[split].units_said
         if whole_split
-        else f"{significance['independent_units']:,} {significance['resampled_unit']}"
+        else f"{test.independent_units:,} {test.resampled_unit}"
     )
     return f"{SPLIT_TITLES[split]} ({units})"
 
@@ -122,14 +118,14 @@ def floor_phrases(results, split):
     said = ""
     items = len(results.eval_splits[split].labels)
     for run, name in (("head_only", "a head-only model"), ("full_finetune", "a full fine-tune")):
-        floored = [s for s in results.per_seed if split in s["at_majority_floor"][run]]
+        floored = [s for s in results.per_seed if split in s.at_majority_floor[run]]
         if not floored:
             continue
-        constant = constant_answer(floored[0]["runs"][run][split], items)
+        constant = constant_answer(floored[0].runs[run][split], items)
         what = (
             f"that {constant}" if constant else "no better than always answering the majority class"
         )
-        said += f", against {name} {what} ({seeds_said([s['seed'] for s in floored])})"
+        said += f", against {name} {what} ({seeds_said([s.seed for s in floored])})"
     return said
 
 
@@ -145,20 +141,17 @@ def covers(seeds):
 def answer_line(results):
     """The experiment's answer on the headline split: across seeds when there are several; when a
     run broke, which one, why, and the exact flags to change."""
-    headline, eval_splits = results.headline, results.eval_splits
-    split, seeds = headline["split"], headline["seeds"]
-    over = (
-        f"over {seeds} seeds, " if seeds > 1 else f"seed {results.per_seed[0]['seed']} (one seed), "
-    )
-    where = f"{SPLIT_TITLES[split]} ({eval_splits[split].units_said})"
-    if headline["claim_withheld"]:
+    answer, eval_splits = results.headline, results.eval_splits
+    headline, seeds = answer["split"], answer["seeds"]
+    over = f"over {seeds} seeds, " if seeds > 1 else f"seed {results.first_seed.seed} (one seed), "
+    where = f"{SPLIT_TITLES[headline]} ({eval_splits[headline].units_said})"
+    if answer["claim_withheld"]:
         return [
-            f"Answer: none: {headline['claim_withheld']}. A run that broke yields no finding.",
+            f"Answer: none: {answer['claim_withheld']}. A run that broke yields no finding.",
             *health_lines(results),
         ]
-    delta, (lo, hi) = headline["delta_accuracy"], headline["delta_accuracy_ci95"]
-    entry = headline_entry(results)
-    if headline["difference_claimed"]:
+    delta, (lo, hi) = answer["delta_accuracy"], answer["delta_accuracy_ci95"]
+    if answer["difference_claimed"]:
         said = (
             f"fine-tuning the whole encoder {'beats' if delta > 0 else 'trails'} training only the "
             f"head by {abs(100 * delta):.1f} accuracy points"
@@ -169,28 +162,27 @@ def answer_line(results):
             f"fine-tuning the whole encoder vs training only the head: {points(delta)} points, "
             "not established"
         )
-        reason = why_not_established(entry) + few_seeds(entry)
-    note = balance_note(headline["delta_balanced_accuracy"], delta, eval_splits[split])
+        test = headline_test(results)
+        reason = why_not_established(test) + few_seeds(test)
+    note = balance_note(answer["delta_balanced_accuracy"], delta, eval_splits[headline])
     return [
         f"Answer: {over}on {where}, {said} (95% CI {points(lo)} to {points(hi)}{reason}{note})"
-        f"{floor_phrases(results, split)}; {covers(seeds)}."
+        f"{floor_phrases(results, headline)}; {covers(seeds)}."
     ]
 
 
-def headline_entry(results):
-    split = results.headline["split"]
-    return (
-        results.summary["deltas"][split]["across_seeds"]
-        if results.summary
-        else results.per_seed[0]["significance"][split]
-    )
+def headline_test(results):
+    """The test behind the answer: across seeds when there are several, else the one seed's."""
+    headline = results.headline["split"]
+    if results.summary:
+        return results.summary.deltas[headline].test
+    return results.first_seed.tests[headline]
 
 
-def few_seeds(entry):
+def few_seeds(test):
     """At 2 seeds the seeds' margin takes t with one degree of freedom (12.7): what more seeds would
     buy."""
-    seeds = entry.get("seeds", 1)
-    if seeds == 2 and entry["variance_between_seeds"] > entry["variance_over_units"]:
+    if test.seeds == 2 and test.variance_between_seeds > test.variance_over_units:
         return (
             "; at 2 seeds the seeds' spread is known to one degree of freedom (t = 12.7): "
             "--num_seeds 3 narrows its margin threefold, 5 fivefold"
@@ -201,92 +193,86 @@ def few_seeds(entry):
 def health_lines(results):
     """Each run that broke, in every seed: what happened and the exact flags to change (report.md
     keeps them)."""
-    lines = []
-    for s in results.per_seed:
-        for run, name in RUN_NAMES.items():
-            status = s["status"][run]
-            if status["status"] != "ok" and status.get("advice"):
-                lines.append(f"Fix: the {name} run of seed {s['seed']}: {status['advice']}.")
-    return lines
+    return [
+        f"Fix: the {RUN_NAMES[run]} run of seed {s.seed}: {s.status[run].advice}."
+        for s in results.per_seed
+        for run in RUN_NAMES
+        if s.status[run].broken and s.status[run].advice
+    ]
 
 
 def caution_lines(results):
     """Every seed's runs at a split's majority-class floor, by run."""
     lines = []
-    for run, name in (
-        ("head_only", "the head-only model"),
-        ("full_finetune", "the full fine-tune"),
-    ):
-        by_seed = [
-            (s["seed"], s["at_majority_floor"][run])
-            for s in results.per_seed
-            if s["at_majority_floor"][run]
-        ]
-        for seed, floored in by_seed:
-            lines.append(
-                f"Caution: {name} (seed {seed}) scores no better than always answering one class "
-                f"on {listed(SPLIT_TITLES[x] for x in floored)}: its deltas compare against a "
-                "constant guess."
-            )
+    for run in RUN_NAMES:
+        name = "the head-only model" if run == "head_only" else "the full fine-tune"
+        for s in results.per_seed:
+            if s.at_majority_floor[run]:
+                lines.append(
+                    f"Caution: {name} (seed {s.seed}) scores no better than always answering one "
+                    f"class on {listed(SPLIT_TITLES[x] for x in s.at_majority_floor[run])}: its "
+                    "deltas compare against a constant guess."
+                )
     return lines
 
 
-def seed_lines(result, results, *, details=True, claims=True):
+def seed_lines(comparison, results, *, details=True, claims=True):
     """One seed's findings, each labelled with its seed: the headline split, then (with details) the
     other splits, their parts and their leakage. claims=False (several seeds): the lines describe;
     the across-seed ones claim."""
-    eval_splits = results.eval_splits
-    splits, lines, seed = list(result["significance"]), [], f"seed {result['seed']}: "
-    first = headline_split(splits)
-    for split in [first, *(split for split in splits if split != first and details)]:
-        significance, delta = result["significance"][split], result["deltas"][split]
+    eval_splits, lines, seed = results.eval_splits, [], f"seed {comparison.seed}: "
+    headline = results.headline["split"]
+    others = [split for split in comparison.splits if split != headline and details]
+    for split in [headline, *others]:
+        test, delta = comparison.tests[split], comparison.deltas[split]
         said = finding(
             delta["accuracy"],
-            significance,
+            test,
             model=FULL,
             baseline=HEAD,
             claims=claims,
             balanced=delta["balanced_accuracy"],
             split=eval_splits[split],
         )
-        lines.append(f"{seed}on {population(split, significance, eval_splits)}: {said}.")
-        for kind, part in result["by_kind"].get(split, {}).items():
+        lines.append(f"{seed}on {population(split, test, eval_splits)}: {said}.")
+        for kind, part in comparison.by_kind.get(split, {}).items():
             if part:
                 said = finding(
-                    part["delta_accuracy"],
-                    part["significance"],
-                    model=FULL,
-                    baseline=HEAD,
-                    claims=claims,
+                    part.delta_accuracy, part.test, model=FULL, baseline=HEAD, claims=claims
                 )
-                lines.append(f"{seed}  its {part['items']:,} {kind.replace('_', ' ')}: {said}.")
-        if eval_splits[split].leakage > 0.05:
-            fix = (
-                "--split grouped re-splits so that none is"
-                if split == "test"
-                else "the re-split cannot change that: remove those items from the file to score "
-                "unseen text only"
-            )
-            lines.append(
-                f"  {100 * eval_splits[split].leakage:.0f}% of its items are word spans of "
-                f"training items: its score rewards memorising ({fix})."
-            )
+                lines.append(f"{seed}  its {part.items:,} {kind.replace('_', ' ')}: {said}.")
+        lines += leakage_lines(split, eval_splits[split].leakage)
     return lines
+
+
+def leakage_lines(split, leakage):
+    if leakage <= 0.05:
+        return []
+    fix = (
+        "--split grouped re-splits so that none is"
+        if split == "test"
+        else "the re-split cannot change that: remove those items from the file to score unseen "
+        "text only"
+    )
+    return [
+        f"  {100 * leakage:.0f}% of its items are word spans of training items: its score rewards "
+        f"memorising ({fix})."
+    ]
 
 
 def decomposition(question, full_over_probe, probe_over_head, *, gaps):
     """What the probe says of the full-vs-head gap, said only where the claims support it. gaps: the
     three deltas (full - head, full - probe, probe - head)."""
     full_gap, over_probe, probe_gap = gaps
-    ahead = question["difference_claimed"] and full_gap > 0
-    probe_ahead = probe_over_head["difference_claimed"] and probe_gap > 0
-    beats_probe = full_over_probe["difference_claimed"] and over_probe > 0
-    trails_probe = full_over_probe["difference_claimed"] and over_probe < 0
+    ahead = question.difference_claimed and full_gap > 0
+    probe_ahead = probe_over_head.difference_claimed and probe_gap > 0
+    beats_probe = full_over_probe.difference_claimed and over_probe > 0
+    trails_probe = full_over_probe.difference_claimed and over_probe < 0
     if ahead and probe_ahead and beats_probe:
         return (
             f"  so of the {100 * full_gap:.1f}-point gap, {100 * probe_gap:.1f} come from how the "
-            "notebook's "
-            f"head was trained and {100 * over_probe:.1f} from fine-tuning the encoder itself."
+            f"notebook's head was trained and {100 * over_probe:.1f} from fine-tuning the encoder "
+            "itself."
         )
     if ahead and probe_ahead and trails_probe:
         return (
@@ -296,8 +282,8 @@ def decomposition(question, full_over_probe, probe_over_head, *, gaps):
     if ahead and probe_ahead:
         return (
             f"  so at least part of the {100 * full_gap:.1f}-point gap comes from how the "
-            "notebook's head was "
-            "trained; what fine-tuning the encoder adds beyond a well-fit probe is not established."
+            "notebook's head was trained; what fine-tuning the encoder adds beyond a well-fit "
+            "probe is not established."
         )
     if ahead and beats_probe:
         return (
@@ -307,99 +293,89 @@ def decomposition(question, full_over_probe, probe_over_head, *, gaps):
     return "  how much of the gap comes from the head's training recipe is not established."
 
 
+def probe_tests(results, headline):
+    """The probe's two tests and the question's on the headline split, with the three deltas: over
+    the seeds when there are several (the claims), else the one seed's."""
+    summary, first_seed = results.summary, results.first_seed
+    if summary and summary.full_over_probe is not None:
+        over_probe = summary.full_over_probe[headline]
+        over_head = summary.probe_over_head_only[headline]
+        question = summary.deltas[headline].test
+        gaps = (question.delta_accuracy, over_probe.delta_accuracy, over_head.delta_accuracy)
+        return question, over_probe, over_head, gaps, f"over {len(results.per_seed)} seeds: "
+    probe = first_seed.probe
+    over_probe = probe.full_over_probe.tests[headline]
+    over_head = probe.over_head_only.tests[headline]
+    gaps = (
+        first_seed.deltas[headline]["accuracy"],
+        probe.full_over_probe.deltas[headline]["accuracy"],
+        probe.over_head_only.deltas[headline]["accuracy"],
+    )
+    return first_seed.tests[headline], over_probe, over_head, gaps, f"seed {first_seed.seed}: "
+
+
 def probe_lines(results):
-    """The probe reference on the headline split: across seeds when there are several (the claims),
-    else the one seed's; and what it says of the gap only where that holds."""
-    result = results.per_seed[0]
-    probe = result.get("probe_reference")
+    """The probe reference on the headline split, and what it says of the gap only where that
+    holds."""
+    probe = results.first_seed.probe
     if not probe:
         return []
-    first = headline_split(result["significance"])
-    accuracy = probe["runs"][first]["accuracy"]
-    summary = (results.summary or {}).get("probe_reference")
-    if summary:
-        over_probe, versus = (
-            summary["full_over_probe"][first],
-            summary["probe_over_head_only"][first],
-        )
-        question = results.summary["deltas"][first]["across_seeds"]
-        gaps = (question["delta_accuracy"], over_probe["delta_accuracy"], versus["delta_accuracy"])
-        label = f"over {len(results.per_seed)} seeds: "
-    else:
-        over_probe, versus = (
-            probe["significance"][first],
-            probe["versus_head_only"]["significance"][first],
-        )
-        question = result["significance"][first]
-        gaps = (
-            result["deltas"][first]["accuracy"],
-            probe["delta"][first]["accuracy"],
-            probe["versus_head_only"]["delta"][first]["accuracy"],
-        )
-        label = f"seed {result['seed']}: "
+    headline = results.headline["split"]
+    question, over_probe, over_head, gaps, label = probe_tests(results, headline)
     return [
-        f"{label}best linear probe on the frozen features, {100 * accuracy:.1f}% on "
-        f"{SPLIT_TITLES[first]}: {finding(gaps[1], over_probe, model=FULL, baseline='the probe')}.",
-        f"  {finding(gaps[2], versus, model='the probe', baseline=HEAD)}.",
-        decomposition(question, over_probe, versus, gaps=gaps),
+        f"{label}best linear probe on the frozen features, "
+        f"{100 * probe.runs[headline]['accuracy']:.1f}% on {SPLIT_TITLES[headline]}: "
+        f"{finding(gaps[1], over_probe, model=FULL, baseline='the probe')}.",
+        f"  {finding(gaps[2], over_head, model='the probe', baseline=HEAD)}.",
+        decomposition(question, over_probe, over_head, gaps=gaps),
     ]
 
 
 def across_seed_lines(results):
     """Over N seeds: each split's mean delta with its across-seed interval (the claims), how the
     seeds' own tests came out by direction, and the spread of their deltas."""
-    summary, headline, eval_splits = results.summary, results.headline, results.eval_splits
-    n, first = headline["seeds"], headline["split"]
-    sd = summary["deltas"][first]["across_seeds"]["seed_sd"]
+    summary, answer, eval_splits = results.summary, results.headline, results.eval_splits
+    n, headline = answer["seeds"], answer["split"]
+    sd = summary.deltas[headline].test.seed_sd
     lines = [
-        f"over {n} seeds, on {SPLIT_TITLES[first]}: each seed's own test has the full fine-tune "
-        f"ahead in {headline['seeds_ahead']}, behind in {headline['seeds_behind']}, withheld in "
-        f"{headline['seeds_withheld']}, not established in {headline['seeds_not_established']} of "
-        f"{n} (all "
-        f"share one test set, so they are not {n} replications); the seeds' deltas spread by "
-        f"{100 * sd:.1f} points (SD)."
+        f"over {n} seeds, on {SPLIT_TITLES[headline]}: each seed's own test has the full fine-tune "
+        f"ahead in {answer['seeds_ahead']}, behind in {answer['seeds_behind']}, withheld in "
+        f"{answer['seeds_withheld']}, not established in {answer['seeds_not_established']} of "
+        f"{n} (all share one test set, so they are not {n} replications); the seeds' deltas "
+        f"spread by {100 * sd:.1f} points (SD)."
     ]
-    for split in [first, *(split for split in summary["deltas"] if split != first)]:
-        delta, entry = summary["deltas"][split], summary["deltas"][split]["across_seeds"]
+    for split in [headline, *(split for split in summary.deltas if split != headline)]:
+        over = summary.deltas[split]
         said = finding(
-            entry["delta_accuracy"],
-            entry,
+            over.test.delta_accuracy,
+            over.test,
             model=FULL,
             baseline=HEAD,
-            balanced=delta["balanced_accuracy"]["mean"],
+            balanced=over.balanced_accuracy["mean"],
             split=eval_splits[split],
         )
-        lines.append(f"over {n} seeds, on {population(split, entry, eval_splits)}: {said}.")
-        for kind, part in summary["by_kind"].get(split, {}).items():
-            entry = part["across_seeds"]
-            lines.append(
-                f"  its {part['items']:,} {kind.replace('_', ' ')}: "
-                f"{finding(entry['delta_accuracy'], entry, model=FULL, baseline=HEAD)}."
-            )
+        lines.append(f"over {n} seeds, on {population(split, over.test, eval_splits)}: {said}.")
+        for kind, part in summary.by_kind.get(split, {}).items():
+            said = finding(part.test.delta_accuracy, part.test, model=FULL, baseline=HEAD)
+            lines.append(f"  its {part.items:,} {kind.replace('_', ' ')}: {said}.")
     return lines
 
 
 def rule_lines(results):
-    headline = results.headline
-    split, seeds = headline["split"], headline["seeds"]
-    entries = [*results.per_seed[0]["significance"].values()]
-    secondary = sum(1 for e in entries if e.get("family") == "secondary") + sum(
-        1 for parts in results.per_seed[0]["by_kind"].values() for p in parts.values() if p
-    )
+    answer, first_seed = results.headline, results.first_seed
+    secondary = len(first_seed.splits) - 1 + len(first_seed.parts())
     lines = [
         f"(claimed: the 95% interval excludes 0 and the p-value is below {ALPHA}. The question's "
-        "own test, full "
-        f"fine-tune vs head-only on {SPLIT_TITLES[split]}, is decided alone; the other splits and "
-        "parts "
-        f"({secondary} tests) and the probe's comparisons are tested only when it is claimed, each "
-        "a Holm-corrected family: the report claims a false difference in at most 5% of runs where "
-        "the arms are equal. docs/statistics.md.)"
+        f"own test, full fine-tune vs head-only on {SPLIT_TITLES[answer['split']]}, is decided "
+        f"alone; the other splits and parts ({secondary} tests) and the probe's comparisons are "
+        "tested only when it is claimed, each a Holm-corrected family: the report claims a false "
+        "difference in at most 5% of runs where the arms are equal. docs/statistics.md.)"
     ]
-    if seeds > 1:
+    if answer["seeds"] > 1:
         lines.append(
-            f"(over seeds: the mean of {seeds} seeds' deltas; its interval adds a margin for the "
-            "seed-to-seed spread and one for the test set's sampling. Each seed's own lines "
-            "describe: only the across-seed lines claim.)"
+            f"(over seeds: the mean of {answer['seeds']} seeds' deltas; its interval adds a margin "
+            "for the seed-to-seed spread and one for the test set's sampling. Each seed's own "
+            "lines describe: only the across-seed lines claim.)"
         )
     else:
         lines.append(
@@ -416,9 +392,8 @@ def imbalance_lines(results):
             title = SPLIT_TITLES[name]
             lines.append(
                 f"{title[0].upper()}{title[1:]} is imbalanced ({100 * split.positive_share:.0f}% "
-                "positive): "
-                "read its macro-F1 and balanced accuracy, which a constant answer cannot inflate "
-                "(F1 of the positive class can)."
+                "positive): read its macro-F1 and balanced accuracy, which a constant answer "
+                "cannot inflate (F1 of the positive class can)."
             )
     return lines
 
@@ -431,7 +406,9 @@ def verdict_lines(results):
     lines = [*answer_line(results), *caution_lines(results)]
     if results.summary:
         lines += across_seed_lines(results)
-    for result in per_seed:  # the first seed in full; the others' headline lines
-        lines += seed_lines(result, results, details=result is per_seed[0], claims=not several)
+    for comparison in per_seed:  # the first seed in full; the others' headline lines
+        lines += seed_lines(
+            comparison, results, details=comparison is per_seed[0], claims=not several
+        )
     lines += probe_lines(results)
     return lines + imbalance_lines(results) + rule_lines(results)

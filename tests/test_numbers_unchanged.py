@@ -61,6 +61,7 @@ def test_the_constructed_reports_print_the_recorded_numbers(scenario):
     from test_report import experiment, results_predictions
 
     from sst2kit.report import delta_lines, metrics_lines
+    from sst2kit.results import seed_record, summary_record
 
     outcomes, probe = SCENARIOS[scenario]
     results = experiment(outcomes, **probe)
@@ -70,7 +71,11 @@ def test_the_constructed_reports_print_the_recorded_numbers(scenario):
     compare_or_record(
         f"{scenario}.json",
         plain(
-            {"seeds": results.per_seed, "summary": results.summary, "headline": results.headline}
+            {
+                "seeds": [seed_record(s) for s in results.per_seed],
+                "summary": results.summary and summary_record(results.summary),
+                "headline": results.headline,
+            }
         ),
     )
 

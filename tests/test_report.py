@@ -1,5 +1,6 @@
 """The verdict's wording rules, and the files kept of a run."""
 
+import dataclasses
 import json
 from types import SimpleNamespace
 
@@ -7,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import paired_test
 from sst2kit import files, results
 from sst2kit.results import Results
 from sst2kit.verdict import verdict_lines
@@ -24,9 +26,10 @@ def experiment(
     seed of {run: accuracy on every split} (the items each run gets right drawn at random), probe an
     accuracy for the probe reference; records a run -> record override (a run's status)."""
     from conftest import answers, eval_split
-    from sst2kit.metrics import compare_runs, summarize_seeds
+    from sst2kit.comparison import compare_runs
     from sst2kit.names import PROBE
     from sst2kit.results import Results, class_balance
+    from sst2kit.seeds import summarize_seeds
 
     rng = np.random.default_rng(rng_seed)
     labels = {name: rng.integers(2, size=n) for name, n in sizes}
@@ -71,6 +74,7 @@ def experiment(
         if len(per_seed) > 1
         else None,
     )
+    results.first_seed = per_seed[0]
     results.headline = Results.headline.fget(results)
     return results
 
@@ -108,7 +112,7 @@ def test_with_several_seeds_the_answer_is_the_experiments_and_claims_are_counted
     headline = results.headline
     assert lines[0].startswith("Answer: over 3 seeds, on GLUE validation")
     assert headline["seeds"] == 3 and headline["delta_accuracy"] == pytest.approx(
-        np.mean([s["deltas"]["validation"]["accuracy"] for s in results.per_seed])
+        np.mean([s.deltas["validation"]["accuracy"] for s in results.per_seed])
     )
     low, high = headline["delta_accuracy_ci95"]
     assert low < headline["delta_accuracy"] < high and "not established" in lines[0]
@@ -138,7 +142,7 @@ def test_the_probe_decomposition_is_said_only_when_its_own_claims_support_it():
     )
 
     def entry(claimed):
-        return {"difference_claimed": claimed}
+        return paired_test(difference_claimed=claimed)
 
     said = {
         decomposition(entry(True), entry(False), entry(True), gaps=(0.10, gap, 0.10 - gap))
@@ -184,9 +188,8 @@ def test_an_answer_not_established_says_why_and_a_withheld_one_says_withheld():
     results = experiment(
         [{"head_only": 0.7, "full_finetune": 0.8}], sizes=(("validation", 43), ("test", 60))
     )
-    results.per_seed[0]["significance"]["validation"].update(
-        delta_accuracy_ci95=[0.023, 0.186], p_value=0.125, difference_claimed=False
-    )
+    test = results.per_seed[0].tests["validation"]
+    test.delta_accuracy_ci95, test.p_value, test.difference_claimed = [0.023, 0.186], 0.125, False
     results.headline = Results.headline.fget(results)
     assert "the paired test does not reach 0.05" in answer_line(results)[0]
     records = {
@@ -221,14 +224,7 @@ def test_a_gain_in_the_majority_class_alone_is_said_beside_the_accuracy():
     from sst2kit.verdict import finding
 
     split = SimpleNamespace(close_to_balanced=False, positive_share=0.8)
-    entry = {
-        "delta_accuracy_ci95": [0.02, 0.08],
-        "p_value": 0.001,
-        "paired_test": "exact McNemar",
-        "difference_claimed": True,
-        "tested": True,
-        "family_size": 1,
-    }
+    entry = paired_test(delta_accuracy_ci95=[0.02, 0.08], p_value=0.001, difference_claimed=True)
     line = finding(
         0.05, entry, model="full fine-tune", baseline="head-only", balanced=-0.10, split=split
     )
@@ -258,21 +254,21 @@ def test_a_test_that_was_never_run_prints_no_p_value_for_it():
     from sst2kit.report import interval_line
     from sst2kit.verdict import evidence, finding
 
-    entry = {
-        "delta_accuracy_ci95": [0.1, 0.3],
-        "p_value": 1e-4,
-        "p_value_holm": 3e-4,
-        "family_size": 3,
-        "p_value_at_floor": True,
-        "permutation_draws": 9999,
-        "paired_test": "sign-flip permutation",
-        "tested": False,
-        "independent_units": 400,
-        "resampled_unit": "units",
-    }
+    entry = paired_test(
+        delta_accuracy_ci95=[0.1, 0.3],
+        p_value=1e-4,
+        p_value_holm=3e-4,
+        family_size=3,
+        p_value_at_floor=True,
+        permutation_draws=9999,
+        paired_test="sign-flip permutation",
+        tested=False,
+        independent_units=400,
+        resampled_unit="units",
+    )
     assert "Holm" not in evidence(entry)
     assert "not tested, since the question's own comparison" in finding(
-        0.2, {**entry, "difference_claimed": False}, model="full fine-tune", baseline="head-only"
+        0.2, entry, model="full fine-tune", baseline="head-only"
     )
     assert "Holm" not in interval_line("test", entry, "full - head-only")
 
@@ -326,7 +322,7 @@ def test_a_split_too_small_to_ever_be_claimed_says_so():
         labels, np.zeros(10, int), labels, units=np.arange(10) // 2, resamples=1000, seed=0
     )
     significance.decide_family([entry], family="primary")
-    assert not entry["can_be_claimed"] and not entry["difference_claimed"]
+    assert not entry.can_be_claimed and not entry.difference_claimed
     line = finding(1.0, entry, model="full fine-tune", baseline="head-only")
     assert "with 5 independent units no outcome could be claimed here (it takes at least 6)" in line
 
@@ -340,8 +336,8 @@ def test_two_seeds_give_every_split_an_across_seed_line_and_a_seed_averaged_leng
         line.startswith("over 2 seeds, on GLUE validation (300 sentences): ") for line in lines
     )
     assert any(line.startswith("over 2 seeds, on the re-split test set (") for line in lines)
-    seed_averaged = results.summary["accuracy_by_length"]["validation"][0]["full_finetune"]
-    per_seed = [s["accuracy_by_length"]["validation"][0]["full_finetune"] for s in results.per_seed]
+    seed_averaged = results.summary.accuracy_by_length["validation"][0]["full_finetune"]
+    per_seed = [s.accuracy_by_length["validation"][0]["full_finetune"] for s in results.per_seed]
     assert seed_averaged == pytest.approx(np.mean(per_seed)) and per_seed[0] != per_seed[1]
 
 
@@ -356,25 +352,19 @@ def test_not_established_beside_an_interval_that_excludes_zero_says_why():
     """The README's '+36.0, not established (95% CI +12.0 to +60.0 ...)' read as a contradiction."""
     from sst2kit.verdict import finding
 
-    corrected = {
-        "delta_accuracy_ci95": [0.12, 0.60],
-        "p_value": 0.011,
-        "p_value_holm": 0.057,
-        "family_size": 4,
-        "paired_test": "exact McNemar",
-        "difference_claimed": False,
-        "tested": True,
-    }
+    corrected = paired_test(
+        delta_accuracy_ci95=[0.12, 0.60], p_value=0.011, p_value_holm=0.057, family_size=4
+    )
     line = finding(0.36, corrected, model="full fine-tune", baseline="head-only")
     assert (
         "not established" in line
         and "excludes 0 only before correcting for this family's 4 tests" in line
     )
-    few = {**corrected, "p_value": 0.125, "p_value_holm": 0.125, "family_size": 1}
+    few = dataclasses.replace(corrected, p_value=0.125, p_value_holm=0.125, family_size=1)
     assert "the paired test does not reach 0.05" in finding(
         0.08, few, model="full fine-tune", baseline="head-only"
     )
-    gated = {**corrected, "tested": False}
+    gated = dataclasses.replace(corrected, tested=False)
     assert "not tested, since the question's own comparison is not established" in finding(
         0.36, gated, model="full fine-tune", baseline="head-only"
     )

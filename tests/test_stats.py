@@ -1,8 +1,13 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
+from conftest import paired_test
 from sst2kit import metrics as stats
 from sst2kit import significance
+from sst2kit.comparison import compare_runs
+from sst2kit.seeds import directions
 
 
 def test_metrics_on_hand_made_predictions():
@@ -137,8 +142,8 @@ def test_the_verdict_rule_keeps_false_claims_at_five_percent_with_few_discordant
             labels, head, full, resamples=1000, seed=trial, units=np.arange(43)
         )
         significance.decide_family([sig], family="primary")
-        claims += sig["difference_claimed"]
-        interval_only += sig["delta_accuracy_ci95"][0] > 0 or sig["delta_accuracy_ci95"][1] < 0
+        claims += sig.difference_claimed
+        interval_only += sig.delta_accuracy_ci95[0] > 0 or sig.delta_accuracy_ci95[1] < 0
     assert claims / 400 <= 0.05
     assert interval_only > claims
 
@@ -147,12 +152,12 @@ def test_seeds_are_counted_by_the_direction_of_their_claims():
     """+6.0 claimed and -0.9 claimed are one seed ahead and one behind, not 'a difference claimed in
     2 of 3'; a withheld seed is counted as withheld, not as not established."""
     entries = [
-        {"difference_claimed": True, "delta_accuracy_ci95": [0.02, 0.10]},
-        {"difference_claimed": True, "delta_accuracy_ci95": [-0.015, -0.003]},
-        {"difference_claimed": False, "delta_accuracy_ci95": [0.01, 0.08]},
-        {"difference_claimed": False, "delta_accuracy_ci95": [0.14, 0.46], "withheld": "collapsed"},
+        paired_test(difference_claimed=True, delta_accuracy_ci95=[0.02, 0.10]),
+        paired_test(difference_claimed=True, delta_accuracy_ci95=[-0.015, -0.003]),
+        paired_test(difference_claimed=False, delta_accuracy_ci95=[0.01, 0.08]),
+        paired_test(delta_accuracy_ci95=[0.14, 0.46], withheld="collapsed"),
     ]
-    assert stats.directions(entries) == {
+    assert directions(entries) == {
         "seeds_ahead": 1,
         "seeds_behind": 1,
         "seeds_withheld": 1,
@@ -279,14 +284,14 @@ def test_the_majority_floor_is_each_splits_own_majority():
 def test_holm_adjusts_step_down_and_keeps_order():
     assert significance.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
     assert significance.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
-    entries = [{"p_value": p, "delta_accuracy_ci95": [0.01, 0.2]} for p in (0.011, 0.02, 0.04)]
+    entries = [paired_test(p_value=p, delta_accuracy_ci95=[0.01, 0.2]) for p in (0.011, 0.02, 0.04)]
     significance.decide_family(entries, family="secondary")
-    assert [e["difference_claimed"] for e in entries] == [True, True, True]  # 0.033, 0.04, 0.04
-    entries.append({"p_value": 0.03, "delta_accuracy_ci95": [0.01, 0.2]})
+    assert [e.difference_claimed for e in entries] == [True, True, True]  # 0.033, 0.04, 0.04
+    entries.append(paired_test(p_value=0.03, delta_accuracy_ci95=[0.01, 0.2]))
     significance.decide_family(entries, family="secondary")
     # 0.044, then 0.06s
-    assert [e["difference_claimed"] for e in entries] == [True, False, False, False]
-    assert entries[0]["family_size"] == 4
+    assert [e.difference_claimed for e in entries] == [True, False, False, False]
+    assert entries[0].family_size == 4
 
 
 def test_a_monte_carlo_p_value_at_its_floor_is_printed_as_a_bound():
@@ -295,20 +300,18 @@ def test_a_monte_carlo_p_value_at_its_floor_is_printed_as_a_bound():
     entry = significance.paired_significance(
         np.ones(200), np.zeros(200), diff, resamples=999, seed=0, units=units
     )
-    assert entry["paired_test"] == "sign-flip permutation" and entry["p_value"] == pytest.approx(
-        1 / 1000
-    )
-    assert entry["p_value_at_floor"] and entry["permutation_draws"] == 999
+    assert entry.paired_test == "sign-flip permutation" and entry.p_value == pytest.approx(1 / 1000)
+    assert entry.p_value_at_floor and entry.permutation_draws == 999
     # what it is: no draw as extreme. Not a bound on the exact p, which can sit above the floor
     assert significance.p_text(entry) == "p = 0.001, the floor of 999 draws (none as extreme)"
     significance.decide_family(
-        [entry, {**entry, "p_value_at_floor": False, "p_value": 0.2}], family="secondary"
+        [entry, dataclasses.replace(entry, p_value_at_floor=False, p_value=0.2)], family="secondary"
     )
-    assert significance.p_text(entry, "p_value_holm") == "Holm p = 0.002 (from that floor)"
+    assert significance.p_text(entry, holm=True) == "Holm p = 0.002 (from that floor)"
     exact = significance.paired_significance(
         np.ones(200), np.zeros(200), diff, resamples=999, seed=0, units=np.arange(200)
     )
-    assert exact["paired_test"] == "exact McNemar" and significance.p_text(exact).startswith("p = ")
+    assert exact.paired_test == "exact McNemar" and significance.p_text(exact).startswith("p = ")
 
 
 def test_repeated_sentences_are_one_unit_and_add_no_evidence():
@@ -335,9 +338,9 @@ def test_repeated_sentences_are_one_unit_and_add_no_evidence():
     )
     significance.decide_family([once], family="primary")
     significance.decide_family([twenty], family="primary")
-    assert twenty["independent_units"] == 30 and twenty["largest_unit_items"] == 20
-    assert not once["difference_claimed"] and not twenty["difference_claimed"]
-    assert twenty["p_value"] > 0.05
+    assert twenty.independent_units == 30 and twenty.largest_unit_items == 20
+    assert not once.difference_claimed and not twenty.difference_claimed
+    assert twenty.p_value > 0.05
 
 
 def source_sentence_trials(trials, rng):
@@ -406,7 +409,7 @@ def test_the_verdict_rule_keeps_false_claims_at_five_percent_over_clustered_unit
             unit_name="source sentences",
         )
         significance.decide_family([entry], family="primary")
-        claims += entry["difference_claimed"]
+        claims += entry.difference_claimed
     assert claims / 150 <= 0.06
 
 
@@ -456,7 +459,7 @@ def test_the_interval_across_seeds_covers_the_experiments_delta(scenario, seeds)
     covered = sum(
         low <= truth <= high
         for diffs, truth in simulated_experiments(scenario, seeds, 400)
-        for low, high in [significance.across_seeds(diffs, np.arange(300))["delta_accuracy_ci95"]]
+        for low, high in [significance.across_seeds(diffs, np.arange(300)).delta_accuracy_ci95]
     )
     assert covered / 400 >= 0.93
 
@@ -468,7 +471,7 @@ def test_a_difference_far_beyond_doubt_gets_a_tiny_p_not_an_error():
     full[:, :20] = 0  # three seeds that agree: 97.7% right against 20% for head-only
     head = (np.arange(872) % 5 == 0).astype(float)[None].repeat(3, 0)
     entry = significance.across_seeds(full - head, np.arange(872))
-    assert 0 < entry["p_value"] < 1e-100 and entry["delta_accuracy_ci95"][0] > 0.7
+    assert 0 < entry.p_value < 1e-100 and entry.delta_accuracy_ci95[0] > 0.7
 
 
 @pytest.mark.parametrize("seeds", [2, 3])
@@ -479,9 +482,9 @@ def test_with_equal_arms_the_across_seed_answer_claims_a_difference_at_most_5_pe
     for diffs, _ in simulated_experiments("null", seeds, 400, seed=12):
         entry = significance.across_seeds(diffs, np.arange(300))
         significance.decide_family([entry], family="primary")
-        claims += entry["difference_claimed"]
-        low, high = entry["delta_accuracy_ci95"]
-        assert (entry["p_value"] < 0.05) == (low > 0 or high < 0)  # the test and the interval agree
+        claims += entry.difference_claimed
+        low, high = entry.delta_accuracy_ci95
+        assert (entry.p_value < 0.05) == (low > 0 or high < 0)  # the test and the interval agree
     assert claims / 400 <= 0.05 + 2 * (0.05 * 0.95 / 400) ** 0.5
 
 
@@ -526,18 +529,18 @@ def test_the_gatekeeping_families_keep_the_error_rate_of_the_main_question_at_fi
                 )
             )
         significance.decide_claims(primary=entries[0], secondary=entries[1:], reference=[])
-        any_claim += any(e["difference_claimed"] for e in entries)
+        any_claim += any(e.difference_claimed for e in entries)
     assert any_claim / 600 <= 0.05 + 2 * (0.05 * 0.95 / 600) ** 0.5
 
 
 def test_the_secondary_family_is_tested_only_when_the_primary_is_claimed():
-    primary = {"p_value": 0.2, "delta_accuracy_ci95": [-0.01, 0.1]}
-    secondary = [{"p_value": 1e-6, "delta_accuracy_ci95": [0.1, 0.3]}]
+    primary = paired_test(p_value=0.2, delta_accuracy_ci95=[-0.01, 0.1])
+    secondary = [paired_test(p_value=1e-6, delta_accuracy_ci95=[0.1, 0.3])]
     significance.decide_claims(primary=primary, secondary=secondary, reference=[])
-    assert secondary[0]["tested"] is False and not secondary[0]["difference_claimed"]
-    primary.update(p_value=0.01, delta_accuracy_ci95=[0.01, 0.1])
+    assert secondary[0].tested is False and not secondary[0].difference_claimed
+    primary.p_value, primary.delta_accuracy_ci95 = 0.01, [0.01, 0.1]
     significance.decide_claims(primary=primary, secondary=secondary, reference=[])
-    assert primary["family_size"] == 1 and secondary[0]["difference_claimed"]
+    assert primary.family_size == 1 and secondary[0].difference_claimed
 
 
 def test_turning_the_probe_on_or_off_changes_no_full_versus_head_only_decision():
@@ -560,17 +563,17 @@ def test_turning_the_probe_on_or_off_changes_no_full_versus_head_only_decision()
         for run, accuracy in (("head_only", 0.7), ("full_finetune", 0.8), (PROBE, 0.78))
     }
     records = {run: {"status": "ok"} for run in ("head_only", "full_finetune")}
-    with_probe = stats.compare_runs(42, records, probs=probs, eval_splits=splits, resamples=1000)
-    without = stats.compare_runs(
+    with_probe = compare_runs(42, records, probs=probs, eval_splits=splits, resamples=1000)
+    without = compare_runs(
         42,
         records,
         probs={k: v for k, v in probs.items() if k != PROBE},
         eval_splits=splits,
         resamples=1000,
     )
-    assert with_probe["significance"] == without["significance"]
-    assert with_probe["by_kind"] == without["by_kind"]
-    assert with_probe["probe_reference"]["significance"]["validation"]["family"] == "probe"
+    assert with_probe.tests == without.tests
+    assert with_probe.by_kind == without.by_kind
+    assert with_probe.probe.full_over_probe.tests["validation"].family == "probe"
 
 
 def test_the_resample_floor_lets_the_largest_family_reach_a_claim():
@@ -597,13 +600,13 @@ def test_a_broken_run_makes_no_claim_in_its_seed():
             "status_why": "its training loss ended at 67 after 0.68",
         },
     }
-    result = stats.compare_runs(42, records, probs=probs, eval_splits=splits, resamples=1000)
-    entry = result["significance"]["validation"]
+    result = compare_runs(42, records, probs=probs, eval_splits=splits, resamples=1000)
+    entry = result.tests["validation"]
     # the interval excludes 0
-    assert entry["delta_accuracy_ci95"][1] < 0 and not entry["difference_claimed"]
+    assert entry.delta_accuracy_ci95[1] < 0 and not entry.difference_claimed
     assert (
         "the full fine-tune run of seed 42 diverged: its training loss ended at 67"
-        in entry["withheld"]
+        in entry.withheld
     )
 
 
@@ -628,8 +631,8 @@ def test_a_broken_run_withholds_only_the_probe_tests_that_involve_it():
         },
         "full_finetune": {"status": "ok"},
     }
-    result = stats.compare_runs(42, records, probs=probs, eval_splits=splits, resamples=1000)
-    assert result["significance"]["validation"]["withheld"]
-    assert result["probe_reference"]["versus_head_only"]["significance"]["validation"]["withheld"]
-    over_probe = result["probe_reference"]["significance"]["validation"]
-    assert "withheld" not in over_probe and over_probe["difference_claimed"]
+    result = compare_runs(42, records, probs=probs, eval_splits=splits, resamples=1000)
+    assert result.tests["validation"].withheld
+    assert result.probe.over_head_only.tests["validation"].withheld
+    over_probe = result.probe.full_over_probe.tests["validation"]
+    assert over_probe.withheld is None and over_probe.difference_claimed
