@@ -55,39 +55,9 @@ from sst2kit.trainer_log import quiet_progress
 def make_trainer(model, lr, epochs, run_name, *, data, seed, experiment):
     """The one place a TrainingArguments and a Trainer are built. data: a dataset per split (train,
     validation)."""
-    cfg = experiment.cfg
-    name = f"{run_name}_seed{seed}"
+    cfg, name = experiment.cfg, f"{run_name}_seed{seed}"
     check_run_dir(experiment.run_dir)  # deleted mid-run? the Trainer would quietly make it anew
-    on_gpu = torch.cuda.is_available()
-    args = TrainingArguments(
-        # the Trainer writes nothing there itself: no checkpoints, see below
-        output_dir=str(experiment.run_dir),
-        run_name=name,
-        seed=seed,
-        learning_rate=lr,
-        num_train_epochs=epochs,
-        per_device_train_batch_size=cfg.per_device_train_batch_size,
-        per_device_eval_batch_size=cfg.per_device_eval_batch_size,
-        weight_decay=cfg.weight_decay,
-        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float below 1 is a share of all steps
-        eval_strategy="epoch",  # validation accuracy per epoch, for the curves
-        eval_on_start=True,  # and where each run starts from
-        save_strategy="no",  # the final weights are saved once, by the caller
-        logging_steps=0.025,  # a share of all steps: 40 points on the loss curve
-        # the filter reads the loss back every step (a GPU sync per step); train_and_predict's
-        # divergence check needs the non-finite losses it would hide
-        logging_nan_inf_filter=False,
-        remove_unused_columns=False,  # batches arrive whole from the dataset's __getitems__
-        dataloader_num_workers=cfg.dataloader_num_workers,
-        dataloader_persistent_workers=cfg.dataloader_num_workers > 0,
-        dataloader_pin_memory=on_gpu,
-        accelerator_config={"non_blocking": on_gpu},  # pinned batches copied while the GPU works
-        ddp_find_unused_parameters=False,  # frozen weights are simply not registered with DDP
-        # TensorBoard's callback is made below, into the run folder
-        report_to=trainer_report_to(cfg.report_to),
-        use_cpu=not on_gpu,
-        **experiment.setup.precision.trainer_flags,
-    )
+    args = training_arguments(cfg, lr, epochs, name, seed=seed, experiment=experiment)
     trainer_class = CudaGraphTrainer if experiment.setup.cuda_graphs else Trainer
     trainer = trainer_class(
         model=model,
@@ -103,43 +73,63 @@ def make_trainer(model, lr, epochs, run_name, *, data, seed, experiment):
             *tracker_callbacks(cfg.report_to, experiment.run_dir, name),
         ],
     )
-    # progress bars stay; the log lines (loss, learning rate, per-epoch metrics) go to the run
-    # folder
     guard_trackers(trainer)  # a tracker that fails mid-run costs the tracker, not the run
+    # progress bars stay; the log lines (loss, learning rate, epoch metrics) go to the run folder
     return quiet_progress(trainer, experiment.run_dir / "trainer_log.jsonl", echo=cfg.verbose)
 
 
-def both_runs(seed, *, experiment, checked, features, batches):
+def training_arguments(cfg, lr, epochs, name, *, seed, experiment):
+    on_gpu = torch.cuda.is_available()
+    return TrainingArguments(
+        output_dir=str(experiment.run_dir),  # nothing written there by the Trainer: no checkpoints
+        run_name=name,
+        seed=seed,
+        learning_rate=lr,
+        num_train_epochs=epochs,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        per_device_eval_batch_size=cfg.per_device_eval_batch_size,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float below 1 is a share of all steps
+        eval_strategy="epoch",  # validation accuracy per epoch, for the curves
+        eval_on_start=True,  # and where each run starts from
+        save_strategy="no",  # the final weights are saved once, by the caller
+        logging_steps=0.025,  # a share of all steps: 40 points on the loss curve
+        # the filter reads the loss back every step (a GPU sync per step); the divergence check
+        # needs the non-finite losses it would hide
+        logging_nan_inf_filter=False,
+        remove_unused_columns=False,  # batches arrive whole from the dataset's __getitems__
+        dataloader_num_workers=cfg.dataloader_num_workers,
+        dataloader_persistent_workers=cfg.dataloader_num_workers > 0,
+        dataloader_pin_memory=on_gpu,
+        accelerator_config={"non_blocking": on_gpu},  # pinned batches copied while the GPU works
+        ddp_find_unused_parameters=False,  # frozen weights are simply not registered with DDP
+        report_to=trainer_report_to(cfg.report_to),  # TensorBoard's callback: make_trainer's
+        use_cpu=not on_gpu,
+        **experiment.setup.precision.trainer_flags,
+    )
+
+
+def both_runs(experiment, checked, features, batches, seed):
     """One seed's two runs on the same data: the head-only run on the frozen encoder (its head
     trained on the cached features where there are some), then the full fine-tune. Returns each
     run's P(positive) per evaluation split, and each run's record."""
     cfg, probs, records = experiment.cfg, {}, {}
     # the weights were read once, by the input checks, for the first seed; every other seed draws a
     # new head
-    model = (
-        checked.model
-        if seed == cfg.seed
-        else load_model(cfg, seed, weights_as_checked=checked.weights_signature)[0]
-    )
-
+    model = checked.model if seed == cfg.seed else fresh_model(cfg, seed, checked)
     say(f"\n=== head-only (seed {seed}) ===")
     counts = set_encoder_trainable(model, False)
     say(f"{counts[0]:,} trainable parameters (the head), {counts[1]:,} frozen")
+    lr, epochs = cfg.learning_rate_head_only, cfg.epochs_head_only
     with encoder_replayed(model, enabled=features is not None):
+        data = features or batches
         trainer = make_trainer(
-            model,
-            cfg.learning_rate_head_only,
-            cfg.epochs_head_only,
-            "head_only",
-            data=features or batches,
-            seed=seed,
-            experiment=experiment,
+            model, lr, epochs, "head_only", data=data, seed=seed, experiment=experiment
         )
         probs["head_only"], records["head_only"] = train_and_predict(
-            trainer, features or batches, counts, run="head_only", seed=seed, cfg=cfg
+            trainer, data, counts, run="head_only", seed=seed, cfg=cfg
         )
-    if cfg.save_models:  # after the run: the model is whole again, its real encoder back in place
-        save_model_whole(trainer, experiment.run_dir / trainer.args.run_name)
+    save_model(trainer, experiment)  # after the run: the model is whole again, its encoder back
 
     start = (
         "the trained head-only model"
@@ -148,23 +138,28 @@ def both_runs(seed, *, experiment, checked, features, batches):
     )
     say(f"\n=== full fine-tune (seed {seed}), from {start} ===")
     if cfg.full_finetune_init == "pretrained":
-        model = load_model(cfg, seed, weights_as_checked=checked.weights_signature)[0]
+        model = fresh_model(cfg, seed, checked)
     counts = set_encoder_trainable(model, True)
+    lr, epochs = cfg.learning_rate_full_finetune, cfg.epochs_full_finetune
     trainer = make_trainer(
-        model,
-        cfg.learning_rate_full_finetune,
-        cfg.epochs_full_finetune,
-        "full_finetune",
-        data=batches,
-        seed=seed,
-        experiment=experiment,
+        model, lr, epochs, "full_finetune", data=batches, seed=seed, experiment=experiment
     )
     probs["full_finetune"], records["full_finetune"] = train_and_predict(
         trainer, batches, counts, run="full_finetune", seed=seed, cfg=cfg
     )
+    save_model(trainer, experiment)
+    return probs, records
+
+
+def fresh_model(cfg, seed, checked):
+    """The pretrained model again, with a new head drawn for this seed, from the weights checked."""
+    return load_model(cfg, seed, weights_as_checked=checked.weights_signature)[0]
+
+
+def save_model(trainer, experiment):
+    cfg = experiment.cfg
     if cfg.save_models:
         save_model_whole(trainer, experiment.run_dir / trainer.args.run_name)
-    return probs, records
 
 
 def train_and_predict(trainer, data, parameter_counts, *, run, seed, cfg):
@@ -172,46 +167,51 @@ def train_and_predict(trainer, data, parameter_counts, *, run, seed, cfg):
     weights scored. Returns P(positive) per split, and the run's record."""
     record = train(trainer, parameter_counts, run=run)
     probs, predicted = predict(trainer, data, record, run=run)
+    validation = predicted["validation"]
     record.update(
         judge_health(
             trainer.state.log_history,
-            predicted["validation"],
+            validation,
             probs["validation"],
             run=run,
             selected_epoch=record.get("selected_epoch"),
             cfg=cfg,
         )
     )
+    say_run_done(run, seed, record, validation.metrics["test_accuracy"])
+    record["history"] = curves(trainer.state.log_history)
+    return probs, record
+
+
+def say_run_done(run, seed, record, validation_accuracy):
+    """The run's one line, and a warning naming what broke and the flags to change."""
+    selected = record.get("selected_epoch")
     say(
-        f"{RUN_TITLES[run]} (seed {seed}) done: validation accuracy "
-        f"{predicted['validation'].metrics['test_accuracy']:.4f} after {record['steps']:,} steps "
-        f"({record['train_seconds']:.1f}s training, {record['predict_seconds']:.1f}s predicting)"
+        f"{RUN_TITLES[run]} (seed {seed}) done: validation accuracy {validation_accuracy:.4f} "
+        f"after {record['steps']:,} steps ({record['train_seconds']:.1f}s training, "
+        f"{record['predict_seconds']:.1f}s predicting)"
         + (
-            f"; weights of epoch {record['selected_epoch']:g}, its lowest validation loss "
-            "(select_best_epoch)"
-            if record.get("selected_epoch")
+            f"; weights of epoch {selected:g}, its lowest validation loss (select_best_epoch)"
+            if selected
             else ""
         )
     )
     if record["status"] != "ok":
-        say(
-            textwrap.fill(
-                f"warning: the {RUN_TITLES[run]} run (seed {seed}) "
-                f"{STATUS_VERBS[record['status']]}: "
-                f"{record['status_why']}. No finding is drawn from it; {record['status_advice']}.",
-                report.WIDTH,
-                subsequent_indent="    ",
-            )
+        warning = (
+            f"warning: the {RUN_TITLES[run]} run (seed {seed}) {STATUS_VERBS[record['status']]}: "
+            f"{record['status_why']}. No finding is drawn from it; {record['status_advice']}."
         )
-    record["history"] = {
-        curve: [[e["epoch"], e[key]] for e in trainer.state.log_history if key in e]
-        for curve, key in (
-            ("train_loss", "loss"),
-            ("eval_loss", "eval_loss"),
-            ("eval_accuracy", "eval_accuracy"),
-        )
-    }
-    return probs, record
+        say(textwrap.fill(warning, report.WIDTH, subsequent_indent="    "))
+
+
+def curves(log_history):
+    """The training loss and the validation loss and accuracy, as [epoch, value] points."""
+    logged = (
+        ("train_loss", "loss"),
+        ("eval_loss", "eval_loss"),
+        ("eval_accuracy", "eval_accuracy"),
+    )
+    return {curve: [[e["epoch"], e[key]] for e in log_history if key in e] for curve, key in logged}
 
 
 def train(trainer, parameter_counts, *, run):
@@ -310,105 +310,89 @@ def settings_to_lower(args, run):
 
 def run(cfg):
     """The experiment, top to bottom. Returns the run folder."""
-    # every second, from the process's start, lands in one named stage
-    stopwatch = Stopwatch(PROCESS_STARTED)
+    stopwatch = Stopwatch(PROCESS_STARTED)  # every second from the process's start, in one stage
+    timed = stopwatch.timed  # timed(stage, work, *args): work(*args), its seconds under stage
     setup = runtime.start(cfg)  # processes, device, precision, CUDA graphs: decided once
-    with stopwatch("input checks"), processes.agreeing():
+    with processes.agreeing():  # a bad input any process finds stops them all, said once
         # the config, the output folder, the data and external files, the hub, the trackers
-        check_inputs(cfg)
-        # --resume: the stopped run this one goes on with (None: a new run)
-        stopped = load_stopped_run(cfg)
-        checked = load_checked_model(cfg)  # the model and its tokenizer, loaded once for the run
+        timed("input checks", check_inputs, cfg)
+        stopped = timed("input checks", load_stopped_run, cfg)  # --resume's run, or None
+        checked = timed("model", load_checked_model, cfg)  # model and tokenizer, loaded once
 
     say("=== data ===")
     with stopwatch("data"), processes.agreeing():
-        # GLUE train re-split into train/test; GLUE validation kept as it is; and an external test
-        # set, if named
+        # GLUE train re-split into train/test; GLUE validation as it is; an external test set
         frames, corpus = sst2_splits(cfg)
-        frames, batches = tokenize_splits(
-            frames,
-            checked.tokenizer,
-            max_length=cfg.max_length,
-            train_pad_multiple=cfg.pad_to_multiple_of if setup.cuda_graphs else 1,
-        )
-        # labels, independent units, lengths, leakage and parts of every split scored, in
-        # token-batch order
+        pad = cfg.pad_to_multiple_of if setup.cuda_graphs else 1
+        frames, batches = tokenize_splits(frames, checked.tokenizer, cfg.max_length, pad)
+        # labels, independent units, lengths, leakage, parts of every split scored, in batch order
         eval_splits = evaluation_splits(frames, batches, corpus)
-        check_costs(
-            cfg,
-            eval_splits,
-            train_rows=len(frames["train"]),
-            processes=setup.data_parallel_processes,
-        )
-    with stopwatch("setup"):
-        experiment = Experiment(
-            cfg,
-            stopped.folder if stopped else new_run_dir(cfg.output_dir),
-            checked.tokenizer,
-            setup,
-        )
-        results = Results(
-            experiment,
-            eval_splits,
-            train_labels=frames["train"]["label"].to_numpy(),
-            new_head_tensors=checked.new_head_tensors,
-            data_fingerprint=data_fingerprint(frames),
-            # a stopped run's finished seeds kept as they are (the same data)
-            stopped=stopped,
-        )
-        report.print_setup(results)
+        check_costs(cfg, eval_splits, len(frames["train"]), setup.data_parallel_processes)
+    results = timed("setup", start_results, cfg, setup, checked, frames, eval_splits, stopped)
 
     # the frozen encoder's output, the same in every seed: computed once
-    with stopwatch("features"):
-        features = cached_features(cfg, checked.model, batches, setup)
+    features = timed("features", cached_features, cfg, checked.model, batches, setup)
     probe = ProbeReference.start(cfg, features)  # on the CPU, while the GPU trains the runs
-
-    train = functools.partial(
-        both_runs, experiment=experiment, checked=checked, features=features, batches=batches
-    )
-    seeds = [
-        seed
-        for seed in range(cfg.seed, cfg.seed + cfg.num_seeds)
-        if seed not in results.resumed_seeds
-    ]
-    with results.rescued_on_write_error():  # finished seeds kept elsewhere if the run folder fails
-        for seed, probs, records in processes.deal_seeds(
-            seeds, setup.parallel, train=train, stopwatch=stopwatch
-        ):
-            # fitted while the first seed trained: on a GPU, no wait
-            with stopwatch("waiting for the probe"):
-                reference = probe.outcome()
-            with stopwatch("statistics"):
-                comparison = compare_runs(
-                    seed,
-                    records,
-                    probs={**probs, **reference},
-                    eval_splits=eval_splits,
-                    resamples=cfg.bootstrap_resamples,
-                )
-            with stopwatch("files"):
-                results.add_seed(
-                    comparison,
-                    {**probs, **reference},
-                    probe_fit=probe.fit,
-                    timings=stopwatch.total(),
-                )  # every file
-        # every seed was already there: the report again, with the probe
-        if not seeds and processes.is_main():
-            results.update(
-                reference=probe.outcome(), probe_fit=probe.fit, timings=stopwatch.total()
-            )
+    train_seed = functools.partial(both_runs, results.experiment, checked, features, batches)
+    compare_seeds(results, train_seed, probe, stopwatch=stopwatch)  # both runs, every seed
 
     if processes.is_main():
         with stopwatch("report"):
             report.print_metrics(results)
             report.print_confusion_matrices(results)
-            # with its interval, the verdict, and the examples that flipped
-            report.print_delta(results)
+            report.print_delta(results)  # with its interval, the verdict, the examples that flipped
             report.save(results, figures=plots.save_figures(results))
         results.finish(stopwatch.total())  # results.json again, with every stage's time
         say(f"total wall time {stopwatch.total()['total']:.1f}s")
-    return experiment.run_dir
+    return results.run_dir
+
+
+def start_results(cfg, setup, checked, frames, eval_splits, stopped):
+    """The run folder (a stopped run's own when resuming, its finished seeds kept) and its record,
+    the setup printed."""
+    experiment = Experiment(
+        cfg, stopped.folder if stopped else new_run_dir(cfg.output_dir), checked.tokenizer, setup
+    )
+    results = Results(
+        experiment,
+        eval_splits,
+        train_labels=frames["train"]["label"].to_numpy(),
+        new_head_tensors=checked.new_head_tensors,
+        data_fingerprint=data_fingerprint(frames),
+        stopped=stopped,
+    )
+    report.print_setup(results)
+    return results
+
+
+def compare_seeds(results, train_seed, probe, *, stopwatch):
+    """Each seed not yet recorded: both runs trained (processes.deal_seeds spreads them over
+    processes), compared, and every file rewritten with it."""
+    cfg, setup = results.cfg, results.experiment.setup
+    seeds = range(cfg.seed, cfg.seed + cfg.num_seeds)
+    seeds = [seed for seed in seeds if seed not in results.resumed_seeds]
+    with results.rescued_on_write_error():  # finished seeds kept elsewhere if the run folder fails
+        dealt = processes.deal_seeds(seeds, setup.parallel, train=train_seed, stopwatch=stopwatch)
+        for seed, probs, records in dealt:
+            # fitted while the first seed trained: on a GPU, no wait
+            probs.update(stopwatch.timed("waiting for the probe", probe.outcome))
+            comparison = stopwatch.timed(
+                "statistics",
+                compare_runs,
+                seed,
+                records,
+                probs=probs,
+                eval_splits=results.eval_splits,
+                resamples=cfg.bootstrap_resamples,
+            )
+            timings = stopwatch.total()
+            stopwatch.timed(
+                "files", results.add_seed, comparison, probs, probe_fit=probe.fit, timings=timings
+            )
+        if not seeds and processes.is_main():  # all were recorded: the report again, with the probe
+            results.update(
+                reference=probe.outcome(), probe_fit=probe.fit, timings=stopwatch.total()
+            )
 
 
 class Terminated(KeyboardInterrupt):

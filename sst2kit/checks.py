@@ -115,49 +115,59 @@ def check_config(cfg):
                 f"{name} must be a finite number, not {value}: change it in config.py or on the "
                 "command line"
             )
-    last_seed = cfg.seed + cfg.num_seeds - 1
-    fraction = cfg.subset_fraction
-    rules = [  # (holds, the field, what it must be, a hint at the likely intent)
+    for holds, name, requirement, hint in [*training_rules(cfg), *other_rules(cfg)]:
+        if not holds:
+            raise UsageError(
+                f"{name} must be {requirement}, got {getattr(cfg, name)!r}{hint}: change it in "
+                "config.py or on the command line"
+            )
+
+
+def training_rules(cfg):
+    """(holds, the field, what it must be, a hint at the likely intent) for the training values."""
+    largest_rate = max(cfg.learning_rate_head_only, cfg.learning_rate_full_finetune)
+    train_batch, eval_batch = f"in [1, {MAX_TRAIN_BATCH:,}]", f"in [1, {MAX_EVAL_BATCH:,}]"
+    epochs = f"in (0, {MAX_EPOCHS}]"
+    return [
         (cfg.learning_rate_head_only > 0, "learning_rate_head_only", "> 0", ""),
         (cfg.learning_rate_full_finetune > 0, "learning_rate_full_finetune", "> 0", ""),
         (
             0 < cfg.per_device_train_batch_size <= MAX_TRAIN_BATCH,
             "per_device_train_batch_size",
-            f"in [1, {MAX_TRAIN_BATCH:,}]",
+            train_batch,
             "",
         ),
         (
             0 < cfg.per_device_eval_batch_size <= MAX_EVAL_BATCH,
             "per_device_eval_batch_size",
-            f"in [1, {MAX_EVAL_BATCH:,}]",
+            eval_batch,
             "",
         ),
-        (
-            0 < cfg.feature_batch_size <= MAX_EVAL_BATCH,
-            "feature_batch_size",
-            f"in [1, {MAX_EVAL_BATCH:,}]",
-            "",
-        ),
-        (0 < cfg.epochs_head_only <= MAX_EPOCHS, "epochs_head_only", f"in (0, {MAX_EPOCHS}]", ""),
-        (
-            0 < cfg.epochs_full_finetune <= MAX_EPOCHS,
-            "epochs_full_finetune",
-            f"in (0, {MAX_EPOCHS}]",
-            "",
-        ),
+        (0 < cfg.feature_batch_size <= MAX_EVAL_BATCH, "feature_batch_size", eval_batch, ""),
+        (0 < cfg.epochs_head_only <= MAX_EPOCHS, "epochs_head_only", epochs, ""),
+        (0 < cfg.epochs_full_finetune <= MAX_EPOCHS, "epochs_full_finetune", epochs, ""),
         (cfg.weight_decay >= 0, "weight_decay", ">= 0", ""),
         # AdamW multiplies every weight by (1 - learning rate x weight decay) each step: at 1 or
         # more it zeroes or flips the weights, which would only show as a divergence after training
-        # had run
         (
-            max(cfg.learning_rate_head_only, cfg.learning_rate_full_finetune) * cfg.weight_decay
-            < 1,
+            largest_rate * cfg.weight_decay < 1,
             "weight_decay",
-            "such that weight decay x learning rate is below 1 (AdamW shrinks every weight by that "
-            "share each step)",
+            "such that weight decay x learning "
+            "rate is below 1 (AdamW shrinks every weight by that share each step)",
             "",
         ),
         (0 <= cfg.warmup_ratio < 1, "warmup_ratio", "in [0, 1)", percent_hint(cfg.warmup_ratio)),
+    ]
+
+
+def other_rules(cfg):
+    """The same for the data, statistics, speed and output values."""
+    fraction, last_seed = cfg.subset_fraction, cfg.seed + cfg.num_seeds - 1
+    resamples = (
+        f"in [{MIN_RESAMPLES:,}, {MAX_RESAMPLES:,}] (fewer cannot reach p < 0.05 after "
+        "correction; more costs time and memory for nothing)"
+    )
+    return [
         (
             fraction is None or 0 < fraction <= 1,
             "subset_fraction",
@@ -176,8 +186,7 @@ def check_config(cfg):
         (
             MIN_RESAMPLES <= cfg.bootstrap_resamples <= MAX_RESAMPLES,
             "bootstrap_resamples",
-            f"in [{MIN_RESAMPLES:,}, {MAX_RESAMPLES:,}] (fewer cannot reach p < 0.05 after "
-            "correction; more costs time and memory for nothing)",
+            resamples,
             "",
         ),
         (
@@ -199,12 +208,6 @@ def check_config(cfg):
             "",
         ),
     ]
-    for holds, name, requirement, hint in rules:
-        if not holds:
-            raise UsageError(
-                f"{name} must be {requirement}, got {getattr(cfg, name)!r}{hint}: change it in "
-                "config.py or on the command line"
-            )
 
 
 def check_output_dir(output_dir, attempts=10):
@@ -217,26 +220,11 @@ def check_output_dir(output_dir, attempts=10):
     for _ in range(attempts):
         made = []
         try:
-            for folder in [*reversed(path.parents), path]:
-                if not folder.is_dir():
-                    try:
-                        folder.mkdir()
-                        made.append(folder)
-                    # made by another run a moment ago, or something else is in the way
-                    except FileExistsError:
-                        if folder.is_dir():
-                            continue
-                        # made and removed again meanwhile
-                        if not folder.exists() and not folder.is_symlink():
-                            raise FileNotFoundError(
-                                errno.ENOENT, "a folder on the way vanished"
-                            ) from None
-                        raise
+            make_folders(path, made)
             Path(tempfile.mkdtemp(dir=path, prefix=".write-probe-")).rmdir()
             return
-        # a folder on the way vanished (another run cleaned up): look again,
-        except FileNotFoundError as err:
-            # after a random pause so two runs cleaning up in step fall out of step
+        except FileNotFoundError as err:  # a folder on the way vanished (another run cleaned up):
+            # look again, after a random pause so two runs cleaning up in step fall out of step
             reason = err.strerror
             time.sleep(random.uniform(0, 0.01))
         except (OSError, RuntimeError) as err:
@@ -248,6 +236,22 @@ def check_output_dir(output_dir, attempts=10):
     raise UsageError(
         f"output_dir {output_dir} cannot be written ({reason}): pick another --output_dir"
     )
+
+
+def make_folders(path, made):
+    """path and the folders above it made where missing, each one made listed in made."""
+    for folder in [*reversed(path.parents), path]:
+        if folder.is_dir():
+            continue
+        try:
+            folder.mkdir()
+            made.append(folder)
+        except FileExistsError:  # made by another run a moment ago, or something else in the way
+            if folder.is_dir():
+                continue
+            if not folder.exists() and not folder.is_symlink():  # made and removed meanwhile
+                raise FileNotFoundError(errno.ENOENT, "a folder on the way vanished") from None
+            raise
 
 
 def remove_when_empty(folder, tries=50):
@@ -284,7 +288,7 @@ def check_hub(cfg):
         ) from None
 
 
-def check_costs(cfg, eval_splits, *, train_rows, processes):
+def check_costs(cfg, eval_splits, train_rows, processes):
     """What the data decides, bounded before anything trains: the training steps, and the paired
     tests' time."""
     check_training_cost(cfg, train_rows, processes)

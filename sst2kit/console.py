@@ -96,9 +96,10 @@ def listed(items):
 
 
 class Stopwatch:
-    """Wall time per stage: `with stopwatch("data"): ...` adds the stage's seconds under its name
-    (or start and stop it by name). Stages never overlap: starting one while another runs is a bug
-    in the caller. total() also says how much of the run no stage holds (`outside stages`)."""
+    """Wall time per stage: `with stopwatch("data"): ...`, or `stopwatch.timed("data", work)`, adds
+    the stage's seconds under its name (or start and stop it by name). Stages never overlap:
+    starting one while another runs is a bug in the caller. total() also says how much of the run
+    no stage holds (`outside stages`)."""
 
     def __init__(self, process_started=None):
         """process_started: the perf_counter() reading at which the process started, when known: the
@@ -116,6 +117,11 @@ class Stopwatch:
             yield
         finally:
             self.stop(stage)
+
+    def timed(self, stage, work, *args, **kwargs):
+        """work(*args, **kwargs), its seconds counted under stage."""
+        with self(stage):
+            return work(*args, **kwargs)
 
     def start(self, stage):
         if self.running:

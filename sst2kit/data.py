@@ -176,6 +176,14 @@ def read_labelled(path):
         ) from None
     if path.suffix == ".csv":
         check_quoting(path, frame)
+    check_rows(path, frame)
+    frame["idx"] = checked_idx(path, frame) if "idx" in frame.columns else np.arange(len(frame))
+    frame = frame.astype({"sentence": str, "label": "int64", "idx": "int64"})
+    return Dataset.from_pandas(frame[["idx", "sentence", "label"]], preserve_index=False)
+
+
+def check_rows(path, frame):
+    """Both columns there, rows there, every sentence visible, every label 0 or 1."""
     missing = {"sentence", "label"} - set(frame.columns)
     if missing:
         raise UsageError(
@@ -193,8 +201,8 @@ def read_labelled(path):
     if hidden.any():
         raise UsageError(
             f"{path}: the labels of {hidden.sum():,} row(s) are hidden (-1, as in GLUE's test "
-            "split), "
-            "so nothing can be scored on it: use a copy with the true labels 0/1 (see the README)"
+            "split), so nothing can be scored on it: use a copy with the true labels 0/1 (see the "
+            "README)"
         )
     bad_label = ~frame["label"].map(lambda label: type(label) in LABEL_TYPES and label in (0, 1))
     if bad_label.any():
@@ -203,27 +211,26 @@ def read_labelled(path):
             f"{path}: labels must be 0 (negative) or 1 (positive); row(s) {rows_named(bad_label)} "
             f"have {', '.join(found)}"
         )
-    if "idx" in frame.columns:
-        idx = frame["idx"].map(whole_number)
-        bad_idx = idx.isna()
-        if bad_idx.any():
-            raise UsageError(
-                f"{path}: idx must be whole numbers within 64 bits; row(s) {rows_named(bad_idx)} "
-                "are not (or drop the idx column: rows are then numbered)"
-            )
-        frame["idx"] = idx.astype("int64")
-        repeated = frame["idx"].duplicated(keep=False)
-        # nothing is joined on idx, but a reader of predictions.csv may expect it to be unique
-        if repeated.any():
-            say(
-                f"warning: {path}: {repeated.sum():,} rows share an idx with another row (row(s) "
-                f"{rows_named(repeated)}); every row is kept and scored, but idx does not name one "
-                "row there"
-            )
-    else:
-        frame["idx"] = np.arange(len(frame))
-    frame = frame.astype({"sentence": str, "label": "int64", "idx": "int64"})
-    return Dataset.from_pandas(frame[["idx", "sentence", "label"]], preserve_index=False)
+
+
+def checked_idx(path, frame):
+    """The idx column as 64-bit whole numbers; a warning when rows share one."""
+    idx = frame["idx"].map(whole_number)
+    bad_idx = idx.isna()
+    if bad_idx.any():
+        raise UsageError(
+            f"{path}: idx must be whole numbers within 64 bits; row(s) {rows_named(bad_idx)} "
+            "are not (or drop the idx column: rows are then numbered)"
+        )
+    repeated = idx.duplicated(keep=False)
+    # nothing is joined on idx, but a reader of predictions.csv may expect it to be unique
+    if repeated.any():
+        say(
+            f"warning: {path}: {repeated.sum():,} rows share an idx with another row (row(s) "
+            f"{rows_named(repeated)}); every row is kept and scored, but idx does not name one "
+            "row there"
+        )
+    return idx.astype("int64")
 
 
 # a line of a sentence cell that ends like a row of the file (a comma, then a label): rows swallowed

@@ -117,60 +117,48 @@ def run_status(log_history, *, positive_answers, items, classes_present, selecte
     eval_losses = [entry["eval_loss"] for entry in history if "eval_loss" in entry]
     if any(not math.isfinite(loss) for loss in eval_losses):
         found.append(("diverged", "its validation loss is not a number"))
-    constant = answer_mix(positive_answers, items) if classes_present > 1 else None
-    starts = [entry["eval_positive_share"] for entry in history if "eval_positive_share" in entry]
-    if constant:
-        start = answer_mix(round(starts[0] * items), items) if starts else None
-        if start and start != constant:
-            found.append(
-                (
-                    "collapsed",
-                    f"it answers '{constant}' to {answered(positive_answers, items)} validation "
-                    f"items, where it answered '{start}' to all of them at the start",
-                )
-            )
-        elif start:
-            found.append(
-                (
-                    "did not learn",
-                    f"it answers '{constant}' to {answered(positive_answers, items)} "
-                    "validation items, as it did at the start",
-                )
-            )
-        else:
-            found.append(
-                (
-                    "collapsed",
-                    f"it answers '{constant}' to {answered(positive_answers, items)} validation "
-                    "items"
-                    + (
-                        f", where it answered both at the start ({100 * starts[0]:.0f}% positive)"
-                        if starts
-                        else ""
-                    ),
-                )
-            )
-    if losses:
-        late = (
-            float(window_means(np.asarray(losses, float))[0][-1])
-            if all(map(math.isfinite, losses))
-            else None
-        )
-        near_constant = max(positive_answers, items - positive_answers) >= NEAR_CONSTANT * items
-        if late is not None and (
-            late >= CHANCE_LOSS or (late >= NEAR_CHANCE * CHANCE_LOSS and near_constant)
-        ):
-            found.append(
-                (
-                    "did not learn",
-                    f"its training loss ended at {late:.3f} (from {losses[0]:.3f}), no "
-                    f"better than answering 50/50 (ln 2 = {CHANCE_LOSS:.3f})",
-                )
-            )
+    if classes_present > 1:
+        starts = [e["eval_positive_share"] for e in history if "eval_positive_share" in e]
+        found += answer_findings(positive_answers, items, starts)
+    if losses and all(map(math.isfinite, losses)):
+        found += chance_findings(losses, positive_answers, items)
     if not found:
         return "ok", ""
     status = min((status for status, _ in found), key=BROKEN.index)
     return status, "; ".join(dict.fromkeys(why for _, why in found))
+
+
+def answer_findings(positive_answers, items, starts):
+    """A constant answer: collapsed, or did not learn when the run answered so from the start.
+    starts: the share answered positive at the start (the first evaluation), when logged."""
+    constant = answer_mix(positive_answers, items)
+    if not constant:
+        return []
+    said = f"it answers '{constant}' to {answered(positive_answers, items)} validation items"
+    start = answer_mix(round(starts[0] * items), items) if starts else None
+    if start and start != constant:
+        return [("collapsed", f"{said}, where it answered '{start}' to all of them at the start")]
+    if start:
+        return [("did not learn", f"{said}, as it did at the start")]
+    if starts:
+        said += f", where it answered both at the start ({100 * starts[0]:.0f}% positive)"
+    return [("collapsed", said)]
+
+
+def chance_findings(losses, positive_answers, items):
+    """A late training loss no better than answering 50/50 (or just under it, with near-constant
+    answers): did not learn."""
+    late = float(window_means(np.asarray(losses, float))[0][-1])
+    near_constant = max(positive_answers, items - positive_answers) >= NEAR_CONSTANT * items
+    if late >= CHANCE_LOSS or (late >= NEAR_CHANCE * CHANCE_LOSS and near_constant):
+        return [
+            (
+                "did not learn",
+                f"its training loss ended at {late:.3f} (from {losses[0]:.3f}), no better than "
+                f"answering 50/50 (ln 2 = {CHANCE_LOSS:.3f})",
+            )
+        ]
+    return []
 
 
 def answered(positive, items):

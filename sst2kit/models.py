@@ -93,43 +93,9 @@ def load_model(cfg, seed, *, weights_as_checked=None):
             "run again once the model folder stays as it is"
         )
     set_seed(seed)
-    verbosity = hf_logging.get_verbosity()
-    # its load report lists the new head as missing: the run says it plainly
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        model, loading = AutoModelForSequenceClassification.from_pretrained(
-            cfg.model_name,
-            num_labels=len(LABEL_NAMES),
-            id2label=dict(enumerate(LABEL_NAMES)),
-            dtype=torch.float32,
-            use_safetensors=None if cfg.allow_pickled_weights else True,
-            trust_remote_code=False,
-            # a head of another size is replaced
-            ignore_mismatched_sizes=True,
-            output_loading_info=True,
-        )
-    except LOAD_ERRORS as err:
-        raise model_not_found(cfg, err) from None
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        hf_logging.enable_progress_bar()
+    model, loading = pretrained_with_new_head(cfg)
     fresh = sorted({*loading["missing_keys"], *(key for key, *_ in loading["mismatched_keys"])})
-    not_head = [key for key in fresh if key.startswith(f"{model.base_model_prefix}.")]
-    unused = [key for key in loading["unexpected_keys"] if is_encoder_key(model, key)]
-    if not_head or unused:
-        what = (
-            f"its encoder tensor {not_head[0]} is missing from the weights or has another shape"
-            if not_head
-            else f"the weights' encoder tensor {unused[0]} has no place in the model its config "
-            "builds"
-        )
-        raise UsageError(
-            f"{cfg.model_name}: {what} ({len(not_head) + len(unused)} such tensor(s)): config.json "
-            "does "
-            "not match the weights, and the encoder would train from random values; use the config "
-            "that was saved with these weights"
-        )
+    check_only_the_head_is_new(cfg, model, fresh, loading["unexpected_keys"])
     with torch.no_grad():
         for tensor in (*model.parameters(), *model.buffers()):
             # out of the memory-mapped file (shared tensors stay shared)
@@ -147,6 +113,48 @@ def load_model(cfg, seed, *, weights_as_checked=None):
             f"infinity) in {broken}: the checkpoint is damaged; download or save it again"
         )
     return model, fresh
+
+
+def pretrained_with_new_head(cfg):
+    """from_pretrained with a two-label head, and its loading report (not printed: its list of the
+    new head's tensors as missing would read as an error; the run says it plainly)."""
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            cfg.model_name,
+            num_labels=len(LABEL_NAMES),
+            id2label=dict(enumerate(LABEL_NAMES)),
+            dtype=torch.float32,
+            use_safetensors=None if cfg.allow_pickled_weights else True,
+            trust_remote_code=False,
+            ignore_mismatched_sizes=True,  # a head of another size is replaced
+            output_loading_info=True,
+        )
+    except LOAD_ERRORS as err:
+        raise model_not_found(cfg, err) from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar()
+
+
+def check_only_the_head_is_new(cfg, model, fresh, unexpected):
+    """Every encoder tensor came from the weights: else config.json does not match them."""
+    not_head = [key for key in fresh if key.startswith(f"{model.base_model_prefix}.")]
+    unused = [key for key in unexpected if is_encoder_key(model, key)]
+    if not_head or unused:
+        what = (
+            f"its encoder tensor {not_head[0]} is missing from the weights or has another shape"
+            if not_head
+            else f"the weights' encoder tensor {unused[0]} has no place in the model its config "
+            "builds"
+        )
+        raise UsageError(
+            f"{cfg.model_name}: {what} ({len(not_head) + len(unused)} such tensor(s)): config.json "
+            "does not match the weights, and the encoder would train from random values; use the "
+            "config that was saved with these weights"
+        )
 
 
 def is_encoder_key(model, key):

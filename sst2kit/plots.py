@@ -63,84 +63,82 @@ def draw_metrics(per_seed, eval_splits, summary):
     fig, axes = plt.subplots(
         1, len(splits), figsize=(5.5 * len(splits), 4.4), sharey=True, squeeze=False
     )
-    x, width = np.arange(len(METRICS)), 0.38
     for ax, split in zip(axes[0], splits):
         legend = split == splits[0]  # each label once
-        for offset, run in zip((-width / 2, width / 2), RUNS):
-            values = np.array([[s.runs[run][split][m] for m in METRICS] for s in per_seed])
-            means = values.mean(0)
-            bars = ax.bar(
-                x + offset,
-                means,
-                width,
-                color=RUN_COLORS[run],
-                label=RUN_TITLES[run] if legend else None,
-                yerr=values.std(0, ddof=1) if len(values) > 1 else None,
-                capsize=3,
-            )
-            for seed_values in values if len(values) > 1 else []:
-                ax.scatter(x + offset, seed_values, color="black", s=8, zorder=3)
-            # inside the bar, upright: never on an error bar, a seed's dot or the neighbouring bar's
-            # label
-            ax.bar_label(
-                bars,
-                labels=[f"{v:.3f}" for v in means],
-                label_type="center",
-                rotation=90,
-                fontsize=8,
-                color="white",
-            )
-        floor = eval_splits[split].majority_floor
-        ax.hlines(
-            floor,
-            -0.5,
-            0.5,
-            colors="black",
-            linestyles="dashed",
-            label="always the majority class (accuracy)" if legend else None,
-        )
-        ax.annotate(
-            f"{floor:.3f}",
-            (-0.5, floor),
-            xytext=(-2, 2),
-            textcoords="offset points",
-            ha="right",
-            fontsize=7,
+        draw_run_bars(ax, per_seed, split, legend=legend)
+        draw_reference_line(
+            ax,
+            eval_splits[split].majority_floor,
+            "black",
+            "dashed",
+            "{:.3f}",
+            "always the majority class (accuracy)" if legend else None,
         )
         probe = per_seed[0].probe
-        # the same frozen features, a well-fit classifier: what the head-only recipe could have
-        # reached
-        if probe:
-            accuracy = probe.runs[split]["accuracy"]
-            ax.hlines(
-                accuracy,
-                -0.5,
-                0.5,
-                colors="#3a8a4a",
-                linestyles="dotted",
-                label=f"{PROBE_TITLE}, accuracy" if legend else None,
-            )
-            ax.annotate(
-                f"probe {accuracy:.3f}",
-                (0.5, accuracy),
-                xytext=(2, 2),
-                textcoords="offset points",
-                fontsize=7,
-                color="#3a8a4a",
+        if probe:  # the same frozen features, a well-fit classifier: what head-only could reach
+            draw_reference_line(
+                ax,
+                probe.runs[split]["accuracy"],
+                "#3a8a4a",
+                "dotted",
+                "probe {:.3f}",
+                f"{PROBE_TITLE}, accuracy" if legend else None,
             )
         ax.set_title(
             f"{title_of(split)}\nfull fine-tune − head-only accuracy:\n"
             f"{delta_title(per_seed, split, summary)}",
             fontsize=10,
         )
-        ax.set_xticks(x, list(METRICS.values()))
+        ax.set_xticks(np.arange(len(METRICS)), list(METRICS.values()))
         ax.set_ylim(0, 1.1)
         ax.grid(axis="y", alpha=0.3)
-    axes[0, 0].set_ylabel(
-        "score" + (f" (mean of {len(per_seed)} seeds, bars: std)" if len(per_seed) > 1 else "")
-    )
+    seeds = f" (mean of {len(per_seed)} seeds, bars: std)" if len(per_seed) > 1 else ""
+    axes[0, 0].set_ylabel("score" + seeds)
     fig.legend(loc="upper center", ncol=4, bbox_to_anchor=(0.5, -0.02))
     return fig
+
+
+def draw_run_bars(ax, per_seed, split, *, legend, width=0.38):
+    """Both runs' metrics as bars (the mean over seeds, their SD, each seed a dot)."""
+    x = np.arange(len(METRICS))
+    for offset, run in zip((-width / 2, width / 2), RUNS):
+        values = np.array([[s.runs[run][split][m] for m in METRICS] for s in per_seed])
+        means, several = values.mean(0), len(values) > 1
+        bars = ax.bar(
+            x + offset,
+            means,
+            width,
+            color=RUN_COLORS[run],
+            label=RUN_TITLES[run] if legend else None,
+            yerr=values.std(0, ddof=1) if several else None,
+            capsize=3,
+        )
+        for seed_values in values if several else []:
+            ax.scatter(x + offset, seed_values, color="black", s=8, zorder=3)
+        # inside the bar, upright: never on an error bar, a seed's dot or the next bar's label
+        ax.bar_label(
+            bars,
+            labels=[f"{v:.3f}" for v in means],
+            label_type="center",
+            rotation=90,
+            fontsize=8,
+            color="white",
+        )
+
+
+def draw_reference_line(ax, value, color, style, text, label):
+    """A level across the accuracy bars (a floor, or the probe), its value written beside it."""
+    ax.hlines(value, -0.5, 0.5, colors=color, linestyles=style, label=label)
+    left = style == "dashed"
+    ax.annotate(
+        text.format(value),
+        (-0.5 if left else 0.5, value),
+        xytext=(-2 if left else 2, 2),
+        textcoords="offset points",
+        ha="right" if left else "left",
+        fontsize=7,
+        color=color,
+    )
 
 
 def draw_confusion(per_seed):
@@ -233,67 +231,70 @@ def draw_by_length(per_seed, summary):
         gridspec_kw={"height_ratios": [1, 1.2]},
     )
     for column, split in enumerate(splits):
-        delta_ax, ax = axes[0, column], axes[1, column]
-        buckets = by_length[split]
-        x = np.arange(len(buckets))
-        small = np.array([b["delta_ci95"] is None for b in buckets])
-        legend = column == 0
-        draw_with_intervals(
-            delta_ax,
-            x,
-            [b["delta"] for b in buckets],
-            [b["delta_ci95"] for b in buckets],
-            scale=100,
-            small=small,
-            color="black",
-            fmt="o",
-            label="full fine-tune − head-only (95% interval over units)" if legend else None,
-        )
-        delta_ax.axhline(0, color="grey", linewidth=1)
-        delta_ax.set(
-            title=f"{title_of(split)}: accuracy by length",
-            ylabel="delta (points)" if legend else None,
-            xlim=(-0.5, len(buckets) - 0.5),
-        )
-        delta_ax.set_xticks(x, [b["tokens"] for b in buckets])
-        delta_ax.grid(alpha=0.3)
-        for offset, run in zip((-0.06, 0.06), RUNS):
-            draw_with_intervals(
-                ax,
-                x + offset,
-                [b[run] for b in buckets],
-                [b[f"{run}_ci95"] for b in buckets],
-                scale=1,
-                small=small,
-                color=RUN_COLORS[run],
-                fmt="o-",
-                label=f"{RUN_TITLES[run]} (95% interval over units)" if legend else None,
-            )
-        if legend and small.any():
-            ax.scatter(
-                [],
-                [],
-                s=40,
-                facecolors="white",
-                edgecolors="black",
-                label=f"fewer than {MIN_BUCKET_UNITS} units: no interval",
-            )
-        ax.plot(
-            x,
-            [b["majority_floor"] for b in buckets],
-            "k_",
-            markersize=18,
-            mew=2,
-            label="bucket's majority-class floor" if legend else None,
-        )
-        ax.set_xticks(x, [f"{b['tokens']}\n({b['items']:,})" for b in buckets])
-        ax.set(xlabel="tokens (items)", ylim=(0, 1.05), xlim=(-0.5, len(buckets) - 0.5))
-        ax.grid(alpha=0.3)
+        title = f"{title_of(split)}: accuracy by length"
+        draw_length_column(axes[0, column], axes[1, column], by_length[split], title, column == 0)
     seeds = f"mean of {len(per_seed)} seeds" if summary else f"seed {per_seed[0].seed}"
     axes[1, 0].set_ylabel(f"accuracy, {seeds}")
     fig.legend(loc="upper center", ncol=3, bbox_to_anchor=(0.5, -0.01))
     fig.tight_layout()
     return fig
+
+
+def draw_length_column(delta_ax, ax, buckets, title, legend):
+    """One split: above, the delta per length bucket; below, both runs' accuracy and the floor."""
+    x = np.arange(len(buckets))
+    small = np.array([b["delta_ci95"] is None for b in buckets])
+    deltas, intervals = [b["delta"] for b in buckets], [b["delta_ci95"] for b in buckets]
+    draw_with_intervals(
+        delta_ax,
+        x,
+        deltas,
+        intervals,
+        scale=100,
+        small=small,
+        color="black",
+        fmt="o",
+        label="full fine-tune − head-only (95% interval over units)" if legend else None,
+    )
+    delta_ax.axhline(0, color="grey", linewidth=1)
+    delta_ax.set(
+        title=title, ylabel="delta (points)" if legend else None, xlim=(-0.5, len(buckets) - 0.5)
+    )
+    delta_ax.set_xticks(x, [b["tokens"] for b in buckets])
+    delta_ax.grid(alpha=0.3)
+    for offset, run in zip((-0.06, 0.06), RUNS):
+        accuracies, intervals = [b[run] for b in buckets], [b[f"{run}_ci95"] for b in buckets]
+        draw_with_intervals(
+            ax,
+            x + offset,
+            accuracies,
+            intervals,
+            scale=1,
+            small=small,
+            color=RUN_COLORS[run],
+            fmt="o-",
+            label=f"{RUN_TITLES[run]} (95% interval over units)" if legend else None,
+        )
+    if legend and small.any():
+        ax.scatter(
+            [],
+            [],
+            s=40,
+            facecolors="white",
+            edgecolors="black",
+            label=f"fewer than {MIN_BUCKET_UNITS} units: no interval",
+        )
+    ax.plot(
+        x,
+        [b["majority_floor"] for b in buckets],
+        "k_",
+        markersize=18,
+        mew=2,
+        label="bucket's majority-class floor" if legend else None,
+    )
+    ax.set_xticks(x, [f"{b['tokens']}\n({b['items']:,})" for b in buckets])
+    ax.set(xlabel="tokens (items)", ylim=(0, 1.05), xlim=(-0.5, len(buckets) - 0.5))
+    ax.grid(alpha=0.3)
 
 
 def draw_with_intervals(ax, x, values, intervals, *, scale, small, color, fmt, label):

@@ -8,7 +8,6 @@ import textwrap
 
 from sst2kit.console import say, visible
 from sst2kit.names import LABEL_NAMES, PROBE_TITLE, RUN_TITLES, RUNS, SPLIT_TITLES, evaluated
-from sst2kit.phrases import shared_items
 from sst2kit.probe import probe_fit_line
 from sst2kit.results import flips, save_report
 from sst2kit.significance import p_text
@@ -31,12 +30,8 @@ def cut(text, most=110):
 def setup_lines(results):
     """What the run works on: the model, the splits, their label mixes, the leakage and independent
     units, where it runs."""
-    cfg, eval_splits, balance, setup = (
-        results.cfg,
-        results.eval_splits,
-        results.balance,
-        results.experiment.setup,
-    )
+    cfg, balance = results.cfg, results.balance
+    shares = balance["train_label_shares"].items()
     lines = [
         f"model: {visible(cfg.model_name)}",
         f"  its pretrained encoder, with a new two-label head ({len(results.new_head_tensors)} "
@@ -44,59 +39,65 @@ def setup_lines(results):
         f"split '{cfg.split}': " + ", ".join(f"{name} {n:,}" for name, n in results.sizes.items()),
         "train labels: "
         + ", ".join(
-            f"{k} {balance['train_label_counts'][k]:,} ({100 * v:.1f}%)"
-            for k, v in balance["train_label_shares"].items()
+            f"{k} {balance['train_label_counts'][k]:,} ({100 * v:.1f}%)" for k, v in shares
         ),
     ]
-    if "external_test" in eval_splits:
-        external = eval_splits["external_test"].frame["sentence"]
-        lines.append(f"external test set: {len(external):,} labelled sentences from")
+    if "external_test" in results.eval_splits:
+        external = results.eval_splits["external_test"]
+        lines.append(f"external test set: {len(external.labels):,} labelled sentences from")
         lines.append(f"  {visible(cfg.external_test_file)}")
-        shared = shared_items(external, eval_splits["validation"].frame["sentence"])
-        if shared:
+        if results.external_in_validation:
             lines.append(
-                f"warning: {shared:,} of the external test set's sentences are also GLUE "
-                "validation "
-                "sentences: it is meant to be a set of its own (such as the SST-2 test sentences)"
+                f"warning: {results.external_in_validation:,} of the external test set's sentences "
+                "are also GLUE validation sentences: it is meant to be a set of its own (such as "
+                "the SST-2 test sentences)"
             )
-    for name, split in eval_splits.items():
+    for name, split in results.eval_splits.items():
+        lines += split_lines(name, split)
+    return lines + where_lines(results)
+
+
+def split_lines(name, split):
+    largest = (
+        f" (largest {split.largest_unit_items:,} items)" if split.largest_unit_items > 1 else ""
+    )
+    lines = [
+        f"{name}: {100 * split.positive_share:.1f}% positive, majority-class floor "
+        f"{100 * split.majority_floor:.1f}%; {split.unit_count:,} independent {split.unit_name}"
+        f"{largest}; {100 * split.leakage:.1f}% of items are phrases of training items"
+    ]
+    if split.duplicated_items:
         lines.append(
-            f"{name}: {100 * split.positive_share:.1f}% positive, majority-class floor "
-            f"{100 * split.majority_floor:.1f}%; {split.unit_count:,} independent {split.unit_name}"
-            + (
-                f" (largest {split.largest_unit_items:,} items)"
-                if split.largest_unit_items > 1
-                else ""
-            )
-            + f"; {100 * split.leakage:.1f}% of items are phrases of training items"
+            f"warning: {split.duplicated_items:,} of {split.title}'s items repeat another of its "
+            "items word for word: a repeat is no new evidence, so it counts in its original's unit"
         )
-        if split.duplicated_items:
-            lines.append(
-                f"warning: {split.duplicated_items:,} of {split.title}'s items repeat another of "
-                "its items "
-                "word for word: a repeat is no new evidence, so it counts in its original's unit"
-            )
-        if len(split.labels) < 30 or len(set(split.labels.tolist())) < 2:
-            lines.append(
-                f"warning: {split.title} has {len(split.labels)} item(s), of "
-                f"{len(set(split.labels.tolist()))}"
-                " class(es): its scores and intervals say little; use more data (subset_fraction)"
-            )
+    classes = len(set(split.labels.tolist()))
+    if len(split.labels) < 30 or classes < 2:
+        lines.append(
+            f"warning: {split.title} has {len(split.labels)} item(s), of {classes} class(es): its "
+            "scores and intervals say little; use more data (subset_fraction)"
+        )
+    return lines
+
+
+def where_lines(results):
+    """The run folder, a resumed run's kept seeds, the device and the processes."""
+    cfg, setup, lines = results.cfg, results.experiment.setup, []
     if results.resumed_seeds:
         lines.append(
             f"resuming {visible(results.run_dir)}: seed(s) "
-            f"{', '.join(map(str, results.resumed_seeds))} "
-            "kept as recorded; the missing seeds are trained now"
+            f"{', '.join(map(str, results.resumed_seeds))} kept as recorded; the missing seeds are "
+            "trained now"
         )
+    parallel = {
+        "seeds": ", each training whole seeds alone",
+        "data": ", data-parallel: each trains on a shard of every batch "
+        f"(effective batch {cfg.per_device_train_batch_size} x {setup.processes})",
+    }.get(setup.parallel, "")
     lines += [
         f"results go to {visible(results.run_dir)}",
         f"device: {setup.device}, precision: {setup.precision.name}, CUDA graphs: "
-        f"{setup.cuda_graphs_said}, processes: {setup.processes}"
-        + {
-            "seeds": ", each training whole seeds alone",
-            "data": ", data-parallel: each trains on a shard of every batch "
-            f"(effective batch {cfg.per_device_train_batch_size} x {setup.processes})",
-        }.get(setup.parallel, ""),
+        f"{setup.cuda_graphs_said}, processes: {setup.processes}{parallel}",
     ]
     if setup.device.startswith("cpu") and cfg.subset_fraction is None:
         lines.append(
@@ -336,45 +337,28 @@ def markdown(results, figures):
     """report.md: the answer and any caution in plain words first, a short glossary, then every
     detail the console printed, scikit-learn's classification reports and the figures."""
     answer = [*answer_line(results), *caution_lines(results)]  # with every broken run's fix
+    probe = [f"\n=== {PROBE_TITLE} ===", probe_fit_line(results.probe_fit)]
     details = [
         *setup_lines(results),
-        *(
-            [f"\n=== {PROBE_TITLE} ===", probe_fit_line(results.probe_fit)]
-            if results.probe_fit
-            else []
-        ),
+        *(probe if results.probe_fit else []),
         *metrics_lines(results),
         *confusion_lines(results),
         *delta_lines(results),
     ]
-    return "\n".join(
+    sections = [
+        ["# sst2-compare report", "", *answer],
+        ["## Words used here", "", *GLOSSARY],
+        ["## The run in detail", "", "```", *details, "```"],
         [
-            "# sst2-compare report",
-            "",
-            *answer,
-            "",
-            "## Words used here",
-            "",
-            *GLOSSARY,
-            "",
-            "## The run in detail",
-            "",
-            "```",
-            *details,
-            "```",
-            "",
             "## Classification reports",
             "",
             "```",
             *classification_reports(results.first_seed),
             "```",
-            "",
-            "## Figures",
-            "",
-            *(f"![{figure.stem}]({figure.name})" for figure in figures),
-            "",
-        ]
-    )
+        ],
+        ["## Figures", "", *(f"![{figure.stem}]({figure.name})" for figure in figures), ""],
+    ]
+    return "\n\n".join("\n".join(section) for section in sections)
 
 
 def save(results, *, figures):

@@ -29,6 +29,7 @@ from sst2kit.files import (
 )
 from sst2kit.metrics import predicted_labels
 from sst2kit.names import LABEL_NAMES, PROBE, RUNS, headline_split
+from sst2kit.phrases import shared_items
 from sst2kit.resume import check_same_data, recorded_probs
 from sst2kit.seeds import directions, summarize_seeds
 from sst2kit.significance import PairedTest
@@ -167,6 +168,7 @@ class Results:
             "speed": experiment.setup.record(),
             "data_fingerprint": data_fingerprint,
         }
+        self.external_in_validation = external_in_validation(eval_splits)
         self.per_seed, self.per_seed_probs, self.record, self.predictions = [], [], None, None
         self.probe_fit, self.summary, self.resumed_seeds = None, None, []
         if stopped:
@@ -457,3 +459,12 @@ def seed_from_record(record):
             ),
         ),
     )
+
+
+def external_in_validation(eval_splits):
+    """How many of the external test set's sentences are GLUE validation sentences too (0 without
+    an external test set)."""
+    if "external_test" not in eval_splits:
+        return 0
+    external = eval_splits["external_test"].frame["sentence"]
+    return shared_items(external, eval_splits["validation"].frame["sentence"])

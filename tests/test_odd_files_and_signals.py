@@ -130,14 +130,14 @@ def test_special_files_are_named_for_what_they_are_before_anything_loads(
 def test_a_run_folder_deleted_before_the_next_seed_trains_is_noticed(
     tiny_model_dir, tiny_data_dir, tmp_path, monkeypatch, capsys
 ):
-    """The next Trainer quietly made the folder anew: exit 0, results.json with every seed, and the
-    earlier runs' log gone. Now: one line, exit 2, the finished seed written elsewhere and named."""
+    """Not a quiet new folder from the next Trainer (exit 0, the earlier runs' log gone): one line,
+    exit 2, the finished seed written elsewhere and named."""
     both_runs = app.both_runs
 
-    def folder_deleted_before_seed_43(seed, **kwargs):
-        if seed == 43:
-            shutil.rmtree(kwargs["experiment"].run_dir)
-        return both_runs(seed, **kwargs)
+    def folder_deleted_before_seed_43(experiment, *args):
+        if args[-1] == 43:  # the seed
+            shutil.rmtree(experiment.run_dir)
+        return both_runs(experiment, *args)
 
     monkeypatch.setattr(app, "both_runs", folder_deleted_before_seed_43)
     assert tiny_run(tiny_model_dir, tiny_data_dir, tmp_path / "out", "--num_seeds", "2") == 2
