@@ -115,7 +115,11 @@ def check_config(cfg):
                 f"{name} must be a finite number, not {value}: change it in config.py or on the "
                 "command line"
             )
-    for holds, name, requirement, hint in [*training_rules(cfg), *other_rules(cfg)]:
+    for holds, name, requirement, hint in [
+        *training_rules(cfg),
+        *data_rules(cfg),
+        *speed_and_output_rules(cfg),
+    ]:
         if not holds:
             raise UsageError(
                 f"{name} must be {requirement}, got {getattr(cfg, name)!r}{hint}: change it in "
@@ -160,8 +164,8 @@ def training_rules(cfg):
     ]
 
 
-def other_rules(cfg):
-    """The same for the data, statistics, speed and output values."""
+def data_rules(cfg):
+    """The same for the data and statistics values."""
     fraction, last_seed = cfg.subset_fraction, cfg.seed + cfg.num_seeds - 1
     resamples = (
         f"in [{MIN_RESAMPLES:,}, {MAX_RESAMPLES:,}] (fewer cannot reach p < 0.05 after "
@@ -189,6 +193,12 @@ def other_rules(cfg):
             resamples,
             "",
         ),
+    ]
+
+
+def speed_and_output_rules(cfg):
+    """The same for the speed and output values."""
+    return [
         (
             1 <= cfg.pad_to_multiple_of <= cfg.max_length,
             "pad_to_multiple_of",

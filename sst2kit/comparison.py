@@ -155,16 +155,7 @@ def compare_runs(seed, records, *, probs, eval_splits, resamples):
         model: {name: predicted_labels(p[name]) for name in eval_splits}
         for model, p in probs.items()
     }
-    runs = {
-        model: {
-            **(records.get(model) or {}),
-            **{
-                name: classification_metrics(split.labels, preds[model][name])
-                for name, split in eval_splits.items()
-            },
-        }
-        for model in probs
-    }
+    runs = {model: run_metrics(records.get(model), preds[model], eval_splits) for model in probs}
     scored = dict(preds=preds, runs=runs, eval_splits=eval_splits, resamples=resamples, seed=seed)
     comparison = SeedComparison(
         seed=seed,
@@ -188,6 +179,15 @@ def compare_runs(seed, records, *, probs, eval_splits, resamples):
         )
     decide_seed_claims(comparison, headline_split(eval_splits))
     return comparison
+
+
+def run_metrics(record, preds, eval_splits):
+    """A model's training record (none for the probe) and its metrics on every split."""
+    metrics = {
+        name: classification_metrics(split.labels, preds[name])
+        for name, split in eval_splits.items()
+    }
+    return {**(record or {}), **metrics}
 
 
 def floors(runs, eval_splits):

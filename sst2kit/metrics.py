@@ -76,49 +76,48 @@ LENGTH_EDGES = (10, 20, 30, 40)
 MIN_BUCKET_UNITS = 10
 
 
+BUCKET_NAMES = (
+    [f"<={LENGTH_EDGES[0]}"]
+    + [f"{lo + 1}-{hi}" for lo, hi in zip(LENGTH_EDGES, LENGTH_EDGES[1:])]
+    + [f">{LENGTH_EDGES[-1]}"]
+)
+
+
 def accuracy_by_length(split, per_seed_preds, *, resamples, seed):
     """Per token-count bucket: both runs' accuracy and the paired delta (full fine-tune minus
     head-only), each averaged over the seeds given (a list of {run: predictions}), with 95%
     intervals over the bucket's independent units (None for a bucket of fewer than MIN_BUCKET_UNITS
     units), and the bucket's own majority-class floor (a constant answer's accuracy there: a 'length
     effect' can be no more than the label mix changing with length). Empty buckets are left out."""
-    labels = split.labels
     bucket = np.searchsorted(LENGTH_EDGES, split.lengths, side="left")
-    names = (
-        [f"<={LENGTH_EDGES[0]}"]
-        + [f"{lo + 1}-{hi}" for lo, hi in zip(LENGTH_EDGES, LENGTH_EDGES[1:])]
-        + [f">{LENGTH_EDGES[-1]}"]
-    )
-    rows = []
-    for b, name in enumerate(names):
-        inside = bucket == b
-        if not inside.any():
-            continue
-        right = {
-            run: np.mean([preds[run][inside] == labels[inside] for preds in per_seed_preds], 0)
-            for run in RUNS
-        }
-        units = np.unique(split.units[inside], return_inverse=True)[1]
-        enough = units.max() + 1 >= MIN_BUCKET_UNITS
+    return [
+        bucket_row(name, split, bucket == b, per_seed_preds, resamples=resamples, seed=seed)
+        for b, name in enumerate(BUCKET_NAMES)
+        if np.any(bucket == b)
+    ]
 
-        def interval(values):
-            return (
-                cluster_bootstrap_ci(values, units, resamples=resamples, seed=seed)
-                if enough
-                else None
-            )
 
-        diff = right["full_finetune"] - right["head_only"]
-        rows.append(
-            {
-                "tokens": name,
-                "items": int(inside.sum()),
-                "units": int(units.max() + 1),
-                "majority_floor": majority_floor(labels[inside]),
-                **{run: float(np.mean(right[run])) for run in RUNS},
-                **{f"{run}_ci95": interval(right[run]) for run in RUNS},
-                "delta": float(diff.mean()),
-                "delta_ci95": interval(diff),
-            }
+def bucket_row(name, split, inside, per_seed_preds, *, resamples, seed):
+    labels = split.labels[inside]
+    right = {
+        run: np.mean([preds[run][inside] == labels for preds in per_seed_preds], 0) for run in RUNS
+    }
+    units = np.unique(split.units[inside], return_inverse=True)[1]
+    enough = units.max() + 1 >= MIN_BUCKET_UNITS
+
+    def interval(values):
+        return (
+            cluster_bootstrap_ci(values, units, resamples=resamples, seed=seed) if enough else None
         )
-    return rows
+
+    diff = right["full_finetune"] - right["head_only"]
+    return {
+        "tokens": name,
+        "items": int(inside.sum()),
+        "units": int(units.max() + 1),
+        "majority_floor": majority_floor(labels),
+        **{run: float(np.mean(right[run])) for run in RUNS},
+        **{f"{run}_ci95": interval(right[run]) for run in RUNS},
+        "delta": float(diff.mean()),
+        "delta_ci95": interval(diff),
+    }

@@ -262,8 +262,15 @@ def draw_length_column(delta_ax, ax, buckets, title, legend):
     )
     delta_ax.set_xticks(x, [b["tokens"] for b in buckets])
     delta_ax.grid(alpha=0.3)
+    draw_length_accuracy(ax, buckets, small, legend)
+
+
+def draw_length_accuracy(ax, buckets, small, legend):
+    """Both runs' accuracy per length bucket with their intervals, and the bucket's floor."""
+    x = np.arange(len(buckets))
     for offset, run in zip((-0.06, 0.06), RUNS):
         accuracies, intervals = [b[run] for b in buckets], [b[f"{run}_ci95"] for b in buckets]
+        label = f"{RUN_TITLES[run]} (95% interval over units)" if legend else None
         draw_with_intervals(
             ax,
             x + offset,
@@ -273,25 +280,14 @@ def draw_length_column(delta_ax, ax, buckets, title, legend):
             small=small,
             color=RUN_COLORS[run],
             fmt="o-",
-            label=f"{RUN_TITLES[run]} (95% interval over units)" if legend else None,
+            label=label,
         )
     if legend and small.any():
-        ax.scatter(
-            [],
-            [],
-            s=40,
-            facecolors="white",
-            edgecolors="black",
-            label=f"fewer than {MIN_BUCKET_UNITS} units: no interval",
-        )
-    ax.plot(
-        x,
-        [b["majority_floor"] for b in buckets],
-        "k_",
-        markersize=18,
-        mew=2,
-        label="bucket's majority-class floor" if legend else None,
-    )
+        label = f"fewer than {MIN_BUCKET_UNITS} units: no interval"
+        ax.scatter([], [], s=40, facecolors="white", edgecolors="black", label=label)
+    floors = [b["majority_floor"] for b in buckets]
+    label = "bucket's majority-class floor" if legend else None
+    ax.plot(x, floors, "k_", markersize=18, mew=2, label=label)
     ax.set_xticks(x, [f"{b['tokens']}\n({b['items']:,})" for b in buckets])
     ax.set(xlabel="tokens (items)", ylim=(0, 1.05), xlim=(-0.5, len(buckets) - 0.5))
     ax.grid(alpha=0.3)

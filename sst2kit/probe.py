@@ -59,19 +59,10 @@ def best_linear_probe(features, seed):
     train = features["train"]
     states, labels = train.states.numpy(), train.labels.numpy()
     rows = np.random.default_rng(seed).permutation(len(train))[:CV_ITEMS]
-    folds = list(
-        RepeatedStratifiedKFold(n_splits=FOLDS, n_repeats=REPEATS, random_state=seed).split(
-            states[rows], labels[rows]
-        )
-    )
     with warnings.catch_warnings(), parallel_backend("threading"):
         # scikit-learn announces changes of defaults that do not touch this fit
         warnings.simplefilter("ignore", FutureWarning)
-        scores = Parallel(n_jobs=FOLDS)(
-            delayed(fold_scores)(states[rows], labels[rows], fold, seed=seed) for fold in folds
-        )
-        chosen = float(CS[int(np.argmax(np.mean(scores, 0)))])
-        fold_items = int(np.mean([len(fit_rows) for fit_rows, _ in folds]))
+        chosen, fold_items = cross_validated_c(states[rows], labels[rows], seed)
         c = chosen * fold_items / len(train)
         probe = fitted_probe(states, labels, c=c, seed=seed)
     probs = {
@@ -88,6 +79,18 @@ def best_linear_probe(features, seed):
         "repeats": REPEATS,
         "seconds": time.perf_counter() - started,
     }
+
+
+def cross_validated_c(states, labels, seed):
+    """The C of CS with the best mean held-out accuracy over the repeated folds, and the folds'
+    mean training size."""
+    splitter = RepeatedStratifiedKFold(n_splits=FOLDS, n_repeats=REPEATS, random_state=seed)
+    folds = list(splitter.split(states, labels))
+    scores = Parallel(n_jobs=FOLDS)(
+        delayed(fold_scores)(states, labels, fold, seed=seed) for fold in folds
+    )
+    chosen = float(CS[int(np.argmax(np.mean(scores, 0)))])
+    return chosen, int(np.mean([len(fit_rows) for fit_rows, _ in folds]))
 
 
 def fold_scores(states, labels, fold, *, seed):

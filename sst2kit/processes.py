@@ -129,6 +129,21 @@ def agreeing():
         raise UsageError(seen if rank == 0 else f"process {rank}: {seen}")
 
 
+def train_mine(seeds, mine, parallel, *, train, stopwatch):
+    """(seed, its outcomes) for this process's seed of the round (None past the last seed), and
+    the failure in words when it failed in seeds mode (any other mode raises)."""
+    if mine >= len(seeds):
+        return None, None
+    seed = seeds[mine]
+    try:
+        with stopwatch(f"seed{seed}"):
+            return (seed, *train(seed)), None
+    except UsageError as err:
+        if parallel != "seeds":
+            raise
+        return None, f"seed {seed} failed in process {index()}: {err}"
+
+
 def deal_seeds(seeds, parallel, *, train, stopwatch):
     """Every seed trained, and yielded on the main process as (seed, P(positive) per run and split,
     each run's record), in order. train(seed) trains one seed's two runs.
@@ -140,16 +155,7 @@ def deal_seeds(seeds, parallel, *, train, stopwatch):
     spread = count() if parallel == "seeds" else 1
     for round_start in range(0, len(seeds), spread):
         mine = round_start + (index() if parallel == "seeds" else 0)
-        trained, failure = None, None
-        if mine < len(seeds):
-            seed = seeds[mine]
-            try:
-                with stopwatch(f"seed{seed}"):
-                    trained = (seed, *train(seed))
-            except UsageError as err:
-                if parallel != "seeds":
-                    raise
-                failure = f"seed {seed} failed in process {index()}: {err}"
+        trained, failure = train_mine(seeds, mine, parallel, train=train, stopwatch=stopwatch)
         if parallel != "seeds":  # every process trained this seed together; the main one records it
             if is_main():
                 yield trained

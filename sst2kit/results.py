@@ -151,19 +151,7 @@ class Results:
             "config": dataclasses.asdict(self.cfg),
             "class_balance": self.balance,
             "sizes": self.sizes,
-            "leakage": {
-                f"{name}_items_inside_train_fraction": split.leakage
-                for name, split in eval_splits.items()
-            },
-            "independence": {
-                name: {
-                    "unit": split.unit_name,
-                    "units": split.unit_count,
-                    "largest_unit_items": split.largest_unit_items,
-                    "duplicated_items": split.duplicated_items,
-                }
-                for name, split in eval_splits.items()
-            },
+            **data_record(eval_splits),
             "newly_initialised_tensors": new_head_tensors,
             "speed": experiment.setup.record(),
             "data_fingerprint": data_fingerprint,
@@ -459,6 +447,26 @@ def seed_from_record(record):
             ),
         ),
     )
+
+
+def data_record(eval_splits):
+    """results.json's leakage and independence: each split's share of training phrases, and its
+    independent units."""
+    return {
+        "leakage": {
+            f"{name}_items_inside_train_fraction": split.leakage
+            for name, split in eval_splits.items()
+        },
+        "independence": {
+            name: {
+                "unit": split.unit_name,
+                "units": split.unit_count,
+                "largest_unit_items": split.largest_unit_items,
+                "duplicated_items": split.duplicated_items,
+            }
+            for name, split in eval_splits.items()
+        },
+    }
 
 
 def external_in_validation(eval_splits):

@@ -90,6 +90,22 @@ def load_stopped_run(cfg):
             f"--resume {folder}: not a run folder (no results.json in it): name a folder under "
             f"{cfg.output_dir} such as run-YYYYMMDD-HHMMSS, or latest"
         )
+    stopped = read_stopped_run(folder)
+    check_same_settings(cfg, stopped.record["config"], folder)
+    seeds = range(cfg.seed, cfg.seed + cfg.num_seeds)
+    outside = [seed for seed in stopped.seeds if seed not in seeds]
+    if outside:
+        raise UsageError(
+            f"--resume {folder}: it holds seed(s) {', '.join(map(str, outside))}, outside this "
+            f"run's seeds {seeds.start}..{seeds.stop - 1}: keep --seed "
+            f"{stopped.record['config']['seed']} and --num_seeds at least {len(stopped.seeds)}"
+        )
+    return stopped
+
+
+def read_stopped_run(folder):
+    """A run folder's results.json and predictions.csv, refused in one line when unreadable or not
+    this experiment's."""
     try:
         record = json.loads((folder / "results.json").read_text(encoding="utf-8"))
         predictions = pd.read_csv(
@@ -111,18 +127,7 @@ def load_stopped_run(cfg):
             f"--resume {folder}: its results.json lacks {' and '.join(missing)}: it was written by "
             "another program or an older version of this one; start a new run"
         )
-    stopped = StoppedRun(folder, record, predictions)
-    check_same_settings(cfg, record["config"], folder)
-    seeds = range(cfg.seed, cfg.seed + cfg.num_seeds)
-    outside = [seed for seed in stopped.seeds if seed not in seeds]
-    if outside:
-        raise UsageError(
-            f"--resume {folder}: it holds seed(s) {', '.join(map(str, outside))}, outside this "
-            "run's "
-            f"seeds {seeds.start}..{seeds.stop - 1}: keep --seed {record['config']['seed']} and "
-            f"--num_seeds at least {len(stopped.seeds)}"
-        )
-    return stopped
+    return StoppedRun(folder, record, predictions)
 
 
 def check_same_settings(cfg, recorded, folder):

@@ -255,12 +255,7 @@ def across_seeds(diffs, units, unit_name="units"):
       within   the unit-level variance of the mean of the seed-averaged per-item differences (the
                test set's sampling, which a shared test set does not average away): margin
                t(units - 1) x its root.
-    The half-width is the root of the sum of the squared margins. Welch-Satterthwaite pools the two
-    into one t with more degrees of freedom than N - 1 when the between term comes out small by
-    chance, which at 2-3 seeds is often: it covered 86-91% in simulation. Margins summed in
-    quadrature hold 95% at 2, 3 and 5 seeds in the simulated scenarios (docs/statistics.md); the
-    price is width at N = 2, where t(1) is 12.7. The p-value is the level at which the same interval
-    just reaches 0, so the claim and the interval never disagree.
+    The half-width and p-value: interval_and_p.
     """
     diffs = np.asarray(diffs, float)
     seeds, items = diffs.shape
@@ -270,35 +265,11 @@ def across_seeds(diffs, units, unit_name="units"):
     sums, sizes = np.bincount(units, weights=diffs.mean(0)), np.bincount(units)
     count = int(np.sum(sizes > 0))
     within = count / max(count - 1, 1) * float(np.sum((sums - sizes * mean) ** 2)) / items**2
-    terms = [(between, seeds - 1), (within, count - 1)]
-
-    def half_width(level):
-        # hypot: a margin near 1e300 (t with one degree of freedom at a tiny level) must not
-        # overflow when squared
-        return math.hypot(
-            *(student_t.isf(level / 2, df) * v**0.5 for v, df in terms if v > 0 and df > 0)
-        )
-
-    if between + within == 0:  # every seed and unit agree exactly
-        half, p = 0.0, float(mean == 0)
-    elif mean == 0:
-        half, p = half_width(ALPHA), 1.0
-    else:  # the level at which the interval's edge reaches 0 (the width falls as the level rises),
-        # found on a log scale: p can be anywhere from 1 down to 1e-300
-        half, lowest = half_width(ALPHA), -300.0
-        p = (
-            10**lowest
-            if half_width(10**lowest) <= abs(mean)
-            else 10
-            ** brentq(
-                lambda log_level: half_width(10**log_level) - abs(mean), lowest, 0.0, xtol=1e-6
-            )
-        )
+    half, p = interval_and_p(mean, [(between, seeds - 1), (within, count - 1)])
     # an accuracy difference lies in [-1, 1]: a t interval on few units can reach past it
-    interval = [max(mean - half, -1.0), min(mean + half, 1.0)]
     return AcrossSeedsTest(
         delta_accuracy=mean,
-        delta_accuracy_ci95=interval,
+        delta_accuracy_ci95=[max(mean - half, -1.0), min(mean + half, 1.0)],
         p_value=p,
         paired_test=f"t over {seeds} seeds and {count:,} units",
         degrees_of_freedom=[seeds - 1, count - 1],
@@ -310,6 +281,35 @@ def across_seeds(diffs, units, unit_name="units"):
         variance_over_units=within,
         smallest_possible_p=0.0,
     )
+
+
+def interval_and_p(mean, terms):
+    """The 95% half-width, each (variance, degrees of freedom) term's t margin added in quadrature,
+    and the p-value: the level at which the interval's edge just reaches 0, so the claim and the
+    interval never disagree. Welch-Satterthwaite would pool the terms into one t with more degrees
+    of freedom than N - 1 when the between term comes out small by chance, which at 2-3 seeds is
+    often (it covered 86-91% in simulation); margins added in quadrature hold 95% at 2, 3 and 5
+    seeds in the simulated scenarios (docs/statistics.md), at the price of width at N = 2, where
+    t(1) is 12.7."""
+
+    def half_width(level):
+        # hypot: a margin near 1e300 (t with one degree of freedom at a tiny level) must not
+        # overflow when squared
+        return math.hypot(
+            *(student_t.isf(level / 2, df) * v**0.5 for v, df in terms if v > 0 and df > 0)
+        )
+
+    if sum(v for v, _ in terms) == 0:  # every seed and unit agree exactly
+        return 0.0, float(mean == 0)
+    if mean == 0:
+        return half_width(ALPHA), 1.0
+    # the width falls as the level rises; searched on a log scale: p can be anywhere from 1 down
+    # to 1e-300
+    lowest = -300.0
+    if half_width(10**lowest) <= abs(mean):
+        return half_width(ALPHA), 10**lowest
+    edge = brentq(lambda log_level: half_width(10**log_level) - abs(mean), lowest, 0.0, xtol=1e-6)
+    return half_width(ALPHA), 10**edge
 
 
 def units_needed(family_size):

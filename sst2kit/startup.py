@@ -109,12 +109,10 @@ def type_problem(cfg):
 
 
 def load_config():
-    """config.py's Config and parse_config; any error in config.py itself is one line and exit
-    status 2."""
+    """config.py's Config; any error in config.py itself is one line and exit status 2."""
     try:
         os.getcwd()
-    # the libraries (and relative paths) would fail on it in a dozen places
-    except FileNotFoundError:
+    except FileNotFoundError:  # the libraries (and relative paths) would fail in a dozen places
         fail(
             "the current folder no longer exists (it was deleted): cd into an existing folder and "
             "run again"
@@ -129,34 +127,27 @@ def load_config():
             "config.py)"
         )
     # whatever config.py raises while it runs is config.py's fault, a sys.exit() or
-    # KeyboardInterrupt in it too (a
-    # real Ctrl-C here is taken by interrupted_while_starting, installed before config.py loads)
+    # KeyboardInterrupt in it too (a real Ctrl-C here is taken by interrupted_while_starting,
+    # installed before config.py loads)
     except BaseException as err:  # noqa: BLE001
-        line = next(
-            (
-                frame.lineno
-                for frame in reversed(traceback.extract_tb(err.__traceback__))
-                if Path(frame.filename).resolve() == CONFIG_FILE
-            ),
-            None,
-        )
-        # dataclasses name the field they refuse: point at its line
-        named = re.search(r"\bfield (\w+)", str(err))
-        where = (
-            config_line(named.group(1))
-            if named
-            else f"config.py line {line}"
-            if line
-            else "config.py"
-        )
         fail(
-            f"{where}: {type(err).__name__}: {err}: fix it, or restore the file (git checkout "
-            "config.py)"
+            f"{where_it_broke(err)}: {type(err).__name__}: {err}: fix it, or restore the file (git "
+            "checkout config.py)"
         )
     problem = type_problem(Config())
     if problem:
         fail(problem)
     return Config
+
+
+def where_it_broke(err):
+    """'config.py line N': the field a dataclass refused, else the line the error came from."""
+    named = re.search(r"\bfield (\w+)", str(err))  # dataclasses name the field they refuse
+    if named:
+        return config_line(named.group(1))
+    frames = reversed(traceback.extract_tb(err.__traceback__))
+    line = next((f.lineno for f in frames if Path(f.filename).resolve() == CONFIG_FILE), None)
+    return f"config.py line {line}" if line else "config.py"
 
 
 def begin(argv):
