@@ -337,10 +337,12 @@ def markdown(results, figures):
     """report.md: the answer and any caution in plain words first, a short glossary, then every
     detail the console printed, scikit-learn's classification reports and the figures."""
     answer = [*answer_line(results), *caution_lines(results)]  # with every broken run's fix
-    probe = [f"\n=== {PROBE_TITLE} ===", probe_fit_line(results.probe_fit)]
+    probe = (
+        [f"\n=== {PROBE_TITLE} ===", probe_fit_line(results.probe_fit)] if results.probe_fit else []
+    )
     details = [
         *setup_lines(results),
-        *(probe if results.probe_fit else []),
+        *probe,
         *metrics_lines(results),
         *confusion_lines(results),
         *delta_lines(results),

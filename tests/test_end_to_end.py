@@ -568,6 +568,7 @@ def test_two_processes_write_one_set_of_outputs(tiny_model_dir, tiny_data_dir, t
     done = subprocess.run(
         [
             "torchrun",
+            "--standalone",
             "--nproc_per_node",
             "2",
             "sst2_compare.py",
@@ -678,6 +679,7 @@ def test_under_two_processes_a_bad_input_is_said_once_and_each_process_exits_2(
     done = subprocess.run(
         [
             "torchrun",
+            "--standalone",
             "--nproc_per_node",
             "2",
             "sst2_compare.py",
@@ -729,6 +731,7 @@ def test_a_bad_input_only_process_1_sees_is_named_once_and_every_process_exits_2
     done = subprocess.run(
         [
             "torchrun",
+            "--standalone",
             "--nproc_per_node",
             "2",
             str(launcher),
@@ -773,7 +776,16 @@ def test_seeds_spread_over_two_processes_give_each_seed_exactly_what_one_process
     assert single.returncode == 0, single.stderr[-2000:]
     args[args.index(str(tmp_path / "one"))] = str(tmp_path / "two")
     spread = subprocess.run(
-        ["torchrun", "--nproc_per_node", "2", "sst2_compare.py", *args, "--parallel", "seeds"],
+        [
+            "torchrun",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "sst2_compare.py",
+            *args,
+            "--parallel",
+            "seeds",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -834,6 +846,7 @@ def test_a_process_that_fails_loses_none_of_the_seeds_the_others_finished(
     done = subprocess.run(
         [
             "torchrun",
+            "--standalone",
             "--nproc_per_node",
             "2",
             str(script),

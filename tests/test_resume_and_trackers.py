@@ -217,6 +217,7 @@ def test_a_stopped_run_resumed_under_torchrun_seeds_mode_equals_an_uninterrupted
     resumed = subprocess.run(
         [
             "torchrun",
+            "--standalone",
             "--nproc_per_node",
             "2",
             "sst2_compare.py",

@@ -636,3 +636,19 @@ def test_a_broken_run_withholds_only_the_probe_tests_that_involve_it():
     assert result.probe.over_head_only.tests["validation"].withheld
     over_probe = result.probe.full_over_probe.tests["validation"]
     assert over_probe.withheld is None and over_probe.difference_claimed
+
+
+def test_the_metrics_counted_from_the_confusion_matrix_equal_scikit_learns():
+    """classification_metrics counts accuracy and F1 itself (for speed): on random, one-class and
+    constant answers alike it must give scikit-learn's numbers exactly."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    rng = np.random.default_rng(3)
+    for _ in range(2000):
+        n = int(rng.integers(1, 40))
+        labels = rng.integers(0, 2, n) * (rng.random() < 0.9)
+        preds = rng.integers(0, 2, n) * (rng.random() < 0.8)
+        metrics = stats.classification_metrics(labels, preds)
+        assert metrics["accuracy"] == accuracy_score(labels, preds)
+        assert metrics["f1"] == f1_score(labels, preds, zero_division=0)
+        assert metrics["macro_f1"] == f1_score(labels, preds, average="macro", zero_division=0)
