@@ -23,14 +23,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # and the same in the subprocesse
 # The label is decided by one word, so the tiny model can learn it in seconds: these settings take
 # the full fine-tune to 100% validation accuracy, so a wrong number (labels misaligned with
 # predictions) cannot pass.
-LEARNABLE = [
-    "--epochs_head_only",
-    "1",
-    "--epochs_full_finetune",
-    "5",
-    "--learning_rate_full_finetune",
-    "3e-2",
-]
+LEARNABLE = (
+    "--epochs_head_only 1 --epochs_full_finetune 5 --learning_rate_full_finetune 3e-2".split()
+)
 
 
 def real_sst2():
@@ -205,3 +200,34 @@ def paired_test(**fields):
         mcnemar_p_items=1.0,
     )
     return PairedTest(**{**plain, **fields})
+
+
+# a run in seconds: one epoch each, no model folders, the fewest resamples allowed
+FAST = ["--epochs_head_only", "1", "--epochs_full_finetune", "1", "--save_models", "false"]
+FAST += ["--bootstrap_resamples", "1000"]
+
+
+def tiny_args(model_dir, data_dir, out):
+    return ["--model_name", str(model_dir), "--data_dir", str(data_dir), "--output_dir", str(out)]
+
+
+def only_run_dir(out):
+    (run_dir,) = list(out.iterdir())
+    return run_dir
+
+
+def run_tiny(model_dir, data_dir, out, *extra):
+    """The script's main() on the tiny model and data with FAST settings: its run folder and
+    results.json."""
+    import json
+
+    import sst2_compare as app
+
+    assert app.main(tiny_args(model_dir, data_dir, out) + FAST + list(extra)) == 0
+    run_dir = only_run_dir(out)
+    return run_dir, json.loads((run_dir / "results.json").read_text())
+
+
+HEAD_PARAMETERS = (
+    16 * 16 + 16 + 16 * 2 + 2
+)  # the tiny DistilBERT's head: pre_classifier, classifier

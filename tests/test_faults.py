@@ -15,21 +15,10 @@ import pandas as pd
 import pytest
 
 import sst2_compare as app
-from conftest import ROOT
+from conftest import FAST, ROOT
 from sst2kit import files, results
 
-FAST = [
-    "--epochs_head_only",
-    "1",
-    "--epochs_full_finetune",
-    "1",
-    "--save_models",
-    "false",
-    "--bootstrap_resamples",
-    "1000",
-    "--probe_reference",
-    "false",
-]
+FAST = [*FAST, "--probe_reference", "false"]
 
 
 def tiny_run(model_dir, data_dir, out, *extra):

@@ -18,20 +18,9 @@ import pytest
 from test_cli import broken_config
 
 import sst2_compare as app
-from conftest import ROOT
+from conftest import FAST, ROOT
 from sst2kit import results as results_module
 from sst2kit.errors import UsageError
-
-FAST = [
-    "--epochs_head_only",
-    "1",
-    "--epochs_full_finetune",
-    "1",
-    "--save_models",
-    "false",
-    "--bootstrap_resamples",
-    "1000",
-]
 
 
 def tiny_run(model_dir, data_dir, out, *extra):

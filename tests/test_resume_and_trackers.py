@@ -8,9 +8,10 @@ import signal
 
 import pandas as pd
 import pytest
-from test_end_to_end import FAST, run_tiny, stop_run, tiny_args
+from test_no_work_lost import stop_run
 
 import sst2_compare as app
+from conftest import FAST, run_tiny, tiny_args
 
 pytestmark = pytest.mark.slow  # whole runs of the script: `pytest -m "not slow"` leaves them out
 

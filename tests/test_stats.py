@@ -644,7 +644,7 @@ def test_the_metrics_counted_from_the_confusion_matrix_equal_scikit_learns():
     from sklearn.metrics import accuracy_score, f1_score
 
     rng = np.random.default_rng(3)
-    for _ in range(2000):
+    for _ in range(300):
         n = int(rng.integers(1, 40))
         labels = rng.integers(0, 2, n) * (rng.random() < 0.9)
         preds = rng.integers(0, 2, n) * (rng.random() < 0.8)
