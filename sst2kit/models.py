@@ -33,12 +33,15 @@ def model_not_found(cfg, err):
     )
 
 
-def load_tokenizer(cfg):
-    """The model's own tokenizer; a stand-in with a near-empty vocabulary would turn every word into
-    [UNK]."""
+def load_tokenizer(cfg, model_config=None):
+    """The model's own tokenizer (checked against model_config, read here when not given); a
+    stand-in with a near-empty vocabulary would turn every word into [UNK]."""
     try:
         tokenizer = AutoTokenizer.from_pretrained(cfg.model_name, trust_remote_code=False)
-        vocab_size = AutoConfig.from_pretrained(cfg.model_name, trust_remote_code=False).vocab_size
+        model_config = model_config or AutoConfig.from_pretrained(
+            cfg.model_name, trust_remote_code=False
+        )
+        vocab_size = model_config.vocab_size
     except LOAD_ERRORS as err:
         raise model_not_found(cfg, err) from None
     # decoders (GPT-2) have none: batches pad with the end-of-text token
@@ -228,7 +231,7 @@ def load_checked_model(cfg):
     except LOAD_ERRORS as err:
         raise model_not_found(cfg, err) from None
     check_model_sizes(cfg, model_config)
-    tokenizer = load_tokenizer(cfg)
+    tokenizer = load_tokenizer(cfg, model_config)
     # corrupt, truncated, non-finite or mismatched weights are found now, not after the run folder
     # exists
     signature = weights_signature(cfg.model_name)

@@ -79,11 +79,6 @@ def is_main():
     return index() == 0
 
 
-def seed_parallel():
-    """Each process trains whole seeds alone (our own group exists, accelerate sees one process)."""
-    return count() > 1 and PartialState().num_processes == 1
-
-
 def from_main(value):
     """The main process's value, in every process."""
     if count() == 1:
