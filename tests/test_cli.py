@@ -12,7 +12,7 @@ import pytest
 
 import sst2_compare as app
 from config import Config
-from conftest import ROOT, tmpfs_at
+from conftest import ROOT, tiny_args, tmpfs_at
 from sst2kit import checks, settings
 from sst2kit.errors import UsageError
 
@@ -128,12 +128,7 @@ def test_out_of_range_values(argv, message, tiny_model_dir, tiny_data_dir, tmp_p
     code = app.main(
         argv
         + [
-            "--model_name",
-            str(tiny_model_dir),
-            "--data_dir",
-            str(tiny_data_dir),
-            "--output_dir",
-            str(out),
+            *tiny_args(tiny_model_dir, tiny_data_dir, out),
         ]
     )
     assert code == 2
@@ -458,12 +453,7 @@ def test_values_that_would_fail_late_fail_before_training(
         app.main(
             argv
             + [
-                "--model_name",
-                str(tiny_model_dir),
-                "--data_dir",
-                str(tiny_data_dir),
-                "--output_dir",
-                str(out),
+                *tiny_args(tiny_model_dir, tiny_data_dir, out),
             ]
         )
         == 2
@@ -538,12 +528,7 @@ def test_output_dirs_that_cannot_be_made_are_refused_before_anything(
         assert (
             app.main(
                 [
-                    "--model_name",
-                    str(tiny_model_dir),
-                    "--data_dir",
-                    str(tiny_data_dir),
-                    "--output_dir",
-                    str(out),
+                    *tiny_args(tiny_model_dir, tiny_data_dir, out),
                 ]
             )
             == 2
@@ -575,12 +560,7 @@ def test_a_one_class_training_set_is_refused(tiny_model_dir, tmp_path, capsys):
     assert (
         app.main(
             [
-                "--model_name",
-                str(tiny_model_dir),
-                "--data_dir",
-                str(data),
-                "--output_dir",
-                str(tmp_path / "out"),
+                *tiny_args(tiny_model_dir, data, tmp_path / "out"),
             ]
         )
         == 2
@@ -668,12 +648,7 @@ def test_a_tokenizer_with_nothing_to_pad_with_is_one_line(
     assert (
         app.main(
             [
-                "--model_name",
-                str(model),
-                "--data_dir",
-                str(tiny_data_dir),
-                "--output_dir",
-                str(tmp_path / "out"),
+                *tiny_args(model, tiny_data_dir, tmp_path / "out"),
             ]
         )
         == 2
@@ -779,12 +754,7 @@ def test_a_run_too_long_to_finish_is_refused_with_its_number(
     assert (
         app.main(
             [
-                "--model_name",
-                str(tiny_model_dir),
-                "--data_dir",
-                str(tiny_data_dir),
-                "--output_dir",
-                str(out),
+                *tiny_args(tiny_model_dir, tiny_data_dir, out),
                 "--epochs_full_finetune",
                 "20",
             ]
@@ -806,12 +776,7 @@ def test_paired_tests_too_long_to_finish_are_refused_with_their_cost(
     assert (
         app.main(
             [
-                "--model_name",
-                str(tiny_model_dir),
-                "--data_dir",
-                str(tiny_data_dir),
-                "--output_dir",
-                str(out),
+                *tiny_args(tiny_model_dir, tiny_data_dir, out),
                 "--bootstrap_resamples",
                 "1000000",
                 "--num_seeds",

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 import sst2_compare as app
-from conftest import FAST, ROOT
+from conftest import FAST, ROOT, tiny_args
 from sst2kit import files, results
 
 FAST = [*FAST, "--probe_reference", "false"]
@@ -24,12 +24,7 @@ FAST = [*FAST, "--probe_reference", "false"]
 def tiny_run(model_dir, data_dir, out, *extra):
     return app.main(
         [
-            "--model_name",
-            str(model_dir),
-            "--data_dir",
-            str(data_dir),
-            "--output_dir",
-            str(out),
+            *tiny_args(model_dir, data_dir, out),
             *FAST,
             *extra,
         ]

@@ -27,6 +27,7 @@ from transformers import (
 )
 
 import sst2_compare as app
+from conftest import tiny_args
 
 pytestmark = pytest.mark.slow  # whole runs of the script: `pytest -m "not slow"` leaves them out
 
@@ -132,12 +133,7 @@ def test_notebook_mode_gives_the_notebooks_predictions_and_its_choice_of_epoch(
     assert (
         app.main(
             [
-                "--model_name",
-                str(tiny_model_dir),
-                "--data_dir",
-                str(tiny_data_dir),
-                "--output_dir",
-                str(out),
+                *tiny_args(tiny_model_dir, tiny_data_dir, out),
                 *NOTEBOOK_MODE,
                 "--epochs_head_only",
                 str(EPOCHS),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LEARNABLE
+from conftest import LEARNABLE, tiny_args
 
 RECORDED = Path(__file__).parent / "recorded"
 REWRITE = os.environ.get("SST2_RECORD_NUMBERS") == "1"
@@ -111,12 +111,7 @@ def test_a_whole_run_prints_and_keeps_the_recorded_numbers(
 
     out = tmp_path / "out"
     args = [
-        "--model_name",
-        str(tiny_model_dir),
-        "--data_dir",
-        str(tiny_data_dir),
-        "--output_dir",
-        str(out),
+        *tiny_args(tiny_model_dir, tiny_data_dir, out),
         *LEARNABLE,
         "--external_test_file",
         str(tiny_external_test_file),

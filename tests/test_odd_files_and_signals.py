@@ -18,7 +18,7 @@ import pytest
 from test_cli import broken_config
 
 import sst2_compare as app
-from conftest import FAST, ROOT
+from conftest import FAST, ROOT, tiny_args
 from sst2kit import results as results_module
 from sst2kit.errors import UsageError
 
@@ -26,12 +26,7 @@ from sst2kit.errors import UsageError
 def tiny_run(model_dir, data_dir, out, *extra):
     return app.main(
         [
-            "--model_name",
-            str(model_dir),
-            "--data_dir",
-            str(data_dir),
-            "--output_dir",
-            str(out),
+            *tiny_args(model_dir, data_dir, out),
             *FAST,
             *extra,
         ]
@@ -337,12 +332,7 @@ def test_paths_in_any_locale_read_data_and_save_models(tiny_model_dir, tiny_data
         [
             sys.executable,
             "sst2_compare.py",
-            "--model_name",
-            str(tiny_model_dir),
-            "--data_dir",
-            str(data),
-            "--output_dir",
-            str(out),
+            *tiny_args(tiny_model_dir, data, out),
             *FAST[:-4],
             "--save_models",
             "true",
