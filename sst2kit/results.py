@@ -215,16 +215,16 @@ class Results:
     def recorded(self, timings):
         """results.json (docs/results.md): the setup, the answer, the first seed's comparison at
         the top level; with several seeds every seed's and the summary."""
-        first = seed_record(self.first_seed)
-        del first["seed"]
-        probe = first.pop("probe_reference", None)
+        first_seed = seed_record(self.first_seed)
+        del first_seed["seed"]
+        probe = first_seed.pop("probe_reference", None)
         record = {
             "complete": len(self.per_seed) == self.cfg.num_seeds,
             **self.static,
             "headline": self.headline,
-            **first,
-            **{OLD_DELTA_KEYS[split]: delta for split, delta in first["deltas"].items()},
-            "test_by_kind": first["by_kind"].get("test"),  # an alias of by_kind["test"]
+            **first_seed,
+            **{OLD_DELTA_KEYS[split]: delta for split, delta in first_seed["deltas"].items()},
+            "test_by_kind": first_seed["by_kind"].get("test"),  # an alias of by_kind["test"]
             "timings_seconds": timings,
             "environment": environment(self.experiment.setup),
         }
@@ -287,12 +287,8 @@ def headline_record(split, per_seed, summary):
     seed's."""
     if summary:
         over = summary.deltas[split]
-        test, value, balanced, counts = (
-            over.test,
-            over.test.delta_accuracy,
-            over.balanced_accuracy["mean"],
-            over.counts,
-        )
+        test, value = over.test, over.test.delta_accuracy
+        balanced, counts = over.balanced_accuracy["mean"], over.counts
         interval = (
             f"mean of {len(per_seed)} seeds' deltas; margins for the seeds' spread (t, "
             f"{len(per_seed) - 1} df) and for {test.independent_units:,} {test.resampled_unit} "
@@ -300,11 +296,11 @@ def headline_record(split, per_seed, summary):
             "this training set"
         )
     else:
-        first = per_seed[0]
-        test, value = first.tests[split], first.deltas[split]["accuracy"]
-        balanced, counts = first.deltas[split]["balanced_accuracy"], directions([test])
+        first_seed = per_seed[0]
+        test, value = first_seed.tests[split], first_seed.deltas[split]["accuracy"]
+        balanced, counts = first_seed.deltas[split]["balanced_accuracy"], directions([test])
         interval = (
-            f"one seed ({first.seed}); {test.paired_test} over {test.independent_units:,} "
+            f"one seed ({first_seed.seed}); {test.paired_test} over {test.independent_units:,} "
             f"{test.resampled_unit}"
         )
     return {
@@ -405,12 +401,12 @@ def recorded_seeds(record):
     if "seeds" in record:
         return record["seeds"]
     keys = ("runs", "deltas", "significance", "status", "at_majority_floor", "by_kind")
-    first = {key: record[key] for key in (*keys, "accuracy_by_length")}
+    first_seed = {key: record[key] for key in (*keys, "accuracy_by_length")}
     if "probe_reference" in record:
-        first["probe_reference"] = {
+        first_seed["probe_reference"] = {
             k: v for k, v in record["probe_reference"].items() if k != "fit"
         }
-    return [{"seed": record["config"]["seed"], **first}]
+    return [{"seed": record["config"]["seed"], **first_seed}]
 
 
 def versus_from_record(deltas, tests):
