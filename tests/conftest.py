@@ -231,3 +231,10 @@ def run_tiny(model_dir, data_dir, out, *extra):
 HEAD_PARAMETERS = (
     16 * 16 + 16 + 16 * 2 + 2
 )  # the tiny DistilBERT's head: pre_classifier, classifier
+
+
+def help_in(folder, env=None):
+    """`python sst2_compare.py --help` run in folder (a copy of the project): the finished
+    process."""
+    command = [sys.executable, "sst2_compare.py", "--help"]
+    return subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=120, env=env)

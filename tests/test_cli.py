@@ -12,7 +12,7 @@ import pytest
 
 import sst2_compare as app
 from config import Config
-from conftest import ROOT, tiny_args, tmpfs_at
+from conftest import ROOT, help_in, tiny_args, tmpfs_at
 from sst2kit import checks, settings
 from sst2kit.errors import UsageError
 
@@ -338,13 +338,7 @@ def broken_config(tmp_path, edit):
     text = edit((ROOT / "config.py").read_text(encoding="utf-8"))
     if text is not None:
         (tmp_path / "config.py").write_text(text, encoding="utf-8")
-    done = subprocess.run(
-        [sys.executable, "sst2_compare.py", "--help"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = help_in(tmp_path)
     return done.returncode, done.stderr.strip().splitlines()
 
 

@@ -226,26 +226,9 @@ def test_one_huge_sentence_costs_seconds_not_hours():
 
 
 def test_items_are_grouped_by_the_one_source_sentence_they_come_from():
-    corpus = [
-        "the film was good",
-        "film was",
-        "good",
-        "a dull plot",
-        "dull",
-        "other thing",
-        "the film was dull",
-        "the film",
-    ]
-    items = [
-        "the film was good",
-        "film was",
-        "good",
-        "a dull plot",
-        "dull",
-        "other thing",
-        "the film",
-        "The  Film",
-    ]
+    shared = ["the film was good", "film was", "good", "a dull plot", "dull", "other thing"]
+    corpus = [*shared, "the film was dull", "the film"]
+    items = [*shared, "the film", "The  Film"]
     phrases, units = is_phrase_and_source(items, corpus)
     assert phrases.tolist() == [False, True, True, False, True, False, True, True]
     assert units[0] == units[2]  # "good" lies only in "the film was good"

@@ -18,7 +18,7 @@ import pytest
 from test_cli import broken_config
 
 import sst2_compare as app
-from conftest import FAST, ROOT, tiny_args
+from conftest import FAST, ROOT, help_in, tiny_args
 from sst2kit import results as results_module
 from sst2kit.errors import UsageError
 
@@ -444,14 +444,7 @@ def test_an_early_ctrl_c_under_torchrun_is_said_by_one_process(tmp_path):
     )
     said = []
     for rank in ("0", "1"):
-        done = subprocess.run(
-            [sys.executable, "sst2_compare.py", "--help"],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**os.environ, "RANK": rank},
-        )
+        done = help_in(tmp_path, env={**os.environ, "RANK": rank})
         assert done.returncode == 128 + signal.SIGINT
         said.append(done.stderr.strip())
     assert said == ["interrupted while starting: nothing was written", ""]

@@ -17,9 +17,9 @@ from sst2kit.names import RUNS
 pytestmark = pytest.mark.slow  # whole runs of the script: `pytest -m "not slow"` leaves them out
 
 
-def torchrun(*args, env=None):
-    """The script under torchrun, two processes on this machine."""
-    command = ["torchrun", "--standalone", "--nproc_per_node", "2", "sst2_compare.py", *args]
+def torchrun(*args, script="sst2_compare.py", env=None):
+    """The script (or a launcher of it) under torchrun, two processes on this machine."""
+    command = ["torchrun", "--standalone", "--nproc_per_node", "2", str(script), *args]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
 
 
@@ -197,22 +197,12 @@ def test_a_process_that_fails_loses_none_of_the_seeds_the_others_finished(
 ):
     script = tmp_path / "failing_seed.py"
     script.write_text(FAILING_SEED.format(root=str(ROOT), script=str(ROOT / "sst2_compare.py")))
-    done = subprocess.run(
-        [
-            "torchrun",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            str(script),
-            *tiny_args(tiny_model_dir, tiny_data_dir, tmp_path / "out"),
-            *FAST,
-            "--num_seeds",
-            "2",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    done = torchrun(
+        *tiny_args(tiny_model_dir, tiny_data_dir, tmp_path / "out"),
+        *FAST,
+        "--num_seeds",
+        "2",
+        script=script,
     )
     assert done.returncode != 0
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]

@@ -26,6 +26,12 @@ TIMES = (
 )
 
 
+def resume(model_dir, data_dir, out, run_dir, *, seeds):
+    """The script going on with run_dir: its exit status."""
+    args = tiny_args(model_dir, data_dir, out) + FAST
+    return app.main(args + ["--num_seeds", str(seeds), "--resume", str(run_dir)])
+
+
 def without_times(record):
     """results.json less what differs between any two runs of the same experiment: times, the
     machine, and the config's resume and num_seeds fields."""
@@ -61,14 +67,7 @@ def test_a_run_stopped_after_its_first_seed_and_resumed_equals_an_uninterrupted_
     )
     assert code in (-signal.SIGKILL, 128 + signal.SIGTERM)
     assert json.loads((run_dir / "results.json").read_text())["complete"] is False
-    assert (
-        app.main(
-            tiny_args(tiny_model_dir, tiny_data_dir, out)
-            + FAST
-            + ["--num_seeds", "3", "--resume", str(run_dir)]
-        )
-        == 0
-    )
+    assert resume(tiny_model_dir, tiny_data_dir, out, run_dir, seeds=3) == 0
     stdout = capsys.readouterr().out
     record = json.loads((run_dir / "results.json").read_text())
     assert record["complete"] and record["resumed_seeds"] == [42]
@@ -121,14 +120,7 @@ def test_what_cannot_be_resumed_is_refused_in_one_line_and_the_folder_is_untouch
         )
         err = capsys.readouterr().err
         assert message in err and err.count("error:") == 1, (extra, err)
-    assert (
-        app.main(
-            tiny_args(tiny_model_dir, other_data, out)
-            + FAST
-            + ["--num_seeds", "2", "--resume", str(run_dir)]
-        )
-        == 2
-    )
+    assert resume(tiny_model_dir, other_data, out, run_dir, seeds=2) == 2
     assert "its results come from other data (its fingerprint differs" in capsys.readouterr().err
     assert folder_state(run_dir) == before and len(list(out.iterdir())) == 1
     (run_dir / "results.json").write_text("{not json")
@@ -283,14 +275,7 @@ def test_a_read_only_run_folder_is_refused_before_anything_loads(
         capsys.readouterr()
         subprocess.run(["mount", "-o", "remount,ro", str(out)], check=True)
         try:
-            assert (
-                app.main(
-                    tiny_args(tiny_model_dir, tiny_data_dir, out)
-                    + FAST
-                    + ["--num_seeds", "2", "--resume", str(run_dir)]
-                )
-                == 2
-            )
+            assert resume(tiny_model_dir, tiny_data_dir, out, run_dir, seeds=2) == 2
             err = capsys.readouterr().err
             assert "Read-only file system" in err and err.count("error:") == 1
         finally:
