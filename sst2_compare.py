@@ -157,8 +157,7 @@ def fresh_model(cfg, seed, checked):
 
 
 def save_model(trainer, experiment):
-    cfg = experiment.cfg
-    if cfg.save_models:
+    if experiment.cfg.save_models:
         save_model_whole(trainer, experiment.run_dir / trainer.args.run_name)
 
 

@@ -40,15 +40,23 @@ MAX_EVAL_BATCH = 65_536
 
 
 def fields_read():
-    """Every `cfg.<field>` the script and the package read. A field config.py declares beyond these
-    would be silently ignored (a misspelt or invented name); one it lacks would fail mid-run."""
+    """Every `cfg.<field>` (or `<anything>.cfg.<field>`) the script and the package read. A field
+    config.py declares beyond these would be silently ignored (a misspelt or invented name); one it
+    lacks would fail mid-run."""
     package = Path(__file__).resolve().parent
     read = set()
     for source in [*package.glob("*.py"), package.parent / "sst2_compare.py"]:
         for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Attribute) and getattr(node.value, "id", None) == "cfg":
+            if isinstance(node, ast.Attribute) and is_the_config(node.value):
                 read.add(node.attr)
     return read
+
+
+def is_the_config(node):
+    """`cfg`, or an object's `.cfg` (experiment.cfg, results.cfg)."""
+    if isinstance(node, ast.Name):
+        return node.id == "cfg"
+    return isinstance(node, ast.Attribute) and node.attr == "cfg"
 
 
 def check_inputs(cfg):

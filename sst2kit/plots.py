@@ -73,6 +73,7 @@ def draw_metrics(per_seed, eval_splits, summary):
             "dashed",
             "{:.3f}",
             "always the majority class (accuracy)" if legend else None,
+            left=True,
         )
         probe = per_seed[0].probe
         if probe:  # the same frozen features, a well-fit classifier: what head-only could reach
@@ -83,6 +84,7 @@ def draw_metrics(per_seed, eval_splits, summary):
                 "dotted",
                 "probe {:.3f}",
                 f"{PROBE_TITLE}, accuracy" if legend else None,
+                left=False,
             )
         ax.set_title(
             f"{title_of(split)}\nfull fine-tune − head-only accuracy:\n"
@@ -126,10 +128,10 @@ def draw_run_bars(ax, per_seed, split, *, legend, width=0.38):
         )
 
 
-def draw_reference_line(ax, value, color, style, text, label):
-    """A level across the accuracy bars (a floor, or the probe), its value written beside it."""
+def draw_reference_line(ax, value, color, style, text, label, *, left):
+    """A level across the accuracy bars (a floor, or the probe), its value written at its left or
+    right end."""
     ax.hlines(value, -0.5, 0.5, colors=color, linestyles=style, label=label)
-    left = style == "dashed"
     ax.annotate(
         text.format(value),
         (-0.5 if left else 0.5, value),

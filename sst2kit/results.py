@@ -343,8 +343,9 @@ def seed_record(comparison):
     kept = {
         "seed": comparison.seed,
         "runs": comparison.runs,
-        **versus_record(comparison.versus),
-        "status": {run: vars(health) for run, health in comparison.status.items()},
+        "deltas": comparison.deltas,
+        "significance": {split: test_record(test) for split, test in comparison.tests.items()},
+        "status": {run: dataclasses.asdict(h) for run, h in comparison.status.items()},
         "at_majority_floor": comparison.at_majority_floor,
         "accuracy_by_length": comparison.accuracy_by_length,
         "by_kind": {
@@ -352,7 +353,6 @@ def seed_record(comparison):
             for split, parts in comparison.by_kind.items()
         },
     }
-    kept["deltas"] = kept.pop("delta")
     probe = comparison.probe
     if probe:
         kept["probe_reference"] = {
