@@ -2,7 +2,6 @@
 majority-class floor, and accuracy by sentence length with its intervals."""
 
 import numpy as np
-from sklearn.metrics import classification_report
 
 from sst2kit.names import LABEL_NAMES, RUNS
 from sst2kit.significance import cluster_bootstrap_ci
@@ -48,10 +47,40 @@ def classification_metrics(labels, preds):
         "macro_f1": float(np.mean([f1_of_class(matrix, c) for c in present])) if present else 0.0,
         "predicted_positive_share": float(np.mean(preds)) if len(preds) else 0.0,
         "confusion_matrix": matrix.tolist(),
-        "report": classification_report(
-            labels, preds, labels=[0, 1], target_names=list(LABEL_NAMES), digits=4, zero_division=0
-        ),
+        "report": per_class_report(matrix),
     }
+
+
+def share(part, whole):
+    """part / whole elementwise, 0 where whole is 0 (scikit-learn's zero_division=0)."""
+    part, whole = np.asarray(part, float), np.asarray(whole, float)
+    return np.divide(part, whole, out=np.zeros_like(part), where=whole != 0)
+
+
+def per_class_report(matrix, digits=4):
+    """scikit-learn's classification_report for labels 0 and 1 (zero_division=0), the same text to
+    the digit: each class's precision, recall, F1 and support, then accuracy and the macro and
+    support-weighted averages. Counted with scikit-learn's own formulas from the confusion
+    matrix."""
+    matrix = np.asarray(matrix)
+    right, true, answered = np.diag(matrix), matrix.sum(axis=1), matrix.sum(axis=0)
+    scores = np.stack(
+        [share(right, answered), share(right, true), share(2 * right, true + answered)]
+    )
+    items = int(true.sum())
+    width = max(len("weighted avg"), *map(len, LABEL_NAMES), digits)
+    head = "{:>{width}s} " + " {:>9}" * 4
+    row = "{:>{width}s} " + " {:>9.{digits}f}" * 3 + " {:>9}\n"
+    text = head.format("", "precision", "recall", "f1-score", "support", width=width) + "\n\n"
+    for label, name in enumerate(LABEL_NAMES):
+        text += row.format(name, *scores[:, label], true[label], width=width, digits=digits)
+    accuracy = float(share(right.sum(), items))
+    text += "\n" + ("{:>{width}s} " + " {:>9}" * 2 + " {:>9.{digits}f} {:>9}\n").format(
+        "accuracy", "", "", accuracy, items, width=width, digits=digits
+    )
+    text += row.format("macro avg", *scores.mean(axis=1), items, width=width, digits=digits)
+    weighted = share((scores * true).sum(axis=1), items)
+    return text + row.format("weighted avg", *weighted, items, width=width, digits=digits)
 
 
 def metric_delta(baseline, model, *, fixed, broken):

@@ -1,4 +1,5 @@
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -639,9 +640,10 @@ def test_a_broken_run_withholds_only_the_probe_tests_that_involve_it():
 
 
 def test_the_metrics_counted_from_the_confusion_matrix_equal_scikit_learns():
-    """classification_metrics counts accuracy and F1 itself (for speed): on random, one-class and
-    constant answers alike it must give scikit-learn's numbers exactly."""
-    from sklearn.metrics import accuracy_score, f1_score
+    """classification_metrics counts accuracy, F1 and the per-class report itself (for speed): on
+    random, one-class and constant answers alike it must give scikit-learn's numbers and text
+    exactly."""
+    from sklearn.metrics import accuracy_score, classification_report, f1_score
 
     rng = np.random.default_rng(3)
     for _ in range(300):
@@ -652,3 +654,13 @@ def test_the_metrics_counted_from_the_confusion_matrix_equal_scikit_learns():
         assert metrics["accuracy"] == accuracy_score(labels, preds)
         assert metrics["f1"] == f1_score(labels, preds, zero_division=0)
         assert metrics["macro_f1"] == f1_score(labels, preds, average="macro", zero_division=0)
+        sklearn_report = classification_report(
+            labels,
+            preds,
+            labels=[0, 1],
+            target_names=["negative", "positive"],
+            digits=4,
+            zero_division=0,
+        )
+        # where no item is right, scikit-learn prints each support as a float (2.0), ours as 2
+        assert metrics["report"] == re.sub(r"(\d+)\.0$", r"  \1", sklearn_report, flags=re.M)
