@@ -12,6 +12,7 @@ for every setting; defaults live in config.py.
 """
 
 import functools
+import gc
 import math
 import signal
 import sys
@@ -403,6 +404,9 @@ def stop_on_sigterm(signum, frame):
 
 
 def main(argv=None):
+    # the libraries' half a million objects live as long as the process: frozen, they are skipped by
+    # the full garbage collection each Trainer.train starts with (accelerate's free_memory: 0.3 s)
+    gc.freeze()
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     # Ctrl-C from here on: the run's own clean stop
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -7,6 +7,7 @@ anything is written. Each problem is one line naming the fix."""
 import ast
 import difflib
 import errno
+import functools
 import math
 import random
 import tempfile
@@ -39,6 +40,7 @@ MAX_WORKERS = 256
 MAX_EVAL_BATCH = 65_536
 
 
+@functools.cache  # the code does not change while it runs: parsed once per process, not per run
 def fields_read():
     """Every `cfg.<field>` (or `<anything>.cfg.<field>`) the script and the package read. A field
     config.py declares beyond these would be silently ignored (a misspelt or invented name); one it
