@@ -202,9 +202,12 @@ def paired_test(**fields):
     return PairedTest(**{**plain, **fields})
 
 
-# a run in seconds: one epoch each, no model folders, the fewest resamples allowed
+# a run in seconds: one epoch each, no model folders, the fewest resamples allowed, and no linear
+# probe reference (its cross-validation, 195 fits, is most of a tiny run's CPU time); the tests of
+# the probe, of resuming and of processes add PROBE
 FAST = ["--epochs_head_only", "1", "--epochs_full_finetune", "1", "--save_models", "false"]
-FAST += ["--bootstrap_resamples", "1000"]
+FAST += ["--bootstrap_resamples", "1000", "--probe_reference", "false"]
+PROBE = ["--probe_reference", "true"]
 
 
 def tiny_args(model_dir, data_dir, out):
@@ -226,6 +229,16 @@ def run_tiny(model_dir, data_dir, out, *extra):
     assert app.main(tiny_args(model_dir, data_dir, out) + FAST + list(extra)) == 0
     run_dir = only_run_dir(out)
     return run_dir, json.loads((run_dir / "results.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def three_seeds_in_one_process(tiny_model_dir, tiny_data_dir, tmp_path_factory):
+    """A FAST three-seed run with the probe, in this process: what seeds spread over processes, or a
+    stopped run resumed, must give number for number. Its tests share the xdist group "three_seeds",
+    so the run is made once per session under `--dist loadgroup`."""
+    out = tmp_path_factory.mktemp("three-seeds")
+    run_dir, record = run_tiny(tiny_model_dir, tiny_data_dir, out, *PROBE, "--num_seeds", "3")
+    return record, pd.read_csv(run_dir / "predictions.csv")
 
 
 HEAD_PARAMETERS = (

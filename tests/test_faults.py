@@ -194,9 +194,9 @@ def test_a_stop_during_the_probe_fit_is_prompt_and_leaves_no_process():
 FIGURES = ("metrics.png", "confusion_matrices.png", "accuracy_by_length.png", "training_curves.png")
 
 
-def script_run(model_dir, data_dir, out, *, shell_tail="", env=None):
-    """The script in a fresh process, as a shell runs it (shell_tail: what its stdout is piped
-    into)."""
+def script_run(model_dir, data_dir, out, *extra, shell_tail="", env=None):
+    """The script in a fresh process with FAST settings and extra, as a shell runs it (shell_tail:
+    what its stdout is piped into)."""
     command = " ".join(
         map(
             str,
@@ -210,6 +210,7 @@ def script_run(model_dir, data_dir, out, *, shell_tail="", env=None):
                 "--output_dir",
                 out,
                 *FAST,
+                *extra,
             ],
         )
     )
@@ -238,22 +239,24 @@ def test_a_console_closed_after_one_line_still_gets_every_file_written(
 
 
 @pytest.mark.slow
-def test_a_run_in_the_c_locale_with_an_ascii_console_completes(
+def test_a_run_in_the_c_locale_with_an_ascii_console_reads_and_writes_non_ascii_names_and_text(
     tiny_model_dir, tiny_data_dir, tmp_path
 ):
-    """Every file read and written as UTF-8 whatever the locale; characters the console cannot show
-    replaced."""
-    data = tmp_path / "snowmen"
+    """Every file read and written as UTF-8 whatever the locale: a data folder named 'dönnées' is
+    read, its sentences' snowmen kept, and a non-ASCII output folder takes the saved models (no
+    UnicodeEncodeError); characters the console cannot show are replaced."""
+    data = tmp_path / "dönnées"
     data.mkdir()
     for split in ("train", "validation"):
         frame = pd.read_parquet(tiny_data_dir / f"{split}.parquet")
         frame["sentence"] = frame["sentence"] + " ☃"
         frame.to_parquet(data / f"{split}.parquet")
-    out = tmp_path / "☃out"  # printed at the start and the end: the console must show it somehow
+    out = tmp_path / "☃sörtie"  # printed at the start and the end: the console must show it somehow
     done = script_run(
         tiny_model_dir,
         data,
         out,
+        *("--save_models", "true"),
         env={"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": "ascii"},
     )
     assert done.returncode == 0, done.stderr[-2000:]
@@ -262,3 +265,5 @@ def test_a_run_in_the_c_locale_with_an_ascii_console_completes(
     assert {"report.md", *FIGURES} <= {path.name for path in run_dir.iterdir()}
     assert "☃" in pd.read_csv(run_dir / "predictions.csv", encoding="utf-8")["sentence"].iloc[0]
     assert (run_dir / "report.md").read_text(encoding="utf-8").startswith("# sst2-compare report")
+    assert (run_dir / "head_only_seed42" / "config.json").is_file()
+    assert (run_dir / "full_finetune_seed42" / "tokenizer_config.json").is_file()

@@ -1,5 +1,5 @@
-"""No work is lost to a later failure: a failed probe fit, a stop (Ctrl-C, SIGTERM), a full disk, a
-second run beside the first."""
+"""No work is lost to a later failure: a failed probe fit, Ctrl-C, a full disk, a second run beside
+the first. (SIGTERM and SIGKILL: test_resume_and_trackers.py, where the stopped run is resumed.)"""
 
 import json
 import os
@@ -7,11 +7,10 @@ import signal
 import subprocess
 import sys
 
-import pandas as pd
 import pytest
 
 import sst2_compare as app
-from conftest import FAST, ROOT, only_run_dir, run_tiny, tiny_args, tmpfs_at
+from conftest import FAST, PROBE, ROOT, only_run_dir, run_tiny, tiny_args, tmpfs_at
 
 pytestmark = pytest.mark.slow  # whole runs of the script: `pytest -m "not slow"` leaves them out
 
@@ -25,7 +24,7 @@ def test_a_failed_probe_fit_loses_none_of_the_trained_runs(
         raise MemoryError("cannot allocate 30 MiB")
 
     monkeypatch.setattr(probe, "best_linear_probe", out_of_memory)
-    _, results = run_tiny(tiny_model_dir, tiny_data_dir, tmp_path / "out")
+    _, results = run_tiny(tiny_model_dir, tiny_data_dir, tmp_path / "out", *PROBE)
     assert (
         "no linear probe reference: its fit failed (MemoryError: cannot allocate 30 MiB)"
         in capsys.readouterr().out
@@ -83,26 +82,6 @@ def test_interrupted_run_leaves_no_results(tiny_model_dir, tiny_data_dir, tmp_pa
     )
     assert code == 130 and "interrupted" in stderr
     assert not (run_dir / "results.json").exists() and not list(run_dir.glob(".*.tmp"))
-
-
-def test_terminated_run_keeps_the_seeds_it_finished(tiny_model_dir, tiny_data_dir, tmp_path):
-    """SIGTERM during the second seed: the first seed's results are on disk, readable, and marked
-    incomplete."""
-    code, stderr, run_dir = stop_run(
-        tiny_model_dir,
-        tiny_data_dir,
-        tmp_path / "out",
-        "=== head-only (seed 43)",
-        signal.SIGTERM,
-        "--num_seeds",
-        "2",
-        *FAST,
-    )
-    assert code == 143 and "terminated" in stderr
-    results = json.loads((run_dir / "results.json").read_text())
-    assert results["complete"] is False and results["runs"]["full_finetune"]["steps"] > 0
-    assert set(pd.read_csv(run_dir / "predictions.csv")["seed"]) == {42}
-    assert not list(run_dir.glob(".*.tmp"))
 
 
 @pytest.fixture

@@ -321,36 +321,6 @@ def test_the_answer_holds_when_every_seed_is_broken_and_keeps_every_seed(
     assert "Fix: the head-only run of seed 43" in report
 
 
-@pytest.mark.slow
-def test_paths_in_any_locale_read_data_and_save_models(tiny_model_dir, tiny_data_dir, tmp_path):
-    """Under an ASCII locale a parquet folder named 'dönnées' is read, and a non-ASCII output
-    folder takes the saved models (no UnicodeEncodeError)."""
-    data = tmp_path / "dönnées"
-    shutil.copytree(tiny_data_dir, data)
-    out = tmp_path / "sörtie"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "sst2_compare.py",
-            *tiny_args(tiny_model_dir, data, out),
-            *FAST[:-4],
-            "--save_models",
-            "true",
-            "--bootstrap_resamples",
-            "1000",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0"},
-    )
-    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
-    (run_dir,) = out.iterdir()
-    assert (run_dir / "head_only_seed42" / "config.json").is_file()
-    assert (run_dir / "full_finetune_seed42" / "tokenizer_config.json").is_file()
-
-
 def test_a_folder_name_that_is_not_utf8_reads_in_any_locale(tiny_data_dir, tmp_path):
     from sst2kit.data import read_labelled
 

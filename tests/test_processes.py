@@ -2,19 +2,22 @@
 what one process gives, and a failing process losing none of the seeds the others finished."""
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 
 import pandas as pd
 import pytest
 
-from conftest import FAST, ROOT, only_run_dir, tiny_args
+from conftest import FAST, PROBE, ROOT, only_run_dir, tiny_args
 from sst2kit.names import RUNS
 
 pytestmark = pytest.mark.slow  # whole runs of the script: `pytest -m "not slow"` leaves them out
+
+
+needs_torchrun = pytest.mark.skipif(
+    shutil.which("torchrun") is None, reason="torchrun is not installed"
+)
 
 
 def torchrun(*args, script="sst2_compare.py", env=None):
@@ -23,11 +26,15 @@ def torchrun(*args, script="sst2_compare.py", env=None):
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
 
 
-@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun is not installed")
+@needs_torchrun
 def test_two_processes_write_one_set_of_outputs(tiny_model_dir, tiny_data_dir, tmp_path):
     out = tmp_path / "out"
     done = torchrun(
-        *tiny_args(tiny_model_dir, tiny_data_dir, out), *FAST, "--dataloader_num_workers", "0"
+        *tiny_args(tiny_model_dir, tiny_data_dir, out),
+        *FAST,
+        *PROBE,
+        "--dataloader_num_workers",
+        "0",
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("=== verdict ===") == 1
@@ -41,29 +48,11 @@ def test_two_processes_write_one_set_of_outputs(tiny_model_dir, tiny_data_dir, t
         assert sum(map(sum, results["runs"][run]["test"]["confusion_matrix"])) == 40
 
 
-needs_torchrun = pytest.mark.skipif(
-    shutil.which("torchrun") is None, reason="torchrun is not installed"
-)
-
-
-@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun is not installed")
+@needs_torchrun
 def test_under_two_processes_a_bad_input_is_said_once_and_each_process_exits_2(
     tiny_model_dir, tmp_path
 ):
-    done = subprocess.run(
-        [
-            "torchrun",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            "sst2_compare.py",
-            *tiny_args(tiny_model_dir, tmp_path / "nothing", tmp_path / "out"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = torchrun(*tiny_args(tiny_model_dir, tmp_path / "nothing", tmp_path / "out"))
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert errors == [
         f"error: data_dir {tmp_path / 'nothing'} is not a folder: point --data_dir at a folder "
@@ -97,20 +86,8 @@ def test_a_bad_input_only_process_1_sees_is_named_once_and_every_process_exits_2
     shutil.copy(tiny_data_dir / "validation.parquet", bad)
     launcher = tmp_path / "own_copy.py"
     launcher.write_text(OWN_COPY.format(bad=str(bad), script=str(ROOT / "sst2_compare.py")))
-    done = subprocess.run(
-        [
-            "torchrun",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            str(launcher),
-            *FAST,
-            *tiny_args(tiny_model_dir, tiny_data_dir, tmp_path / "out"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    done = torchrun(
+        *FAST, *tiny_args(tiny_model_dir, tiny_data_dir, tmp_path / "out"), script=launcher
     )
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert (
@@ -127,30 +104,27 @@ def test_a_bad_input_only_process_1_sees_is_named_once_and_every_process_exits_2
 
 
 @needs_torchrun
+@pytest.mark.xdist_group("three_seeds")
 def test_seeds_spread_over_two_processes_give_each_seed_exactly_what_one_process_gives(
-    tiny_model_dir, tiny_data_dir, tmp_path
+    three_seeds_in_one_process, tiny_model_dir, tiny_data_dir, tmp_path
 ):
     """Three seeds over two processes (42 and 44 in one, 43 in the other), against one process: the
     same metrics and the same P(positive) for every item, to the last digit (one thread per process
     in both)."""
-    args = [*tiny_args(tiny_model_dir, tiny_data_dir, tmp_path / "one"), *FAST, "--num_seeds", "3"]
-    single = subprocess.run(
-        [sys.executable, "sst2_compare.py", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    out = tmp_path / "out"
+    spread = torchrun(
+        *tiny_args(tiny_model_dir, tiny_data_dir, out),
+        *FAST,
+        *PROBE,
+        "--num_seeds",
+        "3",
+        "--parallel",
+        "seeds",
     )
-    assert single.returncode == 0, single.stderr[-2000:]
-    args[args.index(str(tmp_path / "one"))] = str(tmp_path / "two")
-    spread = torchrun(*args, "--parallel", "seeds")
     assert spread.returncode == 0, spread.stderr[-3000:]
     assert spread.stdout.count("=== verdict ===") == 1
-    one, two = (
-        json.loads((only_run_dir(tmp_path / name) / "results.json").read_text())
-        for name in ("one", "two")
-    )
+    one, one_predictions = three_seeds_in_one_process
+    two = json.loads((only_run_dir(out) / "results.json").read_text())
     assert (
         two["speed"]["parallel"] == "seeds"
         and two["complete"]
@@ -162,10 +136,8 @@ def test_seeds_spread_over_two_processes_give_each_seed_exactly_what_one_process
                 assert a["runs"][run][split]["accuracy"] == b["runs"][run][split]["accuracy"]
     keys = ["seed", "split", "idx"]
     first, second = (
-        pd.read_csv(only_run_dir(tmp_path / name) / "predictions.csv")
-        .sort_values(keys)
-        .reset_index(drop=True)
-        for name in ("one", "two")
+        predictions.sort_values(keys).reset_index(drop=True)
+        for predictions in (one_predictions, pd.read_csv(only_run_dir(out) / "predictions.csv"))
     )
     for column in ("head_only_prob_pos", "full_finetune_prob_pos", "label"):
         assert first[column].tolist() == second[column].tolist()
@@ -200,6 +172,7 @@ def test_a_process_that_fails_loses_none_of_the_seeds_the_others_finished(
     done = torchrun(
         *tiny_args(tiny_model_dir, tiny_data_dir, tmp_path / "out"),
         *FAST,
+        *PROBE,
         "--num_seeds",
         "2",
         script=script,

@@ -9,9 +9,10 @@ import signal
 import pandas as pd
 import pytest
 from test_no_work_lost import stop_run
+from test_processes import needs_torchrun, torchrun
 
 import sst2_compare as app
-from conftest import FAST, run_tiny, tiny_args
+from conftest import FAST, PROBE, run_tiny, tiny_args
 
 pytestmark = pytest.mark.slow  # whole runs of the script: `pytest -m "not slow"` leaves them out
 
@@ -28,7 +29,7 @@ TIMES = (
 
 def resume(model_dir, data_dir, out, run_dir, *, seeds):
     """The script going on with run_dir: its exit status."""
-    args = tiny_args(model_dir, data_dir, out) + FAST
+    args = tiny_args(model_dir, data_dir, out) + FAST + PROBE  # the probe is fitted again
     return app.main(args + ["--num_seeds", str(seeds), "--resume", str(run_dir)])
 
 
@@ -42,37 +43,41 @@ def without_times(record):
     return record
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tiny_model_dir, tiny_data_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("uninterrupted")
-    run_dir, record = run_tiny(tiny_model_dir, tiny_data_dir, out, "--num_seeds", "3")
-    return record, pd.read_csv(run_dir / "predictions.csv")
-
-
-@pytest.mark.slow
+@pytest.mark.xdist_group("three_seeds")
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGKILL])
-def test_a_run_stopped_after_its_first_seed_and_resumed_equals_an_uninterrupted_one(
-    stop_signal, uninterrupted, tiny_model_dir, tiny_data_dir, tmp_path, capsys
+def test_a_run_stopped_in_its_second_seed_keeps_the_first_and_resumed_equals_an_uninterrupted_one(
+    stop_signal, three_seeds_in_one_process, tiny_model_dir, tiny_data_dir, tmp_path, capsys
 ):
+    """SIGTERM (as docker, Slurm and Kubernetes stop a job) or SIGKILL while seed 43 trains: seed
+    42's results are on disk, readable and marked incomplete; resumed, the run equals one never
+    stopped."""
     out = tmp_path / "out"
-    code, _, run_dir = stop_run(
+    code, stderr, run_dir = stop_run(
         tiny_model_dir,
         tiny_data_dir,
         out,
         "=== head-only (seed 43)",
         stop_signal,
         *FAST,
+        *PROBE,
         "--num_seeds",
         "3",
     )
-    assert code in (-signal.SIGKILL, 128 + signal.SIGTERM)
-    assert json.loads((run_dir / "results.json").read_text())["complete"] is False
+    if stop_signal == signal.SIGTERM:  # a stop the run sees: said, and no file left half-written
+        assert code == 128 + signal.SIGTERM and "terminated" in stderr
+        assert not list(run_dir.glob(".*.tmp"))
+    else:
+        assert code == -signal.SIGKILL
+    stopped = json.loads((run_dir / "results.json").read_text())
+    assert stopped["complete"] is False and stopped["runs"]["full_finetune"]["steps"] > 0
+    assert set(pd.read_csv(run_dir / "predictions.csv")["seed"]) == {42}
     assert resume(tiny_model_dir, tiny_data_dir, out, run_dir, seeds=3) == 0
     stdout = capsys.readouterr().out
     record = json.loads((run_dir / "results.json").read_text())
     assert record["complete"] and record["resumed_seeds"] == [42]
-    assert without_times(record) == without_times(uninterrupted[0])
-    assert pd.read_csv(run_dir / "predictions.csv").equals(uninterrupted[1])
+    uninterrupted, uninterrupted_predictions = three_seeds_in_one_process
+    assert without_times(record) == without_times(uninterrupted)
+    assert pd.read_csv(run_dir / "predictions.csv").equals(uninterrupted_predictions)
     assert "seed(s) 42 kept as recorded" in stdout and "=== head-only (seed 42)" not in stdout
     assert "seed(s) 42 kept as recorded" in (run_dir / "report.md").read_text()
 
@@ -120,7 +125,8 @@ def test_what_cannot_be_resumed_is_refused_in_one_line_and_the_folder_is_untouch
         )
         err = capsys.readouterr().err
         assert message in err and err.count("error:") == 1, (extra, err)
-    assert resume(tiny_model_dir, other_data, out, run_dir, seeds=2) == 2
+    other = tiny_args(tiny_model_dir, other_data, out) + FAST + ["--num_seeds", "2"]
+    assert app.main(other + ["--resume", str(run_dir)]) == 2
     assert "its results come from other data (its fingerprint differs" in capsys.readouterr().err
     assert folder_state(run_dir) == before and len(list(out.iterdir())) == 1
     (run_dir / "results.json").write_text("{not json")
@@ -194,47 +200,29 @@ def test_tensorboard_gets_each_runs_loss_curve_and_the_answer(
     assert delta == pytest.approx(record["headline"]["delta_accuracy"], abs=1e-6)
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun is not installed")
+@pytest.mark.xdist_group("three_seeds")
+@needs_torchrun
 def test_a_stopped_run_resumed_under_torchrun_seeds_mode_equals_an_uninterrupted_one(
-    uninterrupted, tiny_model_dir, tiny_data_dir, tmp_path
+    three_seeds_in_one_process, tiny_model_dir, tiny_data_dir, tmp_path
 ):
     """Seed 42 finished in one process, then seeds 43 and 44 trained by two processes at once, one
     seed each."""
-    import subprocess
-
-    from conftest import ROOT
-
     out = tmp_path / "out"
-    run_dir = one_seed_run(tiny_model_dir, tiny_data_dir, out)
-    resumed = subprocess.run(
-        [
-            "torchrun",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            "sst2_compare.py",
-            *tiny_args(tiny_model_dir, tiny_data_dir, out),
-            *FAST,
-            "--num_seeds",
-            "3",
-            "--parallel",
-            "seeds",
-            "--resume",
-            str(run_dir),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    run_dir = one_seed_run(tiny_model_dir, tiny_data_dir, out, *PROBE)
+    resumed = torchrun(
+        *tiny_args(tiny_model_dir, tiny_data_dir, out),
+        *FAST,
+        *PROBE,
+        *("--num_seeds", "3", "--parallel", "seeds", "--resume", str(run_dir)),
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     record = json.loads((run_dir / "results.json").read_text())
     assert record["speed"]["parallel"] == "seeds" and record["resumed_seeds"] == [42]
+    uninterrupted, uninterrupted_predictions = three_seeds_in_one_process
     assert without_times({**record, "speed": None}) == without_times(
-        {**uninterrupted[0], "speed": None}
+        {**uninterrupted, "speed": None}
     )
-    assert pd.read_csv(run_dir / "predictions.csv").equals(uninterrupted[1])
+    assert pd.read_csv(run_dir / "predictions.csv").equals(uninterrupted_predictions)
 
 
 def test_a_tracker_that_fails_mid_run_costs_the_tracker_not_the_run(

@@ -13,7 +13,9 @@ from config import Config
 from conftest import HEAD_PARAMETERS, LEARNABLE, ROOT, only_run_dir, run_tiny, tiny_args
 from sst2kit.names import EVAL_SPLITS, RUNS
 
-pytestmark = pytest.mark.slow  # whole runs of the script: `pytest -m "not slow"` leaves them out
+# whole runs of the script: `pytest -m "not slow"` leaves them out; one xdist group, so that under
+# `--dist loadgroup` one worker runs them all and learned_run is made once
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("learned_run")]
 
 
 @pytest.fixture(scope="module")
