@@ -34,7 +34,7 @@ def f1_of_class(matrix, label):
 def classification_metrics(labels, preds):
     """Accuracy, balanced accuracy, F1 of the positive class, macro-F1 (over the classes present in
     the labels or the answers), the share answered positive, the confusion matrix (rows: true,
-    columns: predicted), and scikit-learn's per-class report. Counted from the confusion matrix:
+    columns: predicted), and the per-class report. Counted from the confusion matrix:
     scikit-learn's own metric functions validate their input at ten times the cost, which thousands
     of simulated comparisons pay (tests/test_stats.py checks they agree)."""
     labels, preds = np.asarray(labels, int), np.asarray(preds, int)
@@ -60,8 +60,8 @@ def share(part, whole):
 def per_class_report(matrix, digits=4):
     """scikit-learn's classification_report for labels 0 and 1 (zero_division=0), the same text to
     the digit: each class's precision, recall, F1 and support, then accuracy and the macro and
-    support-weighted averages. Counted with scikit-learn's own formulas from the confusion
-    matrix."""
+    support-weighted averages, counted with its formulas from the confusion matrix. One difference:
+    where no item is right, scikit-learn prints the supports as floats (2.0); here they stay 2."""
     matrix = np.asarray(matrix)
     right, true, answered = np.diag(matrix), matrix.sum(axis=1), matrix.sum(axis=0)
     scores = np.stack(

@@ -305,8 +305,7 @@ def flip_lines(flipped, seed, most=5):
 
 
 def classification_reports(first_seed):
-    """scikit-learn's per-class precision, recall and F1 for each run and split: kept in report.md
-    only."""
+    """The per-class precision, recall and F1 for each run and split: kept in report.md only."""
     return [
         f"{RUN_TITLES[run]} on {SPLIT_TITLES[split]}:\n{first_seed.runs[run][split]['report']}"
         for run in RUNS
