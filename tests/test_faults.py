@@ -251,7 +251,7 @@ def test_a_run_in_the_c_locale_with_an_ascii_console_reads_and_writes_non_ascii_
         frame = pd.read_parquet(tiny_data_dir / f"{split}.parquet")
         frame["sentence"] = frame["sentence"] + " ☃"
         frame.to_parquet(data / f"{split}.parquet")
-    out = tmp_path / "☃sörtie"  # printed at the start and the end: the console must show it somehow
+    out = tmp_path / "☃sörtie"  # printed at the start and the end: the console shows it somehow
     done = script_run(
         tiny_model_dir,
         data,
