@@ -23,14 +23,6 @@ def balanced_accuracy(labels, preds):
     return float(np.mean(recalls)) if recalls else 0.0
 
 
-def f1_of_class(matrix, label):
-    """F1 of one class from the confusion matrix: 2 TP / (2 TP + FP + FN), 0 when it is never
-    answered nor present (scikit-learn's zero_division=0)."""
-    right = matrix[label, label]
-    answered_or_true = matrix[:, label].sum() + matrix[label, :].sum()
-    return float(2 * right / answered_or_true) if answered_or_true else 0.0
-
-
 def classification_metrics(labels, preds):
     """Accuracy, balanced accuracy, F1 of the positive class, macro-F1 (over the classes present in
     the labels or the answers), the share answered positive, the confusion matrix (rows: true,
@@ -40,21 +32,32 @@ def classification_metrics(labels, preds):
     labels, preds = np.asarray(labels, int), np.asarray(preds, int)
     matrix = np.bincount(2 * labels + preds, minlength=4).reshape(2, 2)
     present = [c for c in (0, 1) if matrix[c, :].sum() or matrix[:, c].sum()]
+    f1 = per_class_scores(matrix)[2]
     return {
         "accuracy": float(np.mean(labels == preds)) if len(labels) else 0.0,
         "balanced_accuracy": balanced_accuracy(labels, preds),
-        "f1": f1_of_class(matrix, 1),
-        "macro_f1": float(np.mean([f1_of_class(matrix, c) for c in present])) if present else 0.0,
+        "f1": float(f1[1]),
+        "macro_f1": float(np.mean(f1[present])) if present else 0.0,
         "predicted_positive_share": float(np.mean(preds)) if len(preds) else 0.0,
         "confusion_matrix": matrix.tolist(),
         "report": per_class_report(matrix),
     }
 
 
-def share(part, whole):
+def divided(part, whole):
     """part / whole elementwise, 0 where whole is 0 (scikit-learn's zero_division=0)."""
     part, whole = np.asarray(part, float), np.asarray(whole, float)
     return np.divide(part, whole, out=np.zeros_like(part), where=whole != 0)
+
+
+def per_class_scores(matrix):
+    """Precision, recall and F1 of each class from the confusion matrix, as rows of a 3 x 2 array,
+    0 where a score is undefined: F1 is 2 TP / (2 TP + FP + FN), 0 for a class never answered nor
+    present."""
+    right, true, answered = np.diag(matrix), matrix.sum(axis=1), matrix.sum(axis=0)
+    return np.stack(
+        [divided(right, answered), divided(right, true), divided(2 * right, true + answered)]
+    )
 
 
 def per_class_report(matrix, digits=4):
@@ -63,10 +66,7 @@ def per_class_report(matrix, digits=4):
     support-weighted averages, counted with its formulas from the confusion matrix. One difference:
     where no item is right, scikit-learn prints the supports as floats (2.0); here they stay 2."""
     matrix = np.asarray(matrix)
-    right, true, answered = np.diag(matrix), matrix.sum(axis=1), matrix.sum(axis=0)
-    scores = np.stack(
-        [share(right, answered), share(right, true), share(2 * right, true + answered)]
-    )
+    scores, true = per_class_scores(matrix), matrix.sum(axis=1)
     items = int(true.sum())
     width = max(len("weighted avg"), *map(len, LABEL_NAMES), digits)
     head = "{:>{width}s} " + " {:>9}" * 4
@@ -74,12 +74,12 @@ def per_class_report(matrix, digits=4):
     text = head.format("", "precision", "recall", "f1-score", "support", width=width) + "\n\n"
     for label, name in enumerate(LABEL_NAMES):
         text += row.format(name, *scores[:, label], true[label], width=width, digits=digits)
-    accuracy = float(share(right.sum(), items))
+    accuracy = float(divided(np.trace(matrix), items))
     text += "\n" + ("{:>{width}s} " + " {:>9}" * 2 + " {:>9.{digits}f} {:>9}\n").format(
         "accuracy", "", "", accuracy, items, width=width, digits=digits
     )
     text += row.format("macro avg", *scores.mean(axis=1), items, width=width, digits=digits)
-    weighted = share((scores * true).sum(axis=1), items)
+    weighted = divided((scores * true).sum(axis=1), items)
     return text + row.format("weighted avg", *weighted, items, width=width, digits=digits)
 
 
