@@ -2,6 +2,7 @@
 data."""
 
 import os
+import shutil
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -244,6 +245,17 @@ def three_seeds_in_one_process(tiny_model_dir, tiny_data_dir, tmp_path_factory):
 HEAD_PARAMETERS = (
     16 * 16 + 16 + 16 * 2 + 2
 )  # the tiny DistilBERT's head: pre_classifier, classifier
+
+
+needs_torchrun = pytest.mark.skipif(
+    shutil.which("torchrun") is None, reason="torchrun is not installed"
+)
+
+
+def torchrun(*args, script="sst2_compare.py", env=None):
+    """The script (or a launcher of it) under torchrun, two processes on this machine."""
+    command = ["torchrun", "--standalone", "--nproc_per_node", "2", str(script), *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
 
 
 def help_in(folder, env=None):

@@ -4,26 +4,14 @@ what one process gives, and a failing process losing none of the seeds the other
 import json
 import re
 import shutil
-import subprocess
 
 import pandas as pd
 import pytest
 
-from conftest import FAST, PROBE, ROOT, only_run_dir, tiny_args
+from conftest import FAST, PROBE, ROOT, needs_torchrun, only_run_dir, tiny_args, torchrun
 from sst2kit.names import RUNS
 
 pytestmark = pytest.mark.slow  # whole runs of the script: `pytest -m "not slow"` leaves them out
-
-
-needs_torchrun = pytest.mark.skipif(
-    shutil.which("torchrun") is None, reason="torchrun is not installed"
-)
-
-
-def torchrun(*args, script="sst2_compare.py", env=None):
-    """The script (or a launcher of it) under torchrun, two processes on this machine."""
-    command = ["torchrun", "--standalone", "--nproc_per_node", "2", str(script), *args]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
 
 
 @needs_torchrun

@@ -9,10 +9,9 @@ import signal
 import pandas as pd
 import pytest
 from test_no_work_lost import stop_run
-from test_processes import needs_torchrun, torchrun
 
 import sst2_compare as app
-from conftest import FAST, PROBE, run_tiny, tiny_args
+from conftest import FAST, PROBE, needs_torchrun, run_tiny, tiny_args, torchrun
 
 pytestmark = pytest.mark.slow  # whole runs of the script: `pytest -m "not slow"` leaves them out
 
@@ -200,8 +199,8 @@ def test_tensorboard_gets_each_runs_loss_curve_and_the_answer(
     assert delta == pytest.approx(record["headline"]["delta_accuracy"], abs=1e-6)
 
 
-@pytest.mark.xdist_group("three_seeds")
 @needs_torchrun
+@pytest.mark.xdist_group("three_seeds")
 def test_a_stopped_run_resumed_under_torchrun_seeds_mode_equals_an_uninterrupted_one(
     three_seeds_in_one_process, tiny_model_dir, tiny_data_dir, tmp_path
 ):
