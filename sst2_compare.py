@@ -165,8 +165,8 @@ def save_model(trainer, experiment):
 def train_and_predict(trainer, data, parameter_counts, *, run, seed, cfg):
     """Train, then one prediction pass per evaluation split, then the run's health judged on the
     weights scored. Returns P(positive) per split, and the run's record."""
-    record = train(trainer, parameter_counts, run=run)
-    probs, predicted = predict(trainer, data, record, run=run)
+    record = train(trainer, parameter_counts, run=run, cfg=cfg)
+    probs, predicted = predict(trainer, data, record, run=run, cfg=cfg)
     validation = predicted["validation"]
     record.update(
         judge_health(
@@ -214,7 +214,7 @@ def curves(log_history):
     return {curve: [[e["epoch"], e[key]] for e in log_history if key in e] for curve, key in logged}
 
 
-def train(trainer, parameter_counts, *, run):
+def train(trainer, parameter_counts, *, run, cfg):
     """The Trainer's training loop; a loss that stops being a number ends the run here (nothing can
     be scored)."""
     started = time.perf_counter()
@@ -231,7 +231,7 @@ def train(trainer, parameter_counts, *, run):
     if broken:
         raise Diverged(
             f"the {RUN_TITLES[run]} run diverged: its training loss was {broken['loss']} by step "
-            f"{broken['step']}; {settings_to_lower(trainer.args, run)}"
+            f"{broken['step']}; {run_advice(True, run, cfg)}"
         )
     best = next(
         (
@@ -246,7 +246,7 @@ def train(trainer, parameter_counts, *, run):
     return record
 
 
-def predict(trainer, data, record, *, run):
+def predict(trainer, data, record, *, run, cfg):
     """P(positive) per evaluation split from the weights the run ends with, and the Trainer's
     prediction output."""
     started = time.perf_counter()
@@ -258,7 +258,7 @@ def predict(trainer, data, record, *, run):
     if not all(np.isfinite(p).all() for p in probs.values()):
         raise Diverged(
             f"the {RUN_TITLES[run]} run diverged: its predictions are not finite numbers; "
-            f"{settings_to_lower(trainer.args, run)}"
+            f"{run_advice(True, run, cfg)}"
         )
     # the final weights' validation score is the curve's last point
     if "selected_epoch" not in record:
@@ -276,35 +276,23 @@ def predict(trainer, data, record, *, run):
 def judge_health(log_history, validation, validation_probs, *, run, selected_epoch, cfg):
     """The run's status on the weights scored, why, and the exact flags to change when it is
     broken."""
-    status, why = run_status(
+    status, why, step_too_large = run_status(
         log_history,
-        positive_answers=int(np.sum(validation_probs > 0.5)),
-        items=len(validation_probs),
-        classes_present=len(np.unique(validation.label_ids)),
+        labels=validation.label_ids,
+        answers=(validation_probs > 0.5).astype(int),
         selected_epoch=selected_epoch,
     )
-    fix = (
-        advice(
-            status,
-            why,
-            run=run,
-            learning_rate=getattr(cfg, f"learning_rate_{run}"),
-            epochs=getattr(cfg, f"epochs_{run}"),
-            weight_decay=cfg.weight_decay,
-        )
-        if status != "ok"
-        else ""
-    )
+    fix = run_advice(step_too_large, run, cfg) if status != "ok" else ""
     return {"status": status, "status_why": why, "status_advice": fix}
 
 
-def settings_to_lower(args, run):
-    """What a divergence can be blamed on: the step size, and the decay that shrinks every weight
-    each step."""
-    return (
-        f"lower its learning rate (--learning_rate_{run} {args.learning_rate / 10:g}, a tenth of "
-        f"{args.learning_rate:g}) or the weight decay ({args.weight_decay:g}; AdamW takes learning "
-        "rate x weight decay off every weight each step)"
+def run_advice(step_too_large, run, cfg):
+    return advice(
+        step_too_large,
+        run=run,
+        learning_rate=getattr(cfg, f"learning_rate_{run}"),
+        epochs=getattr(cfg, f"epochs_{run}"),
+        weight_decay=cfg.weight_decay,
     )
 
 

@@ -57,7 +57,7 @@ def simulate(scenario, seeds, trials, items, rng):
         p_head = sigmoid(difficulty[chosen] + head[:, None])
         shape = items if fixed else (seeds, items)  # fixed: one draw per item, shared by every seed
         diffs = (rng.random(shape) < p_full).astype(float) - (rng.random(shape) < p_head)
-        low, high = across_seeds(diffs, np.arange(items))["delta_accuracy_ci95"]
+        low, high = across_seeds(diffs, np.arange(items)).delta_accuracy_ci95
         covered += low <= truth <= high
         claimed += low > 0 or high < 0
     return covered / trials, claimed / trials

@@ -4,6 +4,10 @@ majority-class floor, the runs' health and the seeds support. With several seeds
 across-seed lines claim; each seed's own lines describe. docs/statistics.md describes the rule and
 the families."""
 
+import math
+
+from scipy.stats import t as student_t
+
 from sst2kit.console import listed
 from sst2kit.names import LABEL_NAMES, RUN_NAMES, SPLIT_TITLES
 from sst2kit.significance import ALPHA, p_text, units_needed
@@ -119,13 +123,18 @@ def floor_phrases(results, split):
     items = len(results.eval_splits[split].labels)
     for run, name in (("head_only", "a head-only model"), ("full_finetune", "a full fine-tune")):
         floored = [s for s in results.per_seed if split in s.at_majority_floor[run]]
-        if not floored:
-            continue
-        constant = constant_answer(floored[0].runs[run][split], items)
-        what = (
-            f"that {constant}" if constant else "no better than always answering the majority class"
-        )
-        said += f", against {name} {what} ({seeds_said([s.seed for s in floored])})"
+        # each seed's own answer: seeds floored by different constant answers are said apart
+        by_answer = {}
+        for s in floored:
+            constant = constant_answer(s.runs[run][split], items)
+            what = (
+                f"that {constant}"
+                if constant
+                else "no better than always answering the majority class"
+            )
+            by_answer.setdefault(what, []).append(s.seed)
+        for what, seeds in by_answer.items():
+            said += f", against {name} {what} ({seeds_said(seeds)})"
     return said
 
 
@@ -179,13 +188,23 @@ def headline_test(results):
     return results.first_seed.tests[headline]
 
 
+def expected_seed_margin(seeds):
+    """The seeds' expected margin for a seed-to-seed SD of 1: t(N - 1) x E[s] / sqrt(N), where
+    E[s] = c4(N), the sample SD's mean."""
+    c4 = math.sqrt(2 / (seeds - 1)) * math.exp(
+        math.lgamma(seeds / 2) - math.lgamma((seeds - 1) / 2)
+    )
+    return student_t.isf(ALPHA / 2, seeds - 1) * c4 / math.sqrt(seeds)
+
+
 def few_seeds(test):
     """At 2 seeds the seeds' margin takes t with one degree of freedom (12.7): what more seeds would
     buy."""
     if test.seeds == 2 and test.variance_between_seeds > test.variance_over_units:
+        three, five = (expected_seed_margin(2) / expected_seed_margin(n) for n in (3, 5))
         return (
             "; at 2 seeds the seeds' spread is known to one degree of freedom (t = 12.7): "
-            "--num_seeds 3 narrows its margin threefold, 5 fivefold"
+            f"--num_seeds 3 narrows its expected margin about {three:.1f}x, 5 about {five:.1f}x"
         )
     return ""
 

@@ -7,11 +7,12 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import t as student_t
 
 from conftest import paired_test
 from sst2kit import files, results
 from sst2kit.results import Results
-from sst2kit.verdict import verdict_lines
+from sst2kit.verdict import few_seeds, verdict_lines
 
 
 def experiment(
@@ -177,6 +178,35 @@ def test_every_seeds_floor_and_constant_answer_is_named():
     assert "against a head-only model that answers 'positive' to every item (seed 43)" in lines[0]
     cautions = [line for line in lines if line.startswith("Caution")]
     assert cautions and all("(seed 43)" in line for line in cautions)
+
+
+def test_each_floored_seed_is_said_with_its_own_constant_answer():
+    """Seeds 42 and 43 at the floor with opposite constant answers: each is named with its own, not
+    both with the first one's."""
+    lines = verdict(
+        [
+            {"head_only": "positive", "full_finetune": 0.9},
+            {"head_only": "negative", "full_finetune": 0.9},
+            {"head_only": 0.72, "full_finetune": 0.9},
+        ]
+    )
+    assert "answers 'positive' to every item (seed 42)" in lines[0]
+    assert "answers 'negative' to every item (seed 43)" in lines[0]
+
+
+def test_what_more_seeds_buy_at_two_seeds_matches_a_simulation():
+    """The 2-seed note's ratios are the expected seeds' margin t(N-1) x E[s] / sqrt(N) at 2 seeds
+    over 3 and 5, checked by drawing seeds' deltas (the old note said threefold and fivefold)."""
+    rng = np.random.default_rng(0)
+
+    def margin(n):
+        spread = rng.standard_normal((100_000, n)).std(1, ddof=1).mean()
+        return student_t.isf(0.025, n - 1) * spread / np.sqrt(n)
+
+    note = few_seeds(SimpleNamespace(seeds=2, variance_between_seeds=1.0, variance_over_units=0.1))
+    three, five = margin(2) / margin(3), margin(2) / margin(5)
+    assert f"--num_seeds 3 narrows its expected margin about {three:.1f}x" in note
+    assert f"5 about {five:.1f}x" in note
 
 
 def test_an_answer_not_established_says_why_and_a_withheld_one_says_withheld():
