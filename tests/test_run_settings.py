@@ -113,8 +113,9 @@ def test_a_learning_rate_far_too_high_on_real_sst2_names_the_blow_up(
     )
     status = results["status"]["full_finetune"]
     assert status["status"] in ("diverged", "unstable") and "blew up to" in status["why"]
-    assert "lower its learning rate: --learning_rate_full_finetune 1 (a tenth of 10)" in (
-        status["advice"]
+    assert (
+        "lower its learning rate: --learning_rate_full_finetune 1 (a tenth of 10)"
+        in (status["advice"])
     )
     assert results["headline"]["claim_withheld"] and "blew up to" in capsys.readouterr().out
 
