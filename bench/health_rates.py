@@ -9,7 +9,7 @@ validation split of 872 items with GLUE validation's mix (444 positive). A kind 
 a trial counts as named rightly when its status is one the kind expects (and, for the broken kinds
 a too-large step makes, when the advice lowers the learning rate).
 
-    python bench/health_rates.py --trials 2000     # about 2 minutes on 2 CPU cores
+    python bench/health_rates.py --trials 2000     # about 90 s on one CPU core
 """
 
 import argparse
