@@ -6,6 +6,7 @@ the families."""
 
 import math
 
+import numpy as np
 from scipy.stats import t as student_t
 
 from sst2kit.console import listed
@@ -176,8 +177,42 @@ def answer_line(results):
     note = balance_note(answer["delta_balanced_accuracy"], delta, eval_splits[headline])
     return [
         f"Answer: {over}on {where}, {said} (95% CI {points(lo)} to {points(hi)}{reason}{note})"
-        f"{floor_phrases(results, headline)}; {covers(seeds)}."
+        f"{floor_phrases(results, headline)}; {covers(seeds)}{disagreeing_seeds(results)}."
     ]
+
+
+FAR_SCALES = 4  # a seed's delta this many scales from the seeds' median is far from the others
+
+
+def far_seeds(deltas, errors):
+    """The indices of seeds whose delta lies far from the others' (N >= 3): more than FAR_SCALES
+    scales from the median, the scale the larger of the robust SD of the deltas (1.4826 x their
+    median absolute deviation) and the seeds' mean standard error of their own delta (below it, the
+    seeds differ no more than their test set lets one measure)."""
+    deltas = np.asarray(deltas, float)
+    if len(deltas) < 3:
+        return []
+    middle = float(np.median(deltas))
+    scale = max(1.4826 * float(np.median(np.abs(deltas - middle))), float(np.mean(errors)))
+    return [i for i, d in enumerate(deltas) if abs(d - middle) > FAR_SCALES * scale]
+
+
+def disagreeing_seeds(results):
+    """'; seed 44's delta (-2.1 points) lies far from the others' (median +9.8): ...' or ''."""
+    headline, per_seed = results.headline["split"], results.per_seed
+    deltas = [s.deltas[headline]["accuracy"] for s in per_seed]
+    errors = [np.diff(s.tests[headline].delta_accuracy_ci95)[0] / 2 / 1.96 for s in per_seed]
+    far = far_seeds(deltas, errors)
+    if not far:
+        return ""
+    said = listed(f"seed {per_seed[i].seed}'s ({points(deltas[i])} points)" for i in far)
+    return (
+        f"; {'the delta of ' if len(far) == 1 else 'the deltas of '}{said} "
+        f"{'lies' if len(far) == 1 else 'lie'} far from the others' (median "
+        f"{points(float(np.median(deltas)))}): the interval assumes the seeds share one spread, "
+        f"which a rare bad run breaks; more seeds (--num_seeds {max(10, 2 * len(per_seed))}) show "
+        "how often it happens"
+    )
 
 
 def headline_test(results):

@@ -12,7 +12,7 @@ from scipy.stats import t as student_t
 from conftest import paired_test
 from sst2kit import files, results
 from sst2kit.results import Results
-from sst2kit.verdict import few_seeds, verdict_lines
+from sst2kit.verdict import far_seeds, few_seeds, verdict_lines
 
 
 def experiment(
@@ -561,3 +561,33 @@ def test_leakage_is_blamed_on_the_re_split_only_where_the_re_split_can_fix_it():
     external, test = leak  # in the order of the findings: the external set leads when it is given
     assert "--split grouped" not in external and "remove those items from the file" in external
     assert "--split grouped" in test
+
+
+def test_a_seed_far_from_the_others_is_named_in_the_answer():
+    """Four seeds with the full fine-tune 30 points ahead and one where it is level: the Answer
+    names that seed, says what the interval assumes, and asks for more seeds."""
+    lines = verdict(
+        [{"head_only": 0.6, "full_finetune": 0.9}] * 4 + [{"head_only": 0.6, "full_finetune": 0.6}]
+    )
+    assert (
+        "the delta of seed 46's (" in lines[0] and "lies far from the others' (median +" in lines[0]
+    )
+    assert "the interval assumes the seeds share one spread" in lines[0]
+    assert "--num_seeds 10" in lines[0]
+    ordinary = verdict([{"head_only": 0.6, "full_finetune": 0.9}] * 5)
+    assert "far from the others" not in ordinary[0]
+
+
+def test_the_far_seed_rule_names_a_bad_seed_and_rarely_a_good_one():
+    """Simulated seeds' deltas (SD 1 point, each seed's own standard error 1.3 points, GLUE
+    validation's): one seed in five 10 points worse is named in at least 90% of draws; five ordinary
+    seeds are named in at most 1%. With only the deltas' robust SD as the scale (no floor at the
+    seeds' own standard error), 3-5 ordinary seeds are named about 6% of the time."""
+    rng = np.random.default_rng(3)
+    named = ordinary = 0
+    for _ in range(2000):
+        deltas = rng.normal(0.10, 0.01, 5)
+        ordinary += bool(far_seeds(deltas, [0.013] * 5))
+        deltas[0] -= 0.10
+        named += 0 in far_seeds(deltas, [0.013] * 5)
+    assert named / 2000 >= 0.90 and ordinary / 2000 <= 0.01
