@@ -42,7 +42,7 @@ from sst2kit.errors import Diverged, UsageError
 from sst2kit.evaluation import evaluation_splits
 from sst2kit.features import cached_features, encoder_replayed
 from sst2kit.files import check_run_dir, new_run_dir, save_model_whole
-from sst2kit.health import STATUS_VERBS, advice, run_status
+from sst2kit.health import LOWER_STEP, STATUS_VERBS, advice, run_status
 from sst2kit.models import load_checked_model, load_model, set_encoder_trainable
 from sst2kit.names import RUN_TITLES, evaluated
 from sst2kit.probe import ProbeReference
@@ -231,7 +231,7 @@ def train(trainer, parameter_counts, *, run, cfg):
     if broken:
         raise Diverged(
             f"the {RUN_TITLES[run]} run diverged: its training loss was {broken['loss']} by step "
-            f"{broken['step']}; {run_advice(True, run, cfg)}"
+            f"{broken['step']}; {run_advice(LOWER_STEP, run, cfg)}"
         )
     best = next(
         (
@@ -258,7 +258,7 @@ def predict(trainer, data, record, *, run, cfg):
     if not all(np.isfinite(p).all() for p in probs.values()):
         raise Diverged(
             f"the {RUN_TITLES[run]} run diverged: its predictions are not finite numbers; "
-            f"{run_advice(True, run, cfg)}"
+            f"{run_advice(LOWER_STEP, run, cfg)}"
         )
     # the final weights' validation score is the curve's last point
     if "selected_epoch" not in record:
@@ -276,19 +276,19 @@ def predict(trainer, data, record, *, run, cfg):
 def judge_health(log_history, validation, validation_probs, *, run, selected_epoch, cfg):
     """The run's status on the weights scored, why, and the exact flags to change when it is
     broken."""
-    status, why, step_too_large = run_status(
+    status, why, remedy = run_status(
         log_history,
         labels=validation.label_ids,
         answers=(validation_probs > 0.5).astype(int),
         selected_epoch=selected_epoch,
     )
-    fix = run_advice(step_too_large, run, cfg) if status != "ok" else ""
+    fix = run_advice(remedy, run, cfg) if status != "ok" else ""
     return {"status": status, "status_why": why, "status_advice": fix}
 
 
-def run_advice(step_too_large, run, cfg):
+def run_advice(remedy, run, cfg):
     return advice(
-        step_too_large,
+        remedy,
         run=run,
         learning_rate=getattr(cfg, f"learning_rate_{run}"),
         epochs=getattr(cfg, f"epochs_{run}"),

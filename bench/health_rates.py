@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sst2kit.health import CHANCE_LOSS, run_status  # noqa: E402
+from sst2kit.health import CHANCE_LOSS, LOWER_STEP, run_status  # noqa: E402
 
 BATCH, ITEMS, POSITIVE, EPOCHS = 32, 872, 444, 2
 LENGTHS = (4, 6, 8, 12, 16, 30, 60, 120, 400)
@@ -228,15 +228,16 @@ def labels_of(rng):
 
 
 def judged(kind, steps, trials, seed=0):
-    """The statuses (status, step_too_large) of `trials` simulated runs of this kind and length."""
+    """(status, whether the advice lowers the learning rate) of `trials` simulated runs of this
+    kind and length."""
     make = KINDS[kind][0]
     rng = np.random.default_rng([seed, steps, list(KINDS).index(kind)])
     labels = labels_of(rng)
     out = []
     for _ in range(trials):
         history, answers = trainer_log(rng, make(rng, steps), steps, labels)
-        status, _, lower = run_status(history, labels=labels, answers=answers)
-        out.append((status, lower))
+        status, _, remedy = run_status(history, labels=labels, answers=answers)
+        out.append((status, remedy == LOWER_STEP))
     return out
 
 

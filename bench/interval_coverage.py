@@ -4,6 +4,7 @@ gain from fine-tuning vary, and N seeds that shift each arm's skill (in logits);
 experiment's delta over the population and over seeds.
 
     python bench/interval_coverage.py --trials 1000
+    python bench/interval_coverage.py --trials 1000 --items 6735 --seeds 3,5,10
 """
 
 import argparse
@@ -69,12 +70,13 @@ def main():
     parser.add_argument(
         "--items", type=int, default=872, help="test sentences per trial (GLUE validation: 872)"
     )
+    parser.add_argument("--seeds", default="2,3,5", help="seed counts N, comma-separated")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     print(f"{'scenario':38} {'seeds':>5} {'coverage':>9} {'claims':>7}")
     for scenario in SCENARIOS:
-        for seeds in (2, 3, 5):
+        for seeds in (int(n) for n in args.seeds.split(",")):
             coverage, claims = simulate(scenario, seeds, args.trials, args.items, rng)
             print(f"{scenario:38} {seeds:5d} {coverage:9.3f} {claims:7.3f}")
 

@@ -56,15 +56,19 @@ STATUS_VERBS = {
 }
 
 
+# what a broken run's advice asks for, from its evidence
+LOWER_STEP = "lower step"  # its loss blew up, rose or swung
+MORE_EVIDENCE = "more evidence"  # above the floor, but too few validation items to show it learned
+MORE_STEPS = "more steps"  # it moved too little
+
+
 @dataclass(frozen=True)
 class Finding:
-    """One thing wrong with a run. step_too_large: its loss blew up or rose, so the advice lowers
-    the learning rate; otherwise it moved too little, and the advice gives it more or larger
-    steps."""
+    """One thing wrong with a run, and what its advice asks for (remedy)."""
 
     status: str
     why: str
-    step_too_large: bool = False
+    remedy: str = MORE_STEPS
 
 
 @dataclass(frozen=True)
@@ -206,7 +210,7 @@ def blow_ups(history, losses):
                     "diverged" if stayed else "unstable",
                     f"its {what} loss blew up to {max(values):,.4g} from {start:.3g} before "
                     f"training and {'ended at' if stayed else 'came back down to'} {end:.3g}",
-                    step_too_large=True,
+                    remedy=LOWER_STEP,
                 )
             )
     return found
@@ -216,7 +220,7 @@ def loss_findings(history, losses):
     """What the training losses show wrong: not a number, a blow-up, a real rise, a swing."""
     bad = next((loss for loss in losses if not math.isfinite(loss)), None)
     if bad is not None:
-        return [Finding("diverged", f"its training loss became {bad}", step_too_large=True)]
+        return [Finding("diverged", f"its training loss became {bad}", remedy=LOWER_STEP)]
     found = blow_ups(history, losses)
     levels = LossLevels.of(losses)
     if levels and levels.rose and not found:
@@ -225,7 +229,7 @@ def loss_findings(history, losses):
                 "diverged",
                 f"its training loss rose to {levels.late:.3g} (mean of its last {levels.width} "
                 f"logged values) from {levels.lowest:.3g}",
-                step_too_large=True,
+                remedy=LOWER_STEP,
             )
         )
     swing, middle = swing_size(losses), float(np.median(losses))
@@ -235,21 +239,21 @@ def loss_findings(history, losses):
                 "unstable",
                 f"its training loss swung by about {swing:.2g} from one logged value to the next "
                 f"around {middle:.2g}, far more than batches differ",
-                step_too_large=True,
+                remedy=LOWER_STEP,
             )
         )
     return found
 
 
 def run_status(log_history, *, labels, answers, selected_epoch=None):
-    """(status, why, step_too_large) of one run, from its log history and the scored validation
-    answers (labels: the split's; answers: the run's)."""
+    """(status, why, remedy) of one run, from its log history and the scored validation answers
+    (labels: the split's; answers: the run's). remedy: what the advice asks for."""
     history = scored_history(log_history, selected_epoch)
     losses = [entry["loss"] for entry in history if "loss" in entry]
     found = loss_findings(history, losses) if losses else []
     eval_losses = [entry["eval_loss"] for entry in history if "eval_loss" in entry]
     if any(not math.isfinite(loss) for loss in eval_losses):
-        found.append(Finding("diverged", "its validation loss is not a number", True))
+        found.append(Finding("diverged", "its validation loss is not a number", LOWER_STEP))
     starts = [entry for entry in history if "eval_accuracy" in entry]
     evidence = held_out(labels, answers, starts[0]["eval_accuracy"] if starts else None)
     if len(np.unique(labels)) > 1:
@@ -260,10 +264,12 @@ def run_status(log_history, *, labels, answers, selected_epoch=None):
         if not any(f.status in ("collapsed", "did not learn") for f in found):
             found += learning_findings(evidence, losses)
     if not found:
-        return "ok", "", False
+        return "ok", "", None
     status = min((f.status for f in found), key=BROKEN.index)
     why = "; ".join(dict.fromkeys(f.why for f in found))
-    return status, why, any(f.step_too_large for f in found) or ended_above_chance(losses)
+    if any(f.remedy == LOWER_STEP for f in found) or ended_above_chance(losses):
+        return status, why, LOWER_STEP
+    return status, why, min((f.remedy for f in found), key=(MORE_EVIDENCE, MORE_STEPS).index)
 
 
 def ended_above_chance(losses):
@@ -283,6 +289,9 @@ def learning_findings(evidence, losses):
             f"answering '{evidence.floor_class}' (one-sided binomial p = {p_floor:.2g} on "
             f"{evidence.items:,} items; learning takes p < {LEARNED_ALPHA})"
         )
+        if evidence.accuracy > evidence.floor:
+            # above the floor, but not by enough on this many items: more items would show it
+            return [Finding("did not learn", why, MORE_EVIDENCE)]
         if levels and levels.fell:
             why += (
                 f", though its training loss fell from {levels.early:.3g} to {levels.late:.3g}: "
@@ -329,10 +338,17 @@ def answered(positive, items):
     return f"every one of the {items:,}" if most == items else f"{most:,} of the {items:,}"
 
 
-def advice(step_too_large, *, run, learning_rate, epochs, weight_decay):
+def advice(remedy, *, run, learning_rate, epochs, weight_decay):
     """The exact flags to change for a broken run: a lower learning rate when its loss blew up or
-    rose, more or larger steps when it moved too little."""
-    if step_too_large:
+    rose, more validation items when it scored above the floor on too few to show it, more or larger
+    steps when it moved too little."""
+    if remedy == MORE_EVIDENCE:
+        return (
+            "score it on more validation items: a larger --subset_fraction (GLUE validation has "
+            "872 sentences), or more seeds; its answers beat the floor, but too few were scored to "
+            "show it learned"
+        )
+    if remedy == LOWER_STEP:
         return (
             f"lower its learning rate: --learning_rate_{run} {learning_rate / 10:g} (a tenth of "
             f"{learning_rate:g}); if it still blows up, --weight_decay {weight_decay / 10:g} "

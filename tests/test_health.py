@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from sst2kit.health import advice, run_status
+from sst2kit.health import LOWER_STEP, MORE_EVIDENCE, MORE_STEPS, advice, run_status
 
 LABELS = np.array([1] * 444 + [0] * 428)  # GLUE validation's mix: the floor is 0.509
 
@@ -169,12 +169,12 @@ def test_a_blow_up_inside_the_first_window_is_measured_against_the_start():
     1.35. The old rule took its start from a window the blow-up filled, saw no spike, called it
     'did not learn' and advised a learning rate of 100."""
     losses = [0.69, 13995.0, 85938.0, 9000.0, 300.0, 40.0, 5.0, 2.0] + [1.35] * 32
-    found, why, lower = run_status(
+    found, why, remedy = run_status(
         history(losses), labels=LABELS, answers=answers(positive=872), selected_epoch=None
     )
-    assert found == "diverged" and lower
+    assert found == "diverged" and remedy == LOWER_STEP
     assert "training loss blew up to 8.594e+04 from 0.69 before training" in why
-    fix = advice(lower, run="full_finetune", learning_rate=10, epochs=2, weight_decay=0.01)
+    fix = advice(remedy, run="full_finetune", learning_rate=10, epochs=2, weight_decay=0.01)
     assert "--learning_rate_full_finetune 1 (a tenth of 10)" in fix and "100" not in fix
 
 
@@ -187,14 +187,14 @@ def test_a_blow_up_it_came_back_from_is_unstable():
 def test_a_loss_that_ended_above_chance_is_told_to_lower_its_step():
     """No blow-up, no 1.5x rise: 0.69 -> 0.8 with answers at chance. The advice lowers the step."""
     losses = list(np.linspace(0.69, 0.8, 40))
-    lower = run_status(history(losses), labels=LABELS, answers=answers(0.5))[2]
-    assert lower
+    assert run_status(history(losses), labels=LABELS, answers=answers(0.5))[2] == LOWER_STEP
 
 
 def test_a_run_that_moved_too_little_is_told_to_take_more_steps():
     flat = [0.693 + 0.002 * math.sin(i) for i in range(40)]
-    lower = run_status(history(flat), labels=LABELS, answers=answers(0.5))[2]
-    more = advice(lower, run="head_only", learning_rate=5e-4, epochs=2, weight_decay=0.01)
+    remedy = run_status(history(flat), labels=LABELS, answers=answers(0.5))[2]
+    assert remedy == MORE_STEPS
+    more = advice(remedy, run="head_only", learning_rate=5e-4, epochs=2, weight_decay=0.01)
     assert "--epochs_head_only 8" in more and "--learning_rate_head_only 0.005" in more
 
 
@@ -211,9 +211,25 @@ def test_a_one_class_split_is_no_collapse():
     one_class = np.ones(30, int)
     assert run_status(
         history(list(np.linspace(0.5, 0.1, 40))), labels=one_class, answers=one_class
-    ) == ("ok", "", False)
+    ) == ("ok", "", None)
 
 
 @pytest.mark.parametrize("losses", [[0.3], [0.3, 0.29]])
 def test_a_run_with_one_or_two_logged_losses_is_judged_without_error(losses):
     assert status(losses, eval_losses=(0.3,)) == ("ok", "")
+
+
+def test_a_run_above_the_floor_on_too_few_items_is_told_to_score_more_not_to_train_more():
+    """The README's quick look: the head answers 30 of 43 validation sentences right (floor 22 of
+    43, p = 0.010) after its loss fell. It cannot be shown to have learned there, and more or larger
+    steps would not show it: the advice asks for more validation items."""
+    labels = np.array([1] * 22 + [0] * 21)
+    scored = labels.copy()
+    scored[:13] = 1 - scored[:13]
+    found, why, remedy = run_status(
+        history(list(np.linspace(0.69, 0.45, 40))), labels=labels, answers=scored
+    )
+    assert found == "did not learn" and "0.698 is not significantly above 0.512" in why
+    assert remedy == MORE_EVIDENCE
+    fix = advice(remedy, run="head_only", learning_rate=2e-2, epochs=20, weight_decay=0.01)
+    assert "--subset_fraction" in fix and "--epochs_head_only" not in fix
