@@ -286,7 +286,7 @@ def learning_findings(evidence, losses):
     if p_floor >= LEARNED_ALPHA:
         why = (
             f"{said} is not significantly above {evidence.floor:.3f}, the score of always "
-            f"answering '{evidence.floor_class}' (one-sided binomial p = {p_floor:.2g} on "
+            f"answering '{evidence.floor_class}' (one-sided binomial p = {p_floor:.3g} on "
             f"{evidence.items:,} items; learning takes p < {LEARNED_ALPHA})"
         )
         if evidence.accuracy > evidence.floor:
@@ -345,8 +345,8 @@ def advice(remedy, *, run, learning_rate, epochs, weight_decay):
     if remedy == MORE_EVIDENCE:
         return (
             "score it on more validation items: a larger --subset_fraction (GLUE validation has "
-            "872 sentences), or more seeds; its answers beat the floor, but too few were scored to "
-            "show it learned"
+            "872 sentences); its answers beat the floor, but too few were scored to show it "
+            "learned"
         )
     if remedy == LOWER_STEP:
         return (
