@@ -1,5 +1,5 @@
 """Whether a run trained well enough to be evidence, judged on the weights that were scored: its
-status, why in words, and whether its step was too large (the advice then lowers it).
+status, why in words, and what its advice asks for (a lower step, more items, more steps).
 
 Whether a run learned is judged on held-out evidence, its scored validation answers: it learned when
 its accuracy is significantly above both the majority-class floor (always answering the commoner
@@ -216,13 +216,13 @@ def blow_ups(history, losses):
     return found
 
 
-def loss_findings(history, losses):
-    """What the training losses show wrong: not a number, a blow-up, a real rise, a swing."""
+def loss_findings(history, losses, levels):
+    """What the training losses show wrong: not a number, a blow-up, a real rise, a swing. levels:
+    LossLevels.of(losses) (None for too few or non-finite losses)."""
     bad = next((loss for loss in losses if not math.isfinite(loss)), None)
     if bad is not None:
         return [Finding("diverged", f"its training loss became {bad}", remedy=LOWER_STEP)]
     found = blow_ups(history, losses)
-    levels = LossLevels.of(losses)
     if levels and levels.rose and not found:
         found.append(
             Finding(
@@ -250,7 +250,9 @@ def run_status(log_history, *, labels, answers, selected_epoch=None):
     (labels: the split's; answers: the run's). remedy: what the advice asks for."""
     history = scored_history(log_history, selected_epoch)
     losses = [entry["loss"] for entry in history if "loss" in entry]
-    found = loss_findings(history, losses) if losses else []
+    finite = bool(losses) and all(map(math.isfinite, losses))
+    levels = LossLevels.of(losses) if finite else None  # read once, by every rule below
+    found = loss_findings(history, losses, levels) if losses else []
     eval_losses = [entry["eval_loss"] for entry in history if "eval_loss" in entry]
     if any(not math.isfinite(loss) for loss in eval_losses):
         found.append(Finding("diverged", "its validation loss is not a number", LOWER_STEP))
@@ -262,25 +264,24 @@ def run_status(log_history, *, labels, answers, selected_epoch=None):
         ]
         found += answer_findings(int(np.sum(answers)), len(answers), shares)
         if not any(f.status in ("collapsed", "did not learn") for f in found):
-            found += learning_findings(evidence, losses)
+            found += learning_findings(evidence, levels)
     if not found:
         return "ok", "", None
     status = min((f.status for f in found), key=BROKEN.index)
     why = "; ".join(dict.fromkeys(f.why for f in found))
-    if any(f.remedy == LOWER_STEP for f in found) or ended_above_chance(losses):
+    if any(f.remedy == LOWER_STEP for f in found) or ended_above_chance(levels):
         return status, why, LOWER_STEP
     return status, why, min((f.remedy for f in found), key=(MORE_EVIDENCE, MORE_STEPS).index)
 
 
-def ended_above_chance(losses):
-    levels = LossLevels.of(losses) if losses else None
+def ended_above_chance(levels):
     return bool(levels and levels.late - CHANCE_LOSS > NOISE_SIGMAS * levels.error)
 
 
-def learning_findings(evidence, losses):
+def learning_findings(evidence, levels):
     """Did not learn, on held-out evidence: not significantly above the majority-class floor; or,
-    above it but not above its own start, neither its accuracy nor its training loss moved."""
-    levels = LossLevels.of(losses) if losses else None
+    above it but not above its own start, neither its accuracy nor its training loss moved (levels:
+    the training losses' LossLevels, or None)."""
     p_floor = evidence.p_above(evidence.floor)
     said = f"its validation accuracy {evidence.accuracy:.3f}"
     if p_floor >= LEARNED_ALPHA:

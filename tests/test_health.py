@@ -190,6 +190,14 @@ def test_a_loss_that_ended_above_chance_is_told_to_lower_its_step():
     assert run_status(history(losses), labels=LABELS, answers=answers(0.5))[2] == LOWER_STEP
 
 
+def test_a_loss_that_stayed_above_chance_without_rising_is_told_to_lower_its_step():
+    """Flat at 0.85 from a start of 0.85: no blow-up and no rise, but a loss above ln 2 is worse
+    than answering 50/50, which more steps or a larger step cannot mend."""
+    flat = [0.85 + 0.002 * math.sin(i) for i in range(40)]
+    scored = run_status(history(flat, eval_losses=(0.85,)), labels=LABELS, answers=answers(0.5))
+    assert scored[0] == "did not learn" and scored[2] == LOWER_STEP
+
+
 def test_a_run_that_moved_too_little_is_told_to_take_more_steps():
     flat = [0.693 + 0.002 * math.sin(i) for i in range(40)]
     remedy = run_status(history(flat), labels=LABELS, answers=answers(0.5))[2]
