@@ -108,15 +108,16 @@ STAGES = (
 
 
 def summarize(results, wall):
-    runs, timings = results["runs"], results["timings_seconds"]
-    head, full = runs["head_only"], runs["full_finetune"]
+    first_seed, timings = results["seeds"][0], results["timings_seconds"]
+    head, full = first_seed["training"]["head_only"], first_seed["training"]["full_finetune"]
+    scored = first_seed["metrics"]
     seeds = sum(seconds for stage, seconds in timings.items() if stage.startswith("seed"))
     return {
         **{f"{stage} s": timings.get(stage, 0.0) for stage in STAGES},
         "both runs (seeds) s": seeds,
         "head-only s": timings.get("features", 0) + head["train_seconds"] + head["predict_seconds"],
         # not in total
-        "probe, beside s": (results.get("probe_reference") or {}).get("fit", {}).get("seconds", 0),
+        "probe, beside s": (results["probe_fit"] or {}).get("seconds", 0),
         "full fine-tune s": full["train_seconds"] + full["predict_seconds"],
         "evaluation s": head["predict_seconds"] + full["predict_seconds"],
         "total s": wall,
@@ -125,10 +126,10 @@ def summarize(results, wall):
         "peak GPU GiB": torch.cuda.max_memory_allocated() / 2**30
         if torch.cuda.is_available()
         else float("nan"),
-        "head-only val acc": head["validation"]["accuracy"],
-        "head-only test acc": head["test"]["accuracy"],
-        "full val acc": full["validation"]["accuracy"],
-        "full test acc": full["test"]["accuracy"],
+        "head-only val acc": scored["head_only"]["validation"]["accuracy"],
+        "head-only test acc": scored["head_only"]["test"]["accuracy"],
+        "full val acc": scored["full_finetune"]["validation"]["accuracy"],
+        "full test acc": scored["full_finetune"]["test"]["accuracy"],
     }
 
 

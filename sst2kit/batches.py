@@ -100,7 +100,7 @@ def token_id_lists(tokenizer, max_length):
     return lambda sentences: [encoding.ids for encoding in backend.encode_batch_fast(sentences)]
 
 
-def tokenize_splits(splits, tokenizer, max_length, train_pad_multiple, *, chunk=16384):
+def tokenize_splits(splits, tokenizer, *, max_length, train_pad_multiple, chunk=16384):
     """Every split's token ids, truncated at max_length; evaluation splits put in length order, so
     prediction batches pad little (their frames are reordered alike, so rows stay aligned with
     sentences and labels)."""

@@ -75,6 +75,8 @@ def epoch_metrics(prediction):
     # the share answered positive: a run whose answers collapse to one class is told from one that
     # learned
     return {
-        **{k: metrics[k] for k in ("accuracy", "f1", "macro_f1")},
+        "accuracy": metrics.accuracy,
+        "f1": metrics.f1,
+        "macro_f1": metrics.macro_f1,
         "positive_share": float(predicted.mean()),
     }

@@ -22,6 +22,8 @@ from sst2kit.console import say
 from sst2kit.data import check_data_dir, check_external_test_file
 from sst2kit.errors import UsageError
 from sst2kit.models import check_model_path
+from sst2kit.names import RUNS
+from sst2kit.settings import seed_range
 from sst2kit.significance import MAX_RESAMPLES, MIN_RESAMPLES
 from sst2kit.startup import field_types, type_problem
 from sst2kit.trackers import check_trackers
@@ -176,7 +178,7 @@ def training_rules(cfg):
 
 def data_rules(cfg):
     """The same for the data and statistics values."""
-    fraction, last_seed = cfg.subset_fraction, cfg.seed + cfg.num_seeds - 1
+    fraction, last_seed = cfg.subset_fraction, seed_range(cfg)[-1]
     resamples = (
         f"in [{MIN_RESAMPLES:,}, {MAX_RESAMPLES:,}] (fewer cannot reach p < 0.05 after "
         "correction; more costs time and memory for nothing)"
@@ -320,7 +322,7 @@ def check_training_cost(cfg, train_rows, processes):
     the bound; and a run whose every step falls in the warm-up (learning rate 0 at its first step)
     said before it trains."""
     steps_per_epoch = math.ceil(train_rows / (cfg.per_device_train_batch_size * processes))
-    for run in ("head_only", "full_finetune"):
+    for run in RUNS:
         epochs = getattr(cfg, f"epochs_{run}")
         run_steps = math.ceil(steps_per_epoch * epochs)
         if run_steps <= math.ceil(cfg.warmup_ratio * run_steps):

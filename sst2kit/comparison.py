@@ -3,19 +3,21 @@ deltas and paired tests per split and per part of a split, the majority-class fl
 length, and the probe reference's comparisons. Its claims are decided in three families
 (significance.decide_claims); a run that broke makes no claim (withhold_broken)."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from sst2kit.health import STATUS_VERBS
 from sst2kit.metrics import (
+    MetricDelta,
+    Metrics,
     accuracy_by_length,
     at_floor,
     classification_metrics,
     metric_delta,
     predicted_labels,
 )
-from sst2kit.names import PROBE, RUN_NAMES, RUNS, headline_split
+from sst2kit.names import FULL_FINETUNE, HEAD_ONLY, PROBE, RUN_NAMES, RUNS, headline_split
 from sst2kit.significance import PairedTest, decide_claims, paired_significance, withhold
 
 
@@ -33,11 +35,26 @@ class RunHealth:
 
 
 @dataclass
+class Training:
+    """One run's training: its size, steps and seconds, the epoch whose weights it ended with
+    (select_best_epoch), its curves, and its health."""
+
+    trainable_parameters: int
+    frozen_parameters: int
+    steps: int
+    train_seconds: float
+    predict_seconds: float
+    selected_epoch: float | None
+    history: dict[str, list[list[float]]]  # curve -> [epoch, value] points
+    health: RunHealth = field(default_factory=RunHealth)
+
+
+@dataclass
 class Versus:
     """One model minus a baseline on every split: each metric's delta and the paired test."""
 
-    deltas: dict  # split -> metrics.metric_delta
-    tests: dict  # split -> PairedTest
+    deltas: dict[str, MetricDelta]  # split ->
+    tests: dict[str, PairedTest]  # split ->
 
 
 @dataclass
@@ -45,33 +62,38 @@ class PartComparison:
     """Both runs on a part of a split (its whole sentences, or its phrases)."""
 
     items: int
-    accuracy: dict  # run -> accuracy
+    accuracy: dict[str, float]  # run ->
     delta_accuracy: float
     test: PairedTest
 
 
 @dataclass
 class ProbeComparison:
-    """The best linear probe beside the runs: its metrics, the full fine-tune over it, and it over
-    head-only."""
+    """The best linear probe beside the runs: the full fine-tune over it, and it over head-only."""
 
-    runs: dict  # split -> metrics
     full_over_probe: Versus
     over_head_only: Versus
 
 
 @dataclass
 class SeedComparison:
-    """One seed's two runs compared (results.json keeps it; docs/results.md names every key)."""
+    """One seed's two runs compared (results.json's `seeds` keeps it; docs/results.md names every
+    key)."""
 
     seed: int
-    runs: dict  # run -> its training record, and split -> its metrics
+    training: dict[str, Training]  # run ->
+    metrics: dict[str, dict[str, Metrics]]  # model (each run, and the probe) -> split ->
     versus: Versus  # full fine-tune minus head-only
-    status: dict  # run -> RunHealth
-    at_majority_floor: dict  # run -> the splits where it scores no better than a constant answer
-    accuracy_by_length: dict  # split -> metrics.accuracy_by_length
-    by_kind: dict  # split -> kind of item -> PartComparison (None for an empty part)
+    at_majority_floor: dict[str, list[str]]  # run -> the splits where it is no better than constant
+    accuracy_by_length: dict[str, list[dict]]  # split -> metrics.accuracy_by_length
+    # split -> kind of item -> the part compared (None for an empty part)
+    by_kind: dict[str, dict[str, PartComparison | None]]
     probe: ProbeComparison | None = None
+
+    @property
+    def status(self):
+        """run -> RunHealth."""
+        return {run: training.health for run, training in self.training.items()}
 
     @property
     def splits(self):
@@ -95,7 +117,7 @@ class SeedComparison:
         ]
 
 
-def model_versus_baseline(baseline, model, *, preds, runs, eval_splits, resamples, seed):
+def model_versus_baseline(baseline, model, *, preds, metrics, eval_splits, resamples, seed):
     """model minus baseline on every split: the metric deltas (with the errors fixed and broken)
     and the paired test."""
     deltas, tests = {}, {}
@@ -103,8 +125,8 @@ def model_versus_baseline(baseline, model, *, preds, runs, eval_splits, resample
         base_right = preds[baseline][name] == split.labels
         model_right = preds[model][name] == split.labels
         deltas[name] = metric_delta(
-            runs[baseline][name],
-            runs[model][name],
+            metrics[baseline][name],
+            metrics[model][name],
             fixed=int(np.sum(model_right & ~base_right)),
             broken=int(np.sum(base_right & ~model_right)),
         )
@@ -129,40 +151,40 @@ def compare_on_part(split, preds, *, part, resamples, seed):
     accuracy = {run: float(np.mean(preds[run][part] == labels)) for run in RUNS}
     test = paired_significance(
         labels,
-        preds["head_only"][part],
-        preds["full_finetune"][part],
+        preds[HEAD_ONLY][part],
+        preds[FULL_FINETUNE][part],
         units=np.unique(split.units[part], return_inverse=True)[1],
         unit_name=split.unit_name,
         resamples=resamples,
         seed=seed,
     )
-    delta = accuracy["full_finetune"] - accuracy["head_only"]
+    delta = accuracy[FULL_FINETUNE] - accuracy[HEAD_ONLY]
     return PartComparison(int(part.sum()), accuracy, delta, test)
 
 
-def run_health(record):
-    record = record or {}
-    return RunHealth(
-        record.get("status", "ok"), record.get("status_why", ""), record.get("status_advice", "")
-    )
-
-
-def compare_runs(seed, records, *, probs, eval_splits, resamples):
-    """One seed's comparison. records: each run's training record (with its status); probs: each
-    model's P(positive) per split (the two runs, and the probe when it was fitted); eval_splits:
-    name -> EvalSplit."""
+def compare_runs(seed, training, *, probs, eval_splits, resamples):
+    """One seed's comparison. training: each run's Training; probs: each model's P(positive) per
+    split (the two runs, and the probe when it was fitted); eval_splits: name -> EvalSplit."""
     preds = {
         model: {name: predicted_labels(p[name]) for name in eval_splits}
         for model, p in probs.items()
     }
-    runs = {model: run_metrics(records.get(model), preds[model], eval_splits) for model in probs}
-    scored = dict(preds=preds, runs=runs, eval_splits=eval_splits, resamples=resamples, seed=seed)
+    metrics = {
+        model: {
+            name: classification_metrics(split.labels, preds[model][name])
+            for name, split in eval_splits.items()
+        }
+        for model in probs
+    }
+    scored = dict(
+        preds=preds, metrics=metrics, eval_splits=eval_splits, resamples=resamples, seed=seed
+    )
     comparison = SeedComparison(
         seed=seed,
-        runs={run: runs[run] for run in RUNS},
-        versus=model_versus_baseline("head_only", "full_finetune", **scored),
-        status={run: run_health(records.get(run)) for run in RUNS},
-        at_majority_floor=floors(runs, eval_splits),
+        training=training,
+        metrics=metrics,
+        versus=model_versus_baseline(HEAD_ONLY, FULL_FINETUNE, **scored),
+        at_majority_floor=floors(metrics, eval_splits),
         accuracy_by_length={
             name: accuracy_by_length(
                 split, [{run: preds[run][name] for run in RUNS}], resamples=resamples, seed=seed
@@ -173,30 +195,20 @@ def compare_runs(seed, records, *, probs, eval_splits, resamples):
     )
     if PROBE in probs:
         comparison.probe = ProbeComparison(
-            runs[PROBE],
-            model_versus_baseline(PROBE, "full_finetune", **scored),
-            model_versus_baseline("head_only", PROBE, **scored),
+            model_versus_baseline(PROBE, FULL_FINETUNE, **scored),
+            model_versus_baseline(HEAD_ONLY, PROBE, **scored),
         )
     decide_seed_claims(comparison, headline_split(eval_splits))
     return comparison
 
 
-def run_metrics(record, preds, eval_splits):
-    """A model's training record (none for the probe) and its metrics on every split."""
-    metrics = {
-        name: classification_metrics(split.labels, preds[name])
-        for name, split in eval_splits.items()
-    }
-    return {**(record or {}), **metrics}
-
-
-def floors(runs, eval_splits):
+def floors(metrics, eval_splits):
     """Per run, the splits where it scores no better than always answering the majority class."""
     return {
         run: [
             name
             for name, split in eval_splits.items()
-            if at_floor(runs[run][name]["accuracy"], split.majority_floor, len(split.labels))
+            if at_floor(metrics[run][name].accuracy, split.majority_floor, len(split.labels))
         ]
         for run in RUNS
     }
@@ -231,13 +243,13 @@ def decide_seed_claims(comparison, headline):
     involving = {run: [] for run in RUNS}  # the probe's tests, by the run each one involves
     if comparison.probe:
         involving = {
-            "full_finetune": list(comparison.probe.full_over_probe.tests.values()),
-            "head_only": list(comparison.probe.over_head_only.tests.values()),
+            FULL_FINETUNE: list(comparison.probe.full_over_probe.tests.values()),
+            HEAD_ONLY: list(comparison.probe.over_head_only.tests.values()),
         }
     decide_claims(
         primary=primary,
         secondary=secondary,
-        reference=[*involving["full_finetune"], *involving["head_only"]],
+        reference=[*involving[FULL_FINETUNE], *involving[HEAD_ONLY]],
     )
     withhold_broken([comparison], question=[primary, *secondary], involving=involving)
 

@@ -339,10 +339,11 @@ def answered(positive, items):
     return f"every one of the {items:,}" if most == items else f"{most:,} of the {items:,}"
 
 
-def advice(remedy, *, run, learning_rate, epochs, weight_decay):
+def advice(remedy, run, cfg):
     """The exact flags to change for a broken run: a lower learning rate when its loss blew up or
     rose, more validation items when it scored above the floor on too few to show it, more or larger
     steps when it moved too little."""
+    learning_rate, epochs = getattr(cfg, f"learning_rate_{run}"), getattr(cfg, f"epochs_{run}")
     if remedy == MORE_EVIDENCE:
         return (
             "score it on more validation items: a larger --subset_fraction (GLUE validation has "
@@ -352,7 +353,7 @@ def advice(remedy, *, run, learning_rate, epochs, weight_decay):
     if remedy == LOWER_STEP:
         return (
             f"lower its learning rate: --learning_rate_{run} {learning_rate / 10:g} (a tenth of "
-            f"{learning_rate:g}); if it still blows up, --weight_decay {weight_decay / 10:g} "
+            f"{learning_rate:g}); if it still blows up, --weight_decay {cfg.weight_decay / 10:g} "
             "(AdamW takes learning rate x weight decay off every weight each step)"
         )
     return (

@@ -1,9 +1,11 @@
 """Each run's metrics on a split: accuracy and the rest, the deltas between two runs, the
 majority-class floor, and accuracy by sentence length with its intervals."""
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from sst2kit.names import LABEL_NAMES, RUNS
+from sst2kit.names import FULL_FINETUNE, HEAD_ONLY, LABEL_NAMES, RUNS
 from sst2kit.significance import cluster_bootstrap_ci
 
 
@@ -23,6 +25,33 @@ def balanced_accuracy(labels, preds):
     return float(np.mean(recalls)) if recalls else 0.0
 
 
+@dataclass
+class Metrics:
+    """A model's answers on one split scored."""
+
+    accuracy: float
+    balanced_accuracy: float
+    f1: float  # of the positive class
+    macro_f1: float
+    predicted_positive_share: float
+    confusion_matrix: list[list[int]]  # rows true, columns predicted
+    report: str  # scikit-learn's classification_report, to the digit
+
+
+@dataclass
+class MetricDelta:
+    """A model minus a baseline on one split, as differences of 0-1 scores (0.05 is 5 points)."""
+
+    accuracy: float
+    f1: float
+    macro_f1: float
+    balanced_accuracy: float
+    # net: (fixed - broken) / the baseline's errors, negative when the model breaks more than it
+    # fixes; None when the baseline made none
+    error_rate_reduction: float | None
+    errors_fixed_share: float | None  # the share of the baseline's errors the model fixes
+
+
 def classification_metrics(labels, preds):
     """Accuracy, balanced accuracy, F1 of the positive class, macro-F1 (over the classes present in
     the labels or the answers), the share answered positive, the confusion matrix (rows: true,
@@ -33,15 +62,15 @@ def classification_metrics(labels, preds):
     matrix = np.bincount(2 * labels + preds, minlength=4).reshape(2, 2)
     present = [c for c in (0, 1) if matrix[c, :].sum() or matrix[:, c].sum()]
     f1 = per_class_scores(matrix)[2]
-    return {
-        "accuracy": float(np.mean(labels == preds)) if len(labels) else 0.0,
-        "balanced_accuracy": balanced_accuracy(labels, preds),
-        "f1": float(f1[1]),
-        "macro_f1": float(np.mean(f1[present])) if present else 0.0,
-        "predicted_positive_share": float(np.mean(preds)) if len(preds) else 0.0,
-        "confusion_matrix": matrix.tolist(),
-        "report": per_class_report(matrix),
-    }
+    return Metrics(
+        accuracy=float(np.mean(labels == preds)) if len(labels) else 0.0,
+        balanced_accuracy=balanced_accuracy(labels, preds),
+        f1=float(f1[1]),
+        macro_f1=float(np.mean(f1[present])) if present else 0.0,
+        predicted_positive_share=float(np.mean(preds)) if len(preds) else 0.0,
+        confusion_matrix=matrix.tolist(),
+        report=per_class_report(matrix),
+    )
 
 
 def divided(part, whole):
@@ -84,20 +113,19 @@ def per_class_report(matrix, digits=4):
 
 
 def metric_delta(baseline, model, *, fixed, broken):
-    """Model minus baseline, as differences of 0-1 scores (0.05 is 5 points), for accuracy and F1;
-    the net error-rate reduction ((fixed - broken) / the baseline's errors: negative when the model
-    breaks more than it fixes) and, beside it, the share of the baseline's errors the model fixes
-    (None when it made none)."""
-    total = int(np.sum(baseline["confusion_matrix"]))
-    baseline_errors = total - int(np.trace(baseline["confusion_matrix"]))
-    return {
-        "accuracy": model["accuracy"] - baseline["accuracy"],
-        "error_rate_reduction": (fixed - broken) / baseline_errors if baseline_errors else None,
-        "errors_fixed_share": fixed / baseline_errors if baseline_errors else None,
-        "f1": model["f1"] - baseline["f1"],
-        "macro_f1": model["macro_f1"] - baseline["macro_f1"],
-        "balanced_accuracy": model["balanced_accuracy"] - baseline["balanced_accuracy"],
-    }
+    """Model minus baseline (two Metrics); fixed and broken: the items the model answers right
+    where the baseline was wrong, and the reverse."""
+    baseline_errors = int(np.sum(baseline.confusion_matrix)) - int(
+        np.trace(baseline.confusion_matrix)
+    )
+    return MetricDelta(
+        accuracy=model.accuracy - baseline.accuracy,
+        f1=model.f1 - baseline.f1,
+        macro_f1=model.macro_f1 - baseline.macro_f1,
+        balanced_accuracy=model.balanced_accuracy - baseline.balanced_accuracy,
+        error_rate_reduction=(fixed - broken) / baseline_errors if baseline_errors else None,
+        errors_fixed_share=fixed / baseline_errors if baseline_errors else None,
+    )
 
 
 def majority_floor(labels):
@@ -153,7 +181,7 @@ def bucket_row(name, split, inside, per_seed_preds, *, resamples, seed):
             cluster_bootstrap_ci(values, units, resamples=resamples, seed=seed) if enough else None
         )
 
-    diff = right["full_finetune"] - right["head_only"]
+    diff = right[FULL_FINETUNE] - right[HEAD_ONLY]
     return {
         "tokens": name,
         "items": int(inside.sum()),

@@ -1,6 +1,7 @@
 """The runs, the evaluation splits and the labels: one spelling each, imported everywhere."""
 
 RUNS = ("head_only", "full_finetune")
+HEAD_ONLY, FULL_FINETUNE = RUNS
 RUN_NAMES = {"head_only": "head-only", "full_finetune": "full fine-tune"}  # inside a sentence
 RUN_TITLES = {"head_only": "head-only (frozen encoder)", "full_finetune": "full fine-tune"}
 # the best linear probe on the frozen features: a reference, not one of the two runs

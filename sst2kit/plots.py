@@ -9,21 +9,28 @@ import numpy as np  # noqa: E402
 
 from sst2kit.files import write_atomic  # noqa: E402
 from sst2kit.metrics import MIN_BUCKET_UNITS  # noqa: E402
-from sst2kit.names import LABEL_NAMES, PROBE_TITLE, RUN_TITLES, RUNS, SPLIT_TITLES  # noqa: E402
+from sst2kit.names import (  # noqa: E402
+    LABEL_NAMES,
+    PROBE,
+    PROBE_TITLE,
+    RUN_TITLES,
+    RUNS,
+    SPLIT_TITLES,
+)
 
-RUN_COLORS = {"head_only": "#7a9cc6", "full_finetune": "#d9822b"}
+RUN_COLORS = dict(zip(RUNS, ("#7a9cc6", "#d9822b")))
 METRICS = {"accuracy": "accuracy", "f1": "F1 (positive)", "macro_f1": "macro-F1"}
 
 
 def save_figures(results):
     """One PNG per question in the run folder, each written atomically; every seed's result drawn,
     so the spread is visible. Returns the paths."""
-    per_seed, eval_splits, out_dir = results.per_seed, results.eval_splits, results.run_dir
+    per_seed, eval_splits, out_dir = results.findings.per_seed, results.eval_splits, results.run_dir
     figures = {
-        "metrics.png": lambda: draw_metrics(per_seed, eval_splits, results.summary),
+        "metrics.png": lambda: draw_metrics(per_seed, eval_splits, results.findings.summary),
         "confusion_matrices.png": lambda: draw_confusion(per_seed),
         "training_curves.png": lambda: draw_curves(per_seed),
-        "accuracy_by_length.png": lambda: draw_by_length(per_seed, results.summary),
+        "accuracy_by_length.png": lambda: draw_by_length(per_seed, results.findings.summary),
     }
     paths = []
     for name, draw in figures.items():
@@ -53,9 +60,7 @@ def delta_title(per_seed, split, summary):
             f"[{lo:+.1f}, {hi:+.1f}]\n(seeds' SD {100 * test.seed_sd:.1f})"
         )
     lo, hi = (100 * x for x in per_seed[0].tests[split].delta_accuracy_ci95)
-    return (
-        f"{100 * per_seed[0].deltas[split]['accuracy']:+.1f} points, 95% CI [{lo:+.1f}, {hi:+.1f}]"
-    )
+    return f"{100 * per_seed[0].deltas[split].accuracy:+.1f} points, 95% CI [{lo:+.1f}, {hi:+.1f}]"
 
 
 def draw_metrics(per_seed, eval_splits, summary):
@@ -79,7 +84,7 @@ def draw_metrics(per_seed, eval_splits, summary):
         if probe:  # the same frozen features, a well-fit classifier: what head-only could reach
             draw_reference_line(
                 ax,
-                probe.runs[split]["accuracy"],
+                per_seed[0].metrics[PROBE][split].accuracy,
                 "#3a8a4a",
                 "dotted",
                 "probe {:.3f}",
@@ -104,7 +109,7 @@ def draw_run_bars(ax, per_seed, split, *, legend, width=0.38):
     """Both runs' metrics as bars (the mean over seeds, their SD, each seed a dot)."""
     x = np.arange(len(METRICS))
     for offset, run in zip((-width / 2, width / 2), RUNS):
-        values = np.array([[s.runs[run][split][m] for m in METRICS] for s in per_seed])
+        values = np.array([[getattr(s.metrics[run][split], m) for m in METRICS] for s in per_seed])
         means, several = values.mean(0), len(values) > 1
         bars = ax.bar(
             x + offset,
@@ -148,7 +153,7 @@ def draw_confusion(per_seed):
     fig, axes = plt.subplots(len(splits), 2, figsize=(8.5, 3.75 * len(splits)), squeeze=False)
     for row, split in enumerate(splits):
         for col, run in enumerate(RUNS):
-            counts = np.sum([s.runs[run][split]["confusion_matrix"] for s in per_seed], axis=0)
+            counts = np.sum([s.metrics[run][split].confusion_matrix for s in per_seed], axis=0)
             # per true class: recall on the diagonal
             shares = counts / np.maximum(counts.sum(1, keepdims=True), 1)
             ax = axes[row, col]
@@ -185,7 +190,7 @@ def draw_curves(per_seed):
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
     for run in RUNS:
         for i, s in enumerate(per_seed):
-            history, style = s.runs[run]["history"], SEED_STYLES[i % len(SEED_STYLES)]
+            history, style = s.training[run].history, SEED_STYLES[i % len(SEED_STYLES)]
             label = f"{RUN_TITLES[run]}, seed {s.seed}" if len(per_seed) > 1 else RUN_TITLES[run]
             if history["train_loss"]:
                 loss_ax.plot(

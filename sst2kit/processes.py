@@ -124,51 +124,57 @@ def agreeing():
         raise UsageError(seen if rank == 0 else f"process {rank}: {seen}")
 
 
-def train_mine(seeds, mine, parallel, *, train, stopwatch):
-    """(seed, its outcomes) for this process's seed of the round (None past the last seed), and
-    the failure in words when it failed in seeds mode (any other mode raises)."""
-    if mine >= len(seeds):
-        return None, None
-    seed = seeds[mine]
-    try:
-        with stopwatch(f"seed{seed}"):
-            return (seed, *train(seed)), None
-    except UsageError as err:
-        if parallel != "seeds":
-            raise
-        return None, f"seed {seed} failed in process {index()}: {err}"
+class Turn:
+    """This process's seed in one round of the loop over seeds, and the round's exchange. As a
+    context around the seed's training: in seeds mode a failure is kept, not raised, so that the
+    seeds the other processes finished this round are still recorded before every process stops."""
 
+    def __init__(self, seed, parallel, stopwatch):
+        self.seed, self.parallel, self.stopwatch = seed, parallel, stopwatch
+        self.trained, self.failure = None, None
 
-def deal_seeds(seeds, parallel, *, train, stopwatch):
-    """Every seed trained, and yielded on the main process as (seed, P(positive) per run and split,
-    each run's record), in order. train(seed) trains one seed's two runs.
+    def __enter__(self):
+        return self
 
-    seeds mode: process k trains seeds k, k + n, ... alone, and after each round the main process
-    receives the round's seeds. A seed that fails in one process does not lose the seeds the others
-    finished: the round's other seeds are still yielded, then every process stops with the failure.
-    Other modes: every process takes part in every seed."""
-    spread = count() if parallel == "seeds" else 1
-    for round_start in range(0, len(seeds), spread):
-        mine = round_start + (index() if parallel == "seeds" else 0)
-        trained, failure = train_mine(seeds, mine, parallel, train=train, stopwatch=stopwatch)
-        if parallel != "seeds":  # every process trained this seed together; the main one records it
+    def __exit__(self, kind, err, traceback):
+        if isinstance(err, UsageError) and self.parallel == "seeds":
+            self.failure = f"seed {self.seed} failed in process {index()}: {err}"
+            return True
+        return False
+
+    def gathered(self):
+        """The round's seeds on the main process, (seed, what train returned) in seed order; then,
+        in every process, the round's first failure raised."""
+        if self.parallel != "seeds":  # every process trained this seed together
             if is_main():
-                yield trained
-            continue
-        with stopwatch("waiting for other processes"):
-            round_outcomes = to_main((trained, failure))
+                yield self.seed, self.trained
+            return
+        with self.stopwatch("waiting for other processes"):
+            round_outcomes = to_main((self.seed, self.trained, self.failure))
+        failure = None
         if is_main():
             try:
-                for finished, _ in round_outcomes:
-                    if finished is not None:
-                        yield finished
+                yield from ((seed, trained) for seed, trained, _ in round_outcomes if trained)
             # the main process stopped while recording: the others must not wait for it
             except GeneratorExit:
                 from_main("the main process stopped (it says why)")
                 raise
-            failure = next((message for _, message in round_outcomes if message), None)
-        with stopwatch("waiting for other processes"):
+            failure = next((message for *_, message in round_outcomes if message), None)
+        with self.stopwatch("waiting for other processes"):
             failure = from_main(failure)
-        # the seeds already recorded stay; every process stops, and the main one says why
-        if failure:
+        if failure:  # the seeds recorded stay; every process stops, and the main one says why
             raise UsageError(failure)
+
+
+def turns(seeds, parallel, stopwatch):
+    """This process's seed of each round, as a Turn. seeds mode: process k trains seeds k, k + n,
+    ... alone, and after each round the main process receives the round's seeds; a process with no
+    seed left takes part in the round's exchange only. Other modes: every process takes part in
+    every seed."""
+    spread = count() if parallel == "seeds" else 1
+    for round_start in range(0, len(seeds), spread):
+        mine = round_start + (index() if parallel == "seeds" else 0)
+        if mine < len(seeds):
+            yield Turn(seeds[mine], parallel, stopwatch)
+        else:
+            list(Turn(None, parallel, stopwatch).gathered())

@@ -7,7 +7,17 @@ the answer first."""
 import textwrap
 
 from sst2kit.console import say, visible
-from sst2kit.names import LABEL_NAMES, PROBE_TITLE, RUN_TITLES, RUNS, SPLIT_TITLES, evaluated
+from sst2kit.names import (
+    FULL_FINETUNE,
+    HEAD_ONLY,
+    LABEL_NAMES,
+    PROBE,
+    PROBE_TITLE,
+    RUN_TITLES,
+    RUNS,
+    SPLIT_TITLES,
+    evaluated,
+)
 from sst2kit.probe import probe_fit_line
 from sst2kit.results import flips, save_report
 from sst2kit.significance import p_text
@@ -112,14 +122,14 @@ def print_setup(results):
 
 
 def metrics_lines(results):
-    first_seed = results.first_seed
+    first_seed = results.findings.first_seed
     lines = [f"\n=== metrics (seed {first_seed.seed}) ==="]
     for run in RUNS:
         for split in first_seed.splits:
-            m = first_seed.runs[run][split]
+            m = first_seed.metrics[run][split]
             lines.append(
-                f"{RUN_TITLES[run]:27} {split:14} accuracy {m['accuracy']:.4f}  balanced "
-                f"{m['balanced_accuracy']:.4f}  F1 {m['f1']:.4f}  macro-F1 {m['macro_f1']:.4f}"
+                f"{RUN_TITLES[run]:27} {split:14} accuracy {m.accuracy:.4f}  balanced "
+                f"{m.balanced_accuracy:.4f}  F1 {m.f1:.4f}  macro-F1 {m.macro_f1:.4f}"
             )
     return lines
 
@@ -129,14 +139,14 @@ def print_metrics(results):
 
 
 def confusion_lines(results):
-    first_seed = results.first_seed
+    first_seed = results.findings.first_seed
     lines = [
         f"\n=== confusion matrices (seed {first_seed.seed}; rows true, columns predicted: "
         f"{' / '.join(LABEL_NAMES)}) ==="
     ]
     for run in RUNS:
         for split in first_seed.splits:
-            (tn, fp), (fn, tp) = first_seed.runs[run][split]["confusion_matrix"]
+            (tn, fp), (fn, tp) = first_seed.metrics[run][split].confusion_matrix
             lines.append(
                 f"{RUN_TITLES[run]:27} {split:14} {LABEL_NAMES[0]} [{tn:6,d} {fp:6,d}]   "
                 f"{LABEL_NAMES[1]} [{fn:6,d} {tp:6,d}]"
@@ -155,8 +165,8 @@ def share(value, signed=True):
 def error_columns(delta):
     """The share of the baseline's errors the model fixes, and the net error-rate reduction (fixes
     minus breaks, over the baseline's errors)."""
-    fixed = share(delta["errors_fixed_share"], signed=False)
-    return f"{fixed:>24}{share(delta['error_rate_reduction']):>26}"
+    fixed = share(delta.errors_fixed_share, signed=False)
+    return f"{fixed:>24}{share(delta.error_rate_reduction):>26}"
 
 
 ERROR_HEADER = f"{'baseline errors fixed':>24}{'net error-rate reduction':>26}"
@@ -182,22 +192,22 @@ def run_table_lines(first_seed, balance):
         f"{'':24}{'head-only':>10}{'full':>10}{'delta (points)':>16}{ERROR_HEADER}{'positive':>10}"
     ]
     for split in first_seed.splits:
-        h, f = first_seed.runs["head_only"][split], first_seed.runs["full_finetune"][split]
+        h, f = first_seed.metrics[HEAD_ONLY][split], first_seed.metrics[FULL_FINETUNE][split]
         delta = first_seed.deltas[split]
         lines.append(
-            f"{split + ' accuracy':24}{h['accuracy']:10.4f}{f['accuracy']:10.4f}"
-            f"{100 * delta['accuracy']:+16.2f}{error_columns(delta)}"
+            f"{split + ' accuracy':24}{h.accuracy:10.4f}{f.accuracy:10.4f}"
+            f"{100 * delta.accuracy:+16.2f}{error_columns(delta)}"
             f"{100 * balance[split]['positive_share']:9.1f}%"
         )
         lines.append(
-            f"{'  balanced accuracy':24}{h['balanced_accuracy']:10.4f}"
-            f"{f['balanced_accuracy']:10.4f}{100 * delta['balanced_accuracy']:+16.2f}"
+            f"{'  balanced accuracy':24}{h.balanced_accuracy:10.4f}"
+            f"{f.balanced_accuracy:10.4f}{100 * delta.balanced_accuracy:+16.2f}"
         )
         for kind, part in first_seed.by_kind.get(split, {}).items():
             if part:
                 lines.append(
-                    f"{'  ' + kind.replace('_', ' '):24}{part.accuracy['head_only']:10.4f}"
-                    f"{part.accuracy['full_finetune']:10.4f}"
+                    f"{'  ' + kind.replace('_', ' '):24}{part.accuracy[HEAD_ONLY]:10.4f}"
+                    f"{part.accuracy[FULL_FINETUNE]:10.4f}"
                     f"{100 * part.delta_accuracy:+16.2f}    ({part.items:,} items)"
                 )
     return lines
@@ -209,9 +219,9 @@ def probe_table_lines(first_seed):
     for split in first_seed.splits:
         d = probe.full_over_probe.deltas[split]
         lines.append(
-            f"{split + ' accuracy':24}{probe.runs[split]['accuracy']:10.4f}"
-            f"{first_seed.runs['full_finetune'][split]['accuracy']:10.4f}"
-            f"{100 * d['accuracy']:+16.2f}{error_columns(d)}"
+            f"{split + ' accuracy':24}{first_seed.metrics[PROBE][split].accuracy:10.4f}"
+            f"{first_seed.metrics[FULL_FINETUNE][split].accuracy:10.4f}"
+            f"{100 * d.accuracy:+16.2f}{error_columns(d)}"
         )
     return lines
 
@@ -233,8 +243,8 @@ def interval_lines(first_seed):
 def delta_lines(results):
     """The accuracy delta per split with its interval and test, the probe reference, the summary
     over seeds, then the verdict and the examples that flipped."""
-    first_seed, summary = results.first_seed, results.summary
-    of_seeds = f", the first of {len(results.per_seed)}" if summary else ""
+    first_seed, summary = results.findings.first_seed, results.findings.summary
+    of_seeds = f", the first of {len(results.findings.per_seed)}" if summary else ""
     lines = [
         f"\n=== accuracy delta (seed {first_seed.seed}{of_seeds}) ===",
         *run_table_lines(first_seed, results.balance),
@@ -307,7 +317,7 @@ def flip_lines(flipped, seed, most=5):
 def classification_reports(first_seed):
     """The per-class precision, recall and F1 for each run and split: kept in report.md only."""
     return [
-        f"{RUN_TITLES[run]} on {SPLIT_TITLES[split]}:\n{first_seed.runs[run][split]['report']}"
+        f"{RUN_TITLES[run]} on {SPLIT_TITLES[split]}:\n{first_seed.metrics[run][split].report}"
         for run in RUNS
         for split in first_seed.splits
     ]
@@ -354,7 +364,7 @@ def markdown(results, figures):
             "## Classification reports",
             "",
             "```",
-            *classification_reports(results.first_seed),
+            *classification_reports(results.findings.first_seed),
             "```",
         ],
         ["## Figures", "", *(f"![{figure.stem}]({figure.name})" for figure in figures), ""],
@@ -366,7 +376,9 @@ def save(results, *, figures):
     """report.md in the run folder, the answer to the trackers that keep one (--report_to), and a
     line naming every file written."""
     save_report(results.run_dir, markdown(results, figures))
-    log_answer(results.cfg.report_to, results.run_dir, results.headline, answer_line(results)[0])
+    log_answer(
+        results.cfg.report_to, results.run_dir, results.findings.headline, answer_line(results)[0]
+    )
     say(
         f"\nwrote to {results.run_dir}:\n  report.md, results.json, predictions.csv, flips.csv, "
         f"trainer_log.jsonl, {', '.join(f.name for f in figures)}"

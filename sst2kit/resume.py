@@ -13,8 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sst2kit.comparison import SeedComparison
 from sst2kit.errors import UsageError
 from sst2kit.names import RUNS
+from sst2kit.records import FORMAT, RecordError, from_json
+from sst2kit.settings import seed_range
 
 # Settings that change no number of the results: where and how files are written, how fast, what is
 # printed; and where the data lies (the data themselves are compared by their fingerprint, so a copy
@@ -42,13 +45,18 @@ REQUEUED = "SLURM_RESTART_COUNT"  # set by Slurm when it requeues a preempted jo
 class StoppedRun:
     folder: Path
     record: dict  # its results.json
+    per_seed: list  # its seeds' SeedComparisons, read back from results.json
     predictions: pd.DataFrame  # its predictions.csv
 
     @property
     def seeds(self):
-        if "seeds" in self.record:
-            return [s["seed"] for s in self.record["seeds"]]
-        return [self.record["config"]["seed"]]
+        return [comparison.seed for comparison in self.per_seed]
+
+    def restored(self, eval_splits, fingerprint):
+        """Its finished seeds as they were recorded: their comparisons, and their P(positive) per
+        run and split, for this run's data (refused when it differs)."""
+        check_same_data(self, fingerprint)
+        return self.per_seed, recorded_probs(self, eval_splits)
 
 
 def folder_to_resume(cfg):
@@ -92,7 +100,7 @@ def load_stopped_run(cfg):
         )
     stopped = read_stopped_run(folder)
     check_same_settings(cfg, stopped.record["config"], folder)
-    seeds = range(cfg.seed, cfg.seed + cfg.num_seeds)
+    seeds = seed_range(cfg)
     outside = [seed for seed in stopped.seeds if seed not in seeds]
     if outside:
         raise UsageError(
@@ -117,17 +125,27 @@ def read_stopped_run(folder):
             f"({type(err).__name__}"
             f": {str(err)[:120]}): it was not written by this experiment, or is damaged"
         ) from None
-    missing = [
-        key
-        for key in ("config", "data_fingerprint")
-        if not isinstance(record, dict) or key not in record
-    ]
-    if missing:
+    written = record.get("format", 1) if isinstance(record, dict) else None
+    if written != FORMAT:
         raise UsageError(
-            f"--resume {folder}: its results.json lacks {' and '.join(missing)}: it was written by "
-            "another program or an older version of this one; start a new run"
+            f"--resume {folder}: its results.json is not of this version's layout (format "
+            f"{written}, this version writes {FORMAT}): it was written by another program or an "
+            "earlier version; start a new run"
         )
-    return StoppedRun(folder, record, predictions)
+    try:
+        stored = from_json(StoredRun, record, "its results.json")
+    except RecordError as err:
+        raise UsageError(f"--resume {folder}: {err}: it is damaged; start a new run") from None
+    return StoppedRun(folder, record, stored.seeds, predictions)
+
+
+@dataclass
+class StoredRun:
+    """What --resume reads back from a results.json, each key checked for its type."""
+
+    config: dict
+    data_fingerprint: str
+    seeds: list[SeedComparison]
 
 
 def check_same_settings(cfg, recorded, folder):

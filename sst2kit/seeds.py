@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sst2kit.comparison import withhold_broken
+from sst2kit.comparison import compare_runs, withhold_broken
 from sst2kit.metrics import accuracy_by_length, predicted_labels
-from sst2kit.names import PROBE, RUNS, headline_split
+from sst2kit.names import FULL_FINETUNE, HEAD_ONLY, PROBE, RUNS, headline_split
 from sst2kit.significance import AcrossSeedsTest, across_seeds, decide_claims
 
 METRICS = ("accuracy", "balanced_accuracy", "f1", "macro_f1")
@@ -72,7 +72,7 @@ class SeedsSummary:
         ]
 
 
-def across(split, per_seed_probs, *, model="full_finetune", baseline="head_only", mask=slice(None)):
+def across(split, per_seed_probs, *, model=FULL_FINETUNE, baseline=HEAD_ONLY, mask=slice(None)):
     """model minus baseline over every seed, on a split (or a part of it: mask)."""
     labels, units = split.labels[mask], split.units[mask]
     diffs = np.array(
@@ -88,8 +88,8 @@ def across(split, per_seed_probs, *, model="full_finetune", baseline="head_only"
 def split_over_seeds(split, per_seed, per_seed_probs):
     deltas = [s.deltas[split.name] for s in per_seed]
     return SplitOverSeeds(
-        **{metric: mean_std([d[metric] for d in deltas]) for metric in METRICS[:3]},
-        per_seed_accuracy=[d["accuracy"] for d in deltas],
+        **{metric: mean_std([getattr(d, metric) for d in deltas]) for metric in METRICS[:3]},
+        per_seed_accuracy=[d.accuracy for d in deltas],
         counts=directions([s.tests[split.name] for s in per_seed]),
         test=across(split, per_seed_probs),
     )
@@ -116,7 +116,10 @@ def summarize_seeds(per_seed, per_seed_probs, eval_splits, *, resamples, seed):
     summary = SeedsSummary(
         metrics={
             run: {
-                split: {m: mean_std([s.runs[run][split][m] for s in per_seed]) for m in METRICS}
+                split: {
+                    m: mean_std([getattr(s.metrics[run][split], m) for s in per_seed])
+                    for m in METRICS
+                }
                 for split in eval_splits
             }
             for run in RUNS
@@ -158,12 +161,124 @@ def decide_summary_claims(summary, per_seed, headline):
         *(part.test for _, _, part in summary.parts()),
     ]
     involving = {
-        "full_finetune": list((summary.full_over_probe or {}).values()),
-        "head_only": list((summary.probe_over_head_only or {}).values()),
+        FULL_FINETUNE: list((summary.full_over_probe or {}).values()),
+        HEAD_ONLY: list((summary.probe_over_head_only or {}).values()),
     }
     decide_claims(
         primary=primary,
         secondary=secondary,
-        reference=[*involving["full_finetune"], *involving["head_only"]],
+        reference=[*involving[FULL_FINETUNE], *involving[HEAD_ONLY]],
     )
     withhold_broken(per_seed, question=[primary, *secondary], involving=involving)
+
+
+class Findings:
+    """Every seed's comparison so far and the answer over them, kept in seed order: the loop over
+    seeds adds each seed here as it is trained (restored seeds first); the files are written from
+    what this holds."""
+
+    def __init__(self, eval_splits, *, resamples, first_seed, restored=((), ())):
+        self.eval_splits, self.resamples, self.base_seed = eval_splits, resamples, first_seed
+        self.per_seed, self.per_seed_probs = list(restored[0]), list(restored[1])
+        self.summary = None
+
+    @property
+    def first_seed(self):
+        """The lowest seed's comparison: the one the tables and confusion matrices show."""
+        return self.per_seed[0]
+
+    @property
+    def headline(self):
+        """results.json's `headline`: the experiment's answer on the headline split. With several
+        seeds, the mean delta over them with an interval across seeds and units; with one, that
+        seed's delta and interval."""
+        return headline_record(headline_split(self.eval_splits), self.per_seed, self.summary)
+
+    def add(self, seed, records, probs):
+        """One seed's two runs compared, and the answer over every seed so far decided again.
+        records: each run's training record (with its status); probs: each model's P(positive)
+        per split (the two runs, and the probe when it was fitted)."""
+        comparison = compare_runs(
+            seed, records, probs=probs, eval_splits=self.eval_splits, resamples=self.resamples
+        )
+        self.per_seed.append(comparison)
+        self.per_seed_probs.append((seed, probs))
+        self.summarize()
+
+    def add_reference(self, reference):
+        """The probe's P(positive) (the same in every seed: it is fitted once) given to seeds
+        restored without it. Returns whether any seed lacked it."""
+        lacking = [probs for _, probs in self.per_seed_probs if reference.keys() - probs.keys()]
+        for probs in lacking:
+            probs.update(reference)
+        if lacking:
+            self.summarize()
+        return bool(lacking)
+
+    def summarize(self):
+        self.per_seed.sort(key=lambda s: s.seed)
+        self.per_seed_probs.sort(key=lambda pair: pair[0])
+        if len(self.per_seed) > 1:
+            self.summary = summarize_seeds(
+                self.per_seed,
+                self.per_seed_probs,
+                self.eval_splits,
+                resamples=self.resamples,
+                seed=self.base_seed,
+            )
+
+
+@dataclass
+class Headline:
+    """The experiment's answer on the headline split (results.json's `headline`)."""
+
+    split: str
+    seeds: int
+    delta_accuracy: float  # with several seeds, the mean of their deltas
+    delta_balanced_accuracy: float
+    delta_accuracy_ci95: list  # with several seeds, across seeds and units
+    interval: str  # what the interval carries, in words
+    p_value: float
+    p_value_holm: float | None
+    difference_claimed: bool
+    claim_withheld: str | None  # why, when a run broke
+    seeds_ahead: int  # the seeds' own tests, by direction
+    seeds_behind: int
+    seeds_withheld: int
+    seeds_not_established: int
+
+
+def headline_record(split, per_seed, summary):
+    """The answer on the headline split: over the seeds when there are several, else the one
+    seed's."""
+    if summary:
+        over = summary.deltas[split]
+        test, value = over.test, over.test.delta_accuracy
+        balanced, counts = over.balanced_accuracy["mean"], over.counts
+        interval = (
+            f"mean of {len(per_seed)} seeds' deltas; margins for the seeds' spread (t, "
+            f"{len(per_seed) - 1} df) and for {test.independent_units:,} {test.resampled_unit} "
+            "added in quadrature; covers new training seeds and new sentences like these, with "
+            "this training set"
+        )
+    else:
+        first_seed = per_seed[0]
+        test, value = first_seed.tests[split], first_seed.deltas[split].accuracy
+        balanced, counts = first_seed.deltas[split].balanced_accuracy, directions([test])
+        interval = (
+            f"one seed ({first_seed.seed}); {test.paired_test} over {test.independent_units:,} "
+            f"{test.resampled_unit}"
+        )
+    return Headline(
+        split=split,
+        seeds=len(per_seed),
+        delta_accuracy=value,
+        delta_balanced_accuracy=balanced,
+        delta_accuracy_ci95=test.delta_accuracy_ci95,
+        interval=interval,
+        p_value=test.p_value,
+        p_value_holm=test.p_value_holm,
+        difference_claimed=test.difference_claimed,
+        claim_withheld=test.withheld,
+        **counts,
+    )

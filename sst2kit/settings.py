@@ -73,6 +73,11 @@ DESCRIPTION = (
 )
 
 
+def seed_range(cfg):
+    """The seeds of the experiment: seed, seed + 1, ..., num_seeds of them."""
+    return range(cfg.seed, cfg.seed + cfg.num_seeds)
+
+
 def explained(config_class):
     """config_class's fields again, each with its help text and aliases, for HfArgumentParser."""
     return dataclasses.make_dataclass(

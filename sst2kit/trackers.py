@@ -100,8 +100,8 @@ def log_answer(report_to, run_dir, headline, answer):
     from torch.utils.tensorboard import SummaryWriter
 
     with SummaryWriter(log_dir=str(run_dir / "tensorboard" / "experiment")) as writer:
-        writer.add_scalar("answer/delta_accuracy", headline["delta_accuracy"])
-        writer.add_scalar("answer/ci95_low", headline["delta_accuracy_ci95"][0])
-        writer.add_scalar("answer/ci95_high", headline["delta_accuracy_ci95"][1])
-        writer.add_scalar("answer/difference_claimed", float(headline["difference_claimed"]))
+        writer.add_scalar("answer/delta_accuracy", headline.delta_accuracy)
+        writer.add_scalar("answer/ci95_low", headline.delta_accuracy_ci95[0])
+        writer.add_scalar("answer/ci95_high", headline.delta_accuracy_ci95[1])
+        writer.add_scalar("answer/difference_claimed", float(headline.difference_claimed))
         writer.add_text("answer", answer)

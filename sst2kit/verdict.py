@@ -10,10 +10,10 @@ import numpy as np
 from scipy.stats import t as student_t
 
 from sst2kit.console import listed
-from sst2kit.names import LABEL_NAMES, RUN_NAMES, SPLIT_TITLES
+from sst2kit.names import FULL_FINETUNE, HEAD_ONLY, LABEL_NAMES, PROBE, RUN_NAMES, SPLIT_TITLES
 from sst2kit.significance import ALPHA, p_text, units_needed
 
-FULL, HEAD = RUN_NAMES["full_finetune"], RUN_NAMES["head_only"]
+FULL, HEAD = RUN_NAMES[FULL_FINETUNE], RUN_NAMES[HEAD_ONLY]
 
 
 def points(x):
@@ -105,7 +105,7 @@ def population(split, test, eval_splits=None):
 def constant_answer(metrics, items):
     """'answers 'positive' to every item' (or '871 of 872 items') for a run whose answers are one
     class within one item; None otherwise."""
-    positive = round(metrics["predicted_positive_share"] * items)
+    positive = round(metrics.predicted_positive_share * items)
     most = max(positive, items - positive)
     if items == 0 or items - most > 1 or (items - most == 1 and items < 10):
         return None
@@ -122,12 +122,12 @@ def floor_phrases(results, split):
     its majority floor on the split, in any seed."""
     said = ""
     items = len(results.eval_splits[split].labels)
-    for run, name in (("head_only", "a head-only model"), ("full_finetune", "a full fine-tune")):
-        floored = [s for s in results.per_seed if split in s.at_majority_floor[run]]
+    for run, name in ((HEAD_ONLY, "a head-only model"), (FULL_FINETUNE, "a full fine-tune")):
+        floored = [s for s in results.findings.per_seed if split in s.at_majority_floor[run]]
         # each seed's own answer: seeds floored by different constant answers are said apart
         by_answer = {}
         for s in floored:
-            constant = constant_answer(s.runs[run][split], items)
+            constant = constant_answer(s.metrics[run][split], items)
             what = (
                 f"that {constant}"
                 if constant
@@ -151,17 +151,21 @@ def covers(seeds):
 def answer_line(results):
     """The experiment's answer on the headline split: across seeds when there are several; when a
     run broke, which one, why, and the exact flags to change."""
-    answer, eval_splits = results.headline, results.eval_splits
-    headline, seeds = answer["split"], answer["seeds"]
-    over = f"over {seeds} seeds, " if seeds > 1 else f"seed {results.first_seed.seed} (one seed), "
+    answer, eval_splits = results.findings.headline, results.eval_splits
+    headline, seeds = answer.split, answer.seeds
+    over = (
+        f"over {seeds} seeds, "
+        if seeds > 1
+        else f"seed {results.findings.first_seed.seed} (one seed), "
+    )
     where = f"{SPLIT_TITLES[headline]} ({eval_splits[headline].units_said})"
-    if answer["claim_withheld"]:
+    if answer.claim_withheld:
         return [
-            f"Answer: none: {answer['claim_withheld']}. A run that broke yields no finding.",
+            f"Answer: none: {answer.claim_withheld}. A run that broke yields no finding.",
             *health_lines(results),
         ]
-    delta, (lo, hi) = answer["delta_accuracy"], answer["delta_accuracy_ci95"]
-    if answer["difference_claimed"]:
+    delta, (lo, hi) = answer.delta_accuracy, answer.delta_accuracy_ci95
+    if answer.difference_claimed:
         said = (
             f"fine-tuning the whole encoder {'beats' if delta > 0 else 'trails'} training only the "
             f"head by {abs(100 * delta):.1f} accuracy points"
@@ -174,7 +178,7 @@ def answer_line(results):
         )
         test = headline_test(results)
         reason = why_not_established(test) + few_seeds(test)
-    note = balance_note(answer["delta_balanced_accuracy"], delta, eval_splits[headline])
+    note = balance_note(answer.delta_balanced_accuracy, delta, eval_splits[headline])
     return [
         f"Answer: {over}on {where}, {said} (95% CI {points(lo)} to {points(hi)}{reason}{note})"
         f"{floor_phrases(results, headline)}; {covers(seeds)}{disagreeing_seeds(results)}."
@@ -199,8 +203,8 @@ def far_seeds(deltas, errors):
 
 def disagreeing_seeds(results):
     """'; seed 44's delta (-2.1 points) lies far from the others' (median +9.8): ...' or ''."""
-    headline, per_seed = results.headline["split"], results.per_seed
-    deltas = [s.deltas[headline]["accuracy"] for s in per_seed]
+    headline, per_seed = results.findings.headline.split, results.findings.per_seed
+    deltas = [s.deltas[headline].accuracy for s in per_seed]
     errors = [np.diff(s.tests[headline].delta_accuracy_ci95)[0] / 2 / 1.96 for s in per_seed]
     far = far_seeds(deltas, errors)
     if not far:
@@ -217,10 +221,10 @@ def disagreeing_seeds(results):
 
 def headline_test(results):
     """The test behind the answer: across seeds when there are several, else the one seed's."""
-    headline = results.headline["split"]
-    if results.summary:
-        return results.summary.deltas[headline].test
-    return results.first_seed.tests[headline]
+    headline = results.findings.headline.split
+    if results.findings.summary:
+        return results.findings.summary.deltas[headline].test
+    return results.findings.first_seed.tests[headline]
 
 
 def expected_seed_margin(seeds):
@@ -249,7 +253,7 @@ def health_lines(results):
     keeps them)."""
     return [
         f"Fix: the {RUN_NAMES[run]} run of seed {s.seed}: {s.status[run].advice}."
-        for s in results.per_seed
+        for s in results.findings.per_seed
         for run in RUN_NAMES
         if s.status[run].broken and s.status[run].advice
     ]
@@ -259,8 +263,8 @@ def caution_lines(results):
     """Every seed's runs at a split's majority-class floor, by run."""
     lines = []
     for run in RUN_NAMES:
-        name = "the head-only model" if run == "head_only" else "the full fine-tune"
-        for s in results.per_seed:
+        name = "the head-only model" if run == HEAD_ONLY else "the full fine-tune"
+        for s in results.findings.per_seed:
             if s.at_majority_floor[run]:
                 lines.append(
                     f"Caution: {name} (seed {s.seed}) scores no better than always answering one "
@@ -275,17 +279,17 @@ def seed_lines(comparison, results, *, details=True, claims=True):
     other splits, their parts and their leakage. claims=False (several seeds): the lines describe;
     the across-seed ones claim."""
     eval_splits, lines, seed = results.eval_splits, [], f"seed {comparison.seed}: "
-    headline = results.headline["split"]
+    headline = results.findings.headline.split
     others = [split for split in comparison.splits if split != headline and details]
     for split in [headline, *others]:
         test, delta = comparison.tests[split], comparison.deltas[split]
         said = finding(
-            delta["accuracy"],
+            delta.accuracy,
             test,
             model=FULL,
             baseline=HEAD,
             claims=claims,
-            balanced=delta["balanced_accuracy"],
+            balanced=delta.balanced_accuracy,
             split=eval_splits[split],
         )
         lines.append(f"{seed}on {population(split, test, eval_splits)}: {said}.")
@@ -350,20 +354,26 @@ def decomposition(question, full_over_probe, probe_over_head, *, gaps):
 def probe_tests(results, headline):
     """The probe's two tests and the question's on the headline split, with the three deltas: over
     the seeds when there are several (the claims), else the one seed's."""
-    summary, first_seed = results.summary, results.first_seed
+    summary, first_seed = results.findings.summary, results.findings.first_seed
     if summary and summary.full_over_probe is not None:
         over_probe = summary.full_over_probe[headline]
         over_head = summary.probe_over_head_only[headline]
         question = summary.deltas[headline].test
         gaps = (question.delta_accuracy, over_probe.delta_accuracy, over_head.delta_accuracy)
-        return question, over_probe, over_head, gaps, f"over {len(results.per_seed)} seeds: "
+        return (
+            question,
+            over_probe,
+            over_head,
+            gaps,
+            f"over {len(results.findings.per_seed)} seeds: ",
+        )
     probe = first_seed.probe
     over_probe = probe.full_over_probe.tests[headline]
     over_head = probe.over_head_only.tests[headline]
     gaps = (
-        first_seed.deltas[headline]["accuracy"],
-        probe.full_over_probe.deltas[headline]["accuracy"],
-        probe.over_head_only.deltas[headline]["accuracy"],
+        first_seed.deltas[headline].accuracy,
+        probe.full_over_probe.deltas[headline].accuracy,
+        probe.over_head_only.deltas[headline].accuracy,
     )
     return first_seed.tests[headline], over_probe, over_head, gaps, f"seed {first_seed.seed}: "
 
@@ -371,14 +381,15 @@ def probe_tests(results, headline):
 def probe_lines(results):
     """The probe reference on the headline split, and what it says of the gap only where that
     holds."""
-    probe = results.first_seed.probe
+    probe = results.findings.first_seed.probe
     if not probe:
         return []
-    headline = results.headline["split"]
+    headline = results.findings.headline.split
     question, over_probe, over_head, gaps, label = probe_tests(results, headline)
     return [
         f"{label}best linear probe on the frozen features, "
-        f"{100 * probe.runs[headline]['accuracy']:.1f}% on {SPLIT_TITLES[headline]}: "
+        f"{100 * results.findings.first_seed.metrics[PROBE][headline].accuracy:.1f}% on "
+        f"{SPLIT_TITLES[headline]}: "
         f"{finding(gaps[1], over_probe, model=FULL, baseline='the probe')}.",
         f"  {finding(gaps[2], over_head, model='the probe', baseline=HEAD)}.",
         decomposition(question, over_probe, over_head, gaps=gaps),
@@ -388,13 +399,17 @@ def probe_lines(results):
 def across_seed_lines(results):
     """Over N seeds: each split's mean delta with its across-seed interval (the claims), how the
     seeds' own tests came out by direction, and the spread of their deltas."""
-    summary, answer, eval_splits = results.summary, results.headline, results.eval_splits
-    n, headline = answer["seeds"], answer["split"]
+    summary, answer, eval_splits = (
+        results.findings.summary,
+        results.findings.headline,
+        results.eval_splits,
+    )
+    n, headline = answer.seeds, answer.split
     sd = summary.deltas[headline].test.seed_sd
     lines = [
         f"over {n} seeds, on {SPLIT_TITLES[headline]}: each seed's own test has the full fine-tune "
-        f"ahead in {answer['seeds_ahead']}, behind in {answer['seeds_behind']}, withheld in "
-        f"{answer['seeds_withheld']}, not established in {answer['seeds_not_established']} of "
+        f"ahead in {answer.seeds_ahead}, behind in {answer.seeds_behind}, withheld in "
+        f"{answer.seeds_withheld}, not established in {answer.seeds_not_established} of "
         f"{n} (all share one test set, so they are not {n} replications); the seeds' deltas "
         f"spread by {100 * sd:.1f} points (SD)."
     ]
@@ -416,18 +431,18 @@ def across_seed_lines(results):
 
 
 def rule_lines(results):
-    answer, first_seed = results.headline, results.first_seed
+    answer, first_seed = results.findings.headline, results.findings.first_seed
     secondary = len(first_seed.splits) - 1 + len(first_seed.parts())
     lines = [
         f"(claimed: the 95% interval excludes 0 and the p-value is below {ALPHA}. The question's "
-        f"own test, full fine-tune vs head-only on {SPLIT_TITLES[answer['split']]}, is decided "
+        f"own test, full fine-tune vs head-only on {SPLIT_TITLES[answer.split]}, is decided "
         f"alone; the other splits and parts ({secondary} tests) and the probe's comparisons are "
         "tested only when it is claimed, each a Holm-corrected family: the report claims a false "
         "difference in at most 5% of runs where the arms are equal. docs/statistics.md.)"
     ]
-    if answer["seeds"] > 1:
+    if answer.seeds > 1:
         lines.append(
-            f"(over seeds: the mean of {answer['seeds']} seeds' deltas; its interval adds a margin "
+            f"(over seeds: the mean of {answer.seeds} seeds' deltas; its interval adds a margin "
             "for the seed-to-seed spread and one for the test set's sampling. Each seed's own "
             "lines describe: only the across-seed lines claim.)"
         )
@@ -456,9 +471,9 @@ def verdict_lines(results):
     """The answer, its cautions, the across-seed findings (several seeds), the first seed's findings
     (every seed's headline line with several), the probe reference, the imbalance notes and the
     rule."""
-    per_seed, several = results.per_seed, len(results.per_seed) > 1
+    per_seed, several = results.findings.per_seed, len(results.findings.per_seed) > 1
     lines = [*answer_line(results), *caution_lines(results)]
-    if results.summary:
+    if results.findings.summary:
         lines += across_seed_lines(results)
     for comparison in per_seed:  # the first seed in full; the others' headline lines
         lines += seed_lines(

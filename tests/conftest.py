@@ -263,3 +263,24 @@ def help_in(folder, env=None):
     process."""
     command = [sys.executable, "sst2_compare.py", "--help"]
     return subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=120, env=env)
+
+
+def trained(healths=None):
+    """Each run's Training for a constructed comparison: its health from healths (run -> (status,
+    why, advice); ok where not given), its other fields of no consequence to the comparison."""
+    from sst2kit.comparison import RunHealth, Training
+    from sst2kit.names import RUNS
+
+    return {
+        run: Training(
+            trainable_parameters=1,
+            frozen_parameters=0,
+            steps=1,
+            train_seconds=0.0,
+            predict_seconds=0.0,
+            selected_epoch=None,
+            history={},
+            health=RunHealth(*(healths or {}).get(run, ("ok",))),
+        )
+        for run in RUNS
+    }

@@ -40,7 +40,9 @@ def test_bench_tiny_mode_prints_the_comparison(tiny_model_dir, tiny_data_dir, tm
         assert column["total s"] > 0 and column["full steps/s"] > 0
         assert (
             column["full val acc"]
-            == written["results"][name]["runs"]["full_finetune"]["validation"]["accuracy"]
+            == written["results"][name]["seeds"][0]["metrics"]["full_finetune"]["validation"][
+                "accuracy"
+            ]
         )
 
 

@@ -15,6 +15,7 @@ from config import Config
 from conftest import ROOT, help_in, tiny_args, tmpfs_at
 from sst2kit import checks, settings
 from sst2kit.errors import UsageError
+from sst2kit.files import new_run_dir
 
 
 def parse_config(argv=None):
@@ -538,7 +539,7 @@ def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(8) as pool:
-        folders = list(pool.map(lambda _: app.new_run_dir(tmp_path), range(16)))
+        folders = list(pool.map(lambda _: new_run_dir(tmp_path), range(16)))
     assert len(set(folders)) == 16 and all(folder.is_dir() for folder in folders)
 
 

@@ -163,7 +163,9 @@ def test_notebook_mode_gives_the_notebooks_predictions_and_its_choice_of_epoch(
         # more
         assert np.abs(ours - theirs).max() < 1e-5, run
         epochs = [
-            value for epoch, value in record["runs"][run]["history"]["eval_accuracy"] if epoch > 0
+            value
+            for epoch, value in record["seeds"][0]["training"][run]["history"]["eval_accuracy"]
+            if epoch > 0
         ]
         assert epochs == expected[run]["accuracy_per_epoch"], run
-    assert record["runs"]["head_only"]["selected_epoch"] == 1
+    assert record["seeds"][0]["training"]["head_only"]["selected_epoch"] == 1

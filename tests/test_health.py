@@ -2,6 +2,7 @@
 training, window means not single batches, every known miss caught, healthy short runs let through,
 and advice that points the right way."""
 
+import dataclasses
 import importlib.util
 import math
 
@@ -10,6 +11,14 @@ import pytest
 
 from conftest import ROOT
 from sst2kit.health import LOWER_STEP, MORE_EVIDENCE, MORE_STEPS, advice, run_status
+
+
+def settings(**fields):
+    """config.py's Config with these fields changed (the ones advice reads)."""
+    from config import Config
+
+    return dataclasses.replace(Config(), **fields)
+
 
 LABELS = np.array([1] * 444 + [0] * 428)  # GLUE validation's mix: the floor is 0.509
 
@@ -174,7 +183,9 @@ def test_a_blow_up_inside_the_first_window_is_measured_against_the_start():
     )
     assert found == "diverged" and remedy == LOWER_STEP
     assert "training loss blew up to 8.594e+04 from 0.69 before training" in why
-    fix = advice(remedy, run="full_finetune", learning_rate=10, epochs=2, weight_decay=0.01)
+    fix = advice(
+        remedy, "full_finetune", settings(learning_rate_full_finetune=10, epochs_full_finetune=2)
+    )
     assert "--learning_rate_full_finetune 1 (a tenth of 10)" in fix and "100" not in fix
 
 
@@ -202,7 +213,7 @@ def test_a_run_that_moved_too_little_is_told_to_take_more_steps():
     flat = [0.693 + 0.002 * math.sin(i) for i in range(40)]
     remedy = run_status(history(flat), labels=LABELS, answers=answers(0.5))[2]
     assert remedy == MORE_STEPS
-    more = advice(remedy, run="head_only", learning_rate=5e-4, epochs=2, weight_decay=0.01)
+    more = advice(remedy, "head_only", settings(learning_rate_head_only=5e-4, epochs_head_only=2))
     assert "--epochs_head_only 8" in more and "--learning_rate_head_only 0.005" in more
 
 
@@ -239,5 +250,5 @@ def test_a_run_above_the_floor_on_too_few_items_is_told_to_score_more_not_to_tra
     )
     assert found == "did not learn" and "0.698 is not significantly above 0.512" in why
     assert remedy == MORE_EVIDENCE
-    fix = advice(remedy, run="head_only", learning_rate=2e-2, epochs=20, weight_decay=0.01)
+    fix = advice(remedy, "head_only", settings(learning_rate_head_only=2e-2, epochs_head_only=20))
     assert "--subset_fraction" in fix and "--epochs_head_only" not in fix

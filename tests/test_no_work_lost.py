@@ -29,11 +29,11 @@ def test_a_failed_probe_fit_loses_none_of_the_trained_runs(
         "no linear probe reference: its fit failed (MemoryError: cannot allocate 30 MiB)"
         in capsys.readouterr().out
     )
-    assert results["complete"] and "probe_reference" not in results
+    assert results["complete"] and results["probe_fit"] is None
     # decided alone, as with the probe
-    assert results["significance"]["validation"]["family"] == "primary"
+    assert results["seeds"][0]["versus"]["tests"]["validation"]["family"] == "primary"
     # the other split and the test set's 2 parts
-    assert results["significance"]["test"]["family_size"] == 3
+    assert results["seeds"][0]["versus"]["tests"]["test"]["family_size"] == 3
 
 
 def test_two_runs_leave_two_complete_folders(tiny_model_dir, tiny_data_dir, tmp_path):

@@ -60,8 +60,8 @@ def compare_or_record(name, actual):
 def test_the_constructed_reports_print_the_recorded_numbers(scenario):
     from test_report import experiment, results_predictions
 
+    from sst2kit.records import to_json
     from sst2kit.report import delta_lines, metrics_lines
-    from sst2kit.results import seed_record, summary_record
 
     outcomes, probe = SCENARIOS[scenario]
     results = experiment(outcomes, **probe)
@@ -72,9 +72,9 @@ def test_the_constructed_reports_print_the_recorded_numbers(scenario):
         f"{scenario}.json",
         plain(
             {
-                "seeds": [seed_record(s) for s in results.per_seed],
-                "summary": results.summary and summary_record(results.summary),
-                "headline": results.headline,
+                "seeds": to_json(results.findings.per_seed),
+                "summary": to_json(results.findings.summary),
+                "headline": to_json(results.findings.headline),
             }
         ),
     )

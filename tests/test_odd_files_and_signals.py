@@ -118,10 +118,10 @@ def test_a_run_folder_deleted_before_the_next_seed_trains_is_noticed(
     exit 2, the finished seed written elsewhere and named."""
     both_runs = app.both_runs
 
-    def folder_deleted_before_seed_43(experiment, *args):
-        if args[-1] == 43:  # the seed
+    def folder_deleted_before_seed_43(seed, experiment, **inputs):
+        if seed == 43:
             shutil.rmtree(experiment.run_dir)
-        return both_runs(experiment, *args)
+        return both_runs(seed, experiment, **inputs)
 
     monkeypatch.setattr(app, "both_runs", folder_deleted_before_seed_43)
     assert tiny_run(tiny_model_dir, tiny_data_dir, tmp_path / "out", "--num_seeds", "2") == 2
@@ -156,7 +156,7 @@ def test_when_the_rescue_write_fails_too_it_is_one_line_and_leaves_no_empty_fold
     monkeypatch.setattr(
         results_module.tempfile, "mkdtemp", lambda prefix: made.mkdir() or str(made)
     )
-    stand_in = SimpleNamespace(per_seed=[{}], run_dir=tmp_path / "run", record={}, predictions=None)
+    stand_in = SimpleNamespace(run_dir=tmp_path / "run", record={"seeds": [{}]}, predictions=None)
     stand_in.rescue = lambda: results_module.Results.rescue(stand_in)
     with pytest.raises(WriteError) as raised:
         with results_module.Results.rescued_on_write_error(stand_in):
@@ -316,7 +316,7 @@ def test_the_answer_holds_when_every_seed_is_broken_and_keeps_every_seed(
     record = json.loads((run_dir / "results.json").read_text())
     assert record["complete"] and [s["seed"] for s in record["seeds"]] == [42, 43]
     assert record["headline"]["seeds_withheld"] == 2 and "Answer: none" in out
-    assert np.all([s["status"]["head_only"]["advice"] for s in record["seeds"]])
+    assert np.all([s["training"]["head_only"]["health"]["advice"] for s in record["seeds"]])
     report = (run_dir / "report.md").read_text()
     assert "Fix: the head-only run of seed 43" in report
 

@@ -33,7 +33,7 @@ def test_two_processes_write_one_set_of_outputs(tiny_model_dir, tiny_data_dir, t
     predictions = pd.read_csv(run_dir / "predictions.csv")
     assert predictions.groupby("split").size().to_dict() == {"test": 40, "validation": 60}
     for run in RUNS:
-        assert sum(map(sum, results["runs"][run]["test"]["confusion_matrix"])) == 40
+        assert sum(map(sum, results["seeds"][0]["metrics"][run]["test"]["confusion_matrix"])) == 40
 
 
 @needs_torchrun
@@ -121,7 +121,7 @@ def test_seeds_spread_over_two_processes_give_each_seed_exactly_what_one_process
     for a, b in zip(one["seeds"], two["seeds"]):
         for run in RUNS:
             for split in ("validation", "test"):
-                assert a["runs"][run][split]["accuracy"] == b["runs"][run][split]["accuracy"]
+                assert a["metrics"][run][split]["accuracy"] == b["metrics"][run][split]["accuracy"]
     keys = ["seed", "split", "idx"]
     first, second = (
         predictions.sort_values(keys).reset_index(drop=True)
@@ -172,5 +172,8 @@ def test_a_process_that_fails_loses_none_of_the_seeds_the_others_finished(
         "test)"
     ]
     results = json.loads((only_run_dir(tmp_path / "out") / "results.json").read_text())
-    assert results["complete"] is False and results["runs"]["full_finetune"]["steps"] > 0
+    assert (
+        results["complete"] is False
+        and results["seeds"][0]["training"]["full_finetune"]["steps"] > 0
+    )
     assert set(pd.read_csv(only_run_dir(tmp_path / "out") / "predictions.csv")["seed"]) == {42}

@@ -11,7 +11,6 @@ from scipy.stats import t as student_t
 
 from conftest import paired_test
 from sst2kit import files, results
-from sst2kit.results import Results
 from sst2kit.verdict import far_seeds, few_seeds, verdict_lines
 
 
@@ -25,12 +24,11 @@ def experiment(
 ):
     """Results as the verdict reads them, from real comparisons: per_seed_outcomes is one dict per
     seed of {run: accuracy on every split} (the items each run gets right drawn at random), probe an
-    accuracy for the probe reference; records a run -> record override (a run's status)."""
-    from conftest import answers, eval_split
-    from sst2kit.comparison import compare_runs
+    accuracy for the probe reference; records: run -> (status, why, advice) where a run broke."""
+    from conftest import answers, eval_split, trained
     from sst2kit.names import PROBE
-    from sst2kit.results import Results, class_balance
-    from sst2kit.seeds import summarize_seeds
+    from sst2kit.results import class_balance
+    from sst2kit.seeds import Findings
 
     rng = np.random.default_rng(rng_seed)
     labels = {name: rng.integers(2, size=n) for name, n in sizes}
@@ -43,7 +41,7 @@ def experiment(
         )
         for name, y in labels.items()
     }
-    per_seed, per_seed_probs = [], []
+    findings = Findings(splits, resamples=1000, first_seed=42)
     for seed, accuracy in enumerate(per_seed_outcomes, 42):
         probs = {
             run: {
@@ -59,25 +57,10 @@ def experiment(
             if probe
             else {}
         )
-        status = records or {run: {"status": "ok"} for run in ("head_only", "full_finetune")}
-        per_seed.append(
-            compare_runs(
-                seed, status, probs={**probs, **reference}, eval_splits=splits, resamples=1000
-            )
-        )
-        per_seed_probs.append((seed, probs))
-    results = SimpleNamespace(
-        per_seed=per_seed,
-        per_seed_probs=per_seed_probs,
-        eval_splits=splits,
-        balance=class_balance(np.array([0, 1]), splits),
-        summary=summarize_seeds(per_seed, per_seed_probs, splits, resamples=1000, seed=42)
-        if len(per_seed) > 1
-        else None,
+        findings.add(seed, trained(records), {**probs, **reference})
+    return SimpleNamespace(
+        findings=findings, eval_splits=splits, balance=class_balance(np.array([0, 1]), splits)
     )
-    results.first_seed = per_seed[0]
-    results.headline = Results.headline.fget(results)
-    return results
 
 
 def verdict(*args, **kwargs):
@@ -110,13 +93,13 @@ def test_with_several_seeds_the_answer_is_the_experiments_and_claims_are_counted
         ]
     )
     lines = verdict_lines(results)
-    headline = results.headline
+    headline = results.findings.headline
     assert lines[0].startswith("Answer: over 3 seeds, on GLUE validation")
-    assert headline["seeds"] == 3 and headline["delta_accuracy"] == pytest.approx(
-        np.mean([s.deltas["validation"]["accuracy"] for s in results.per_seed])
+    assert headline.seeds == 3 and headline.delta_accuracy == pytest.approx(
+        np.mean([s.deltas["validation"].accuracy for s in results.findings.per_seed])
     )
-    low, high = headline["delta_accuracy_ci95"]
-    assert low < headline["delta_accuracy"] < high and "not established" in lines[0]
+    low, high = headline.delta_accuracy_ci95
+    assert low < headline.delta_accuracy < high and "not established" in lines[0]
     counts = next(line for line in lines if "ahead in" in line)
     assert (
         "ahead in 1, behind in 1, withheld in 0, not established in 1 of 3" in counts
@@ -218,17 +201,15 @@ def test_an_answer_not_established_says_why_and_a_withheld_one_says_withheld():
     results = experiment(
         [{"head_only": 0.7, "full_finetune": 0.8}], sizes=(("validation", 43), ("test", 60))
     )
-    test = results.per_seed[0].tests["validation"]
+    test = results.findings.per_seed[0].tests["validation"]
     test.delta_accuracy_ci95, test.p_value, test.difference_claimed = [0.023, 0.186], 0.125, False
-    results.headline = Results.headline.fget(results)
     assert "the paired test does not reach 0.05" in answer_line(results)[0]
     records = {
-        "head_only": {
-            "status": "collapsed",
-            "status_why": "it answers 'positive' to every one of the 300",
-            "status_advice": "give it more or larger steps: --epochs_head_only 8 (4x)",
-        },
-        "full_finetune": {"status": "ok"},
+        "head_only": (
+            "collapsed",
+            "it answers 'positive' to every one of the 300",
+            "give it more or larger steps: --epochs_head_only 8 (4x)",
+        )
     }
     broken = experiment([{"head_only": 0.5, "full_finetune": 0.9}] * 2, records=records)
     lines = verdict_lines(broken)
@@ -246,7 +227,10 @@ def test_an_answer_not_established_says_why_and_a_withheld_one_says_withheld():
         "not established" in line for line in findings if "withheld" in line
     )
     assert any("withheld: the head-only run of seed 42 collapsed" in line for line in findings)
-    assert broken.headline["seeds_withheld"] == 2 and broken.headline["seeds_not_established"] == 0
+    assert (
+        broken.findings.headline.seeds_withheld == 2
+        and broken.findings.headline.seeds_not_established == 0
+    )
 
 
 def test_a_gain_in_the_majority_class_alone_is_said_beside_the_accuracy():
@@ -276,7 +260,7 @@ def test_balanced_accuracy_and_its_delta_are_in_the_tables():
 def results_predictions(results):
     from sst2kit.results import predictions_frame
 
-    return predictions_frame(results.eval_splits, results.per_seed_probs)
+    return predictions_frame(results.eval_splits, results.findings.per_seed_probs)
 
 
 def test_a_test_that_was_never_run_prints_no_p_value_for_it():
@@ -307,14 +291,14 @@ def test_one_stray_answer_is_not_called_100_percent():
     from sst2kit.verdict import constant_answer
 
     assert (
-        constant_answer({"predicted_positive_share": 871 / 872}, 872)
+        constant_answer(SimpleNamespace(predicted_positive_share=871 / 872), 872)
         == "answers 'positive' to 871 of 872 items"
     )
     assert (
-        constant_answer({"predicted_positive_share": 1.0}, 872)
+        constant_answer(SimpleNamespace(predicted_positive_share=1.0), 872)
         == "answers 'positive' to every item"
     )
-    assert constant_answer({"predicted_positive_share": 860 / 872}, 872) is None
+    assert constant_answer(SimpleNamespace(predicted_positive_share=860 / 872), 872) is None
 
 
 def test_the_glossary_defines_not_established_by_what_it_is():
@@ -366,8 +350,10 @@ def test_two_seeds_give_every_split_an_across_seed_line_and_a_seed_averaged_leng
         line.startswith("over 2 seeds, on GLUE validation (300 sentences): ") for line in lines
     )
     assert any(line.startswith("over 2 seeds, on the re-split test set (") for line in lines)
-    seed_averaged = results.summary.accuracy_by_length["validation"][0]["full_finetune"]
-    per_seed = [s.accuracy_by_length["validation"][0]["full_finetune"] for s in results.per_seed]
+    seed_averaged = results.findings.summary.accuracy_by_length["validation"][0]["full_finetune"]
+    per_seed = [
+        s.accuracy_by_length["validation"][0]["full_finetune"] for s in results.findings.per_seed
+    ]
     assert seed_averaged == pytest.approx(np.mean(per_seed)) and per_seed[0] != per_seed[1]
 
 
@@ -410,11 +396,10 @@ def test_the_answer_says_when_head_only_answers_one_class_to_everything():
 
 def test_a_broken_run_yields_no_finding_and_names_why():
     records = {
-        "head_only": {"status": "ok"},
-        "full_finetune": {
-            "status": "diverged",
-            "status_why": "its training loss ended at 67 after starting at 0.68 (peak 878)",
-        },
+        "full_finetune": (
+            "diverged",
+            "its training loss ended at 67 after starting at 0.68 (peak 878)",
+        )
     }
     lines = verdict([{"head_only": 0.9, "full_finetune": "positive"}], records=records)
     assert lines[0].startswith(

@@ -68,7 +68,10 @@ def test_a_run_stopped_in_its_second_seed_keeps_the_first_and_resumed_equals_an_
     else:
         assert code == -signal.SIGKILL
     stopped = json.loads((run_dir / "results.json").read_text())
-    assert stopped["complete"] is False and stopped["runs"]["full_finetune"]["steps"] > 0
+    assert (
+        stopped["complete"] is False
+        and stopped["seeds"][0]["training"]["full_finetune"]["steps"] > 0
+    )
     assert set(pd.read_csv(run_dir / "predictions.csv")["seed"]) == {42}
     assert resume(tiny_model_dir, tiny_data_dir, out, run_dir, seeds=3) == 0
     stdout = capsys.readouterr().out
@@ -189,9 +192,8 @@ def test_tensorboard_gets_each_runs_loss_curve_and_the_answer(
         events = event_accumulator.EventAccumulator(str(run_dir / "tensorboard" / run))
         events.Reload()
         losses = [event.value for event in events.Scalars("train/loss")]
-        logged = [
-            entry[1] for entry in record["runs"][run.rsplit("_seed", 1)[0]]["history"]["train_loss"]
-        ]
+        training = record["seeds"][0]["training"][run.rsplit("_seed", 1)[0]]
+        logged = [entry[1] for entry in training["history"]["train_loss"]]
         assert losses == pytest.approx(logged, rel=1e-5) and len(losses) >= 2
     answer = event_accumulator.EventAccumulator(str(run_dir / "tensorboard" / "experiment"))
     answer.Reload()

@@ -53,7 +53,7 @@ def learned_run(tiny_model_dir, tiny_data_dir, tiny_external_test_file, tmp_path
 def test_the_full_finetune_learns_the_task_on_every_split(learned_run):
     """The label is one word: a full fine-tune that learned it scores near 1 everywhere (labels
     misaligned with predictions would score near 0.5)."""
-    full = learned_run.results["runs"]["full_finetune"]
+    full = learned_run.results["seeds"][0]["metrics"]["full_finetune"]
     assert learned_run.results["sizes"] == {
         "train": 360,
         "test": 40,
@@ -63,7 +63,7 @@ def test_the_full_finetune_learns_the_task_on_every_split(learned_run):
     for split in EVAL_SPLITS:
         assert full[split]["accuracy"] >= 0.9, (split, full[split]["accuracy"])
         for run in RUNS:
-            matrix = learned_run.results["runs"][run][split]["confusion_matrix"]
+            matrix = learned_run.results["seeds"][0]["metrics"][run][split]["confusion_matrix"]
             assert sum(map(sum, matrix)) == learned_run.results["sizes"][split]
 
 
@@ -77,7 +77,7 @@ def test_predictions_csv_gives_back_every_accuracy_in_results_json(learned_run):
     for run in RUNS:
         for split in EVAL_SPLITS:
             rows = predictions[predictions["split"] == split]
-            accuracy = results["runs"][run][split]["accuracy"]
+            accuracy = results["seeds"][0]["metrics"][run][split]["accuracy"]
             assert (rows[f"{run}_pred"] == rows["label"]).mean() == pytest.approx(accuracy)
     for split, frame in (
         ("validation", learned_run.validation),
@@ -93,7 +93,7 @@ def test_predictions_csv_gives_back_every_accuracy_in_results_json(learned_run):
 def test_flips_csv_holds_exactly_the_discordant_pairs(learned_run):
     flipped = pd.read_csv(learned_run.run_dir / "flips.csv")
     for split in EVAL_SPLITS:
-        broken, fixed = learned_run.results["significance"][split]["discordant"]
+        broken, fixed = learned_run.results["seeds"][0]["versus"]["tests"][split]["discordant"]
         assert flipped[flipped["split"] == split]["change"].value_counts().to_dict() == {
             k: v for k, v in (("fixed", fixed), ("broken", broken)) if v
         }
@@ -102,19 +102,23 @@ def test_flips_csv_holds_exactly_the_discordant_pairs(learned_run):
 def test_the_delta_is_the_full_finetune_minus_head_only(learned_run):
     results = learned_run.results
     for split in EVAL_SPLITS:
-        assert results["deltas"][split]["accuracy"] == pytest.approx(
-            results["runs"]["full_finetune"][split]["accuracy"]
-            - results["runs"]["head_only"][split]["accuracy"]
+        assert results["seeds"][0]["versus"]["deltas"][split]["accuracy"] == pytest.approx(
+            results["seeds"][0]["metrics"]["full_finetune"][split]["accuracy"]
+            - results["seeds"][0]["metrics"]["head_only"][split]["accuracy"]
         )
         # it learned the word, head-only on random features did not
-        assert results["deltas"][split]["accuracy"] > 0
+        assert results["seeds"][0]["versus"]["deltas"][split]["accuracy"] > 0
         assert (
-            sum(b["items"] for b in results["accuracy_by_length"][split]) == results["sizes"][split]
+            sum(b["items"] for b in results["seeds"][0]["accuracy_by_length"][split])
+            == results["sizes"][split]
         )
 
 
 def test_head_only_trains_the_head_alone(learned_run):
-    assert learned_run.results["runs"]["head_only"]["trainable_parameters"] == HEAD_PARAMETERS
+    assert (
+        learned_run.results["seeds"][0]["training"]["head_only"]["trainable_parameters"]
+        == HEAD_PARAMETERS
+    )
     assert learned_run.results["newly_initialised_tensors"] == [
         "classifier.bias",
         "classifier.weight",
@@ -129,22 +133,32 @@ def test_the_resplit_test_set_is_resampled_over_source_sentence_units(learned_ru
     confident)."""
     results = learned_run.results
     units = results["independence"]["test"]["units"]
-    assert results["significance"]["test"]["resampled_unit"] == "units"
-    assert results["significance"]["test"]["independent_units"] == units < results["sizes"]["test"]
-    assert sum(part["items"] for part in results["by_kind"]["test"].values() if part) == 40
+    assert results["seeds"][0]["versus"]["tests"]["test"]["resampled_unit"] == "units"
+    assert (
+        results["seeds"][0]["versus"]["tests"]["test"]["independent_units"]
+        == units
+        < results["sizes"]["test"]
+    )
+    assert (
+        sum(part["items"] for part in results["seeds"][0]["by_kind"]["test"].values() if part) == 40
+    )
     for split, frame in (
         ("validation", learned_run.validation),
         ("external_test", learned_run.external),
     ):
         # a repeat counted once
-        assert results["significance"][split]["resampled_unit"] == "sentences"
-        assert results["significance"][split]["independent_units"] == frame["sentence"].nunique()
+        assert results["seeds"][0]["versus"]["tests"][split]["resampled_unit"] == "sentences"
+        assert (
+            results["seeds"][0]["versus"]["tests"][split]["independent_units"]
+            == frame["sentence"].nunique()
+        )
 
 
 def test_the_probe_reference_is_fitted_on_every_training_item(learned_run):
-    probe = learned_run.results["probe_reference"]
-    assert set(probe) == {"runs", "delta", "significance", "versus_head_only", "fit"}
-    assert probe["fit"]["train_items"] == 360
+    first_seed = learned_run.results["seeds"][0]
+    assert set(first_seed["probe"]) == {"full_over_probe", "over_head_only"}
+    assert set(first_seed["metrics"]) == {"head_only", "full_finetune", "probe"}
+    assert learned_run.results["probe_fit"]["train_items"] == 360
 
 
 def test_the_answer_names_the_headline_split_and_opens_report_md(learned_run):
@@ -153,7 +167,7 @@ def test_the_answer_names_the_headline_split_and_opens_report_md(learned_run):
     the exact flags to change."""
     results, stdout = learned_run.results, learned_run.stdout
     assert results["headline"]["split"] == "external_test"
-    assert results["status"]["head_only"]["status"] == "did not learn"
+    assert results["seeds"][0]["training"]["head_only"]["health"]["status"] == "did not learn"
     assert results["headline"]["claim_withheld"] and not results["headline"]["difference_claimed"]
     answer = next(line for line in stdout.splitlines() if line.startswith("Answer:"))
     assert answer.startswith("Answer: none: the head-only run of seed 42 did not learn: it answers")
@@ -203,7 +217,10 @@ def test_the_run_folder_holds_whole_files_and_one_model_per_run(learned_run):
         set(results["config"]) == set(Config().__dict__)
         and results["config"]["epochs_full_finetune"] == 5
     )
-    assert [epoch for epoch, _ in results["runs"]["full_finetune"]["history"]["eval_accuracy"]] == [
+    assert [
+        epoch
+        for epoch, _ in results["seeds"][0]["training"]["full_finetune"]["history"]["eval_accuracy"]
+    ] == [
         0,
         1,
         2,

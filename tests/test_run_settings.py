@@ -30,17 +30,16 @@ def test_several_seeds_answer_for_the_experiment_not_for_seed_42(
     )  # the full fine-tune learns; head-only does not
     out = capsys.readouterr().out
     assert results["complete"] is True and [s["seed"] for s in results["seeds"]] == [42, 43, 44]
-    assert results["runs"] == results["seeds"][0]["runs"]
-    deltas = [s["deltas"]["validation"]["accuracy"] for s in results["seeds"]]
+    deltas = [s["versus"]["deltas"]["validation"]["accuracy"] for s in results["seeds"]]
     headline, across = (
         results["headline"],
-        results["summary"]["deltas"]["validation"]["across_seeds"],
+        results["summary"]["deltas"]["validation"]["test"],
     )
     assert headline["seeds"] == 3 and headline["delta_accuracy"] == pytest.approx(np.mean(deltas))
     assert (
         headline["delta_accuracy_ci95"]
         == across["delta_accuracy_ci95"]
-        != results["seeds"][0]["significance"]["validation"]["delta_accuracy_ci95"]
+        != results["seeds"][0]["versus"]["tests"]["validation"]["delta_accuracy_ci95"]
     )
     # the head-only run learns nothing on the random tiny encoder in any seed: every seed withheld,
     # no claim
@@ -77,14 +76,19 @@ def test_a_learning_rate_far_too_high_claims_nothing_and_names_the_divergence(
         tiny_model_dir, tiny_data_dir, tmp_path / "out", "--learning_rate_full_finetune", "10"
     )
     out = capsys.readouterr().out
-    assert results["status"]["full_finetune"]["status"] in ("unstable", "diverged")
+    assert results["seeds"][0]["training"]["full_finetune"]["health"]["status"] in (
+        "unstable",
+        "diverged",
+    )
     # the blow-up named against the loss before training, and the step lowered, never raised
-    assert "blew up to" in results["status"]["full_finetune"]["why"]
-    assert "(10x)" not in results["status"]["full_finetune"]["advice"]
+    assert "blew up to" in results["seeds"][0]["training"]["full_finetune"]["health"]["why"]
+    assert "(10x)" not in results["seeds"][0]["training"]["full_finetune"]["health"]["advice"]
     assert (
         results["headline"]["difference_claimed"] is False and results["headline"]["claim_withheld"]
     )
-    assert not any(entry["difference_claimed"] for entry in results["significance"].values())
+    assert not any(
+        entry["difference_claimed"] for entry in results["seeds"][0]["versus"]["tests"].values()
+    )
     assert "the full fine-tune run of seed 42 " in out and "blew up to" in out
     assert (
         "Fix: the full fine-tune run of seed 42: lower its learning rate: "
@@ -111,7 +115,7 @@ def test_a_learning_rate_far_too_high_on_real_sst2_names_the_blow_up(
     _, results = run_tiny(
         tiny_model_dir, data, tmp_path / "out", "--learning_rate_full_finetune", "10"
     )
-    status = results["status"]["full_finetune"]
+    status = results["seeds"][0]["training"]["full_finetune"]["health"]
     assert status["status"] in ("diverged", "unstable") and "blew up to" in status["why"]
     assert (
         "lower its learning rate: --learning_rate_full_finetune 1 (a tenth of 10)"
@@ -138,7 +142,7 @@ def test_notebook_mode_trains_the_head_only_on_the_running_encoder(
     )
     assert results["timings_seconds"]["features"] < 0.01  # the stage is there, with nothing in it
     assert "frozen-encoder features computed once" not in capsys.readouterr().out
-    assert results["runs"]["head_only"]["trainable_parameters"] == HEAD_PARAMETERS
+    assert results["seeds"][0]["training"]["head_only"]["trainable_parameters"] == HEAD_PARAMETERS
     pretrained = AutoModel.from_pretrained(tiny_model_dir).state_dict()
     head_only = AutoModelForSequenceClassification.from_pretrained(run_dir / "head_only_seed42")
     assert all(
@@ -172,7 +176,10 @@ def test_full_finetune_starts_from_the_trained_head_only_model(
             "--learning_rate_head_only",
             "0.5",
         )
-        return [[loss for _, loss in results["runs"][run]["history"]["eval_loss"]] for run in RUNS]
+        return [
+            [loss for _, loss in results["seeds"][0]["training"][run]["history"]["eval_loss"]]
+            for run in RUNS
+        ]
 
     head, full = eval_losses("head_only")
     moved = abs(head[-1] - head[0])
@@ -236,4 +243,4 @@ def test_a_decoder_model_without_a_pad_token_runs(tiny_data_dir, tmp_path, capsy
     ).save_pretrained(folder)
     _, results = run_tiny(folder, tiny_data_dir, tmp_path / "out")
     assert "head reads more than the first token" in capsys.readouterr().out
-    assert results["complete"] and results["runs"]["full_finetune"]["steps"] > 0
+    assert results["complete"] and results["seeds"][0]["training"]["full_finetune"]["steps"] > 0

@@ -1,10 +1,11 @@
 import dataclasses
 import re
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from conftest import paired_test
+from conftest import paired_test, trained
 from sst2kit import metrics as stats
 from sst2kit import significance
 from sst2kit.comparison import compare_runs
@@ -13,49 +14,51 @@ from sst2kit.seeds import directions
 
 def test_metrics_on_hand_made_predictions():
     m = stats.classification_metrics([1, 1, 1, 0, 0, 0], [1, 1, 0, 0, 0, 1])
-    assert m["accuracy"] == pytest.approx(4 / 6)
-    assert m["f1"] == pytest.approx(2 / 3)  # precision 2/3, recall 2/3
-    assert m["macro_f1"] == pytest.approx(2 / 3)
-    assert m["confusion_matrix"] == [[2, 1], [1, 2]]
-    assert "positive" in m["report"]
+    assert m.accuracy == pytest.approx(4 / 6)
+    assert m.f1 == pytest.approx(2 / 3)  # precision 2/3, recall 2/3
+    assert m.macro_f1 == pytest.approx(2 / 3)
+    assert m.confusion_matrix == [[2, 1], [1, 2]]
+    assert "positive" in m.report
     # a constant positive answer
     imbalanced = stats.classification_metrics([1] * 7 + [0] * 3, [1] * 10)
     # flattering
-    assert imbalanced["accuracy"] == 0.7 and imbalanced["f1"] == pytest.approx(14 / 17)
-    assert imbalanced["balanced_accuracy"] == 0.5 and imbalanced["macro_f1"] == pytest.approx(
-        7 / 17
-    )
+    assert imbalanced.accuracy == 0.7 and imbalanced.f1 == pytest.approx(14 / 17)
+    assert imbalanced.balanced_accuracy == 0.5 and imbalanced.macro_f1 == pytest.approx(7 / 17)
     # one class present: balanced accuracy is that class's recall, as metrics.balanced_accuracy says
     assert (
         stats.balanced_accuracy([1] * 5, [1] * 5) == 1.0
         and stats.balanced_accuracy([1] * 5, [0] * 5) == 0.0
     )
-    assert imbalanced["predicted_positive_share"] == 1.0
+    assert imbalanced.predicted_positive_share == 1.0
 
 
 def test_the_error_rate_reduction_is_net_and_the_share_fixed_stands_beside_it():
     """Head-only wrong on 20 of 100; the full fine-tune fixes 15 of them and breaks 5 others: the
     net reduction is (15 - 5) / 20 = 50%, the share of head-only's errors it fixes 75%."""
-    head = {
-        "accuracy": 0.80,
-        "f1": 0.7,
-        "macro_f1": 0.7,
-        "balanced_accuracy": 0.8,
-        "confusion_matrix": [[40, 10], [10, 40]],
-    }
-    full = {"accuracy": 0.90, "f1": 0.91, "macro_f1": 0.9, "balanced_accuracy": 0.9}
-    d = stats.metric_delta(head, full, fixed=15, broken=5)
-    assert d["accuracy"] == pytest.approx(0.10) and d["f1"] == pytest.approx(0.21)
-    assert d["error_rate_reduction"] == pytest.approx(0.5) and d[
-        "errors_fixed_share"
-    ] == pytest.approx(0.75)
-    breaks_more = stats.metric_delta(head, {**full, "accuracy": 0.7}, fixed=5, broken=15)
-    assert (
-        breaks_more["error_rate_reduction"] == pytest.approx(-0.5)
-        and breaks_more["errors_fixed_share"] == 0.25
+    head = SimpleNamespace(
+        accuracy=0.80,
+        f1=0.7,
+        macro_f1=0.7,
+        balanced_accuracy=0.8,
+        confusion_matrix=[[40, 10], [10, 40]],
     )
-    perfect = {**head, "accuracy": 1.0, "confusion_matrix": [[50, 0], [0, 50]]}
-    assert stats.metric_delta(perfect, full, fixed=0, broken=10)["error_rate_reduction"] is None
+    full = SimpleNamespace(accuracy=0.90, f1=0.91, macro_f1=0.9, balanced_accuracy=0.9)
+    d = stats.metric_delta(head, full, fixed=15, broken=5)
+    assert d.accuracy == pytest.approx(0.10) and d.f1 == pytest.approx(0.21)
+    assert d.error_rate_reduction == pytest.approx(0.5) and d.errors_fixed_share == pytest.approx(
+        0.75
+    )
+    breaks_more = stats.metric_delta(
+        head, SimpleNamespace(**{**vars(full), "accuracy": 0.7}), fixed=5, broken=15
+    )
+    assert (
+        breaks_more.error_rate_reduction == pytest.approx(-0.5)
+        and breaks_more.errors_fixed_share == 0.25
+    )
+    perfect = SimpleNamespace(
+        **{**vars(head), "accuracy": 1.0, "confusion_matrix": [[50, 0], [0, 50]]}
+    )
+    assert stats.metric_delta(perfect, full, fixed=0, broken=10).error_rate_reduction is None
 
 
 def test_mcnemar_exact_known_values():
@@ -563,7 +566,7 @@ def test_turning_the_probe_on_or_off_changes_no_full_versus_head_only_decision()
         run: {name: answers(y, rng.random(len(y)) < accuracy) for name, y in labels.items()}
         for run, accuracy in (("head_only", 0.7), ("full_finetune", 0.8), (PROBE, 0.78))
     }
-    records = {run: {"status": "ok"} for run in ("head_only", "full_finetune")}
+    records = trained()
     with_probe = compare_runs(42, records, probs=probs, eval_splits=splits, resamples=1000)
     without = compare_runs(
         42,
@@ -594,13 +597,7 @@ def test_a_broken_run_makes_no_claim_in_its_seed():
         # 'positive' to everything
         "full_finetune": {"validation": answers(labels, labels == 1)},
     }
-    records = {
-        "head_only": {"status": "ok"},
-        "full_finetune": {
-            "status": "diverged",
-            "status_why": "its training loss ended at 67 after 0.68",
-        },
-    }
+    records = trained({"full_finetune": ("diverged", "its training loss ended at 67 after 0.68")})
     result = compare_runs(42, records, probs=probs, eval_splits=splits, resamples=1000)
     entry = result.tests["validation"]
     # the interval excludes 0
@@ -625,13 +622,9 @@ def test_a_broken_run_withholds_only_the_probe_tests_that_involve_it():
         "full_finetune": {"validation": answers(labels, rng.random(400) < 0.95)},
         PROBE: {"validation": answers(labels, rng.random(400) < 0.75)},
     }
-    records = {
-        "head_only": {
-            "status": "collapsed",
-            "status_why": "it answers 'positive' to every validation item",
-        },
-        "full_finetune": {"status": "ok"},
-    }
+    records = trained(
+        {"head_only": ("collapsed", "it answers 'positive' to every validation item")}
+    )
     result = compare_runs(42, records, probs=probs, eval_splits=splits, resamples=1000)
     assert result.tests["validation"].withheld
     assert result.probe.over_head_only.tests["validation"].withheld
@@ -651,9 +644,9 @@ def test_the_metrics_counted_from_the_confusion_matrix_equal_scikit_learns():
         labels = rng.integers(0, 2, n) * (rng.random() < 0.9)
         preds = rng.integers(0, 2, n) * (rng.random() < 0.8)
         metrics = stats.classification_metrics(labels, preds)
-        assert metrics["accuracy"] == accuracy_score(labels, preds)
-        assert metrics["f1"] == f1_score(labels, preds, zero_division=0)
-        assert metrics["macro_f1"] == f1_score(labels, preds, average="macro", zero_division=0)
+        assert metrics.accuracy == accuracy_score(labels, preds)
+        assert metrics.f1 == f1_score(labels, preds, zero_division=0)
+        assert metrics.macro_f1 == f1_score(labels, preds, average="macro", zero_division=0)
         sklearn_report = classification_report(
             labels,
             preds,
@@ -663,4 +656,4 @@ def test_the_metrics_counted_from_the_confusion_matrix_equal_scikit_learns():
             zero_division=0,
         )
         # where no item is right, scikit-learn prints each support as a float (2.0), ours as 2
-        assert metrics["report"] == re.sub(r"(\d+)\.0$", r"  \1", sklearn_report, flags=re.M)
+        assert metrics.report == re.sub(r"(\d+)\.0$", r"  \1", sklearn_report, flags=re.M)
