@@ -52,7 +52,7 @@ def make_trainer(model, lr, epochs, run_name, *, data, seed, experiment):
     validation)."""
     cfg, name = experiment.cfg, f"{run_name}_seed{seed}"
     check_run_dir(experiment.run_dir)  # deleted mid-run? the Trainer would quietly make it anew
-    args = training_arguments(cfg, lr, epochs, name, seed=seed, experiment=experiment)
+    args = training_arguments(cfg, lr, epochs, name=name, seed=seed, experiment=experiment)
     trainer_class = CudaGraphTrainer if experiment.setup.cuda_graphs else Trainer
     trainer = trainer_class(
         model=model,
@@ -82,23 +82,19 @@ def run(cfg):
         stopped = load_stopped_run(cfg)  # --resume's run, or None
     with stopwatch("model"), processes.agreeing():
         checked = load_checked_model(cfg)  # the model and its tokenizer, loaded once
-
     with stopwatch("data"), processes.agreeing():  # SST-2 re-split, tokenized, its splits described
         frames, batches, eval_splits = load_data(cfg, checked.tokenizer, setup)
     with stopwatch("setup"):  # the run folder (a stopped run's own, its seeds restored), the setup
-        results = Results.start(
-            cfg, setup, checked=checked, frames=frames, eval_splits=eval_splits, stopped=stopped
-        )
+        results = Results.start(cfg, setup, checked, stopped=stopped, data=(frames, eval_splits))
         report.print_setup(results)
     with stopwatch("features"):  # the frozen encoder's output, the same in every seed
-        features = cached_features(cfg, checked.model, batches, setup)
+        features = cached_features(cfg, checked.model, batches, setup=setup)
     probe = ProbeReference.start(cfg, features)  # on the CPU, while the GPU trains the runs
-
     with results.rescued_on_write_error():  # finished seeds kept elsewhere if the folder fails
         for turn in processes.turns(results.seeds_to_train, setup.parallel, stopwatch):
             with stopwatch(f"seed{turn.seed}"), turn:  # a seed that fails is said after its round
-                turn.trained = both_runs(
-                    turn.seed, results.experiment, model=checked, data=(features, batches)
+                turn.result = both_runs(
+                    turn.seed, results.experiment, checked, data=(features, batches)
                 )
             for seed, (probs, trained) in turn.gathered():  # on the main process, in seed order
                 with stopwatch("waiting for the probe"):  # fitted while the first seed trained
@@ -107,10 +103,9 @@ def run(cfg):
                     results.findings.add(seed, trained, probs)
                 with stopwatch("files"):
                     results.save(probe.fit, stopwatch.total())
-        with stopwatch("waiting for the probe"):  # seeds restored without the probe get it
-            results.add_reference(probe.outcome(), probe.fit, stopwatch.total())
     if processes.is_main():
-        with stopwatch("report"):
+        with stopwatch("report"):  # seeds restored without the probe get it first
+            results.add_reference(probe.outcome(), probe.fit, stopwatch.total())
             report.print_metrics(results)
             report.print_confusion_matrices(results)
             report.print_delta(results)  # with its interval, the verdict, the examples that flipped
@@ -131,61 +126,51 @@ def load_data(cfg, tokenizer, setup):
         frames, tokenizer, max_length=cfg.max_length, train_pad_multiple=pad
     )
     eval_splits = evaluation_splits(frames, batches, corpus)
-    check_costs(cfg, eval_splits, len(frames["train"]), setup.data_parallel_processes)
+    check_costs(
+        cfg,
+        eval_splits,
+        train_rows=len(frames["train"]),
+        processes=setup.data_parallel_processes,
+    )
     return frames, batches, eval_splits
 
 
-def both_runs(seed, experiment, *, model, data):
+def both_runs(seed, experiment, checked, *, data):
     """One seed's two runs on the same data: the head-only run on the frozen encoder (its head
-    trained on the cached features where there are some), then the full fine-tune. model: the
-    checked model; data: the cached features (or None) and the tokenized batches. Returns each run's
-    P(positive) per evaluation split, and each run's record."""
-    cfg, (features, batches), probs, records = experiment.cfg, data, {}, {}
+    trained on the cached features where there are some), then the full fine-tune. checked: the
+    model as the input checks loaded it; data: the cached features (or None) and the tokenized
+    batches. Returns each run's P(positive) per evaluation split, and each run's Training."""
+    cfg, (features, batches), probs, trained = experiment.cfg, data, {}, {}
     # the weights were read once, by the input checks, for the first seed; every other seed draws a
     # new head
-    weights = model.model if seed == cfg.seed else fresh_model(cfg, seed, model)
+    model = checked.model if seed == cfg.seed else fresh_model(cfg, seed, checked)
     say(f"\n=== head-only (seed {seed}) ===")
-    counts = set_encoder_trainable(weights, False)
+    counts = set_encoder_trainable(model, False)
     say(f"{counts[0]:,} trainable parameters (the head), {counts[1]:,} frozen")
-    with encoder_replayed(weights, enabled=features is not None):
+    lr, epochs, head_data = cfg.learning_rate_head_only, cfg.epochs_head_only, features or batches
+    with encoder_replayed(model, enabled=features is not None):
         trainer = make_trainer(
-            weights,
-            cfg.learning_rate_head_only,
-            cfg.epochs_head_only,
-            HEAD_ONLY,
-            data=features or batches,
-            seed=seed,
-            experiment=experiment,
+            model, lr, epochs, HEAD_ONLY, data=head_data, seed=seed, experiment=experiment
         )
-        probs[HEAD_ONLY], records[HEAD_ONLY] = train_one(
-            trainer,
-            HEAD_ONLY,
-            data=features or batches,
-            parameter_counts=counts,
-            seed=seed,
-            cfg=cfg,
+        probs[HEAD_ONLY], trained[HEAD_ONLY] = train_one(
+            trainer, HEAD_ONLY, data=head_data, parameter_counts=counts, seed=seed, cfg=cfg
         )
     save_model(trainer, experiment)  # after the run: the model is whole again, its encoder back
 
     pretrained = cfg.full_finetune_init == "pretrained"
     start = "a pretrained model" if pretrained else "the trained head-only model"
     say(f"\n=== full fine-tune (seed {seed}), from {start} ===")
-    weights = fresh_model(cfg, seed, model) if pretrained else weights
-    counts = set_encoder_trainable(weights, True)
+    model = fresh_model(cfg, seed, checked) if pretrained else model
+    counts = set_encoder_trainable(model, True)
+    lr, epochs = cfg.learning_rate_full_finetune, cfg.epochs_full_finetune
     trainer = make_trainer(
-        weights,
-        cfg.learning_rate_full_finetune,
-        cfg.epochs_full_finetune,
-        FULL_FINETUNE,
-        data=batches,
-        seed=seed,
-        experiment=experiment,
+        model, lr, epochs, FULL_FINETUNE, data=batches, seed=seed, experiment=experiment
     )
-    probs[FULL_FINETUNE], records[FULL_FINETUNE] = train_one(
+    probs[FULL_FINETUNE], trained[FULL_FINETUNE] = train_one(
         trainer, FULL_FINETUNE, data=batches, parameter_counts=counts, seed=seed, cfg=cfg
     )
     save_model(trainer, experiment)
-    return probs, records
+    return probs, trained
 
 
 def fresh_model(cfg, seed, checked):
@@ -216,11 +201,11 @@ def train_one(trainer, run, *, data, parameter_counts, seed, cfg):
     )
     trained.health = RunHealth(status, why, advice(remedy, run, cfg) if status != "ok" else "")
     trained.history = curves(trainer.state.log_history)
-    say_run_done(run, seed, trained, validation.metrics["test_accuracy"])
+    say_run_done(run, trained, seed=seed, validation_accuracy=validation.metrics["test_accuracy"])
     return probs, trained
 
 
-def training_arguments(cfg, lr, epochs, name, *, seed, experiment):
+def training_arguments(cfg, lr, epochs, *, name, seed, experiment):
     on_gpu = torch.cuda.is_available()
     return TrainingArguments(
         output_dir=str(experiment.run_dir),  # nothing written there by the Trainer: no checkpoints

@@ -310,7 +310,7 @@ def check_hub(cfg):
         ) from None
 
 
-def check_costs(cfg, eval_splits, train_rows, processes):
+def check_costs(cfg, eval_splits, *, train_rows, processes):
     """What the data decides, bounded before anything trains: the training steps, and the paired
     tests' time."""
     check_training_cost(cfg, train_rows, processes)

@@ -106,7 +106,7 @@ def replay_is_faithful(model, batches):
     return replayed.shape == real.shape and torch.allclose(real, replayed, rtol=1e-3, atol=1e-4)
 
 
-def cached_features(cfg, model, batches, setup):
+def cached_features(cfg, model, batches, *, setup):
     """The frozen encoder's features when cache_encoder_features is on (None otherwise), on the
     run's device."""
     if not cfg.cache_encoder_features:

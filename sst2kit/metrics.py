@@ -162,13 +162,13 @@ def accuracy_by_length(split, per_seed_preds, *, resamples, seed):
     effect' can be no more than the label mix changing with length). Empty buckets are left out."""
     bucket = np.searchsorted(LENGTH_EDGES, split.lengths, side="left")
     return [
-        bucket_row(name, split, bucket == b, per_seed_preds, resamples=resamples, seed=seed)
+        bucket_row(name, split, per_seed_preds, inside=bucket == b, resamples=resamples, seed=seed)
         for b, name in enumerate(BUCKET_NAMES)
         if np.any(bucket == b)
     ]
 
 
-def bucket_row(name, split, inside, per_seed_preds, *, resamples, seed):
+def bucket_row(name, split, per_seed_preds, *, inside, resamples, seed):
     labels = split.labels[inside]
     right = {
         run: np.mean([preds[run][inside] == labels for preds in per_seed_preds], 0) for run in RUNS

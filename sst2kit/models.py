@@ -98,7 +98,7 @@ def load_model(cfg, seed, *, weights_as_checked=None):
     set_seed(seed)
     model, loading = pretrained_with_new_head(cfg)
     fresh = sorted({*loading["missing_keys"], *(key for key, *_ in loading["mismatched_keys"])})
-    check_only_the_head_is_new(cfg, model, fresh, loading["unexpected_keys"])
+    check_only_the_head_is_new(cfg, model, fresh=fresh, unexpected=loading["unexpected_keys"])
     with torch.no_grad():
         for tensor in (*model.parameters(), *model.buffers()):
             # out of the memory-mapped file (shared tensors stay shared)
@@ -142,7 +142,7 @@ def pretrained_with_new_head(cfg):
         hf_logging.enable_progress_bar()
 
 
-def check_only_the_head_is_new(cfg, model, fresh, unexpected):
+def check_only_the_head_is_new(cfg, model, *, fresh, unexpected):
     """Every encoder tensor came from the weights: else config.json does not match them."""
     not_head = [key for key in fresh if key.startswith(f"{model.base_model_prefix}.")]
     unused = [key for key in unexpected if is_encoder_key(model, key)]

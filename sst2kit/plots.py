@@ -74,10 +74,10 @@ def draw_metrics(per_seed, eval_splits, summary):
         draw_reference_line(
             ax,
             eval_splits[split].majority_floor,
-            "black",
-            "dashed",
-            "{:.3f}",
-            "always the majority class (accuracy)" if legend else None,
+            color="black",
+            style="dashed",
+            text="{:.3f}",
+            label="always the majority class (accuracy)" if legend else None,
             left=True,
         )
         probe = per_seed[0].probe
@@ -85,10 +85,10 @@ def draw_metrics(per_seed, eval_splits, summary):
             draw_reference_line(
                 ax,
                 per_seed[0].metrics[PROBE][split].accuracy,
-                "#3a8a4a",
-                "dotted",
-                "probe {:.3f}",
-                f"{PROBE_TITLE}, accuracy" if legend else None,
+                color="#3a8a4a",
+                style="dotted",
+                text="probe {:.3f}",
+                label=f"{PROBE_TITLE}, accuracy" if legend else None,
                 left=False,
             )
         ax.set_title(
@@ -133,7 +133,7 @@ def draw_run_bars(ax, per_seed, split, *, legend, width=0.38):
         )
 
 
-def draw_reference_line(ax, value, color, style, text, label, *, left):
+def draw_reference_line(ax, value, *, color, style, text, label, left):
     """A level across the accuracy bars (a floor, or the probe), its value written at its left or
     right end."""
     ax.hlines(value, -0.5, 0.5, colors=color, linestyles=style, label=label)
@@ -239,7 +239,7 @@ def draw_by_length(per_seed, summary):
     )
     for column, split in enumerate(splits):
         title = f"{title_of(split)}: accuracy by length"
-        draw_length_column(axes[0, column], axes[1, column], by_length[split], title, column == 0)
+        draw_length_column(axes[:, column], by_length[split], title=title, legend=column == 0)
     seeds = f"mean of {len(per_seed)} seeds" if summary else f"seed {per_seed[0].seed}"
     axes[1, 0].set_ylabel(f"accuracy, {seeds}")
     fig.legend(loc="upper center", ncol=3, bbox_to_anchor=(0.5, -0.01))
@@ -247,8 +247,9 @@ def draw_by_length(per_seed, summary):
     return fig
 
 
-def draw_length_column(delta_ax, ax, buckets, title, legend):
+def draw_length_column(axes, buckets, *, title, legend):
     """One split: above, the delta per length bucket; below, both runs' accuracy and the floor."""
+    delta_ax, ax = axes
     x = np.arange(len(buckets))
     small = np.array([b["delta_ci95"] is None for b in buckets])
     deltas, intervals = [b["delta"] for b in buckets], [b["delta_ci95"] for b in buckets]
@@ -256,7 +257,7 @@ def draw_length_column(delta_ax, ax, buckets, title, legend):
         delta_ax,
         x,
         deltas,
-        intervals,
+        intervals=intervals,
         scale=100,
         small=small,
         color="black",
@@ -269,10 +270,10 @@ def draw_length_column(delta_ax, ax, buckets, title, legend):
     )
     delta_ax.set_xticks(x, [b["tokens"] for b in buckets])
     delta_ax.grid(alpha=0.3)
-    draw_length_accuracy(ax, buckets, small, legend)
+    draw_length_accuracy(ax, buckets, small=small, legend=legend)
 
 
-def draw_length_accuracy(ax, buckets, small, legend):
+def draw_length_accuracy(ax, buckets, *, small, legend):
     """Both runs' accuracy per length bucket with their intervals, and the bucket's floor."""
     x = np.arange(len(buckets))
     for offset, run in zip((-0.06, 0.06), RUNS):
@@ -282,7 +283,7 @@ def draw_length_accuracy(ax, buckets, small, legend):
             ax,
             x + offset,
             accuracies,
-            intervals,
+            intervals=intervals,
             scale=1,
             small=small,
             color=RUN_COLORS[run],
@@ -300,7 +301,7 @@ def draw_length_accuracy(ax, buckets, small, legend):
     ax.grid(alpha=0.3)
 
 
-def draw_with_intervals(ax, x, values, intervals, *, scale, small, color, fmt, label):
+def draw_with_intervals(ax, x, values, *, intervals, scale, small, color, fmt, label):
     """Points with their 95% intervals; a point without one (too few units) hollow and bare."""
     values = scale * np.asarray(values, float)
     low = np.array([scale * i[0] if i else v for i, v in zip(intervals, values)])

@@ -131,7 +131,7 @@ class Turn:
 
     def __init__(self, seed, parallel, stopwatch):
         self.seed, self.parallel, self.stopwatch = seed, parallel, stopwatch
-        self.trained, self.failure = None, None
+        self.result, self.failure = None, None
 
     def __enter__(self):
         return self
@@ -143,18 +143,18 @@ class Turn:
         return False
 
     def gathered(self):
-        """The round's seeds on the main process, (seed, what train returned) in seed order; then,
-        in every process, the round's first failure raised."""
+        """The round's seeds on the main process, (seed, its result) in seed order; then, in every
+        process, the round's first failure raised."""
         if self.parallel != "seeds":  # every process trained this seed together
             if is_main():
-                yield self.seed, self.trained
+                yield self.seed, self.result
             return
         with self.stopwatch("waiting for other processes"):
-            round_outcomes = to_main((self.seed, self.trained, self.failure))
+            round_outcomes = to_main((self.seed, self.result, self.failure))
         failure = None
         if is_main():
             try:
-                yield from ((seed, trained) for seed, trained, _ in round_outcomes if trained)
+                yield from ((seed, result) for seed, result, _ in round_outcomes if result)
             # the main process stopped while recording: the others must not wait for it
             except GeneratorExit:
                 from_main("the main process stopped (it says why)")

@@ -377,7 +377,10 @@ def save(results, *, figures):
     line naming every file written."""
     save_report(results.run_dir, markdown(results, figures))
     log_answer(
-        results.cfg.report_to, results.run_dir, results.findings.headline, answer_line(results)[0]
+        results.cfg.report_to,
+        results.run_dir,
+        headline=results.findings.headline,
+        answer=answer_line(results)[0],
     )
     say(
         f"\nwrote to {results.run_dir}:\n  report.md, results.json, predictions.csv, flips.csv, "

@@ -137,9 +137,11 @@ class Results:
         self.record, self.predictions, self.probe_fit = None, None, None
 
     @classmethod
-    def start(cls, cfg, setup, *, checked, frames, eval_splits, stopped):
+    def start(cls, cfg, setup, checked, *, stopped, data):
         """The run folder (a stopped run's own when resuming, its finished seeds restored) and the
-        record of what every seed shares."""
+        record of what every seed shares. checked: the model as the input checks loaded it; data:
+        every split's frame, and the evaluation splits."""
+        frames, eval_splits = data
         fingerprint = data_fingerprint(frames)
         restored = stopped.restored(eval_splits, fingerprint) if stopped else ((), ())
         run_dir = stopped.folder if stopped else new_run_dir(cfg.output_dir)

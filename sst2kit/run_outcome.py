@@ -83,7 +83,7 @@ def curves(log_history):
     return {curve: [[e["epoch"], e[key]] for e in log_history if key in e] for curve, key in logged}
 
 
-def say_run_done(run, seed, trained, validation_accuracy):
+def say_run_done(run, trained, *, seed, validation_accuracy):
     """The run's one line, and a warning naming what broke and the flags to change."""
     selected, health = trained.selected_epoch, trained.health
     say(

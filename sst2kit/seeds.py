@@ -143,15 +143,20 @@ def summarize_seeds(per_seed, per_seed_probs, eval_splits, *, resamples, seed):
         },
     )
     if all(PROBE in probs for _, probs in per_seed_probs):
-        splits = eval_splits.values()
-        summary.full_over_probe = {
-            s.name: across(s, per_seed_probs, baseline=PROBE) for s in splits
-        }
-        summary.probe_over_head_only = {
-            s.name: across(s, per_seed_probs, model=PROBE) for s in splits
-        }
+        summary.full_over_probe, summary.probe_over_head_only = probe_over_seeds(
+            per_seed_probs, eval_splits
+        )
     decide_summary_claims(summary, per_seed, headline_split(eval_splits))
     return summary
+
+
+def probe_over_seeds(per_seed_probs, eval_splits):
+    """Per split, the full fine-tune over the probe, and the probe over head-only, across seeds."""
+    splits = eval_splits.values()
+    return (
+        {s.name: across(s, per_seed_probs, baseline=PROBE) for s in splits},
+        {s.name: across(s, per_seed_probs, model=PROBE) for s in splits},
+    )
 
 
 def decide_summary_claims(summary, per_seed, headline):

@@ -91,7 +91,7 @@ def guard_trackers(trainer):
     return trainer
 
 
-def log_answer(report_to, run_dir, headline, answer):
+def log_answer(report_to, run_dir, *, headline, answer):
     """The experiment's answer, once, where the tracker keeps it: TensorBoard's 'experiment' run
     holds the headline delta, its interval and whether it is claimed, and the Answer line as
     text."""

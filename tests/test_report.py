@@ -576,3 +576,18 @@ def test_the_far_seed_rule_names_a_bad_seed_and_rarely_a_good_one():
         deltas[0] -= 0.10
         named += 0 in far_seeds(deltas, [0.013] * 5)
     assert named / 2000 >= 0.90 and ordinary / 2000 <= 0.01
+
+
+def test_a_seeds_comparison_reads_back_from_results_json_as_it_was_written():
+    """--resume rebuilds each recorded seed from results.json through the one generic mapping: what
+    it reads equals what was written, field for field, for every kind of record a seed holds."""
+    from sst2kit.comparison import SeedComparison
+    from sst2kit.records import from_json, to_json
+
+    written = experiment(
+        [{"head_only": 0.7, "full_finetune": 0.85}, {"head_only": 0.72, "full_finetune": 0.8}],
+        probe=0.8,
+    ).findings.per_seed
+    stored = json.loads(json.dumps(files.strict_json(to_json(written)), allow_nan=False))
+    assert from_json(list[SeedComparison], stored) == written
+    assert written[0].probe is not None and written[0].by_kind["test"]["phrases"] is not None

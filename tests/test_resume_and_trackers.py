@@ -131,6 +131,24 @@ def test_what_cannot_be_resumed_is_refused_in_one_line_and_the_folder_is_untouch
     assert app.main(other + ["--resume", str(run_dir)]) == 2
     assert "its results come from other data (its fingerprint differs" in capsys.readouterr().err
     assert folder_state(run_dir) == before and len(list(out.iterdir())) == 1
+    recorded = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    earlier_version = {key: value for key, value in recorded.items() if key != "format"}
+    number_as_text = json.loads(json.dumps(recorded))
+    number_as_text["seeds"][0]["versus"]["tests"]["validation"]["p_value"] = "0.5"
+    for damaged, message in (
+        (earlier_version, "is not of this version's layout (format 1, this version writes 2)"),
+        (
+            number_as_text,
+            "its results.json.seeds[0].versus.tests.validation.p_value is not a number",
+        ),
+    ):
+        (run_dir / "results.json").write_text(json.dumps(damaged), encoding="utf-8")
+        assert (
+            app.main(tiny_args(tiny_model_dir, tiny_data_dir, out) + FAST + ["--resume", "latest"])
+            == 2
+        )
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
     (run_dir / "results.json").write_text("{not json")
     assert (
         app.main(tiny_args(tiny_model_dir, tiny_data_dir, out) + FAST + ["--resume", "latest"]) == 2
