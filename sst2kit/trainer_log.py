@@ -3,6 +3,7 @@ console: each logged dict (loss, learning rate, validation metrics) goes to the 
 trainer_log.jsonl instead, and to the console only when asked."""
 
 import json
+import os
 
 from tqdm.auto import tqdm
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -46,15 +47,7 @@ class ProgressToLogFile(ProgressCallback):
             check_run_dir(self.log_path.parent)
             line = (json.dumps({"run": args.run_name, **logs}) + "\n").encode("utf-8")
             try:
-                with open(self.log_path, "ab") as log:
-                    whole = log.tell()
-                    try:
-                        log.write(line)
-                        log.flush()
-                    except OSError:
-                        # no cut-off last line: the log holds whole lines or none
-                        log.truncate(whole)
-                        raise
+                append_whole(self.log_path, line)
             # a log is not worth stopping the training for: say so once, go on without it
             except OSError as err:
                 say(
@@ -64,6 +57,23 @@ class ProgressToLogFile(ProgressCallback):
                 self.log_path = None
         if self.echo:
             super().on_log(args, state, control, logs=logs, **kwargs)
+
+
+def append_whole(path, line):
+    """line appended whole or not at all: written unbuffered, and the file cut back to its length
+    before it when the write fails partway (a full disk). A buffered file cannot be cut back: its
+    truncate first flushes the bytes that just failed, fails again, and leaves half a line."""
+    log = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        whole, written = os.fstat(log).st_size, 0
+        try:
+            while written < len(line):
+                written += os.write(log, line[written:])
+        except OSError:
+            os.ftruncate(log, whole)
+            raise
+    finally:
+        os.close(log)
 
 
 def quiet_progress(trainer, log_path, echo):
