@@ -84,7 +84,7 @@ def run(cfg):
         checked = load_checked_model(cfg)  # the model and its tokenizer, loaded once
     with stopwatch("data"), processes.agreeing():  # SST-2 re-split, tokenized, its splits described
         frames, batches, eval_splits = load_data(cfg, checked.tokenizer, setup)
-    with stopwatch("setup"):  # the run folder (a stopped run's own, its seeds restored), the setup
+    with stopwatch("setup"), processes.agreeing():  # the run folder, a stopped run's seeds kept
         results = Results.start(cfg, setup, checked, stopped=stopped, data=(frames, eval_splits))
         report.print_setup(results)
     with stopwatch("features"):  # the frozen encoder's output, the same in every seed

@@ -2,7 +2,6 @@
 
 import csv
 import math
-import re
 import stat
 from pathlib import Path
 
@@ -233,27 +232,30 @@ def checked_idx(path, frame):
     return idx.astype("int64")
 
 
-# a line of a sentence cell that ends like a row of the file (a comma, then a label): rows swallowed
-# by a quote
-ROW_INSIDE_A_CELL = re.compile(r",\s*[01]\s*$")
-
-
 def check_quoting(path, frame):
-    """A CSV parses into exactly its rows: a quotation mark that opens a sentence and never closes
-    (as a naive export writes one) makes the parser swallow the rows after it into that one cell,
-    line breaks, labels and all. A sentence cell holding lines that end like rows of their own is
-    refused, naming its row."""
-    if "sentence" not in frame.columns:
-        return
-    for row, sentence in enumerate(frame["sentence"], 1):
-        lines = str(sentence).splitlines()
-        if len(lines) > 1 and any(ROW_INSIDE_A_CELL.search(line) for line in lines[:-1]):
-            raise UsageError(
-                f"{path}: row {row}'s sentence runs over {len(lines)} lines and holds lines that "
-                "end like rows of their own (',0' or ',1'): a quotation mark opened in it is never "
-                "closed, so the rows after it were swallowed. Close the quote (a quotation mark "
-                "inside a quoted sentence is written twice), or save the file as parquet"
-            )
+    """A CSV parses into exactly its rows: a quotation mark that opens a cell and never closes where
+    a cell ends (as a naive export writes one) makes pandas' lenient parser swallow the rows after
+    it into that one cell, whatever the columns' order. Read again strictly (a closing quote must
+    be followed by a comma or the line's end, and every quote must close), such a file fails at the
+    row that opened the quote, which is named; a well-quoted cell holding line breaks passes."""
+    rows = 0
+    try:
+        with open(path, newline="", encoding="utf-8") as text:
+            for record in csv.reader(text, strict=True):
+                rows += bool(record)  # pandas skips blank lines too
+    except csv.Error:
+        raise UsageError(
+            f"{path}: row {rows}'s cell opens a quotation mark that is never closed where a cell "
+            "ends, so the rows after it were swallowed into it. Close the quote (a quotation mark "
+            "inside a quoted cell is written twice), or save the file as parquet"
+        ) from None
+    except (OSError, UnicodeDecodeError):
+        return  # pandas read it: what it read is checked row by row below
+    if rows - 1 != len(frame):
+        raise UsageError(
+            f"{path}: {rows - 1:,} rows read strictly but {len(frame):,} by the lenient reader: a "
+            "quotation mark is out of place; fix the quoting, or save the file as parquet"
+        )
 
 
 INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\x00"  # zero-width characters, byte-order mark, NUL

@@ -5,6 +5,7 @@ absent. Every write error is one line."""
 
 import csv
 import errno
+import fcntl
 import itertools
 import json
 import math
@@ -43,6 +44,23 @@ def new_run_dir(output_dir):
     if problem:
         raise UsageError(problem)
     return run_dir
+
+
+def lock_run_dir(run_dir):
+    """An exclusive lock on the run folder, held until the returned descriptor is closed: a second
+    run resuming the same folder meanwhile is refused in one line instead of training the same
+    seeds into it. The lock is the kernel's (flock on the folder itself): no lock file is left
+    behind, and a killed run's lock goes with it."""
+    handle = os.open(run_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(handle)
+        raise UsageError(
+            f"{run_dir} is being written by another run right now: wait for it to finish (or stop "
+            "it), then resume"
+        ) from None
+    return handle
 
 
 class WriteError(UsageError):

@@ -1,6 +1,7 @@
 """The pretrained encoder with a new two-label head and its tokenizer, each loaded and checked in
 one call; freezing."""
 
+import hashlib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -212,6 +213,8 @@ class CheckedModel(NamedTuple):
     new_head_tensors: list
     # what the weight files were when read (weights_signature): a reload must match it
     weights_signature: object
+    # a hash of the pretrained weights as loaded (the head aside): a resumed run trains from them
+    weights_fingerprint: str
 
 
 def load_checked_model(cfg):
@@ -242,7 +245,18 @@ def load_checked_model(cfg):
             f"{cfg.model_name} has {parameters:,} parameters, over this experiment's bound of "
             f"{MAX_PARAMETERS:,}: pick a smaller model"
         )
-    return CheckedModel(model, tokenizer, fresh, signature)
+    return CheckedModel(model, tokenizer, fresh, signature, pretrained_fingerprint(model, fresh))
+
+
+def pretrained_fingerprint(model, fresh):
+    """A hash of every pretrained tensor as loaded (the newly drawn head's aside), the same on any
+    machine for the same weights, wherever they were loaded from."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        if name not in fresh:
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
 
 
 # Sane bounds on a model config's sizes: far above any encoder this experiment is for, far below

@@ -5,9 +5,11 @@ are rescued to a new one); and report.md, the printed report kept with the run."
 
 import contextlib
 import dataclasses
+import os
 import platform
 import shutil
 import tempfile
+import weakref
 from pathlib import Path
 
 import accelerate
@@ -22,6 +24,7 @@ from sst2kit import processes
 from sst2kit.files import (
     WriteError,
     check_run_dir,
+    lock_run_dir,
     new_run_dir,
     write_atomic,
     write_csv,
@@ -142,9 +145,14 @@ class Results:
         record of what every seed shares. checked: the model as the input checks loaded it; data:
         every split's frame, and the evaluation splits."""
         frames, eval_splits = data
-        fingerprint = data_fingerprint(frames)
-        restored = stopped.restored(eval_splits, fingerprint) if stopped else ((), ())
+        fingerprint, weights = data_fingerprint(frames), checked.weights_fingerprint
+        restored = (
+            stopped.restored(eval_splits, data=fingerprint, weights=weights)
+            if stopped
+            else ((), ())
+        )
         run_dir = stopped.folder if stopped else new_run_dir(cfg.output_dir)
+        lock = lock_run_dir(run_dir) if processes.is_main() else None  # held while the run lives
         experiment = Experiment(cfg, run_dir, checked.tokenizer, setup)
         findings = Findings(
             eval_splits, resamples=cfg.bootstrap_resamples, first_seed=cfg.seed, restored=restored
@@ -160,9 +168,13 @@ class Results:
             "newly_initialised_tensors": checked.new_head_tensors,
             "speed": setup.record(),
             "data_fingerprint": fingerprint,
+            "weights_fingerprint": weights,
         }
         resumed = stopped.seeds if stopped else []
-        return cls(experiment, findings, static=static, resumed_seeds=resumed)
+        results = cls(experiment, findings, static=static, resumed_seeds=resumed)
+        if lock is not None:  # released with the results: at the run's end, however it ends
+            weakref.finalize(results, os.close, lock)
+        return results
 
     @property
     def seeds_to_train(self):

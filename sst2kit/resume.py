@@ -7,17 +7,20 @@ cannot be resumed is left untouched."""
 import hashlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from sst2kit import processes
 from sst2kit.comparison import SeedComparison
 from sst2kit.errors import UsageError
 from sst2kit.names import RUNS
 from sst2kit.records import FORMAT, RecordError, from_json
 from sst2kit.settings import seed_range
+from sst2kit.trackers import trackers
 
 # Settings that change no number of the results: where and how files are written, how fast, what is
 # printed; and where the data lies (the data themselves are compared by their fingerprint, so a copy
@@ -52,10 +55,18 @@ class StoppedRun:
     def seeds(self):
         return [comparison.seed for comparison in self.per_seed]
 
-    def restored(self, eval_splits, fingerprint):
+    def restored(self, eval_splits, *, data, weights):
         """Its finished seeds as they were recorded: their comparisons, and their P(positive) per
-        run and split, for this run's data (refused when it differs)."""
-        check_same_data(self, fingerprint)
+        run and split, for this run's data and weights (refused when either differs: data and
+        weights are their fingerprints)."""
+        check_same_data(self, data)
+        if self.record["weights_fingerprint"] != weights:
+            raise UsageError(
+                f"--resume {self.folder}: its seeds were trained from other weights than the model "
+                "holds now (the weights' fingerprint differs: the model folder's files were "
+                "replaced, or the hub's model changed): resume with the weights it used, or start "
+                "a new run"
+            )
         return self.per_seed, recorded_probs(self, eval_splits)
 
 
@@ -64,7 +75,7 @@ def folder_to_resume(cfg):
     it, the newest run folder under output_dir when a scheduler requeued this job
     (SLURM_RESTART_COUNT > 0)."""
     wanted = cfg.resume
-    if wanted is None and int(os.environ.get(REQUEUED, "0") or 0) > 0:
+    if wanted is None and restart_count() > 0:
         wanted = "latest" if newest_run(cfg.output_dir) else None
     if wanted is None:
         return None
@@ -77,6 +88,20 @@ def folder_to_resume(cfg):
             )
         return folder
     return Path(wanted)
+
+
+def restart_count():
+    """SLURM_RESTART_COUNT as Slurm sets it (0, 1, 2, ...; unset or empty: 0), refused in one line
+    when it is not a count."""
+    value = os.environ.get(REQUEUED, "").strip()
+    if not value:
+        return 0
+    if not value.isdigit():
+        raise UsageError(
+            f"{REQUEUED}={value!r} is not a count (Slurm sets 0, 1, 2, ... when it requeues a "
+            "job): unset it, or set a whole number"
+        )
+    return int(value)
 
 
 def newest_run(output_dir):
@@ -100,6 +125,7 @@ def load_stopped_run(cfg):
         )
     stopped = read_stopped_run(folder)
     check_same_settings(cfg, stopped.record["config"], folder)
+    check_writable(folder, cfg.report_to)
     seeds = seed_range(cfg)
     outside = [seed for seed in stopped.seeds if seed not in seeds]
     if outside:
@@ -136,7 +162,87 @@ def read_stopped_run(folder):
         stored = from_json(StoredRun, record, "its results.json")
     except RecordError as err:
         raise UsageError(f"--resume {folder}: {err}: it is damaged; start a new run") from None
+    seeds = [comparison.seed for comparison in stored.seeds]
+    twice = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    if twice:
+        raise UsageError(
+            f"--resume {folder}: its results.json lists seed(s) {', '.join(map(str, twice))} more "
+            "than once: it is damaged or was edited; start a new run"
+        )
+    check_predictions(folder, predictions, seeds)
     return StoppedRun(folder, record, stored.seeds, predictions)
+
+
+PREDICTED = [f"{run}_pred" for run in RUNS]
+PROBABILITIES = [f"{run}_prob_pos" for run in RUNS]
+
+
+def check_predictions(folder, predictions, seeds):
+    """predictions.csv holds every recorded seed and nothing else, each answer 0 or 1 and each
+    P(positive) a number in [0, 1]: a damaged cell is refused, not read as 0.5."""
+    if not ends_whole(folder / "predictions.csv"):
+        raise UsageError(
+            f"--resume {folder}: its predictions.csv ends inside a row (it was cut short): it is "
+            "damaged; start a new run"
+        )
+    missing = [
+        c for c in ("seed", "split", "idx", *PREDICTED, *PROBABILITIES) if c not in predictions
+    ]
+    if missing:
+        raise UsageError(
+            f"--resume {folder}: its predictions.csv lacks the column(s) {', '.join(missing)}: it "
+            "is damaged; start a new run"
+        )
+    numbers = predictions[["seed", *PREDICTED, *PROBABILITIES]].apply(
+        pd.to_numeric, errors="coerce"
+    )
+    answers, probs = numbers[PREDICTED].to_numpy(), numbers[PROBABILITIES].to_numpy()
+    wrong = (
+        numbers["seed"].isna().to_numpy()
+        | ~np.isin(answers, (0, 1)).all(axis=1)
+        | ~((probs >= 0) & (probs <= 1)).all(axis=1)  # NaN (a cell that is not a number) fails too
+        # the answer is P > 0.5, but for a P that rounded to 0.5 in the file
+        | ((answers == 1) != (probs > 0.5) & (probs != 0.5)).any(axis=1)
+    )
+    if wrong.any():
+        row = int(np.argmax(wrong)) + 2  # the header is line 1
+        raise UsageError(
+            f"--resume {folder}: its predictions.csv's line {row} holds a seed, answer or "
+            "probability that is not one (cut short or edited): it is damaged; start a new run"
+        )
+    if sorted(set(numbers["seed"].astype(int))) != sorted(seeds):
+        raise UsageError(
+            f"--resume {folder}: its predictions.csv does not hold the seeds its results.json "
+            f"records ({', '.join(map(str, seeds))}): it is damaged; start a new run"
+        )
+
+
+def ends_whole(path):
+    """Whether the file ends with a line break, as every file this experiment writes does."""
+    with open(path, "rb") as written:
+        if written.seek(0, os.SEEK_END) == 0:
+            return False
+        written.seek(-1, os.SEEK_END)
+        return written.read(1) == b"\n"
+
+
+def check_writable(folder, report_to):
+    """The folder a resume writes into takes files (a read-only mount is found before anything
+    trains), and nothing is in the way of its TensorBoard folder."""
+    if processes.is_main():
+        try:
+            Path(tempfile.mkdtemp(dir=folder, prefix=".write-probe-")).rmdir()
+        except OSError as err:
+            raise UsageError(
+                f"--resume {folder}: it cannot be written ({err.strerror or err}): make it "
+                "writable, or copy it somewhere that is and resume that copy"
+            ) from None
+    board = folder / "tensorboard"
+    if "tensorboard" in trackers(report_to) and board.exists() and not board.is_dir():
+        raise UsageError(
+            f"--resume {folder}: {board} is a file where the run's TensorBoard folder goes: move "
+            "it away, or leave tensorboard out of --report_to"
+        )
 
 
 @dataclass
@@ -145,6 +251,7 @@ class StoredRun:
 
     config: dict
     data_fingerprint: str
+    weights_fingerprint: str
     seeds: list[SeedComparison]
 
 
@@ -152,16 +259,19 @@ def check_same_settings(cfg, recorded, folder):
     """Every setting that shapes the results equals the recorded one: each that differs named, with
     both values."""
     differ = [
-        (name, recorded.get(name), value)
+        (name, repr(recorded[name]) if name in recorded else "not recorded", value)
         for name, value in vars(cfg).items()
-        if name not in FREE_ON_RESUME and recorded.get(name, value) != value
+        if name not in FREE_ON_RESUME and recorded.get(name, NOT_RECORDED) != value
     ]
     if differ:
-        said = "; ".join(f"{name} {was!r} there, {now!r} here" for name, was, now in differ)
+        said = "; ".join(f"{name} {was} there, {now!r} here" for name, was, now in differ)
         raise UsageError(
             f"--resume {folder}: settings that shape the results differ: {said}. Resume with the "
             "recorded ones, or start a new run"
         )
+
+
+NOT_RECORDED = object()  # a setting a stopped run's config lacks: never equal to this run's
 
 
 def data_fingerprint(frames):

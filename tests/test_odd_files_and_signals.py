@@ -41,26 +41,47 @@ def data_folder(tmp_path, tiny_data_dir, validation_name="validation.parquet"):
     return folder
 
 
-def test_a_csv_with_an_unbalanced_quote_is_refused_naming_the_row(tmp_path):
-    """A naive export opens a quote and never closes it: the next rows were swallowed into that one
-    sentence (200 rows in the file, 195 scored, exit 0)."""
+# the columns' order ({s} sentence, {l} label, {i} row number): the usual one; the order datasets'
+# to_csv writes for SST-2; the label first; an empty last column; labels written as 1.0 and 0.0
+LAYOUTS = ["{s},{l}", "{s},{l},{i}", "{l},{s}", "{s},{l},note", "{s},{l} as 1.0"]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_csv_with_an_unbalanced_quote_is_refused_naming_the_row(layout, tmp_path):
+    """A naive export opens a quote and closes it rows later: the rows between were swallowed into
+    that one cell (200 rows in the file, 195 scored, exit 0), whatever the columns' order."""
     from sst2kit.data import read_labelled
 
-    rows = ["sentence,label"] + [f"a fine sentence number {i},{i % 2}" for i in range(200)]
-    rows[50] = '"an opened quote that never closes,1'
-    rows[56] = 'he said "hello" to it,0'  # where the lenient parser finally closed it
+    as_float = layout.endswith(" as 1.0")
+    layout = layout.removesuffix(" as 1.0")
+    rows = [layout.format(s="sentence", l="label", i="idx")]
+    layout = layout.replace(",note", ",")  # the note column left empty in every row
+    for i in range(200):
+        label = f"{i % 2}.0" if as_float else f"{i % 2}"
+        rows.append(layout.format(s=f"a fine sentence number {i}", l=label, i=i))
+    opened = layout.format(s='"an opened quote that never closes', l="1", i=50)
+    rows[50] = opened
+    rows[56] = layout.format(s='he said "hello" to it', l="0", i=56)  # where pandas closed it
     path = tmp_path / "validation.csv"
     path.write_text("\n".join(rows) + "\n")
-    with pytest.raises(
-        UsageError,
-        match=r"row 50's sentence runs over 7 lines .* a quotation mark opened in it is "
-        r"never closed",
-    ):
+    with pytest.raises(UsageError, match=r"row 50's cell opens a quotation mark that is never"):
         read_labelled(path)
-    quoted = pd.DataFrame({"sentence": ["two lines\nin one cell", "plain"], "label": [1, 0]})
-    # a line break inside a well-quoted cell stays allowed
+
+
+def test_a_well_quoted_cell_with_line_breaks_is_read_whole(tmp_path):
+    """A line break inside a well-quoted cell, even one followed by text that ends like a row of
+    the file (',1'), is a sentence, not swallowed rows."""
+    from sst2kit.data import read_labelled
+
+    quoted = pd.DataFrame(
+        {
+            "sentence": ["two lines\nin one cell", "it ends like a row,1\nbut is not", "plain"],
+            "label": [1, 0, 1],
+        }
+    )
     quoted.to_csv(tmp_path / "fine.csv", index=False)
-    assert len(read_labelled(tmp_path / "fine.csv")) == 2
+    read = read_labelled(tmp_path / "fine.csv")
+    assert read["sentence"] == quoted["sentence"].tolist()
 
 
 def test_text_from_the_data_cannot_drive_the_terminal():
