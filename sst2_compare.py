@@ -24,7 +24,7 @@ parse_config, PROCESS_STARTED = startup.begin(sys.argv[1:])
 import torch
 from transformers import Trainer, TrainingArguments
 
-from sst2kit import console, plots, processes, report, runtime
+from sst2kit import console, processes, report, runtime
 from sst2kit.batches import already_batched, tokenize_splits
 from sst2kit.callbacks import BestEpochRestored, EvaluationSchedule, epoch_metrics
 from sst2kit.checks import check_costs, check_inputs
@@ -101,17 +101,17 @@ def run(cfg):
                     probs.update(probe.outcome())
                 with stopwatch("statistics"):  # the seed compared; the answer over seeds again
                     results.findings.add(seed, trained, probs)
-                with stopwatch("files"):
+                with stopwatch("files"):  # every file rewritten with every seed so far
                     results.save(probe.fit, stopwatch.total())
+                    report.write(results)  # report.md and the figures
     if processes.is_main():
         with stopwatch("report"):  # seeds restored without the probe get it first
             results.add_reference(probe.outcome(), probe.fit, stopwatch.total())
             report.print_metrics(results)
             report.print_confusion_matrices(results)
             report.print_delta(results)  # with its interval, the verdict, the examples that flipped
-            report.save(results, figures=plots.save_figures(results))
-        results.finish(stopwatch.total())  # results.json again, with every stage's time
-        say(f"total wall time {stopwatch.total()['total']:.1f}s")
+            report.save(results)  # report.md and the figures, the answer to the trackers
+        say(f"total wall time {results.finish(stopwatch.total()):.1f}s")  # in results.json too
     return results.run_dir
 
 

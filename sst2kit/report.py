@@ -6,6 +6,7 @@ the answer first."""
 
 import textwrap
 
+from sst2kit import plots
 from sst2kit.console import say, visible
 from sst2kit.names import (
     FULL_FINETUNE,
@@ -346,6 +347,13 @@ def markdown(results, figures):
     """report.md: the answer and any caution in plain words first, a short glossary, then every
     detail the console printed, scikit-learn's classification reports and the figures."""
     answer = [*answer_line(results), *caution_lines(results)]  # with every broken run's fix
+    finished, wanted = len(results.findings.per_seed), results.cfg.num_seeds
+    if finished < wanted:
+        answer[:0] = [
+            f"**Partial: {finished} of {wanted} seeds finished** (the run stopped, or is still "
+            "running; `--resume` goes on with it).",
+            "",
+        ]
     probe = (
         [f"\n=== {PROBE_TITLE} ===", probe_fit_line(results.probe_fit)] if results.probe_fit else []
     )
@@ -372,10 +380,18 @@ def markdown(results, figures):
     return "\n\n".join("\n".join(section) for section in sections)
 
 
-def save(results, *, figures):
-    """report.md in the run folder, the answer to the trackers that keep one (--report_to), and a
-    line naming every file written."""
+def write(results):
+    """report.md and the figures, rewritten from every seed so far (after each seed, and at the
+    end): a run stopped after its first seed keeps its report. Returns the figures' paths."""
+    figures = plots.save_figures(results)
     save_report(results.run_dir, markdown(results, figures))
+    return figures
+
+
+def save(results):
+    """report.md and the figures in the run folder, the answer to the trackers that keep one
+    (--report_to), and a line naming every file written."""
+    figures = write(results)
     log_answer(
         results.cfg.report_to,
         results.run_dir,

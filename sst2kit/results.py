@@ -214,9 +214,11 @@ class Results:
 
     def finish(self, timings):
         """results.json rewritten once the report is out, its timings then holding every stage of
-        the run (the seeds, and so predictions.csv and flips.csv, are unchanged)."""
+        the run (the seeds, and so predictions.csv and flips.csv, are unchanged). Returns the run's
+        total seconds."""
         self.record["timings_seconds"] = timings
         write_atomic(self.run_dir / "results.json", lambda path: write_json(path, self.record))
+        return timings["total"]
 
     @contextlib.contextmanager
     def rescued_on_write_error(self):

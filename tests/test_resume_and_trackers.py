@@ -73,6 +73,10 @@ def test_a_run_stopped_in_its_second_seed_keeps_the_first_and_resumed_equals_an_
         and stopped["seeds"][0]["training"]["full_finetune"]["steps"] > 0
     )
     assert set(pd.read_csv(run_dir / "predictions.csv")["seed"]) == {42}
+    # the report and the figures are kept after every seed too, saying they are partial
+    report = (run_dir / "report.md").read_text(encoding="utf-8")
+    assert "**Partial: 1 of 3 seeds finished**" in report and "Answer:" in report
+    assert len(list(run_dir.glob("*.png"))) == 4
     assert resume(tiny_model_dir, tiny_data_dir, out, run_dir, seeds=3) == 0
     stdout = capsys.readouterr().out
     record = json.loads((run_dir / "results.json").read_text())
@@ -82,6 +86,7 @@ def test_a_run_stopped_in_its_second_seed_keeps_the_first_and_resumed_equals_an_
     assert pd.read_csv(run_dir / "predictions.csv").equals(uninterrupted_predictions)
     assert "seed(s) 42 kept as recorded" in stdout and "=== head-only (seed 42)" not in stdout
     assert "seed(s) 42 kept as recorded" in (run_dir / "report.md").read_text()
+    assert "Partial" not in (run_dir / "report.md").read_text()
 
 
 def one_seed_run(tiny_model_dir, tiny_data_dir, out, *extra):
