@@ -6,6 +6,8 @@ the answer first."""
 
 import textwrap
 
+from scipy.stats import t as student_t
+
 from sst2kit import plots
 from sst2kit.console import say, visible
 from sst2kit.names import (
@@ -21,9 +23,9 @@ from sst2kit.names import (
 )
 from sst2kit.probe import probe_fit_line
 from sst2kit.results import flips, save_report
-from sst2kit.significance import p_text
+from sst2kit.significance import ALPHA, p_text
 from sst2kit.trackers import log_answer
-from sst2kit.verdict import answer_line, caution_lines, verdict_lines
+from sst2kit.verdict import answer_line, caution_lines, expected_seed_margin, verdict_lines
 
 WIDTH = 160  # the verdict's lines are wrapped to this many columns on the console
 
@@ -115,7 +117,20 @@ def where_lines(results):
             "warning: no GPU; a full run is slow on a CPU. Try --subset_fraction 0.05 for a quick "
             "look."
         )
-    return lines
+    return lines + two_seeds_warning(cfg.num_seeds)
+
+
+def two_seeds_warning(seeds):
+    """Said before training: 2 seeds give the across-seed interval one degree of freedom, so it is
+    usually wider than one seed's own interval; what 3 and 5 seeds would give."""
+    if seeds != 2:
+        return []
+    three, five = (expected_seed_margin(2) / expected_seed_margin(n) for n in (3, 5))
+    return [
+        "warning: --num_seeds 2 measures the seed-to-seed spread with one degree of freedom (t = "
+        f"{student_t.isf(ALPHA / 2, 1):.1f}): its interval is usually wider than one seed's. "
+        f"--num_seeds 3 narrows the seeds' expected margin about {three:.1f}x, 5 about {five:.1f}x"
+    ]
 
 
 def print_setup(results):
