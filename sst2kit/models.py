@@ -202,6 +202,24 @@ def check_model_path(cfg):
             f"model_name {cfg.model_name}: no such folder (not looked up on the hub); check the "
             "path, or fetch the model as the README says"
         )
+    if path.is_dir():
+        missing = [
+            what
+            for what, there in (
+                ("config.json", (path / "config.json").is_file()),
+                (
+                    "weights (*.safetensors or *.bin)",
+                    any(path.glob("*.safetensors")) or any(path.glob("*.bin")),
+                ),
+            )
+            if not there
+        ]
+        if missing:
+            raise UsageError(
+                f"model_name {cfg.model_name} is not a model folder: it has no "
+                f"{' and no '.join(missing)}; point it at a saved model (such as "
+                "models/minilm-l6-h384-uncased), or at a hub id"
+            )
 
 
 class CheckedModel(NamedTuple):

@@ -16,10 +16,9 @@ HELP = {
     "run code",
     "per_device_train_batch_size": "examples per step and device",
     "per_device_eval_batch_size": "examples per prediction batch",
-    "epochs_head_only": "passes over train, head-only run (old name: --epochs_headonly_finetune)",
+    "epochs_head_only": "passes over train, head-only run",
     "epochs_full_finetune": "passes over train, full fine-tune",
-    "learning_rate_head_only": "peak AdamW learning rate, head-only run (old name: "
-    "--learning_rate_headonly_finetune)",
+    "learning_rate_head_only": "peak AdamW learning rate, head-only run",
     "learning_rate_full_finetune": "peak AdamW learning rate, full fine-tune",
     "weight_decay": "AdamW weight decay",
     "warmup_ratio": "share of the steps with a linear warm-up",
@@ -62,7 +61,7 @@ HELP = {
     "finished seeds are kept, the missing ones trained; under Slurm a requeued job resumes its own",
     "report_to": "trackers the Trainer logs each run to (tensorboard: into the run folder)",
 }
-# flags kept from the notebook's names
+# flags kept from the notebook's names: they still parse, but --help lists the current ones alone
 ALIASES = {
     "epochs_head_only": ["--epochs_headonly_finetune"],
     "learning_rate_head_only": ["--learning_rate_headonly_finetune"],
@@ -105,11 +104,12 @@ class ConfigParser(HfArgumentParser):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for action in self._actions:
-            # HfArgumentParser also accepts --model-name for --model_name: it parses, but is listed
-            # once
-            action.option_strings = [
-                flag for flag in action.option_strings if "-" not in flag[2:]
-            ] or action.option_strings
+            # HfArgumentParser also accepts --model-name for --model_name, and a field's old names
+            # (ALIASES): they parse, but each setting is listed once, under its current name
+            listed = [flag for flag in action.option_strings if "-" not in flag[2:]]
+            if action.dest in ALIASES:
+                listed = listed[:1]
+            action.option_strings = listed or action.option_strings
             if action.option_strings and action.option_strings[0].startswith("--no_"):
                 action.help = argparse.SUPPRESS
             elif action.nargs == "?" and action.const is True:  # a boolean setting

@@ -253,6 +253,15 @@ def test_pickled_weights_need_opt_in(tiny_model_dir, tiny_data_dir, tmp_path, ca
     assert "--allow_pickled_weights" in capsys.readouterr().err
 
 
+def test_a_folder_that_is_not_a_model_says_what_it_lacks(tiny_data_dir, tmp_path, capsys):
+    """--model_name data/sst2 (the data folder, a slip of the finger) is not told to allow pickled
+    weights: it is told it is no model, and what a model folder holds."""
+    assert app.main(["--data_dir", str(tiny_data_dir), "--model_name", str(tiny_data_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "is not a model folder: it has no config.json and no weights" in err
+    assert "--allow_pickled_weights" not in err and err.count("\n") == 1
+
+
 def test_unwritable_output_dir(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
@@ -427,6 +436,9 @@ def test_help_lists_every_field_with_its_default():
     assert "--no_save_models" not in done.stdout.replace("(or --no_save_models)", "")
     assert "--seed INT" in done.stdout and "--save_models [true|false]" in done.stdout
     assert parse_config(["--no_save_models"]).save_models is False
+    # the notebook's old names still parse, but are not listed beside the current ones
+    assert "headonly" not in done.stdout
+    assert parse_config(["--epochs_headonly_finetune", "3"]).epochs_head_only == 3
 
 
 @pytest.mark.parametrize(
