@@ -43,6 +43,7 @@ from sst2kit.probe import ProbeReference
 from sst2kit.results import Results
 from sst2kit.resume import load_stopped_run
 from sst2kit.run_outcome import curves, predict, say_run_done, training_record
+from sst2kit.settings import flags_given
 from sst2kit.trackers import guard_trackers, tracker_callbacks, trainer_report_to
 from sst2kit.trainer_log import quiet_progress
 
@@ -73,13 +74,13 @@ def make_trainer(model, lr, epochs, run_name, *, data, seed, experiment):
     return quiet_progress(trainer, experiment.run_dir / "trainer_log.jsonl", echo=cfg.verbose)
 
 
-def run(cfg):
-    """The experiment, top to bottom. Returns the run folder."""
+def run(cfg, given=()):
+    """The experiment, top to bottom (given: the settings typed as flags). Returns its folder."""
     stopwatch = Stopwatch(PROCESS_STARTED)  # every second of the process, each in one stage
     setup = runtime.start(cfg)  # processes, device, precision, CUDA graphs: decided once
     with stopwatch("input checks"), processes.agreeing():  # a bad input in any process stops all
+        cfg, stopped = load_stopped_run(cfg, given=given)  # --resume's run (or None), its settings
         check_inputs(cfg)  # the config, the output folder, the data and model files, hub, trackers
-        stopped = load_stopped_run(cfg)  # --resume's run, or None
     with stopwatch("model"), processes.agreeing():
         checked = load_checked_model(cfg)  # the model and its tokenizer, loaded once
     with stopwatch("data"), processes.agreeing():  # SST-2 re-split, tokenized, its splits described
@@ -237,7 +238,8 @@ def training_arguments(cfg, lr, epochs, *, name, seed, experiment):
 
 
 def main(argv=None):
-    return startup.guarded(lambda: run(parse_config(argv)))
+    argv = sys.argv[1:] if argv is None else argv
+    return startup.guarded(lambda: run(parse_config(argv), flags_given(argv)))
 
 
 if __name__ == "__main__":

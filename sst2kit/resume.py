@@ -4,6 +4,7 @@ run may add to it (the same settings that shape the results, the same data, a se
 holds every recorded seed). Everything here is checked before anything is written: a folder that
 cannot be resumed is left untouched."""
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -16,10 +17,12 @@ import pandas as pd
 
 from sst2kit import processes
 from sst2kit.comparison import SeedComparison
+from sst2kit.console import say
 from sst2kit.errors import UsageError
 from sst2kit.names import RUNS
 from sst2kit.records import FORMAT, RecordError, from_json
 from sst2kit.settings import seed_range
+from sst2kit.startup import field_types, type_matches, type_name
 from sst2kit.trackers import trackers
 
 # Settings that change no number of the results: where and how files are written, how fast, what is
@@ -111,21 +114,23 @@ def newest_run(output_dir):
     return runs[-1].parent if runs else None
 
 
-def load_stopped_run(cfg):
-    """The stopped run named by cfg (None for a new run), checked against this run's settings. One
-    line and exit status 2 for a folder that is not a run folder, a results.json that is unreadable,
-    settings that differ, or a seed range that no longer holds the recorded seeds."""
+def load_stopped_run(cfg, *, given=()):
+    """The settings to go on with (the stopped run's, but for those given now: recorded_settings)
+    and the stopped run named by cfg (None for a new run). One line and exit status 2 for a folder
+    that is not a run folder, a results.json that is unreadable, settings given now that differ
+    where they shape the results, or a seed range that no longer holds the recorded seeds."""
     folder = folder_to_resume(cfg)
     if folder is None:
-        return None
+        return cfg, None
     if not folder.is_dir() or not (folder / "results.json").is_file():
         raise UsageError(
             f"--resume {folder}: not a run folder (no results.json in it): name a folder under "
             f"{cfg.output_dir} such as run-YYYYMMDD-HHMMSS, or latest"
         )
     stopped = read_stopped_run(folder)
-    check_same_settings(cfg, stopped.record["config"], folder)
+    cfg = recorded_settings(cfg, stopped.record["config"], folder, given=given)
     check_writable(folder, cfg.report_to)
+    check_same_settings(cfg, stopped.record["config"], folder)
     seeds = seed_range(cfg)
     outside = [seed for seed in stopped.seeds if seed not in seeds]
     if outside:
@@ -134,7 +139,30 @@ def load_stopped_run(cfg):
             f"run's seeds {seeds.start}..{seeds.stop - 1}: keep --seed "
             f"{stopped.record['config']['seed']} and --num_seeds at least {len(stopped.seeds)}"
         )
-    return stopped
+    return cfg, stopped
+
+
+def recorded_settings(cfg, recorded, folder, *, given):
+    """cfg with every setting not given on this command line taken from the stopped run's record:
+    `--resume latest` alone goes on with the run as it was started (its flags need not be typed
+    again, and config.py's values do not override them). given: the settings on the command line,
+    which stay as given (and are checked against the record)."""
+    taken, types = {}, field_types(type(cfg))
+    for name, value in vars(cfg).items():
+        if name == "resume" or name in given or name not in recorded:
+            continue
+        was = recorded[name]
+        if was != value:
+            if not type_matches(was, types[name]):
+                raise UsageError(
+                    f"--resume {folder}: its recorded {name} ({was!r}) is not "
+                    f"{type_name(types[name])}: it is damaged; start a new run"
+                )
+            taken[name] = was
+    if taken:
+        said = ", ".join(f"--{name} {value}" for name, value in taken.items())
+        say(f"resuming with the stopped run's settings: {said}")
+    return dataclasses.replace(cfg, **taken)
 
 
 def read_stopped_run(folder):

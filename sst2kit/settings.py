@@ -72,6 +72,18 @@ DESCRIPTION = (
 )
 
 
+def flags_given(argv):
+    """The settings named on this command line (old names and --no_X as their fields)."""
+    old_names = {alias[2:]: name for name, aliases in ALIASES.items() for alias in aliases}
+    given = set()
+    for token in argv:
+        if token.startswith("--"):
+            name = token[2:].split("=", 1)[0].replace("-", "_")
+            name = old_names.get(name, name)
+            given.add(name.removeprefix("no_") if name.startswith("no_") else name)
+    return given
+
+
 def seed_range(cfg):
     """The seeds of the experiment: seed, seed + 1, ..., num_seeds of them."""
     return range(cfg.seed, cfg.seed + cfg.num_seeds)

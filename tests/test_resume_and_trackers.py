@@ -77,8 +77,10 @@ def test_a_run_stopped_in_its_second_seed_keeps_the_first_and_resumed_equals_an_
     report = (run_dir / "report.md").read_text(encoding="utf-8")
     assert "**Partial: 1 of 3 seeds finished**" in report and "Answer:" in report
     assert len(list(run_dir.glob("*.png"))) == 4
-    assert resume(tiny_model_dir, tiny_data_dir, out, run_dir, seeds=3) == 0
+    # the folder alone: the model, data, seeds and every other flag it was started with are its own
+    assert app.main(["--resume", str(run_dir)]) == 0
     stdout = capsys.readouterr().out
+    assert "resuming with the stopped run's settings: --model_name" in stdout
     record = json.loads((run_dir / "results.json").read_text())
     assert record["complete"] and record["resumed_seeds"] == [42]
     uninterrupted, uninterrupted_predictions = three_seeds_in_one_process
