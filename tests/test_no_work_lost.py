@@ -3,6 +3,7 @@ the first. (SIGTERM and SIGKILL: test_resume_and_trackers.py, where the stopped 
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -97,10 +98,12 @@ def test_a_full_disk_is_one_line_and_keeps_what_was_written(
     assert app.main(tiny_args(tiny_model_dir, tiny_data_dir, out) + FAST) == 2
     last_line = capsys.readouterr().err.strip().splitlines()[-1]
     run_dir = only_run_dir(out)
-    assert (
-        last_line
-        == f"error: no space left on {run_dir}: free some space; the files already there are whole"
-    )
+    # the figures (rewritten after every seed) fill the disk: the finished seed is also written
+    # where there is room, and the line says where
+    said = f"error: no space left on {run_dir}: free some space; the files already there are whole"
+    assert last_line.startswith(said)
+    if "were written to" in last_line:
+        shutil.rmtree(last_line.split("were written to ")[1].split(" instead")[0])
     # written before the figures filled the disk
     results = json.loads((run_dir / "results.json").read_text())
     assert results["complete"] is True
