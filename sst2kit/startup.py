@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -195,8 +196,24 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, which docker, Slurm and Kubernetes send to stop a job: handled like Ctrl-C."""
 
 
+# set once a stop is being handled: the stop signal is no longer sent again
+STOPPING = threading.Event()
+
+
 def stop_on_sigterm(signum, frame):
+    """Stop the run. Python swallows an exception raised where the garbage collector runs a
+    weakref's callback or a finalizer (printed as 'ignored'), and the signal can land there: so
+    until the stop is seen handled, the same signal is sent again half a second later."""
+    resend = threading.Timer(0.5, lambda: STOPPING.is_set() or os.kill(os.getpid(), signum))
+    resend.daemon = True
+    resend.start()
     raise Terminated
+
+
+def stops_not_printed(unraisable):
+    """A stop swallowed in a callback is sent again (stop_on_sigterm): no traceback printed."""
+    if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+        sys.__unraisablehook__(unraisable)
 
 
 def guarded(run):
@@ -209,6 +226,8 @@ def guarded(run):
     # the libraries' half a million objects live as long as the process: frozen, they are skipped by
     # the full garbage collection each Trainer.train starts with (accelerate's free_memory: 0.3 s)
     gc.freeze()
+    STOPPING.clear()
+    sys.unraisablehook = stops_not_printed
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C: the run's own clean stop
     try:
@@ -217,6 +236,7 @@ def guarded(run):
         console.error(err)
         return 2
     except KeyboardInterrupt as stop:
+        STOPPING.set()
         if processes.is_main():
             print(
                 f"\n{'terminated' if isinstance(stop, Terminated) else 'interrupted'}: "

@@ -432,3 +432,30 @@ def test_a_grouped_split_of_one_group_gives_advice_that_can_be_followed():
             UsageError, match="form 1 such group .* no test_size can split them; use --split random"
         ):
             split_train_test(same, test_size=test_size, seed=0, how="grouped")
+
+
+def test_a_sigterm_that_lands_in_a_garbage_collector_callback_still_stops_the_run():
+    """Python swallows an exception raised inside a weakref's callback (printed as 'ignored'): a
+    SIGTERM landing there (as one did while a seed's objects were collected) must still stop the
+    run, without a traceback."""
+    child = """
+import os, signal, sys, time, weakref
+sys.argv = ["x"]
+from sst2kit import startup
+def run():
+    class Thing: pass
+    def collected(ref):
+        os.kill(os.getpid(), signal.SIGTERM)  # the stop arrives inside the callback
+        time.sleep(0.01)
+    thing = Thing()
+    ref = weakref.ref(thing, collected)
+    del thing
+    time.sleep(5)
+    print("went on")
+sys.exit(startup.guarded(run))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", child], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 128 + signal.SIGTERM and "went on" not in done.stdout
+    assert "Traceback" not in done.stderr and "terminated" in done.stderr
