@@ -20,6 +20,7 @@ import warnings
 from concurrent.futures import Future
 
 import numpy as np
+import torch
 from joblib import Parallel, delayed, parallel_backend
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import RepeatedStratifiedKFold
@@ -115,13 +116,16 @@ def fitted_probe(states, labels, *, c, seed):
 
 
 class ProbeReference:
-    """The probe's fit, started on a background thread beside the training (its arithmetic is
-    numpy's and scikit-learn's, which release the interpreter lock while they compute), waited for
-    once, when the first seed is recorded. A fit that fails, or one that was never started, leaves
-    the trained runs' results standing without their reference."""
+    """The probe's fit, waited for once, when the first seed is recorded. Where the runs train on a
+    GPU it is fitted on a background thread beside them (its arithmetic is numpy's and
+    scikit-learn's, which release the interpreter lock while they compute): no wait. On a CPU the
+    training needs every core, so the fit waits for the first seed instead of fighting it. A fit
+    that fails, or one that was never started, leaves the trained runs' results standing without
+    their reference."""
 
-    def __init__(self, features, seed):
+    def __init__(self, features, seed, *, beside):
         self.fitting, self.probs, self.fit, self.waited = None, {}, None, features is None
+        self.fit_now = None
         if features is None:
             return
         self.fitting = Future()
@@ -132,8 +136,10 @@ class ProbeReference:
             except BaseException as err:  # noqa: BLE001 - handed to whoever asks for the result
                 self.fitting.set_exception(err)
 
-        # daemon: Ctrl-C need not wait
-        threading.Thread(target=fit, name="linear-probe", daemon=True).start()
+        if beside:  # daemon: Ctrl-C need not wait
+            threading.Thread(target=fit, name="linear-probe", daemon=True).start()
+        else:
+            self.fit_now = fit
 
     @classmethod
     def start(cls, cfg, features):
@@ -145,7 +151,7 @@ class ProbeReference:
                 "(cache_encoder_features)"
             )
         wanted = cfg.probe_reference and features is not None and processes.is_main()
-        return cls(features if wanted else None, cfg.seed)
+        return cls(features if wanted else None, cfg.seed, beside=torch.cuda.is_available())
 
     def outcome(self):
         """P(positive) per split under the key PROBE (empty when there is no probe), waited for on
@@ -153,6 +159,8 @@ class ProbeReference:
         if not self.waited:
             self.waited = True
             say(f"\n=== {PROBE_TITLE} ===")
+            if self.fit_now:  # on a CPU: fitted now, after the first seed, not beside it
+                self.fit_now()
             try:
                 probs, self.fit = self.fitting.result()
                 self.probs = {PROBE: probs}

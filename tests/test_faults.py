@@ -154,7 +154,7 @@ def stop(*_):
 signal.signal(signal.SIGTERM, stop)
 rng = np.random.default_rng(0)
 rows = lambda n: FirstTokenStates(torch.randn(n, 512), rng.integers(2, size=n))
-probe = ProbeReference({{"train": rows(100_000), "validation": rows(100)}}, 0)
+probe = ProbeReference({{"train": rows(100_000), "validation": rows(100)}}, 0, beside=True)
 print("fitting", flush=True)
 try:
     probe.fitting.result()
