@@ -34,6 +34,11 @@ class Config:
     seed: int = 42
     external_test_file: Optional[str] = None  # labelled whole sentences outside GLUE
 
+    # learning curve: the comparison at several training-set sizes, on the same evaluation sets
+    train_sizes: Optional[str] = None  # e.g. "500,2000,10%,all"; unset: one run on all of train
+    min_steps_head_only: int = 1000  # at a small size, epochs raised to reach this many steps
+    min_steps_full_finetune: int = 150
+
     # statistics
     num_seeds: int = 1
     bootstrap_resamples: int = 10_000

@@ -31,7 +31,8 @@ from sst2kit.checks import check_costs, check_inputs
 from sst2kit.comparison import RunHealth
 from sst2kit.console import Stopwatch, say
 from sst2kit.cuda_graphs import CudaGraphTrainer
-from sst2kit.data import sst2_splits
+from sst2kit.curve import cell_data, plan_curve
+from sst2kit.data import Data, sst2_splits
 from sst2kit.evaluation import evaluation_splits
 from sst2kit.features import cached_features, encoder_replayed
 from sst2kit.files import check_run_dir, save_model_whole
@@ -43,17 +44,17 @@ from sst2kit.probe import ProbeReference
 from sst2kit.results import Results
 from sst2kit.resume import load_stopped_run
 from sst2kit.run_outcome import curves, predict, say_run_done, training_record
-from sst2kit.settings import flags_given
+from sst2kit.settings import flags_given, seed_range
 from sst2kit.trackers import guard_trackers, tracker_callbacks, trainer_report_to
 from sst2kit.trainer_log import quiet_progress
 
 
-def make_trainer(model, lr, epochs, run_name, *, data, seed, experiment):
+def make_trainer(model, lr, epochs, run_name, *, data, cell, experiment):
     """The one place a TrainingArguments and a Trainer are built. data: a dataset per split (train,
-    validation)."""
-    cfg, name = experiment.cfg, f"{run_name}_seed{seed}"
+    validation); cell: the seed (and training-set size) it trains."""
+    cfg, name = experiment.cfg, f"{run_name}_{cell.name}"
     check_run_dir(experiment.run_dir)  # deleted mid-run? the Trainer would quietly make it anew
-    args = training_arguments(cfg, lr, epochs, name=name, seed=seed, experiment=experiment)
+    args = training_arguments(cfg, lr, epochs, name=name, seed=cell.seed, experiment=experiment)
     trainer_class = CudaGraphTrainer if experiment.setup.cuda_graphs else Trainer
     trainer = trainer_class(
         model=model,
@@ -84,33 +85,33 @@ def run(cfg, given=()):
     with stopwatch("model"), processes.agreeing():
         checked = load_checked_model(cfg)  # the model and its tokenizer, loaded once
     with stopwatch("data"), processes.agreeing():  # SST-2 re-split, tokenized, its splits described
-        frames, batches, eval_splits = load_data(cfg, checked.tokenizer, setup)
+        data = load_data(cfg, checked.tokenizer, setup)
     with stopwatch("setup"), processes.agreeing():  # the run folder, a stopped run's seeds kept
-        results = Results.start(cfg, setup, checked, stopped=stopped, data=(frames, eval_splits))
+        results = Results.start(cfg, setup, checked, stopped=stopped, data=data)
         report.print_setup(results)
     with stopwatch("features"):  # the frozen encoder's output, the same in every seed
-        features = cached_features(cfg, checked.model, batches, setup=setup)
-    probe = ProbeReference.start(cfg, features)  # on the CPU, while the GPU trains the runs
+        features = cached_features(cfg, checked.model, data.batches, setup=setup)
+    probe = ProbeReference.start(cfg, features, data.plan)  # on the CPU, beside a GPU's training
     with results.rescued_on_write_error():  # finished seeds kept elsewhere if the folder fails
-        for turn in processes.turns(results.seeds_to_train, setup.parallel, stopwatch):
-            with stopwatch(f"seed{turn.seed}"), turn:  # a seed that fails is said after its round
+        for turn in processes.turns(results.cells_to_train, setup.parallel, stopwatch):
+            with stopwatch(turn.cell.name), turn:  # a seed's two runs (at one size, on a curve)
                 turn.result = both_runs(
-                    turn.seed, results.experiment, checked, data=(features, batches)
+                    turn.cell, results.experiment, checked, data=(features, data.batches)
                 )
-            for seed, (probs, trained) in turn.gathered():  # on the main process, in seed order
+            for cell, (probs, trained) in turn.gathered():  # on the main process, in cell order
                 with stopwatch("waiting for the probe"):  # fitted while the first seed trained
-                    probs.update(probe.outcome())
-                with stopwatch("statistics"):  # the seed compared; the answer over seeds again
-                    results.findings.add(seed, trained, probs)
+                    probs.update(probe.outcome(cell, features))
+                with stopwatch("statistics"):  # the cell compared; the answer over seeds again
+                    results.add(cell, trained, probs)
                 with stopwatch("files"):  # every file rewritten with every seed so far
                     results.save(probe.fit, stopwatch.total())
                     report.write(results)  # report.md and the figures
     if processes.is_main():
         with stopwatch("report"):  # seeds restored without the probe get it first
-            results.add_reference(probe.outcome(), probe.fit, stopwatch.total())
+            results.add_reference(probe.whole_set_outcome(), probe.fit, stopwatch.total())
             report.print_metrics(results)
             report.print_confusion_matrices(results)
-            report.print_delta(results)  # with its interval, the verdict, the examples that flipped
+            report.print_delta(results)  # its interval, the verdict, the flips; a curve's sizes
             report.save(results)  # report.md and the figures, the answer to the trackers
         say(f"total wall time {results.finish(stopwatch.total()):.1f}s")  # in results.json too
     return results.run_dir
@@ -119,9 +120,18 @@ def run(cfg, given=()):
 def load_data(cfg, tokenizer, setup):
     """GLUE train re-split into train/test, GLUE validation as it is, an external test set if one
     is named; tokenized; each evaluation split described (labels, independent units, lengths,
-    leakage, parts), in batch order. Returns the frames, the batches and the evaluation splits."""
+    leakage, parts), in batch order. With train_sizes, the learning curve's plan, and only the
+    training rows some size uses are kept. Returns them as Data."""
     say("=== data ===")
     frames, corpus = sst2_splits(cfg)
+    plan = plan_curve(
+        cfg,
+        frames["train"]["label"].to_numpy(),
+        seeds=seed_range(cfg),
+        processes=setup.data_parallel_processes,
+    )
+    if plan and plan.pool is not None:  # the rest would be tokenized and encoded for nothing
+        frames["train"] = frames["train"].iloc[plan.pool].reset_index(drop=True)
     pad = cfg.pad_to_multiple_of if setup.cuda_graphs else 1  # CUDA graphs replay one shape
     frames, batches = tokenize_splits(
         frames, tokenizer, max_length=cfg.max_length, train_pad_multiple=pad
@@ -133,42 +143,43 @@ def load_data(cfg, tokenizer, setup):
         train_rows=len(frames["train"]),
         processes=setup.data_parallel_processes,
     )
-    return frames, batches, eval_splits
+    return Data(frames, batches, eval_splits, plan)
 
 
-def both_runs(seed, experiment, checked, *, data):
-    """One seed's two runs on the same data: the head-only run on the frozen encoder (its head
+def both_runs(cell, experiment, checked, *, data):
+    """One cell's two runs on the same data: the head-only run on the frozen encoder (its head
     trained on the cached features where there are some), then the full fine-tune. checked: the
     model as the input checks loaded it; data: the cached features (or None) and the tokenized
-    batches. Returns each run's P(positive) per evaluation split, and each run's Training."""
-    cfg, (features, batches), probs, trained = experiment.cfg, data, {}, {}
-    # the weights were read once, by the input checks, for the first seed; every other seed draws a
+    batches, of which the cell trains on its own training subset. Returns each run's P(positive)
+    per evaluation split, and each run's Training."""
+    cfg, (features, batches), probs, trained = experiment.cfg, cell_data(cell, *data), {}, {}
+    # the weights were read once, by the input checks, for the first cell; every other cell draws a
     # new head
-    model = checked.model if seed == cfg.seed else fresh_model(cfg, seed, checked)
-    say(f"\n=== head-only (seed {seed}) ===")
+    model = checked.model if cell.first else fresh_model(cfg, cell.seed, checked)
+    say(f"\n=== head-only ({cell}) ===")
     counts = set_encoder_trainable(model, False)
     say(f"{counts[0]:,} trainable parameters (the head), {counts[1]:,} frozen")
-    lr, epochs, head_data = cfg.learning_rate_head_only, cfg.epochs_head_only, features or batches
+    lr, epochs, head_data = cfg.learning_rate_head_only, cell.epochs[HEAD_ONLY], features or batches
     with encoder_replayed(model, enabled=features is not None):
         trainer = make_trainer(
-            model, lr, epochs, HEAD_ONLY, data=head_data, seed=seed, experiment=experiment
+            model, lr, epochs, HEAD_ONLY, data=head_data, cell=cell, experiment=experiment
         )
         probs[HEAD_ONLY], trained[HEAD_ONLY] = train_one(
-            trainer, HEAD_ONLY, data=head_data, parameter_counts=counts, seed=seed, cfg=cfg
+            trainer, HEAD_ONLY, data=head_data, parameter_counts=counts, cell=cell, cfg=cfg
         )
     save_model(trainer, experiment)  # after the run: the model is whole again, its encoder back
 
     pretrained = cfg.full_finetune_init == "pretrained"
     start = "a pretrained model" if pretrained else "the trained head-only model"
-    say(f"\n=== full fine-tune (seed {seed}), from {start} ===")
-    model = fresh_model(cfg, seed, checked) if pretrained else model
+    say(f"\n=== full fine-tune ({cell}), from {start} ===")
+    model = fresh_model(cfg, cell.seed, checked) if pretrained else model
     counts = set_encoder_trainable(model, True)
-    lr, epochs = cfg.learning_rate_full_finetune, cfg.epochs_full_finetune
+    lr, epochs = cfg.learning_rate_full_finetune, cell.epochs[FULL_FINETUNE]
     trainer = make_trainer(
-        model, lr, epochs, FULL_FINETUNE, data=batches, seed=seed, experiment=experiment
+        model, lr, epochs, FULL_FINETUNE, data=batches, cell=cell, experiment=experiment
     )
     probs[FULL_FINETUNE], trained[FULL_FINETUNE] = train_one(
-        trainer, FULL_FINETUNE, data=batches, parameter_counts=counts, seed=seed, cfg=cfg
+        trainer, FULL_FINETUNE, data=batches, parameter_counts=counts, cell=cell, cfg=cfg
     )
     save_model(trainer, experiment)
     return probs, trained
@@ -184,7 +195,7 @@ def save_model(trainer, experiment):
         save_model_whole(trainer, experiment.run_dir / trainer.args.run_name)
 
 
-def train_one(trainer, run, *, data, parameter_counts, seed, cfg):
+def train_one(trainer, run, *, data, parameter_counts, cell, cfg):
     """Train, then one prediction pass per evaluation split, then the run's health judged on the
     weights scored. Returns P(positive) per split, and the run's Training."""
     started = time.perf_counter()
@@ -202,7 +213,7 @@ def train_one(trainer, run, *, data, parameter_counts, seed, cfg):
     )
     trained.health = RunHealth(status, why, advice(remedy, run, cfg) if status != "ok" else "")
     trained.history = curves(trainer.state.log_history)
-    say_run_done(run, trained, seed=seed, validation_accuracy=validation.metrics["test_accuracy"])
+    say_run_done(run, trained, cell=cell, validation_accuracy=validation.metrics["test_accuracy"])
     return probs, trained
 
 

@@ -19,6 +19,7 @@ from huggingface_hub import get_session
 
 from sst2kit import processes
 from sst2kit.console import say
+from sst2kit.curve import parse_train_sizes
 from sst2kit.data import check_data_dir, check_external_test_file
 from sst2kit.errors import UsageError
 from sst2kit.models import check_model_path
@@ -32,6 +33,7 @@ SEED_LIMIT = 2**32  # numpy's seeding, which set_seed calls, takes seeds in [0, 
 # Cost bounds, far above any sensible run: a value past them is a typo that would otherwise run for
 # days.
 MAX_EPOCHS = 100
+MAX_MIN_STEPS = 100_000  # a learning curve's floor of optimizer steps per run
 MAX_SEEDS = 100
 MAX_TRAINING_STEPS = 2_000_000  # both runs, every seed: about four days at 6 ms a step
 # rows per training step: past this no GPU holds a step of any encoder here
@@ -127,6 +129,7 @@ def check_config(cfg):
                 f"{name} must be a finite number, not {value}: change it in config.py or on the "
                 "command line"
             )
+    check_curve_settings(cfg)
     for holds, name, requirement, hint in [
         *training_rules(cfg),
         *data_rules(cfg),
@@ -139,11 +142,31 @@ def check_config(cfg):
             )
 
 
+def check_curve_settings(cfg):
+    """train_sizes written as sizes, and not beside the settings a learning curve cannot honour."""
+    if not cfg.train_sizes:
+        return
+    parse_train_sizes(cfg.train_sizes)
+    if cfg.subset_fraction is not None:
+        raise UsageError(
+            "train_sizes and subset_fraction both shrink the training set, and subset_fraction "
+            "the evaluation sets too: leave subset_fraction unset for a learning curve"
+        )
+    if cfg.resume:
+        raise UsageError(
+            "--resume cannot go on with a learning curve (train_sizes) yet: its finished sizes "
+            "are in the stopped run's report.md and results.json; start the curve again"
+        )
+
+
 def training_rules(cfg):
     """(holds, the field, what it must be, a hint at the likely intent) for the training values."""
     largest_rate = max(cfg.learning_rate_head_only, cfg.learning_rate_full_finetune)
-    train_batch, eval_batch = f"in [1, {MAX_TRAIN_BATCH:,}]", f"in [1, {MAX_EVAL_BATCH:,}]"
-    epochs = f"in (0, {MAX_EPOCHS}]"
+    train_batch, eval_batch = (
+        f"in [1, {MAX_TRAIN_BATCH:,}]",
+        f"in [1, {MAX_EVAL_BATCH:,}]",
+    )
+    epochs, steps = f"in (0, {MAX_EPOCHS}]", f"in [0, {MAX_MIN_STEPS:,}]"
     return [
         (cfg.learning_rate_head_only > 0, "learning_rate_head_only", "> 0", ""),
         (cfg.learning_rate_full_finetune > 0, "learning_rate_full_finetune", "> 0", ""),
@@ -163,6 +186,8 @@ def training_rules(cfg):
         (0 < cfg.epochs_head_only <= MAX_EPOCHS, "epochs_head_only", epochs, ""),
         (0 < cfg.epochs_full_finetune <= MAX_EPOCHS, "epochs_full_finetune", epochs, ""),
         (cfg.weight_decay >= 0, "weight_decay", ">= 0", ""),
+        (0 <= cfg.min_steps_head_only <= MAX_MIN_STEPS, "min_steps_head_only", steps, ""),
+        (0 <= cfg.min_steps_full_finetune <= MAX_MIN_STEPS, "min_steps_full_finetune", steps, ""),
         # AdamW multiplies every weight by (1 - learning rate x weight decay) each step: at 1 or
         # more it zeroes or flips the weights, which would only show as a divergence after training
         (

@@ -4,6 +4,7 @@ import csv
 import math
 import stat
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -364,6 +365,16 @@ def take_fraction(dataset, fraction, *, seed, name):
             "raise it"
         )
     return dataset.shuffle(seed=seed).select(range(keep))
+
+
+class Data(NamedTuple):
+    """What the runs train and are scored on: every split's frame and tokenized batches, each
+    evaluation split described, and a learning curve's plan (None without one)."""
+
+    frames: dict
+    batches: dict
+    eval_splits: dict
+    plan: object
 
 
 def sst2_splits(cfg):

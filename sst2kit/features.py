@@ -60,6 +60,10 @@ class FirstTokenStates(torch.utils.data.Dataset):
     def __len__(self):
         return len(self.labels)
 
+    def subset(self, rows):
+        rows = torch.as_tensor(rows, dtype=torch.long)
+        return FirstTokenStates(self.states[rows], self.labels[rows])
+
     def __getitems__(self, rows):
         rows = torch.as_tensor(rows, dtype=torch.long)
         return {"inputs_embeds": self.states[rows, None], "labels": self.labels[rows]}

@@ -16,6 +16,7 @@ from sst2kit.names import (  # noqa: E402
     RUN_TITLES,
     RUNS,
     SPLIT_TITLES,
+    headline_split,
 )
 
 RUN_COLORS = dict(zip(RUNS, ("#7a9cc6", "#d9822b")))
@@ -32,6 +33,9 @@ def save_figures(results):
         "training_curves.png": lambda: draw_curves(per_seed),
         "accuracy_by_length.png": lambda: draw_by_length(per_seed, results.findings.summary),
     }
+    if results.curve:
+        split = headline_split(results.eval_splits)
+        figures["learning_curve.png"] = lambda: draw_learning_curve(results.curve.points, split)
     paths = []
     for name, draw in figures.items():
         fig = draw()
@@ -76,9 +80,8 @@ def draw_metrics(per_seed, eval_splits, summary):
             eval_splits[split].majority_floor,
             color="black",
             style="dashed",
-            text="{:.3f}",
+            text="always the majority class: {:.3f}",
             label="always the majority class (accuracy)" if legend else None,
-            left=True,
         )
         probe = per_seed[0].probe
         if probe:  # the same frozen features, a well-fit classifier: what head-only could reach
@@ -87,9 +90,9 @@ def draw_metrics(per_seed, eval_splits, summary):
                 per_seed[0].metrics[PROBE][split].accuracy,
                 color="#3a8a4a",
                 style="dotted",
-                text="probe {:.3f}",
+                text="linear probe: {:.3f}",
                 label=f"{PROBE_TITLE}, accuracy" if legend else None,
-                left=False,
+                row=1,
             )
         ax.set_title(
             f"{title_of(split)}\nfull fine-tune − head-only accuracy:\n"
@@ -97,7 +100,7 @@ def draw_metrics(per_seed, eval_splits, summary):
             fontsize=10,
         )
         ax.set_xticks(np.arange(len(METRICS)), list(METRICS.values()))
-        ax.set_ylim(0, 1.1)
+        ax.set_ylim(0, 1.12)  # above 1.0: the reference levels' values
         ax.grid(axis="y", alpha=0.3)
     seeds = f" (mean of {len(per_seed)} seeds, bars: std)" if len(per_seed) > 1 else ""
     axes[0, 0].set_ylabel("score" + seeds)
@@ -133,17 +136,18 @@ def draw_run_bars(ax, per_seed, split, *, legend, width=0.38):
         )
 
 
-def draw_reference_line(ax, value, *, color, style, text, label, left):
-    """A level across the accuracy bars (a floor, or the probe), its value written at its left or
-    right end."""
+def draw_reference_line(ax, value, *, color, style, text, label, row=0):
+    """A level across the accuracy bars (a floor, or the probe); its value written in the band
+    above 1.0, inside the axes, where no bar, error bar or tick label can be under it."""
     ax.hlines(value, -0.5, 0.5, colors=color, linestyles=style, label=label)
-    ax.annotate(
+    ax.text(
+        0.02,
+        0.985 - 0.045 * row,
         text.format(value),
-        (-0.5 if left else 0.5, value),
-        xytext=(-2 if left else 2, 2),
-        textcoords="offset points",
-        ha="right" if left else "left",
-        fontsize=7,
+        transform=ax.transAxes,
+        ha="left",
+        va="top",
+        fontsize=7.5,
         color=color,
     )
 
@@ -185,19 +189,19 @@ SEED_STYLES = ("-", "--", ":", "-.")
 
 
 def draw_curves(per_seed):
-    """Training loss and validation accuracy of both runs; colour tells the run, line style the
-    seed."""
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for run in RUNS:
+    """Training loss and validation accuracy, one row per run on that run's own epochs (a 2-epoch
+    fine-tune beside a 20-epoch head would fill a tenth of a shared axis); line style tells the
+    seed. The accuracy panels share their scale, so the runs' levels compare across rows."""
+    fig, axes = plt.subplots(len(RUNS), 2, figsize=(11, 3.3 * len(RUNS)), sharey="col")
+    for (loss_ax, acc_ax), run in zip(axes, RUNS):
         for i, s in enumerate(per_seed):
             history, style = s.training[run].history, SEED_STYLES[i % len(SEED_STYLES)]
-            label = f"{RUN_TITLES[run]}, seed {s.seed}" if len(per_seed) > 1 else RUN_TITLES[run]
+            label = f"seed {s.seed}" if len(per_seed) > 1 else None
             if history["train_loss"]:
                 loss_ax.plot(
                     *zip(*history["train_loss"]),
                     style,
                     color=RUN_COLORS[run],
-                    alpha=0.85,
                     label=label,
                 )
             if history["eval_accuracy"]:
@@ -206,19 +210,82 @@ def draw_curves(per_seed):
                     style,
                     marker="o",
                     color=RUN_COLORS[run],
-                    alpha=0.85,
                 )
-    loss_ax.set(title="training loss", xlabel="epoch", ylabel="cross-entropy")
-    acc_ax.set(
-        title="GLUE validation accuracy, at the start and after each epoch",
-        xlabel="epoch",
-        ylabel="accuracy",
+        loss_ax.set(title=f"{RUN_TITLES[run]}: training loss", ylabel="cross-entropy")
+        acc_ax.set(title=f"{RUN_TITLES[run]}: GLUE validation accuracy", ylabel="accuracy")
+        for ax in (loss_ax, acc_ax):
+            ax.set_xlabel("epoch (of this run)")
+            ax.grid(alpha=0.3)
+        if label:
+            loss_ax.legend(fontsize=8)
+    fig.suptitle(
+        "each run on its own epochs; validation scored at the start and after each epoch",
+        fontsize=10,
     )
-    for ax in (loss_ax, acc_ax):
-        ax.grid(alpha=0.3)
-    # outside: it never covers a curve
-    fig.legend(loc="upper center", ncol=2, bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout()
     return fig
+
+
+CURVE_COLORS = {**RUN_COLORS, PROBE: "#3a8a4a"}
+CURVE_LABELS = {**RUN_TITLES, PROBE: PROBE_TITLE}
+
+
+def draw_learning_curve(points, split):
+    """Accuracy of each arm against the training-set size (log axis) with its 95% interval, and
+    below it the delta with its interval and the zero line: a claimed size filled, an unclaimed one
+    hollow, a withheld one (a run broke) a grey cross on the zero line, never a number."""
+    fig, (acc_ax, delta_ax) = plt.subplots(
+        2, 1, figsize=(7.5, 7), sharex=True, gridspec_kw={"height_ratios": [3, 2]}
+    )
+    draw_curve_arms(acc_ax, [p for p in points if not p.withheld])
+    draw_curve_deltas(delta_ax, points)
+    acc_ax.set(ylabel=f"{SPLIT_TITLES[split]} accuracy", xscale="log")
+    acc_ax.set_title("the learning curve: mean over the seeds, 95% intervals", fontsize=10)
+    sizes = [p.size for p in points]
+    delta_ax.set_xticks(sizes, [f"{size:,}" for size in sizes], minor=False)
+    delta_ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    delta_ax.set(
+        xlabel="training examples (log scale)",
+        ylabel="full fine-tune − head-only\n(points, 95% CI)",
+    )
+    delta_ax.set_title(
+        "filled: established ahead (Holm over the sizes); hollow: not established; "
+        "x: withheld (a run broke)",
+        fontsize=8,
+    )
+    for ax in (acc_ax, delta_ax):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def draw_curve_arms(ax, shown):
+    """Each arm's accuracy at the sizes not withheld, with its interval."""
+    for model in [m for m in CURVE_LABELS if shown and m in shown[0].accuracy]:
+        means = np.array([p.accuracy[model]["mean"] for p in shown])
+        bounds = np.array([p.accuracy[model]["ci95"] for p in shown]).T.reshape(2, -1)
+        ax.errorbar(
+            [p.size for p in shown], means, yerr=np.abs(bounds - means), marker="o", capsize=3,
+            color=CURVE_COLORS[model], label=CURVE_LABELS[model],
+            linestyle=":" if model == PROBE else "-",
+        )  # fmt: skip
+    if shown:
+        ax.legend(fontsize=8, loc="lower right")
+
+
+def draw_curve_deltas(ax, points):
+    """The delta at each size with its interval; a withheld size a cross on the zero line."""
+    for p in points:
+        if p.withheld:
+            ax.scatter([p.size], [0], marker="x", color="grey", s=60, zorder=3)
+            continue
+        low, high = (100 * v for v in p.delta_accuracy_ci95)
+        delta = 100 * p.delta_accuracy
+        ax.errorbar(
+            p.size, delta, yerr=[[delta - low], [high - delta]], marker="o", capsize=3,
+            color="black", markerfacecolor="black" if p.status == "ahead" else "white",
+        )  # fmt: skip
+    ax.axhline(0, color="black", linewidth=0.8)
 
 
 def draw_by_length(per_seed, summary):

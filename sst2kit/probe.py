@@ -26,6 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import RepeatedStratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from sst2kit import processes
 from sst2kit.console import say
@@ -60,7 +61,9 @@ def best_linear_probe(features, seed):
     train = features["train"]
     states, labels = train.states.numpy(), train.labels.numpy()
     rows = np.random.default_rng(seed).permutation(len(train))[:CV_ITEMS]
-    with warnings.catch_warnings(), parallel_backend("threading"):
+    # one BLAS thread per fold thread: OpenBLAS's own threads inside five fold threads took 60 s on
+    # 2 cores for a 2.5 s fit (docs/speed.md); the limit is the process's while it lasts
+    with warnings.catch_warnings(), parallel_backend("threading"), threadpool_limits(1, "blas"):
         # scikit-learn announces changes of defaults that do not touch this fit
         warnings.simplefilter("ignore", FutureWarning)
         chosen, fold_items = cross_validated_c(states[rows], labels[rows], seed)
@@ -125,7 +128,7 @@ class ProbeReference:
 
     def __init__(self, features, seed, *, beside):
         self.fitting, self.probs, self.fit, self.waited = None, {}, None, features is None
-        self.fit_now = None
+        self.fit_now, self.on_subsets = None, False
         if features is None:
             return
         self.fitting = Future()
@@ -142,18 +145,42 @@ class ProbeReference:
             self.fit_now = fit
 
     @classmethod
-    def start(cls, cfg, features):
+    def start(cls, cfg, features, plan=None):
         """Started when asked for and possible, by the process that reports; else a reference that
-        never comes."""
+        never comes. On a learning curve (plan) this one is fitted on the whole training set, for
+        its largest size when that is all of it; its smaller sizes fit their own (outcome)."""
         if cfg.probe_reference and features is None:
             say(
                 "no linear probe reference: it needs the cached encoder features "
                 "(cache_encoder_features)"
             )
         wanted = cfg.probe_reference and features is not None and processes.is_main()
-        return cls(features if wanted else None, cfg.seed, beside=torch.cuda.is_available())
+        reference = cls(
+            features if wanted and (plan is None or plan.counts[-1] == plan.available) else None,
+            cfg.seed,
+            beside=torch.cuda.is_available(),
+        )
+        reference.on_subsets = wanted and plan is not None
+        return reference
 
-    def outcome(self):
+    def outcome(self, cell, features):
+        """P(positive) per split under the key PROBE for this cell (empty when there is no probe):
+        the one fit on the whole training set, or on a learning curve's subset one of its own,
+        fitted now on that subset's features with the cell's seed (seconds on a CPU)."""
+        if cell.rows is None:
+            return self.whole_set_outcome()
+        if not self.on_subsets:
+            return {}
+        subset = {**features, "train": features["train"].subset(cell.rows)}
+        try:
+            probs, fit = best_linear_probe(subset, cell.seed)
+        except Exception as err:  # whatever broke, the trained runs' results stand without it
+            say(f"no linear probe reference ({cell}): its fit failed ({type(err).__name__}: {err})")
+            return {}
+        say(f"{PROBE_TITLE} ({cell}): {probe_fit_line(fit)}")
+        return {PROBE: probs}
+
+    def whole_set_outcome(self):
         """P(positive) per split under the key PROBE (empty when there is no probe), waited for on
         the first call, which also prints what was fitted under its own header."""
         if not self.waited:

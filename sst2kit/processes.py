@@ -125,12 +125,12 @@ def agreeing():
 
 
 class Turn:
-    """This process's seed in one round of the loop over seeds, and the round's exchange. As a
-    context around the seed's training: in seeds mode a failure is kept, not raised, so that the
-    seeds the other processes finished this round are still recorded before every process stops."""
+    """This process's cell in one round of the loop over cells, and the round's exchange. As a
+    context around the cell's training: in seeds mode a failure is kept, not raised, so that the
+    cells the other processes finished this round are still recorded before every process stops."""
 
-    def __init__(self, seed, parallel, stopwatch):
-        self.seed, self.parallel, self.stopwatch = seed, parallel, stopwatch
+    def __init__(self, cell, parallel, stopwatch):
+        self.cell, self.parallel, self.stopwatch = cell, parallel, stopwatch
         self.result, self.failure = None, None
 
     def __enter__(self):
@@ -138,23 +138,23 @@ class Turn:
 
     def __exit__(self, kind, err, traceback):
         if isinstance(err, UsageError) and self.parallel == "seeds":
-            self.failure = f"seed {self.seed} failed in process {index()}: {err}"
+            self.failure = f"{self.cell} failed in process {index()}: {err}"
             return True
         return False
 
     def gathered(self):
-        """The round's seeds on the main process, (seed, its result) in seed order; then, in every
-        process, the round's first failure raised."""
-        if self.parallel != "seeds":  # every process trained this seed together
+        """The round's cells on the main process, (cell, its result) in process order; then, in
+        every process, the round's first failure raised."""
+        if self.parallel != "seeds":  # every process trained this cell together
             if is_main():
-                yield self.seed, self.result
+                yield self.cell, self.result
             return
         with self.stopwatch("waiting for other processes"):
-            round_outcomes = to_main((self.seed, self.result, self.failure))
+            round_outcomes = to_main((self.cell, self.result, self.failure))
         failure = None
         if is_main():
             try:
-                yield from ((seed, result) for seed, result, _ in round_outcomes if result)
+                yield from ((cell, result) for cell, result, _ in round_outcomes if result)
             # the main process stopped while recording: the others must not wait for it
             except GeneratorExit:
                 from_main("the main process stopped (it says why)")
@@ -166,15 +166,15 @@ class Turn:
             raise UsageError(failure)
 
 
-def turns(seeds, parallel, stopwatch):
-    """This process's seed of each round, as a Turn. seeds mode: process k trains seeds k, k + n,
-    ... alone, and after each round the main process receives the round's seeds; a process with no
-    seed left takes part in the round's exchange only. Other modes: every process takes part in
-    every seed."""
+def turns(cells, parallel, stopwatch):
+    """This process's cell (a seed's two runs, at one training-set size on a learning curve) of
+    each round, as a Turn. seeds mode: process k trains cells k, k + n, ... alone, and after each
+    round the main process receives the round's cells; a process with no cell left takes part in
+    the round's exchange only. Other modes: every process takes part in every cell."""
     spread = count() if parallel == "seeds" else 1
-    for round_start in range(0, len(seeds), spread):
+    for round_start in range(0, len(cells), spread):
         mine = round_start + (index() if parallel == "seeds" else 0)
-        if mine < len(seeds):
-            yield Turn(seeds[mine], parallel, stopwatch)
+        if mine < len(cells):
+            yield Turn(cells[mine], parallel, stopwatch)
         else:
             list(Turn(None, parallel, stopwatch).gathered())

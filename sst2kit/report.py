@@ -10,16 +10,20 @@ from scipy.stats import t as student_t
 
 from sst2kit import plots
 from sst2kit.console import say, visible
+from sst2kit.curve import steps
+from sst2kit.curve import verdict as curve_verdict
 from sst2kit.names import (
     FULL_FINETUNE,
     HEAD_ONLY,
     LABEL_NAMES,
     PROBE,
     PROBE_TITLE,
+    RUN_NAMES,
     RUN_TITLES,
     RUNS,
     SPLIT_TITLES,
     evaluated,
+    headline_split,
 )
 from sst2kit.probe import probe_fit_line
 from sst2kit.results import flips, save_report
@@ -28,6 +32,7 @@ from sst2kit.trackers import log_answer
 from sst2kit.verdict import answer_line, caution_lines, expected_seed_margin, verdict_lines
 
 WIDTH = 160  # the verdict's lines are wrapped to this many columns on the console
+CURVE_COLUMNS = {HEAD_ONLY: "head-only", FULL_FINETUNE: "full fine-tune", PROBE: "probe"}
 
 
 def shown(lines):
@@ -67,7 +72,32 @@ def setup_lines(results):
             )
     for name, split in results.eval_splits.items():
         lines += split_lines(name, split)
-    return lines + where_lines(results)
+    return lines + curve_plan_lines(results.curve) + where_lines(results)
+
+
+def curve_plan_lines(curve):
+    """A learning curve's sizes before training: each size's label mix per seed, and each run's
+    epochs and optimizer steps there."""
+    if not curve:
+        return []
+    plan = curve.plan
+    lines = [
+        f"learning curve over {len(plan.counts)} training-set sizes, nested subsets drawn once per "
+        f"seed from the {plan.available:,} re-split training examples; the evaluation sets whole "
+        "at every size; each run trains its configured epochs, or enough whole epochs to reach "
+        "min_steps_head_only / min_steps_full_finetune optimizer steps:"
+    ]
+    for size in plan.counts:
+        mix = ", ".join(
+            f"{100 * plan.labels[plan.subset(size, seed)].mean():.1f}%" for seed in plan.seeds
+        )
+        runs = ", ".join(
+            f"{RUN_NAMES[run]} {plan.epochs[size][run]:g} epochs "
+            f"({steps(size, plan.epochs[size][run], curve.batch):,} steps)"
+            for run in RUNS
+        )
+        lines.append(f"  {size:>7,} examples: positive {mix}; {runs}")
+    return lines
 
 
 def split_lines(name, split):
@@ -274,11 +304,45 @@ def delta_lines(results):
             for wrapped in textwrap.wrap(line, WIDTH, subsequent_indent="    ")
         ),
     ]
-    return lines + flip_lines(flips(results.predictions), first_seed.seed)
+    return lines + flip_lines(flips(results.predictions), first_seed.seed) + curve_lines(results)
 
 
 def print_delta(results):
     return shown(delta_lines(results))
+
+
+def curve_lines(results):
+    """A learning curve's answer: per size the arms' accuracy on the headline split (mean over the
+    seeds, with its interval), the delta with its interval, the p-value Holm-adjusted over the
+    sizes and the claim; then one verdict across the sizes."""
+    if not results.curve:
+        return []
+    points, split = results.curve.points, headline_split(results.eval_splits)
+    models = [*RUNS, *([PROBE] if points and PROBE in points[0].accuracy else [])]
+    lines = [
+        f"\n=== learning curve: {SPLIT_TITLES[split]} accuracy by training-set size ===",
+        f"{'examples':>9} {'seeds':>5} "
+        + "".join(f"{CURVE_COLUMNS[m]:>15}" for m in models)
+        + f"  {'delta (points)':>14} {'95% CI':>17} {'p (Holm)':>9}  claim",
+    ]
+    for point in points:
+        low, high = (100 * x for x in point.delta_accuracy_ci95)
+        holm_p = point.p_value_holm_over_sizes
+        lines.append(
+            f"{point.size:>9,} {point.seeds:>5} "
+            + "".join(f"{point.accuracy[m]['mean']:>15.4f}" for m in models)
+            + (
+                f"  {'-':>14} {'-':>17} "  # a broken run's delta is no finding: not a number
+                if point.withheld
+                else f"  {100 * point.delta_accuracy:>+14.1f} {f'[{low:+.1f}, {high:+.1f}]':>17} "
+            )
+            + f"{'-' if holm_p is None else p_text(holm_p):>9}  "
+            + ("withheld: a run broke (its warning above)" if point.withheld else point.status)
+        )
+    wrapped = textwrap.wrap(
+        "across sizes: " + curve_verdict(points), WIDTH, subsequent_indent="    "
+    )
+    return lines + ["", *wrapped]
 
 
 def summary_lines(summary):
@@ -358,17 +422,31 @@ GLOSSARY = [
 ]
 
 
+def partial_lines(results):
+    """report.md's first line while seeds (or a curve's cells) are still to come."""
+    if results.curve:
+        finished, wanted = results.curve.done, len(results.curve.plan.cells())
+        unit, going_on = "cells (seed and size)", "start it again to finish it"
+    else:
+        finished, wanted = len(results.findings.per_seed), results.cfg.num_seeds
+        unit, going_on = "seeds", "`--resume` goes on with it"
+    if finished == wanted:
+        return []
+    return [
+        f"**Partial: {finished} of {wanted} {unit} finished** (the run stopped, or is still "
+        f"running; {going_on}).",
+        "",
+    ]
+
+
 def markdown(results, figures):
     """report.md: the answer and any caution in plain words first, a short glossary, then every
     detail the console printed, scikit-learn's classification reports and the figures."""
-    answer = [*answer_line(results), *caution_lines(results)]  # with every broken run's fix
-    finished, wanted = len(results.findings.per_seed), results.cfg.num_seeds
-    if finished < wanted:
-        answer[:0] = [
-            f"**Partial: {finished} of {wanted} seeds finished** (the run stopped, or is still "
-            "running; `--resume` goes on with it).",
-            "",
-        ]
+    curve = (
+        [f"\n**Learning curve:** {curve_verdict(results.curve.points)}."] if results.curve else []
+    )
+    # the answer first, with every broken run's fix
+    answer = [*partial_lines(results), *answer_line(results), *caution_lines(results), *curve]
     probe = (
         [f"\n=== {PROBE_TITLE} ===", probe_fit_line(results.probe_fit)] if results.probe_fit else []
     )

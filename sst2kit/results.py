@@ -21,6 +21,7 @@ import torch
 import transformers
 
 from sst2kit import processes
+from sst2kit.curve import Cell, Curve
 from sst2kit.files import (
     WriteError,
     check_run_dir,
@@ -130,9 +131,9 @@ class Results:
     (results.json says `"complete": false` until the last seed is in) from its findings, and what
     the report needs to print them."""
 
-    def __init__(self, experiment, findings, *, static, resumed_seeds):
+    def __init__(self, experiment, findings, *, static, resumed_seeds, curve=None):
         self.experiment, self.cfg, self.run_dir = experiment, experiment.cfg, experiment.run_dir
-        self.findings, self.eval_splits = findings, findings.eval_splits
+        self.findings, self.eval_splits, self.curve = findings, findings.eval_splits, curve
         self.static, self.resumed_seeds = static, resumed_seeds
         self.balance, self.sizes = static["class_balance"], static["sizes"]
         self.new_head_tensors = static["newly_initialised_tensors"]
@@ -143,8 +144,8 @@ class Results:
     def start(cls, cfg, setup, checked, *, stopped, data):
         """The run folder (a stopped run's own when resuming, its finished seeds restored) and the
         record of what every seed shares. checked: the model as the input checks loaded it; data:
-        every split's frame, and the evaluation splits."""
-        frames, eval_splits = data
+        data.Data: every split's frame, the evaluation splits, a learning curve's plan (or None)."""
+        frames, eval_splits, plan = data.frames, data.eval_splits, data.plan
         fingerprint, weights = data_fingerprint(frames), checked.weights_fingerprint
         restored = (
             stopped.restored(eval_splits, data=fingerprint, weights=weights)
@@ -157,11 +158,14 @@ class Results:
         findings = Findings(
             eval_splits, resamples=cfg.bootstrap_resamples, first_seed=cfg.seed, restored=restored
         )
+        curve = learning_curve(cfg, plan, findings, processes=setup.data_parallel_processes)
+        # the tables describe the largest size's training set (on a curve: the first seed's)
+        train_labels = plan.largest_labels() if plan else frames["train"]["label"].to_numpy()
         static = {
             "config": dataclasses.asdict(cfg),
-            "class_balance": class_balance(frames["train"]["label"].to_numpy(), eval_splits),
+            "class_balance": class_balance(train_labels, eval_splits),
             "sizes": {
-                "train": len(frames["train"]),
+                "train": len(train_labels),
                 **{name: len(split.labels) for name, split in eval_splits.items()},
             },
             **data_record(eval_splits),
@@ -171,15 +175,38 @@ class Results:
             "weights_fingerprint": weights,
         }
         resumed = stopped.seeds if stopped else []
-        results = cls(experiment, findings, static=static, resumed_seeds=resumed)
+        results = cls(experiment, findings, static=static, resumed_seeds=resumed, curve=curve)
         if lock is not None:  # released with the results: at the run's end, however it ends
             weakref.finalize(results, os.close, lock)
         return results
 
     @property
-    def seeds_to_train(self):
-        """The experiment's seeds this run has not recorded yet, in order."""
-        return [seed for seed in seed_range(self.cfg) if seed not in self.resumed_seeds]
+    def cells_to_train(self):
+        """What this run has not recorded yet: each seed's two runs, in seed order; on a learning
+        curve, each (size, seed), the largest sizes first."""
+        if self.curve:
+            return self.curve.plan.cells()
+        cfg = self.cfg
+        epochs = {HEAD_ONLY: cfg.epochs_head_only, FULL_FINETUNE: cfg.epochs_full_finetune}
+        return [
+            Cell(seed, epochs, first=seed == cfg.seed)
+            for seed in seed_range(cfg)
+            if seed not in self.resumed_seeds
+        ]
+
+    def add(self, cell, records, probs):
+        """One cell's runs compared, and the answers over seeds (and sizes) decided again."""
+        if self.curve:
+            self.curve.add(cell, records, probs)
+        else:
+            self.findings.add(cell.seed, records, probs)
+
+    @property
+    def complete(self):
+        """Every seed (at every size) recorded."""
+        if self.curve:
+            return self.curve.done == len(self.curve.plan.cells())
+        return len(self.findings.per_seed) == self.cfg.num_seeds
 
     def save(self, probe_fit, timings):
         """Every file rewritten with every seed so far (main process only)."""
@@ -201,12 +228,13 @@ class Results:
         findings = self.findings
         return {
             "format": FORMAT,
-            "complete": len(findings.per_seed) == self.cfg.num_seeds,
+            "complete": self.complete,
             **self.static,
             "headline": to_json(findings.headline),
             "seeds": to_json(findings.per_seed),
             "summary": to_json(findings.summary),
             "probe_fit": self.probe_fit,
+            "curve": self.curve.record() if self.curve else None,
             "resumed_seeds": self.resumed_seeds,
             "timings_seconds": timings,
             "environment": environment(self.experiment.setup),
@@ -245,6 +273,19 @@ class Results:
             reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
             return f"the {seeds} finished seed(s) could not be written elsewhere either ({reason})"
         return f"the {seeds} finished seed(s) were written to {rescue} instead"
+
+
+def learning_curve(cfg, plan, largest, *, processes):
+    """The curve over the plan's sizes (None without one): a Findings per size, the largest size's
+    the run's own."""
+    if plan is None:
+        return None
+    by_size = {
+        size: Findings(largest.eval_splits, resamples=cfg.bootstrap_resamples, first_seed=cfg.seed)
+        for size in plan.counts[:-1]
+    }
+    by_size[plan.counts[-1]] = largest
+    return Curve(plan, by_size, batch=cfg.per_device_train_batch_size * processes)
 
 
 def save_report(run_dir, text):

@@ -83,11 +83,11 @@ def curves(log_history):
     return {curve: [[e["epoch"], e[key]] for e in log_history if key in e] for curve, key in logged}
 
 
-def say_run_done(run, trained, *, seed, validation_accuracy):
+def say_run_done(run, trained, *, cell, validation_accuracy):
     """The run's one line, and a warning naming what broke and the flags to change."""
     selected, health = trained.selected_epoch, trained.health
     say(
-        f"{RUN_TITLES[run]} (seed {seed}) done: validation accuracy {validation_accuracy:.4f} "
+        f"{RUN_TITLES[run]} ({cell}) done: validation accuracy {validation_accuracy:.4f} "
         f"after {trained.steps:,} steps ({trained.train_seconds:.1f}s training, "
         f"{trained.predict_seconds:.1f}s predicting)"
         + (
@@ -98,7 +98,7 @@ def say_run_done(run, trained, *, seed, validation_accuracy):
     )
     if health.broken:
         warning = (
-            f"warning: the {RUN_TITLES[run]} run (seed {seed}) {STATUS_VERBS[health.status]}: "
+            f"warning: the {RUN_TITLES[run]} run ({cell}) {STATUS_VERBS[health.status]}: "
             f"{health.why}. No finding is drawn from it; {health.advice}."
         )
         say(textwrap.fill(warning, WIDTH, subsequent_indent="    "))

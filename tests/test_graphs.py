@@ -11,6 +11,7 @@ from transformers import Trainer
 import sst2_compare as app
 from config import Config
 from sst2kit import cuda_graphs as graphs
+from sst2kit.curve import Cell
 from sst2kit.models import load_model, set_encoder_trainable
 from sst2kit.runtime import Precision, decide_precision
 
@@ -163,7 +164,7 @@ def train(model_dir, data_dir, tmp_path, graphs_off_because):
         1,
         "full_finetune",
         data=batches,
-        seed=0,
+        cell=Cell(0, {}),
         experiment=experiment(cfg, tmp_path, graphs_off_because),
     )
     trainer.train()

@@ -12,6 +12,7 @@ import sst2_compare as app
 from config import Config
 from conftest import ROOT
 from sst2kit.batches import TokenBatches, token_id_lists, tokenize_splits
+from sst2kit.curve import Cell
 from sst2kit.data import load_sst2
 from sst2kit.features import (
     FirstTokenStates,
@@ -77,9 +78,11 @@ def test_the_two_runs_arguments_differ_only_in_lr_epochs_name_and_folder(tiny_mo
     rows = FirstTokenStates(torch.zeros(4, 16), [0, 1, 0, 1])
     data = {"train": rows, "validation": rows}
     setup = experiment(cfg, tmp_path)
-    head = app.make_trainer(model, 5e-4, 2, "head_only", data=data, seed=0, experiment=setup).args
+    head = app.make_trainer(
+        model, 5e-4, 2, "head_only", data=data, cell=Cell(0, {}), experiment=setup
+    ).args
     full = app.make_trainer(
-        model, 2e-5, 3, "full_finetune", data=data, seed=0, experiment=setup
+        model, 2e-5, 3, "full_finetune", data=data, cell=Cell(0, {}), experiment=setup
     ).args
     head_args, full_args = head.to_dict(), full.to_dict()
     differing = {key for key in head_args if head_args[key] != full_args[key]}
@@ -126,7 +129,7 @@ def test_head_only_training_leaves_every_encoder_weight_bit_identical(
             1,
             "head_only",
             data=features or batches,
-            seed=0,
+            cell=Cell(0, {}),
             experiment=experiment(cfg, tmp_path),
         ).train()
     after = dict(model.base_model.named_parameters())

@@ -138,10 +138,10 @@ def test_a_run_folder_deleted_before_the_next_seed_trains_is_noticed(
     exit 2, the finished seed written elsewhere and named."""
     both_runs = app.both_runs
 
-    def folder_deleted_before_seed_43(seed, experiment, *inputs, **named):
-        if seed == 43:
+    def folder_deleted_before_seed_43(cell, experiment, *inputs, **named):
+        if cell.seed == 43:
             shutil.rmtree(experiment.run_dir)
-        return both_runs(seed, experiment, *inputs, **named)
+        return both_runs(cell, experiment, *inputs, **named)
 
     monkeypatch.setattr(app, "both_runs", folder_deleted_before_seed_43)
     assert tiny_run(tiny_model_dir, tiny_data_dir, tmp_path / "out", "--num_seeds", "2") == 2

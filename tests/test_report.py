@@ -59,7 +59,10 @@ def experiment(
         )
         findings.add(seed, trained(records), {**probs, **reference})
     return SimpleNamespace(
-        findings=findings, eval_splits=splits, balance=class_balance(np.array([0, 1]), splits)
+        findings=findings,
+        eval_splits=splits,
+        balance=class_balance(np.array([0, 1]), splits),
+        curve=None,
     )
 
 

@@ -229,6 +229,30 @@ def test_the_probe_standardises_inside_its_folds_and_keeps_the_chosen_penalty_pe
     assert record["C"] == pytest.approx(record["C_on_folds"] * 800 / 1500)
 
 
+def test_each_fold_of_the_probe_gets_one_blas_thread(monkeypatch):
+    """Five fold threads each running a multi-threaded OpenBLAS took a 2-core machine 60 s for a fit
+    that takes 2.5 s with one BLAS thread per fold (docs/speed.md): the folds must see one."""
+    import torch
+    from threadpoolctl import threadpool_info
+
+    from sst2kit import probe
+    from sst2kit.features import FirstTokenStates
+
+    rng = np.random.default_rng(2)
+    labels = rng.integers(2, size=300)
+    states = torch.as_tensor(rng.normal(size=(300, 4)) + labels[:, None], dtype=torch.float32)
+    features = {name: FirstTokenStates(states, labels) for name in ("train", "validation")}
+    blas_threads, fold_scores = [], probe.fold_scores
+
+    def counted(*args, **kwargs):
+        blas_threads.extend(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+        return fold_scores(*args, **kwargs)
+
+    monkeypatch.setattr(probe, "fold_scores", counted)
+    probe.best_linear_probe(features, seed=0)
+    assert blas_threads and set(blas_threads) == {1}
+
+
 def test_accuracy_by_length_buckets_give_the_paired_delta_with_its_interval():
     from types import SimpleNamespace
 
