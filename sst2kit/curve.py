@@ -294,28 +294,33 @@ def verdict(points):
     ahead_from = len(points)
     while ahead_from > 0 and points[ahead_from - 1].status == "ahead":
         ahead_from -= 1
-    below, above, family = (
-        points[:ahead_from],
-        points[ahead_from:],
-        f"Holm over {len(points)} sizes",
-    )
-    span = f"{points[0].size:,} to {points[-1].size:,} examples"
+    below, above = points[:ahead_from], points[ahead_from:]
+    family = f"Holm over {len(points)} sizes" if len(points) > 1 else "one size"
     if not above:
-        behind = ", ".join(f"{p.size:,}" for p in points if p.status == "behind")
-        lead = (
-            f"full fine-tune established behind head-only at {behind}"
-            if behind
-            else f"full fine-tune not established ahead at any size from {span}"
-        )
-        return f"{lead} ({family}): {points_text(points)}"
+        return f"{never_ahead(points)} ({family}): {points_text(points)}"
+    if len(points) == 1:
+        return f"full fine-tune ahead at {points[0].size:,} examples: {delta_text(points[0])}"
     if not below:
         return (
-            f"full fine-tune ahead at every size from {span} ({family}): at {above[0].size:,} "
+            f"full fine-tune ahead at every size from {points[0].size:,} to "
+            f"{points[-1].size:,} examples ({family}): at {above[0].size:,} "
             f"{delta_text(above[0])}; at {above[-1].size:,} {delta_text(above[-1])}"
         )
     return (
         f"full fine-tune ahead from {above[0].size:,} examples on ({delta_text(above[0])}); "
         f"below that not established: {points_text(below)} ({family})"
+    )
+
+
+def never_ahead(points):
+    behind = ", ".join(f"{p.size:,}" for p in points if p.status == "behind")
+    if behind:
+        return f"full fine-tune established behind head-only at {behind}"
+    if len(points) == 1:
+        return f"full fine-tune not established ahead at {points[0].size:,} examples"
+    return (
+        "full fine-tune not established ahead at any size from "
+        f"{points[0].size:,} to {points[-1].size:,} examples"
     )
 
 

@@ -336,7 +336,7 @@ def curve_lines(results):
                 if point.withheld
                 else f"  {100 * point.delta_accuracy:>+14.1f} {f'[{low:+.1f}, {high:+.1f}]':>17} "
             )
-            + f"{'-' if holm_p is None else p_text(holm_p):>9}  "
+            + f"{'-' if holm_p is None else f'{holm_p:.2g}':>9}  "
             + ("withheld: a run broke (its warning above)" if point.withheld else point.status)
         )
     wrapped = textwrap.wrap(
