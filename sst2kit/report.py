@@ -142,10 +142,10 @@ def where_lines(results):
         f"device: {setup.device}, precision: {setup.precision.name}, CUDA graphs: "
         f"{setup.cuda_graphs_said}, processes: {setup.processes}{parallel}",
     ]
-    if setup.device.startswith("cpu") and cfg.subset_fraction is None:
+    if setup.device.startswith("cpu") and cfg.subset_fraction is None and not cfg.train_sizes:
         lines.append(
-            "warning: no GPU; a full run is slow on a CPU. Try --subset_fraction 0.05 for a quick "
-            "look."
+            "warning: no GPU; a full run takes hours on a CPU. For a quick look that still scores "
+            "the whole validation set, train on fewer examples: --train_sizes 1000"
         )
     return lines + two_seeds_warning(cfg.num_seeds)
 

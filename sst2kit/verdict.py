@@ -159,6 +159,8 @@ def answer_line(results):
         else f"seed {results.findings.first_seed.seed} (one seed), "
     )
     where = f"{SPLIT_TITLES[headline]} ({eval_splits[headline].units_said})"
+    if results.curve:  # the answer is the curve's largest size's; the curve's own line follows
+        over += f"trained on {results.curve.plan.counts[-1]:,} examples, "
     if answer.claim_withheld:
         return [
             f"Answer: none: {answer.claim_withheld}. A run that broke yields no finding.",

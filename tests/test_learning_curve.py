@@ -256,3 +256,26 @@ def test_the_full_size_equals_the_single_run_and_a_size_equals_its_one_size_curv
     sixteen = tiny_curves["sixteen"]["curve"]["points"][0]
     assert sixteen["accuracy"] == curve["curve"]["points"][1]["accuracy"]
     assert sixteen["delta_accuracy"] == curve["curve"]["points"][1]["delta_accuracy"]
+
+
+@pytest.mark.slow
+def test_a_curve_over_two_processes_equals_one_process(tiny_model_dir, tiny_data_dir, tmp_path):
+    """Its four (size, seed) cells dealt over two processes, largest first, against one process:
+    every point the same, to the last digit (one thread per process in both)."""
+    import json
+
+    from conftest import only_run_dir, torchrun
+
+    curve = [*CURVE, "--train_sizes", "12,all", "--num_seeds", "2"]
+    assert app.main([*tiny_args(tiny_model_dir, tiny_data_dir, tmp_path / "one"), *curve]) == 0
+    spread = torchrun(
+        *tiny_args(tiny_model_dir, tiny_data_dir, tmp_path / "two"), *curve, "--parallel", "seeds"
+    )
+    assert spread.returncode == 0, spread.stderr[-3000:]
+    one, two = (
+        json.loads((only_run_dir(tmp_path / name) / "results.json").read_text())
+        for name in ("one", "two")
+    )
+    assert two["speed"]["parallel"] == "seeds" and two["complete"]
+    assert one["curve"]["points"] == two["curve"]["points"]
+    assert one["curve"]["verdict"] == two["curve"]["verdict"]
