@@ -26,7 +26,12 @@ from transformers import Trainer, TrainingArguments
 
 from sst2kit import console, processes, report, runtime
 from sst2kit.batches import already_batched, tokenize_splits
-from sst2kit.callbacks import BestEpochRestored, EvaluationSchedule, epoch_metrics
+from sst2kit.callbacks import (
+    BestEpochRestored,
+    EvaluationSchedule,
+    epoch_metrics,
+    evaluation_every,
+)
 from sst2kit.checks import check_costs, check_inputs
 from sst2kit.comparison import RunHealth
 from sst2kit.console import Stopwatch, say
@@ -65,7 +70,10 @@ def make_trainer(model, lr, epochs, run_name, *, data, cell, experiment):
         processing_class=experiment.tokenizer,
         compute_metrics=epoch_metrics,
         callbacks=[
-            EvaluationSchedule(evaluate_last_epoch=cfg.select_best_epoch),
+            EvaluationSchedule(  # select_best_epoch chooses among every epoch
+                evaluate_last_epoch=cfg.select_best_epoch,
+                every=1 if cfg.select_best_epoch else evaluation_every(epochs),
+            ),
             *([BestEpochRestored()] if cfg.select_best_epoch else []),
             *tracker_callbacks(cfg.report_to, experiment.run_dir, name),
         ],

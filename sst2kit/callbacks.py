@@ -8,6 +8,13 @@ from transformers import TrainerCallback
 
 from sst2kit.metrics import classification_metrics
 
+MAX_EVALUATIONS = 10  # validation passes a run's curve gets, whatever its epochs
+
+
+def evaluation_every(epochs):
+    """Every how many epochs a run of this many is scored on validation."""
+    return max(1, math.ceil(epochs / MAX_EVALUATIONS))
+
 
 class EvaluationSchedule(TrainerCallback):
     """Validation where the curves need it, without changing the training:
@@ -16,15 +23,19 @@ class EvaluationSchedule(TrainerCallback):
     from torch's
       generator, and every later dropout draw would shift (the notebook, which has no such
       evaluation, and the notebook mode then trained differently);
+    - every `every` epochs only, where a run has many (at most about MAX_EVALUATIONS passes);
     - not after the last epoch: that would score the final weights, which the prediction pass scores
     next and
       which gives the curve's last point instead, so validation is scored once (unless
       select_best_epoch needs the last epoch's loss to choose)."""
 
-    def __init__(self, *, evaluate_last_epoch=False):
+    def __init__(self, *, evaluate_last_epoch=False, every=1):
         self.generator_state = None
         # select_best_epoch needs the last epoch's loss too
         self.evaluate_last_epoch = evaluate_last_epoch
+        # a small training set raised to many epochs (a learning curve) is scored every few epochs:
+        # 19 validation passes in a 150-step run would cost more than its training on a CPU
+        self.every = every
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.generator_state = torch.random.get_rng_state()
@@ -35,7 +46,10 @@ class EvaluationSchedule(TrainerCallback):
             self.generator_state = None
 
     def on_epoch_end(self, args, state, control, **kwargs):
-        if state.global_step >= state.max_steps and not self.evaluate_last_epoch:
+        last = state.global_step >= state.max_steps
+        if (last and not self.evaluate_last_epoch) or (
+            not last and round(state.epoch) % self.every
+        ):
             control.should_evaluate = False
 
 

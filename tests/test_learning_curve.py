@@ -216,15 +216,15 @@ def test_every_size_is_scored_on_the_whole_evaluation_sets(
 
 @pytest.fixture(scope="module")
 def tiny_curves(tiny_model_dir, tiny_data_dir, tmp_path_factory):
-    """The tiny task's curve at 12, 16 and all 360 examples, the same at 16 alone, and today's
+    """The tiny task's curve at 12, 24 and all 360 examples, the same at 24 alone, and today's
     single run: their results.json."""
     import json
 
     out = tmp_path_factory.mktemp("curves")
     records = {}
     for name, extra in {
-        "curve": ["--train_sizes", "12,16,all"],
-        "sixteen": ["--train_sizes", "16"],
+        "curve": ["--train_sizes", "12,24,all"],
+        "twenty-four": ["--train_sizes", "24"],
         "single": [],
     }.items():
         assert (
@@ -232,19 +232,29 @@ def tiny_curves(tiny_model_dir, tiny_data_dir, tmp_path_factory):
         )
         (run_dir,) = (out / name).iterdir()
         records[name] = json.loads((run_dir / "results.json").read_text())
+        records[name]["log"] = [
+            json.loads(line) for line in (run_dir / "trainer_log.jsonl").read_text().splitlines()
+        ]
     return records
 
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("tiny_curves")  # the three runs made once, on one worker
 def test_the_tiny_task_draws_the_curve_it_should(tiny_curves):
-    """The label is one word: a dozen examples miss some of the sentiment words, sixteen fewer, all
+    """The label is one word: a dozen examples miss many of the sentiment words, two dozen few, all
     360 none: the full fine-tune climbs to 100%, each size one point of the curve, in order."""
     points = tiny_curves["curve"]["curve"]["points"]
-    assert [p["size"] for p in points] == [12, 16, 360]
+    assert [p["size"] for p in points] == [12, 24, 360]
     full = [p["accuracy"]["full_finetune"]["mean"] for p in points]
     assert full[0] < full[1] < full[2] == 1.0 and full[0] < 0.8
     assert [p["steps"]["full_finetune"] for p in points] == [60, 60, 60]  # 60 epochs of one step
+    # 60 epochs are scored every 6th: the start and 9 more, not 60 validation passes
+    scored = [
+        line["epoch"]
+        for line in tiny_curves["curve"]["log"]
+        if line["run"] == "full_finetune_n12_seed42" and "eval_accuracy" in line
+    ]
+    assert scored == [0, 6, 12, 18, 24, 30, 36, 42, 48, 54]
     assert tiny_curves["curve"]["complete"] and tiny_curves["curve"]["curve"]["verdict"]
 
 
@@ -253,9 +263,9 @@ def test_the_tiny_task_draws_the_curve_it_should(tiny_curves):
 def test_the_full_size_equals_the_single_run_and_a_size_equals_its_one_size_curve(tiny_curves):
     curve, single = tiny_curves["curve"], tiny_curves["single"]
     assert curve["seeds"][0]["metrics"] == single["seeds"][0]["metrics"]
-    sixteen = tiny_curves["sixteen"]["curve"]["points"][0]
-    assert sixteen["accuracy"] == curve["curve"]["points"][1]["accuracy"]
-    assert sixteen["delta_accuracy"] == curve["curve"]["points"][1]["delta_accuracy"]
+    at_24 = tiny_curves["twenty-four"]["curve"]["points"][0]
+    assert at_24["accuracy"] == curve["curve"]["points"][1]["accuracy"]
+    assert at_24["delta_accuracy"] == curve["curve"]["points"][1]["delta_accuracy"]
 
 
 @pytest.mark.slow
