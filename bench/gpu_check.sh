@@ -11,6 +11,8 @@
 #             scale on the host), so the fp16 figure a Volta/Turing user gets is measured beside the others
 #   sentences the defaults with MiniLM-L6 on full SST-2, scored also on an external labelled test set of whole
 #             sentences (data/external/sst2_test_labelled.parquet), once per split mode (random, grouped)
+#   curve     (only when named, about 4 minutes) a learning curve at 1%, 3%, 10%, 30% and all of SST-2 against one
+#             full-size run, MiniLM-L6: the ratio (bench/curve_cost.py)
 # Writes logs and JSON to $OUT (default bench_out/).
 #
 # Expects SST-2 and the models in the README's folders (git-ignored): data/sst2, models/distilbert-base-uncased-arch,
@@ -51,6 +53,8 @@ for stage in $STAGES; do
         cp /tmp/sentences_"$split"/run-*/results.json "$OUT/sentences_$split.json"
       done
       cp /tmp/sentences_random/run-*/accuracy_by_length.png "$OUT/" ;;
-    *) echo "unknown stage $stage (probe, timing, accuracy, fp16, sentences)"; exit 2 ;;
+    curve) timeout "${CURVE_S:-300}" python3 bench/curve_cost.py --model_name models/minilm-l6-h384-uncased \
+             --data_dir data/sst2 --out "$OUT/curve_cost.json" 2>&1 | tee "$OUT/curve_cost.txt" ;;
+    *) echo "unknown stage $stage (probe, timing, accuracy, fp16, sentences, curve)"; exit 2 ;;
   esac
 done
