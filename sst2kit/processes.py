@@ -33,19 +33,19 @@ LAUNCHER_VARIABLES = (
 )
 
 
-def parallel_mode(wanted, num_seeds, processes):
-    """'single' for one process; else 'seeds' or 'data' (auto: seeds when there are several seeds to
-    spread)."""
+def parallel_mode(wanted, cells, processes):
+    """'single' for one process; else 'seeds' or 'data' (auto: seeds when there are several cells,
+    seeds or a learning curve's sizes of them, to spread)."""
     if processes <= 1:
         return "single"
     if wanted == "auto":
-        return "seeds" if num_seeds > 1 else "data"
+        return "seeds" if cells > 1 else "data"
     return wanted
 
 
-def start(wanted, num_seeds):
+def start(wanted, cells):
     """Set up this process for the mode the launch and the config ask for; returns the mode."""
-    mode = parallel_mode(wanted, num_seeds, int(os.environ.get("WORLD_SIZE", 1)))
+    mode = parallel_mode(wanted, cells, int(os.environ.get("WORLD_SIZE", 1)))
     if mode == "seeds":
         local_rank = int(os.environ["LOCAL_RANK"])
         # reads MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE: torchrun's rendezvous

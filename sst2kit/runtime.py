@@ -103,7 +103,8 @@ class SeedsAreNotDistributedTraining(logging.Filter):
 def start(cfg):
     """Join the launch's processes (if any) and decide the run's Setup from the config and the
     hardware."""
-    parallel = processes.start(cfg.parallel, cfg.num_seeds)
+    sizes = len(str(cfg.train_sizes).split(",")) if cfg.train_sizes else 1
+    parallel = processes.start(cfg.parallel, cells=cfg.num_seeds * sizes)
     if parallel == "seeds":
         logging.getLogger("transformers.training_args").addFilter(SeedsAreNotDistributedTraining())
     state = PartialState()

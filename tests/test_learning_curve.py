@@ -179,7 +179,7 @@ def test_a_five_size_curve_claims_a_false_difference_no_more_often_than_one_run(
         return points
 
     rng = np.random.default_rng(0)
-    runs = 800
+    runs = 400
     corrected = np.mean(
         [
             null_curve_claims(rng, sizes=5, seeds=3, items=200, decide=decide_over_sizes)
@@ -269,23 +269,23 @@ def test_the_full_size_equals_the_single_run_and_a_size_equals_its_one_size_curv
 
 
 @pytest.mark.slow
-def test_a_curve_over_two_processes_equals_one_process(tiny_model_dir, tiny_data_dir, tmp_path):
-    """Its four (size, seed) cells dealt over two processes, largest first, against one process:
-    every point the same, to the last digit (one thread per process in both)."""
+@pytest.mark.xdist_group("tiny_curves")
+def test_a_curve_over_two_processes_equals_one_process(
+    tiny_curves, tiny_model_dir, tiny_data_dir, tmp_path
+):
+    """Its three sizes dealt over two processes, largest first (one seed: several cells are enough
+    for the processes to take whole cells), against one process: every point the same, to the last
+    digit (one thread per process in both)."""
     import json
 
     from conftest import only_run_dir, torchrun
 
-    curve = [*CURVE, "--train_sizes", "12,all", "--num_seeds", "2"]
-    assert app.main([*tiny_args(tiny_model_dir, tiny_data_dir, tmp_path / "one"), *curve]) == 0
+    out = tmp_path / "two"
     spread = torchrun(
-        *tiny_args(tiny_model_dir, tiny_data_dir, tmp_path / "two"), *curve, "--parallel", "seeds"
+        *tiny_args(tiny_model_dir, tiny_data_dir, out), *CURVE, "--train_sizes", "12,24,all"
     )
     assert spread.returncode == 0, spread.stderr[-3000:]
-    one, two = (
-        json.loads((only_run_dir(tmp_path / name) / "results.json").read_text())
-        for name in ("one", "two")
-    )
+    one, two = tiny_curves["curve"], json.loads((only_run_dir(out) / "results.json").read_text())
     assert two["speed"]["parallel"] == "seeds" and two["complete"]
     assert one["curve"]["points"] == two["curve"]["points"]
     assert one["curve"]["verdict"] == two["curve"]["verdict"]
