@@ -35,6 +35,12 @@ HELP = {
     "external_test_file": "a labelled file (parquet/csv/tsv/jsonl, columns sentence and label 0/1) "
     "of whole sentences outside GLUE train and validation, such as the official SST-2 test "
     "sentences with their labels: both runs are also scored on it, as the split external_test",
+    "train_sizes": "a learning curve: both runs at each of these training-set sizes (counts, "
+    "shares such as 10%%, or all; e.g. 500,2000,10%%,all) on nested subsets, every size scored on "
+    "the whole evaluation sets (docs/learning-curve.md)",
+    "min_steps_head_only": "on a learning curve, a size's head-only run trains for at least this "
+    "many optimizer steps (whole epochs added)",
+    "min_steps_full_finetune": "the same for the full fine-tune",
     "num_seeds": "repeat both runs for seeds seed, seed+1, ...",
     "bootstrap_resamples": "for the 95%% interval of the accuracy delta",
     "probe_reference": "also fit the best linear probe (cross-validated logistic regression) on "
@@ -51,7 +57,8 @@ HELP = {
     "feature_batch_size": "batch of the one feature pass (no gradients, so larger is faster)",
     "parallel": "under torchrun with several processes: seeds: each process trains whole seeds "
     "alone (the single-GPU recipe); data: every process trains every run on a shard of each batch "
-    "(effective batch x processes); auto: seeds when num_seeds > 1, else data",
+    "(effective batch x processes); auto: seeds when there are several seeds (or curve sizes), "
+    "else data",
     "dataloader_num_workers": "processes that prepare batches; batches are slices of tensors, so 0 "
     "is fastest",
     "output_dir": "each run writes a new timestamped folder here",
