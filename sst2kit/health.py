@@ -356,6 +356,13 @@ def advice(remedy, run, cfg):
             f"{learning_rate:g}); if it still blows up, --weight_decay {cfg.weight_decay / 10:g} "
             "(AdamW takes learning rate x weight decay off every weight each step)"
         )
+    if cfg.train_sizes:  # on a learning curve the minimum steps decide the small sizes' epochs
+        least = getattr(cfg, f"min_steps_{run}")
+        return (
+            f"give it more or larger steps: --min_steps_{run} {4 * max(least, 1)} and "
+            f"--epochs_{run} {4 * epochs:g} (4x), or --learning_rate_{run} "
+            f"{10 * learning_rate:g} (10x), or larger --train_sizes"
+        )
     return (
         f"give it more or larger steps: --epochs_{run} {4 * epochs:g} (4x) or "
         f"--learning_rate_{run} {10 * learning_rate:g} (10x), or more data (a larger "

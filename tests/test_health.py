@@ -215,6 +215,11 @@ def test_a_run_that_moved_too_little_is_told_to_take_more_steps():
     assert remedy == MORE_STEPS
     more = advice(remedy, "head_only", settings(learning_rate_head_only=5e-4, epochs_head_only=2))
     assert "--epochs_head_only 8" in more and "--learning_rate_head_only 0.005" in more
+    # on a learning curve the small sizes' epochs come from the minimum steps, and subset_fraction
+    # cannot be given
+    curve = settings(train_sizes="500,all", min_steps_head_only=1000)
+    more = advice(remedy, "head_only", curve)
+    assert "--min_steps_head_only 4000" in more and "subset_fraction" not in more
 
 
 def test_health_is_judged_on_the_epoch_that_was_scored():
