@@ -202,8 +202,9 @@ STOPPING = threading.Event()
 
 def stop_on_sigterm(signum, frame):
     """Stop the run. Python swallows an exception raised where the garbage collector runs a
-    weakref's callback or a finalizer (printed as 'ignored'), and the signal can land there: so
-    until the stop is seen handled, the same signal is sent again half a second later."""
+    weakref's callback or a finalizer (printed as 'ignored'), and the signal can land there: such a
+    stop is sent again at once (stops_not_printed), and, should one be lost where no hook sees it,
+    again half a second later until the stop is seen handled."""
     resend = threading.Timer(0.5, lambda: STOPPING.is_set() or os.kill(os.getpid(), signum))
     resend.daemon = True
     resend.start()
@@ -211,8 +212,13 @@ def stop_on_sigterm(signum, frame):
 
 
 def stops_not_printed(unraisable):
-    """A stop swallowed in a callback is sent again (stop_on_sigterm): no traceback printed."""
-    if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+    """A stop swallowed in a callback is sent again at once, to land outside it (half a second
+    later the run could have finished a whole seed of a small run): no traceback printed."""
+    if isinstance(unraisable.exc_value, Terminated):  # from a thread: it lands after the hook
+        resend = threading.Timer(0.01, os.kill, (os.getpid(), signal.SIGTERM))
+        resend.daemon = True
+        resend.start()
+    elif not isinstance(unraisable.exc_value, KeyboardInterrupt):
         sys.__unraisablehook__(unraisable)
 
 
