@@ -119,10 +119,11 @@ class Cell:
 class CurvePlan:
     """Which training items each (size, seed) trains on. orders: per seed, a permutation of the
     re-split training set's rows; pool: the rows any size of any seed uses (None: all of them),
-    which alone are tokenized and passed through the frozen encoder."""
+    which alone are tokenized and passed through the frozen encoder; batch: the examples of one
+    optimizer step, all processes together."""
 
-    def __init__(self, counts, labels, *, seeds, epochs):
-        self.counts, self.seeds, self.epochs = counts, list(seeds), epochs
+    def __init__(self, counts, labels, *, seeds, epochs, batch):
+        self.counts, self.seeds, self.epochs, self.batch = counts, list(seeds), epochs, batch
         self.labels = np.asarray(labels)
         self.available = available = len(self.labels)
         self.orders = {
@@ -137,6 +138,14 @@ class CurvePlan:
         """The training set's rows (of the whole re-split training set) this size trains on in
         this seed, in their original order."""
         return np.sort(self.orders[seed][:size])
+
+    def steps(self, size, run):
+        """The optimizer steps a run takes at this size."""
+        return math.ceil(self.epochs[size][run] * math.ceil(size / self.batch))
+
+    @property
+    def cell_count(self):
+        return len(self.counts) * len(self.seeds)
 
     def largest_labels(self):
         """The labels of the first seed's subset at the largest size: the run's own tables'."""
@@ -167,13 +176,10 @@ def cell_data(cell, features, batches):
     training subset, and every evaluation split whole."""
     if cell.rows is None:
         return features, batches
-    train = {"train": batches["train"].reordered(cell.rows)}
+    batches = {**batches, "train": batches["train"].reordered(cell.rows)}
     if features is None:
-        return None, {**batches, **train}
-    return {**features, "train": features["train"].subset(cell.rows)}, {
-        **batches,
-        **train,
-    }
+        return None, batches
+    return {**features, "train": features["train"].subset(cell.rows)}, batches
 
 
 def plan_curve(cfg, labels, *, seeds, processes):
@@ -183,14 +189,8 @@ def plan_curve(cfg, labels, *, seeds, processes):
         return None
     counts = resolve_sizes(parse_train_sizes(cfg.train_sizes), len(labels))
     batch = cfg.per_device_train_batch_size * processes
-    configured = {
-        HEAD_ONLY: cfg.epochs_head_only,
-        FULL_FINETUNE: cfg.epochs_full_finetune,
-    }
-    least = {
-        HEAD_ONLY: cfg.min_steps_head_only,
-        FULL_FINETUNE: cfg.min_steps_full_finetune,
-    }
+    configured = {HEAD_ONLY: cfg.epochs_head_only, FULL_FINETUNE: cfg.epochs_full_finetune}
+    least = {HEAD_ONLY: cfg.min_steps_head_only, FULL_FINETUNE: cfg.min_steps_full_finetune}
     epochs = {
         size: {
             run: epochs_for(size, configured=configured[run], min_steps=least[run], batch=batch)
@@ -198,11 +198,7 @@ def plan_curve(cfg, labels, *, seeds, processes):
         }
         for size in counts
     }
-    return CurvePlan(counts, labels, seeds=seeds, epochs=epochs)
-
-
-def steps(size, epochs, batch):
-    return math.ceil(epochs * math.ceil(size / batch))
+    return CurvePlan(counts, labels, seeds=seeds, epochs=epochs, batch=batch)
 
 
 @dataclass
@@ -235,18 +231,17 @@ def arm_accuracy(values, items):
     return {"mean": mean, "ci95": [max(mean - half, 0.0), min(mean + half, 1.0)]}
 
 
-def curve_point(size, findings, *, plan, batch):
+def curve_point(size, findings, plan):
     """The answer at one size from its seeds' findings, before the correction over sizes."""
     split = headline_split(findings.eval_splits)
     items = len(findings.eval_splits[split].labels)
     headline, per_seed = findings.headline, findings.per_seed
     models = [*RUNS, *([PROBE] if all(PROBE in s.metrics for s in per_seed) else [])]
-    train_labels = plan.labels
     return CurvePoint(
         size=size,
-        positive_share=[float(train_labels[plan.subset(size, s.seed)].mean()) for s in per_seed],
+        positive_share=[float(plan.labels[plan.subset(size, s.seed)].mean()) for s in per_seed],
         epochs=dict(plan.epochs[size]),
-        steps={run: steps(size, plan.epochs[size][run], batch) for run in RUNS},
+        steps={run: plan.steps(size, run) for run in RUNS},
         seeds=len(per_seed),
         accuracy={
             model: arm_accuracy([s.metrics[model][split].accuracy for s in per_seed], items)
@@ -328,8 +323,8 @@ class Curve:
     """Every size's seeds so far (a seeds.Findings per size; the largest size's is the run's main
     findings, which the tables, figures and predictions.csv show) and the answer across sizes."""
 
-    def __init__(self, plan, findings_by_size, *, batch):
-        self.plan, self.findings, self.batch = plan, findings_by_size, batch
+    def __init__(self, plan, findings_by_size):
+        self.plan, self.findings = plan, findings_by_size
 
     def add(self, cell, records, probs):
         self.findings[cell.size].add(cell.seed, records, probs)
@@ -343,7 +338,7 @@ class Curve:
         """The answer at each size with a finished seed, smallest first, decided over them."""
         return decide_over_sizes(
             [
-                curve_point(size, self.findings[size], plan=self.plan, batch=self.batch)
+                curve_point(size, self.findings[size], self.plan)
                 for size in self.plan.counts
                 if self.findings[size].per_seed
             ]

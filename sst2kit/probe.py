@@ -126,9 +126,9 @@ class ProbeReference:
     that fails, or one that was never started, leaves the trained runs' results standing without
     their reference."""
 
-    def __init__(self, features, seed, *, beside):
+    def __init__(self, features, seed, *, beside, on_subsets=False):
         self.fitting, self.probs, self.fit, self.waited = None, {}, None, features is None
-        self.fit_now, self.on_subsets = None, False
+        self.fit_now, self.on_subsets = None, on_subsets
         if features is None:
             return
         self.fitting = Future()
@@ -155,13 +155,12 @@ class ProbeReference:
                 "(cache_encoder_features)"
             )
         wanted = cfg.probe_reference and features is not None and processes.is_main()
-        reference = cls(
+        return cls(
             features if wanted and (plan is None or plan.counts[-1] == plan.available) else None,
             cfg.seed,
             beside=torch.cuda.is_available(),
+            on_subsets=wanted and plan is not None,
         )
-        reference.on_subsets = wanted and plan is not None
-        return reference
 
     def outcome(self, cell, features):
         """P(positive) per split under the key PROBE for this cell (empty when there is no probe):

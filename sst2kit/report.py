@@ -10,7 +10,6 @@ from scipy.stats import t as student_t
 
 from sst2kit import plots
 from sst2kit.console import say, visible
-from sst2kit.curve import steps
 from sst2kit.curve import verdict as curve_verdict
 from sst2kit.names import (
     FULL_FINETUNE,
@@ -92,8 +91,7 @@ def curve_plan_lines(curve):
             f"{100 * plan.labels[plan.subset(size, seed)].mean():.1f}%" for seed in plan.seeds
         )
         runs = ", ".join(
-            f"{RUN_NAMES[run]} {plan.epochs[size][run]:g} epochs "
-            f"({steps(size, plan.epochs[size][run], curve.batch):,} steps)"
+            f"{RUN_NAMES[run]} {plan.epochs[size][run]:g} epochs ({plan.steps(size, run):,} steps)"
             for run in RUNS
         )
         lines.append(f"  {size:>7,} examples: positive {mix}; {runs}")
@@ -425,7 +423,7 @@ GLOSSARY = [
 def partial_lines(results):
     """report.md's first line while seeds (or a curve's cells) are still to come."""
     if results.curve:
-        finished, wanted = results.curve.done, len(results.curve.plan.cells())
+        finished, wanted = results.curve.done, results.curve.plan.cell_count
         unit, going_on = "cells (seed and size)", "start it again to finish it"
     else:
         finished, wanted = len(results.findings.per_seed), results.cfg.num_seeds

@@ -158,7 +158,7 @@ class Results:
         findings = Findings(
             eval_splits, resamples=cfg.bootstrap_resamples, first_seed=cfg.seed, restored=restored
         )
-        curve = learning_curve(cfg, plan, findings, processes=setup.data_parallel_processes)
+        curve = learning_curve(cfg, plan, findings)
         # the tables describe the largest size's training set (on a curve: the first seed's)
         train_labels = plan.largest_labels() if plan else frames["train"]["label"].to_numpy()
         static = {
@@ -205,7 +205,7 @@ class Results:
     def complete(self):
         """Every seed (at every size) recorded."""
         if self.curve:
-            return self.curve.done == len(self.curve.plan.cells())
+            return self.curve.done == self.curve.plan.cell_count
         return len(self.findings.per_seed) == self.cfg.num_seeds
 
     def save(self, probe_fit, timings):
@@ -275,7 +275,7 @@ class Results:
         return f"the {seeds} finished seed(s) were written to {rescue} instead"
 
 
-def learning_curve(cfg, plan, largest, *, processes):
+def learning_curve(cfg, plan, largest):
     """The curve over the plan's sizes (None without one): a Findings per size, the largest size's
     the run's own."""
     if plan is None:
@@ -285,7 +285,7 @@ def learning_curve(cfg, plan, largest, *, processes):
         for size in plan.counts[:-1]
     }
     by_size[plan.counts[-1]] = largest
-    return Curve(plan, by_size, batch=cfg.per_device_train_batch_size * processes)
+    return Curve(plan, by_size)
 
 
 def save_report(run_dir, text):

@@ -88,7 +88,9 @@ def test_sizes_resolve_to_counts_smallest_first():
 
 def test_subsets_are_nested_differ_between_seeds_and_index_the_pool_right():
     labels = np.arange(5000) % 2
-    plan = CurvePlan([50, 500, 2000], labels, seeds=[42, 43], epochs=dict.fromkeys([50, 500, 2000]))
+    plan = CurvePlan(
+        [50, 500, 2000], labels, seeds=[42, 43], epochs=dict.fromkeys([50, 500, 2000]), batch=32
+    )
     for seed in (42, 43):
         small, middle, large = (set(plan.subset(size, seed)) for size in plan.counts)
         assert small < middle < large and len(small) == 50 and len(large) == 2000
