@@ -47,7 +47,7 @@ from sst2kit.models import load_checked_model, load_model, set_encoder_trainable
 from sst2kit.names import FULL_FINETUNE, HEAD_ONLY
 from sst2kit.probe import ProbeReference
 from sst2kit.results import Results
-from sst2kit.resume import load_stopped_run
+from sst2kit.resume import data_fingerprint, load_stopped_run
 from sst2kit.run_outcome import curves, predict, say_run_done, training_record
 from sst2kit.settings import flags_given, seed_range
 from sst2kit.trackers import guard_trackers, tracker_callbacks, trainer_report_to
@@ -116,7 +116,7 @@ def run(cfg, given=()):
                     report.write(results)  # report.md and the figures
     if processes.is_main():
         with stopwatch("report"):  # seeds restored without the probe get it first
-            results.add_reference(probe.whole_set_outcome(), probe.fit, stopwatch.total())
+            results.add_reference(probe, features, stopwatch.total())
             report.print_metrics(results)
             report.print_confusion_matrices(results)
             report.print_delta(results)  # its interval, the verdict, the flips; a curve's sizes
@@ -132,6 +132,7 @@ def load_data(cfg, tokenizer, setup):
     training rows some size uses are kept. Returns them as Data."""
     say("=== data ===")
     frames, corpus = sst2_splits(cfg)
+    whole_train = frames["train"]  # what --resume compares: the data, whichever rows are used
     plan = plan_curve(
         cfg,
         frames["train"]["label"].to_numpy(),
@@ -151,7 +152,8 @@ def load_data(cfg, tokenizer, setup):
         train_rows=len(frames["train"]),
         processes=setup.data_parallel_processes,
     )
-    return Data(frames, batches, eval_splits, plan)
+    fingerprint = data_fingerprint({**frames, "train": whole_train})
+    return Data(frames, batches, eval_splits, plan, fingerprint)
 
 
 def both_runs(cell, experiment, checked, *, data):

@@ -152,11 +152,6 @@ def check_curve_settings(cfg):
             "train_sizes and subset_fraction both shrink the training set, and subset_fraction "
             "the evaluation sets too: leave subset_fraction unset for a learning curve"
         )
-    if cfg.resume:
-        raise UsageError(
-            "--resume cannot go on with a learning curve (train_sizes) yet: its finished sizes "
-            "are in the stopped run's report.md and results.json; start the curve again"
-        )
 
 
 def training_rules(cfg):

@@ -154,17 +154,16 @@ class CurvePlan:
     def cells(self):
         """Every (size, seed), the largest sizes first (under torchrun they are dealt in this
         order: the longest work first)."""
-        return [
-            Cell(
-                seed,
-                self.epochs[size],
-                size,
-                None if size == self.available else self.pool_positions(size, seed),
-                first=size == self.counts[-1] and seed == self.seeds[0],
-            )
-            for size in reversed(self.counts)
-            for seed in self.seeds
-        ]
+        return [self.cell(size, seed) for size in reversed(self.counts) for seed in self.seeds]
+
+    def cell(self, size, seed):
+        return Cell(
+            seed,
+            self.epochs[size],
+            size,
+            None if size == self.available else self.pool_positions(size, seed),
+            first=size == self.counts[-1] and seed == self.seeds[0],
+        )
 
     def pool_positions(self, size, seed):
         rows = self.subset(size, seed)
@@ -325,9 +324,32 @@ class Curve:
 
     def __init__(self, plan, findings_by_size):
         self.plan, self.findings = plan, findings_by_size
+        self.resumed = self.recorded_cells()  # a stopped curve's cells, kept as recorded
+
+    def recorded_cells(self):
+        """(size, seed) of every cell recorded so far, the largest sizes first."""
+        return [
+            (size, comparison.seed)
+            for size, findings in sorted(self.findings.items(), reverse=True)
+            for comparison in findings.per_seed
+        ]
+
+    def cells_to_train(self):
+        """The plan's cells not recorded yet, the largest sizes first."""
+        recorded = set(self.recorded_cells())
+        return [cell for cell in self.plan.cells() if (cell.size, cell.seed) not in recorded]
 
     def add(self, cell, records, probs):
         self.findings[cell.size].add(cell.seed, records, probs)
+
+    def add_reference(self, outcome_for):
+        """The probe's P(positive) given to the cells restored without it: outcome_for(cell) (empty
+        without a probe). Returns whether any cell lacked it."""
+        added = [
+            findings.add_reference(lambda seed, size=size: outcome_for(self.plan.cell(size, seed)))
+            for size, findings in self.findings.items()
+        ]
+        return any(added)
 
     @property
     def done(self):
@@ -355,4 +377,11 @@ class Curve:
             "cells_done": self.done,
             "points": to_json(points),
             "verdict": verdict(points),
+            # what --resume reads back: the largest size's seeds are the run's own `seeds`
+            "seeds_by_size": {
+                size: to_json(findings.per_seed)
+                for size, findings in self.findings.items()
+                if size != self.plan.counts[-1]
+            },
+            "resumed_cells": [list(cell) for cell in self.resumed],
         }

@@ -369,12 +369,14 @@ def take_fraction(dataset, fraction, *, seed, name):
 
 class Data(NamedTuple):
     """What the runs train and are scored on: every split's frame and tokenized batches, each
-    evaluation split described, and a learning curve's plan (None without one)."""
+    evaluation split described, a learning curve's plan (None without one), and the data's
+    fingerprint (resume.data_fingerprint; of the whole training set where a curve uses part)."""
 
     frames: dict
     batches: dict
     eval_splits: dict
     plan: object
+    fingerprint: str
 
 
 def sst2_splits(cfg):

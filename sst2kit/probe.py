@@ -66,6 +66,9 @@ def best_linear_probe(features, seed):
     with warnings.catch_warnings(), parallel_backend("threading"), threadpool_limits(1, "blas"):
         # scikit-learn announces changes of defaults that do not touch this fit
         warnings.simplefilter("ignore", FutureWarning)
+        # a learning curve's smallest subsets hold fewer of a class than there are folds: the
+        # folds are still stratified as far as they can be, and the warning would say it per fit
+        warnings.filterwarnings("ignore", "The least populated class", UserWarning)
         chosen, fold_items = cross_validated_c(states[rows], labels[rows], seed)
         c = chosen * fold_items / len(train)
         probe = fitted_probe(states, labels, c=c, seed=seed)

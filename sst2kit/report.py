@@ -124,7 +124,13 @@ def split_lines(name, split):
 def where_lines(results):
     """The run folder, a resumed run's kept seeds, the device and the processes."""
     cfg, setup, lines = results.cfg, results.experiment.setup, []
-    if results.resumed_seeds:
+    if results.curve and results.curve.resumed:
+        kept = ", ".join(f"seed {seed} at {size:,}" for size, seed in results.curve.resumed)
+        lines.append(
+            f"resuming {visible(results.run_dir)}: cell(s) {kept} kept as recorded; the missing "
+            "cells are trained now"
+        )
+    elif results.resumed_seeds:
         lines.append(
             f"resuming {visible(results.run_dir)}: seed(s) "
             f"{', '.join(map(str, results.resumed_seeds))} kept as recorded; the missing seeds are "
@@ -424,15 +430,14 @@ def partial_lines(results):
     """report.md's first line while seeds (or a curve's cells) are still to come."""
     if results.curve:
         finished, wanted = results.curve.done, results.curve.plan.cell_count
-        unit, going_on = "cells (seed and size)", "start it again to finish it"
+        unit = "cells (seed and size)"
     else:
-        finished, wanted = len(results.findings.per_seed), results.cfg.num_seeds
-        unit, going_on = "seeds", "`--resume` goes on with it"
+        finished, wanted, unit = len(results.findings.per_seed), results.cfg.num_seeds, "seeds"
     if finished == wanted:
         return []
     return [
         f"**Partial: {finished} of {wanted} {unit} finished** (the run stopped, or is still "
-        f"running; {going_on}).",
+        "running; `--resume` goes on with it).",
         "",
     ]
 

@@ -37,7 +37,7 @@ from sst2kit.metrics import predicted_labels
 from sst2kit.names import FULL_FINETUNE, HEAD_ONLY, LABEL_NAMES, RUNS
 from sst2kit.phrases import shared_items
 from sst2kit.records import FORMAT, to_json
-from sst2kit.resume import data_fingerprint
+from sst2kit.resume import CURVE_FILE
 from sst2kit.runtime import Experiment
 from sst2kit.seeds import Findings
 from sst2kit.settings import seed_range
@@ -112,15 +112,32 @@ def class_balance(train_labels, eval_splits):
     }
 
 
-def save_results(run_dir, record, predictions):
-    """results.json, predictions.csv and flips.csv, committed together."""
+def curve_predictions_frame(curve, eval_splits):
+    """curve_predictions.csv: predictions.csv's rows for every cell of a learning curve, its size
+    first, without the sentences (predictions.csv has them, in the same order)."""
+    frames = [
+        predictions_frame(eval_splits, findings.per_seed_probs)
+        .drop(columns=["sentence", "change"])
+        .assign(size=size)
+        for size, findings in sorted(curve.findings.items())
+        if findings.per_seed
+    ]
+    rows = pd.concat(frames, ignore_index=True)
+    return rows[["size", *rows.columns.drop("size")]]
+
+
+def save_results(run_dir, record, predictions, *, curve_predictions=None):
+    """results.json, predictions.csv and flips.csv (and a learning curve's curve_predictions.csv),
+    committed together."""
     flipped = flips(predictions).drop(
         columns=["head_only_pred", "full_finetune_pred", "full_finetune_certainty"]
     )
+    curve = [] if curve_predictions is None else [(run_dir / CURVE_FILE, curve_predictions)]
     write_together(
         [
             (run_dir / "predictions.csv", lambda path: write_csv(path, predictions)),
             (run_dir / "flips.csv", lambda path: write_csv(path, flipped)),
+            *((file, lambda path, rows=rows: write_csv(path, rows)) for file, rows in curve),
             (run_dir / "results.json", lambda path: write_json(path, record)),
         ]
     )
@@ -139,6 +156,7 @@ class Results:
         self.new_head_tensors = static["newly_initialised_tensors"]
         self.external_in_validation = external_in_validation(self.eval_splits)
         self.record, self.predictions, self.probe_fit = None, None, None
+        self.curve_predictions = None  # on a learning curve, every cell's rows
 
     @classmethod
     def start(cls, cfg, setup, checked, *, stopped, data):
@@ -146,19 +164,20 @@ class Results:
         record of what every seed shares. checked: the model as the input checks loaded it; data:
         data.Data: every split's frame, the evaluation splits, a learning curve's plan (or None)."""
         frames, eval_splits, plan = data.frames, data.eval_splits, data.plan
-        fingerprint, weights = data_fingerprint(frames), checked.weights_fingerprint
+        weights = checked.weights_fingerprint
         restored = (
-            stopped.restored(eval_splits, data=fingerprint, weights=weights)
-            if stopped
-            else ((), ())
+            stopped.restored(eval_splits, data=data.fingerprint, weights=weights) if stopped else {}
         )
         run_dir = stopped.folder if stopped else new_run_dir(cfg.output_dir)
         lock = lock_run_dir(run_dir) if processes.is_main() else None  # held while the run lives
         experiment = Experiment(cfg, run_dir, checked.tokenizer, setup)
         findings = Findings(
-            eval_splits, resamples=cfg.bootstrap_resamples, first_seed=cfg.seed, restored=restored
+            eval_splits,
+            resamples=cfg.bootstrap_resamples,
+            first_seed=cfg.seed,
+            restored=restored.get(None, ((), ())),
         )
-        curve = learning_curve(cfg, plan, findings)
+        curve = learning_curve(cfg, plan, findings, restored=restored)
         # the tables describe the largest size's training set (on a curve: the first seed's)
         train_labels = plan.largest_labels() if plan else frames["train"]["label"].to_numpy()
         static = {
@@ -171,7 +190,7 @@ class Results:
             **data_record(eval_splits),
             "newly_initialised_tensors": checked.new_head_tensors,
             "speed": setup.record(),
-            "data_fingerprint": fingerprint,
+            "data_fingerprint": data.fingerprint,
             "weights_fingerprint": weights,
         }
         resumed = stopped.seeds if stopped else []
@@ -185,7 +204,7 @@ class Results:
         """What this run has not recorded yet: each seed's two runs, in seed order; on a learning
         curve, each (size, seed), the largest sizes first."""
         if self.curve:
-            return self.curve.plan.cells()
+            return self.curve.cells_to_train()
         cfg = self.cfg
         epochs = {HEAD_ONLY: cfg.epochs_head_only, FULL_FINETUNE: cfg.epochs_full_finetune}
         return [
@@ -213,14 +232,26 @@ class Results:
         self.probe_fit = self.probe_fit or probe_fit
         self.record = self.recorded(timings)
         self.predictions = predictions_frame(self.eval_splits, self.findings.per_seed_probs)
+        if self.curve:
+            self.curve_predictions = curve_predictions_frame(self.curve, self.eval_splits)
         check_run_dir(self.run_dir)
-        save_results(self.run_dir, self.record, self.predictions)
+        save_results(
+            self.run_dir, self.record, self.predictions, curve_predictions=self.curve_predictions
+        )
 
-    def add_reference(self, reference, probe_fit, timings):
-        """The probe's P(positive) given to seeds restored without it, and the files rewritten when
-        any lacked it (main process only)."""
-        if processes.is_main() and (self.findings.add_reference(reference) or self.record is None):
-            self.save(probe_fit, timings)
+    def add_reference(self, probe, features, timings):
+        """The probe's P(positive) given to seeds restored without it (a curve's cells below the
+        whole training set each fitted now on their subset's features), and the files rewritten
+        when any lacked it (main process only)."""
+        if not processes.is_main():
+            return
+        whole_set = probe.whole_set_outcome()  # waited for here, even where no seed needs it
+        if self.curve:
+            added = self.curve.add_reference(lambda cell: probe.outcome(cell, features))
+        else:
+            added = self.findings.add_reference(lambda seed: whole_set)
+        if added or self.record is None:
+            self.save(probe.fit, timings)
 
     def recorded(self, timings):
         """results.json (docs/results.md): the setup, the answer, every seed's comparison, and with
@@ -265,7 +296,9 @@ class Results:
         rescue, seeds = None, len(self.record["seeds"])
         try:
             rescue = Path(tempfile.mkdtemp(prefix=f"sst2_compare-{self.run_dir.name}-"))
-            save_results(rescue, self.record, self.predictions)
+            save_results(
+                rescue, self.record, self.predictions, curve_predictions=self.curve_predictions
+            )
         except (OSError, WriteError) as err:
             if rescue is not None:
                 # no empty or half-written folder left behind
@@ -275,13 +308,18 @@ class Results:
         return f"the {seeds} finished seed(s) were written to {rescue} instead"
 
 
-def learning_curve(cfg, plan, largest):
+def learning_curve(cfg, plan, largest, *, restored):
     """The curve over the plan's sizes (None without one): a Findings per size, the largest size's
-    the run's own."""
+    the run's own; restored: a stopped curve's seeds per size, as StoppedRun.restored gives them."""
     if plan is None:
         return None
     by_size = {
-        size: Findings(largest.eval_splits, resamples=cfg.bootstrap_resamples, first_seed=cfg.seed)
+        size: Findings(
+            largest.eval_splits,
+            resamples=cfg.bootstrap_resamples,
+            first_seed=cfg.seed,
+            restored=restored.get(size, ((), ())),
+        )
         for size in plan.counts[:-1]
     }
     by_size[plan.counts[-1]] = largest

@@ -53,15 +53,25 @@ class StoppedRun:
     record: dict  # its results.json
     per_seed: list  # its seeds' SeedComparisons, read back from results.json
     predictions: pd.DataFrame  # its predictions.csv
+    # a learning curve's sizes but the largest: size -> (its SeedComparisons, its rows of
+    # curve_predictions.csv); the largest size's are per_seed and predictions
+    smaller_sizes: dict = dataclasses.field(default_factory=dict)
 
     @property
     def seeds(self):
+        """The seeds recorded (on a learning curve, at its largest size)."""
         return [comparison.seed for comparison in self.per_seed]
 
+    @property
+    def every_seed(self):
+        """Every seed recorded at any size."""
+        found = {c.seed for per_seed, _ in self.smaller_sizes.values() for c in per_seed}
+        return sorted(found | set(self.seeds))
+
     def restored(self, eval_splits, *, data, weights):
-        """Its finished seeds as they were recorded: their comparisons, and their P(positive) per
-        run and split, for this run's data and weights (refused when either differs: data and
-        weights are their fingerprints)."""
+        """Its finished seeds as they were recorded: per size (None: the run's own, on a curve its
+        largest size), their comparisons and their P(positive) per run and split, for this run's
+        data and weights (refused when either differs: data and weights are their fingerprints)."""
         check_same_data(self, data)
         if self.record["weights_fingerprint"] != weights:
             raise UsageError(
@@ -70,7 +80,16 @@ class StoppedRun:
                 "replaced, or the hub's model changed): resume with the weights it used, or start "
                 "a new run"
             )
-        return self.per_seed, recorded_probs(self, eval_splits)
+        restored = {None: (self.per_seed, self.probs(self.predictions, self.seeds, eval_splits))}
+        for size, (per_seed, rows) in self.smaller_sizes.items():
+            seeds = [comparison.seed for comparison in per_seed]
+            restored[size] = (per_seed, self.probs(rows, seeds, eval_splits, file=CURVE_FILE))
+        return restored
+
+    def probs(self, predictions, seeds, eval_splits, *, file="predictions.csv"):
+        return recorded_probs(
+            self.folder, predictions, seeds=seeds, eval_splits=eval_splits, file=file
+        )
 
 
 def folder_to_resume(cfg):
@@ -132,12 +151,13 @@ def load_stopped_run(cfg, *, given=()):
     check_writable(folder, cfg.report_to)
     check_same_settings(cfg, stopped.record["config"], folder)
     seeds = seed_range(cfg)
-    outside = [seed for seed in stopped.seeds if seed not in seeds]
+    outside = [seed for seed in stopped.every_seed if seed not in seeds]
     if outside:
         raise UsageError(
             f"--resume {folder}: it holds seed(s) {', '.join(map(str, outside))}, outside this "
             f"run's seeds {seeds.start}..{seeds.stop - 1}: keep --seed "
-            f"{stopped.record['config']['seed']} and --num_seeds at least {len(stopped.seeds)}"
+            f"{stopped.record['config']['seed']} and --num_seeds at least "
+            f"{len(stopped.every_seed)}"
         )
     return cfg, stopped
 
@@ -170,15 +190,9 @@ def read_stopped_run(folder):
     this experiment's."""
     try:
         record = json.loads((folder / "results.json").read_text(encoding="utf-8"))
-        predictions = pd.read_csv(
-            folder / "predictions.csv", keep_default_na=False, dtype={"sentence": str}
-        )
     except (OSError, ValueError) as err:
-        raise UsageError(
-            f"--resume {folder}: its results.json or predictions.csv cannot be read "
-            f"({type(err).__name__}"
-            f": {str(err)[:120]}): it was not written by this experiment, or is damaged"
-        ) from None
+        raise unreadable(folder, "results.json", err) from None
+    predictions = read_csv_whole(folder, "predictions.csv")
     written = record.get("format", 1) if isinstance(record, dict) else None
     if written != FORMAT:
         raise UsageError(
@@ -186,31 +200,85 @@ def read_stopped_run(folder):
             f"{written}, this version writes {FORMAT}): it was written by another program or an "
             "earlier version; start a new run"
         )
+    stored = stored_record(StoredRun, record, folder, where="its results.json")
+    check_predictions(folder, predictions, seeds_once(folder, stored.seeds))
+    smaller = read_curve_sizes(folder, record.get("curve")) if record.get("curve") else {}
+    return StoppedRun(folder, record, stored.seeds, predictions, smaller)
+
+
+def stored_record(kind, record, folder, *, where):
+    """record read back as kind (records.from_json), refused in one line where it is damaged."""
     try:
-        stored = from_json(StoredRun, record, "its results.json")
+        return from_json(kind, record, where)
     except RecordError as err:
         raise UsageError(f"--resume {folder}: {err}: it is damaged; start a new run") from None
-    seeds = [comparison.seed for comparison in stored.seeds]
+
+
+def seeds_once(folder, per_seed, *, where=""):
+    """The seeds of recorded comparisons, refused when one is listed twice."""
+    seeds = [comparison.seed for comparison in per_seed]
     twice = sorted({seed for seed in seeds if seeds.count(seed) > 1})
     if twice:
         raise UsageError(
             f"--resume {folder}: its results.json lists seed(s) {', '.join(map(str, twice))} more "
-            "than once: it is damaged or was edited; start a new run"
+            f"than once{where}: it is damaged or was edited; start a new run"
         )
-    check_predictions(folder, predictions, seeds)
-    return StoppedRun(folder, record, stored.seeds, predictions)
+    return seeds
+
+
+CURVE_FILE = "curve_predictions.csv"  # a learning curve's every cell's predictions
+
+
+def read_curve_sizes(folder, curve):
+    """A stopped learning curve's sizes but the largest: size -> (its recorded comparisons, its rows
+    of curve_predictions.csv), each checked as predictions.csv is."""
+    stored = stored_record(StoredCurve, curve, folder, where="its results.json's curve")
+    rows = read_csv_whole(folder, CURVE_FILE)
+    if "size" not in rows:
+        raise UsageError(
+            f"--resume {folder}: its {CURVE_FILE} lacks the column size: it is damaged; start a "
+            "new run"
+        )
+    sizes = {}
+    for size, per_seed in stored.seeds_by_size.items():
+        if not size.isdigit() or int(size) not in stored.sizes:
+            raise UsageError(
+                f"--resume {folder}: its results.json's curve holds seeds at a size ({size!r}) "
+                "that is not one of its sizes: it is damaged or was edited; start a new run"
+            )
+        at_size = rows[pd.to_numeric(rows["size"], errors="coerce") == int(size)]
+        seeds = seeds_once(folder, per_seed, where=f" at {size} examples")
+        check_predictions(folder, at_size, seeds, file=CURVE_FILE)
+        sizes[int(size)] = (per_seed, at_size)
+    return sizes
+
+
+def read_csv_whole(folder, file):
+    """One of the run's CSV files, its cells as text where they are not numbers."""
+    try:
+        return pd.read_csv(folder / file, keep_default_na=False, dtype={"sentence": str})
+    except (OSError, ValueError) as err:
+        raise unreadable(folder, file, err) from None
+
+
+def unreadable(folder, file, err):
+    return UsageError(
+        f"--resume {folder}: its {file} cannot be read ({type(err).__name__}: "
+        f"{str(err)[:120]}): it was not written by this experiment, or is damaged"
+    )
 
 
 PREDICTED = [f"{run}_pred" for run in RUNS]
 PROBABILITIES = [f"{run}_prob_pos" for run in RUNS]
 
 
-def check_predictions(folder, predictions, seeds):
-    """predictions.csv holds every recorded seed and nothing else, each answer 0 or 1 and each
-    P(positive) a number in [0, 1]: a damaged cell is refused, not read as 0.5."""
-    if not ends_whole(folder / "predictions.csv"):
+def check_predictions(folder, predictions, seeds, *, file="predictions.csv"):
+    """predictions.csv (or a curve size's rows of curve_predictions.csv) holds every recorded seed
+    and nothing else, each answer 0 or 1 and each P(positive) a number in [0, 1]: a damaged cell is
+    refused, not read as 0.5."""
+    if not ends_whole(folder / file):
         raise UsageError(
-            f"--resume {folder}: its predictions.csv ends inside a row (it was cut short): it is "
+            f"--resume {folder}: its {file} ends inside a row (it was cut short): it is "
             "damaged; start a new run"
         )
     missing = [
@@ -218,7 +286,7 @@ def check_predictions(folder, predictions, seeds):
     ]
     if missing:
         raise UsageError(
-            f"--resume {folder}: its predictions.csv lacks the column(s) {', '.join(missing)}: it "
+            f"--resume {folder}: its {file} lacks the column(s) {', '.join(missing)}: it "
             "is damaged; start a new run"
         )
     numbers = predictions[["seed", *PREDICTED, *PROBABILITIES]].apply(
@@ -233,14 +301,14 @@ def check_predictions(folder, predictions, seeds):
         | ((answers == 1) != (probs > 0.5) & (probs != 0.5)).any(axis=1)
     )
     if wrong.any():
-        row = int(np.argmax(wrong)) + 2  # the header is line 1
+        row = int(predictions.index[np.argmax(wrong)]) + 2  # the header is line 1
         raise UsageError(
-            f"--resume {folder}: its predictions.csv's line {row} holds a seed, answer or "
+            f"--resume {folder}: its {file}'s line {row} holds a seed, answer or "
             "probability that is not one (cut short or edited): it is damaged; start a new run"
         )
     if sorted(set(numbers["seed"].astype(int))) != sorted(seeds):
         raise UsageError(
-            f"--resume {folder}: its predictions.csv does not hold the seeds its results.json "
+            f"--resume {folder}: its {file} does not hold the seeds its results.json "
             f"records ({', '.join(map(str, seeds))}): it is damaged; start a new run"
         )
 
@@ -283,6 +351,15 @@ class StoredRun:
     seeds: list[SeedComparison]
 
 
+@dataclass
+class StoredCurve:
+    """What --resume reads back from a learning curve's results.json `curve`: each size's seeds
+    but the largest's (those are the run's `seeds`)."""
+
+    sizes: list[int]
+    seeds_by_size: dict[str, list[SeedComparison]]
+
+
 def check_same_settings(cfg, recorded, folder):
     """Every setting that shapes the results equals the recorded one: each that differs named, with
     both values."""
@@ -322,18 +399,19 @@ def check_same_data(stopped, fingerprint):
         )
 
 
-def recorded_probs(stopped, eval_splits):
+def recorded_probs(folder, predictions, *, seeds, eval_splits, file="predictions.csv"):
     """Each recorded seed's P(positive) per run and split, in the order of this run's evaluation
-    splits (the same data gives the same order, checked by idx), from its predictions.csv."""
+    splits (the same data gives the same order, checked by idx), from its rows of predictions (a
+    frame of predictions.csv, or of curve_predictions.csv at one size)."""
     per_seed = []
-    for seed in stopped.seeds:
-        rows = stopped.predictions[stopped.predictions["seed"] == seed]
+    for seed in seeds:
+        rows = predictions[predictions["seed"] == seed]
         probs = {run: {} for run in RUNS}
         for name, split in eval_splits.items():
             part = rows[rows["split"] == name]
             if not np.array_equal(part["idx"].to_numpy(), split.frame["idx"].to_numpy()):
                 raise UsageError(
-                    f"--resume {stopped.folder}: its predictions.csv does not hold seed {seed}'s "
+                    f"--resume {folder}: its {file} does not hold seed {seed}'s "
                     f"{name} items in this run's order: it is damaged; start a new run"
                 )
             for run in RUNS:

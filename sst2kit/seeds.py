@@ -186,6 +186,7 @@ class Findings:
         self.eval_splits, self.resamples, self.base_seed = eval_splits, resamples, first_seed
         self.per_seed, self.per_seed_probs = list(restored[0]), list(restored[1])
         self.summary = None
+        self.summarize()  # restored seeds answer even where none is added to them
 
     @property
     def first_seed(self):
@@ -210,15 +211,18 @@ class Findings:
         self.per_seed_probs.append((seed, probs))
         self.summarize()
 
-    def add_reference(self, reference):
-        """The probe's P(positive) (the same in every seed: it is fitted once) given to seeds
-        restored without it. Returns whether any seed lacked it."""
-        lacking = [probs for _, probs in self.per_seed_probs if reference.keys() - probs.keys()]
-        for probs in lacking:
-            probs.update(reference)
-        if lacking:
+    def add_reference(self, reference_for):
+        """The probe's P(positive) given to seeds restored without it: reference_for(seed), empty
+        when there is no probe. Returns whether any seed got it."""
+        added = False
+        for seed, probs in self.per_seed_probs:
+            if PROBE not in probs:
+                reference = reference_for(seed)
+                probs.update(reference)
+                added = added or bool(reference)
+        if added:
             self.summarize()
-        return bool(lacking)
+        return added
 
     def summarize(self):
         self.per_seed.sort(key=lambda s: s.seed)

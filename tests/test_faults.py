@@ -66,11 +66,11 @@ def test_a_run_folder_deleted_midway_keeps_the_seeds_somewhere_and_says_where(
 ):
     save, seeds_saved = results.save_results, []
 
-    def folder_vanishes_before_the_second_seed(run_dir, record, predictions):
+    def folder_vanishes_before_the_second_seed(run_dir, record, predictions, **curve):
         if seeds_saved and run_dir.parent == tmp_path / "out":
             shutil.rmtree(run_dir)
         seeds_saved.append(run_dir)
-        return save(run_dir, record, predictions)
+        return save(run_dir, record, predictions, **curve)
 
     monkeypatch.setattr(results, "save_results", folder_vanishes_before_the_second_seed)
     assert tiny_run(tiny_model_dir, tiny_data_dir, tmp_path / "out", "--num_seeds", "2") == 2

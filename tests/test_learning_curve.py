@@ -9,7 +9,7 @@ import pytest
 
 import sst2_compare as app
 from config import Config
-from conftest import FAST, tiny_args
+from conftest import FAST, PROBE, tiny_args
 from sst2kit import checks
 from sst2kit.curve import (
     CurvePlan,
@@ -73,11 +73,9 @@ def test_sizes_that_do_not_fit_the_training_set_are_one_line_before_training(
     assert "Traceback" not in err and not list((tmp_path / "out").glob("run-*"))
 
 
-def test_a_curve_beside_a_subset_fraction_or_a_resume_is_refused():
+def test_a_curve_beside_a_subset_fraction_is_refused():
     with pytest.raises(UsageError, match="leave subset_fraction unset"):
         checks.check_config(Config(train_sizes="100,all", subset_fraction=0.1))
-    with pytest.raises(UsageError, match="--resume cannot go on with a learning curve"):
-        checks.check_config(Config(train_sizes="100,all", resume="latest"))
     checks.check_config(Config(train_sizes="100, 10%,ALL"))
 
 
@@ -219,7 +217,7 @@ def test_every_size_is_scored_on_the_whole_evaluation_sets(
 @pytest.fixture(scope="module")
 def tiny_curves(tiny_model_dir, tiny_data_dir, tmp_path_factory):
     """The tiny task's curve at 12, 24 and all 360 examples, the same at 24 alone, and today's
-    single run: their results.json."""
+    single run, each with the probe: their results.json (its run folder under "folder")."""
     import json
 
     out = tmp_path_factory.mktemp("curves")
@@ -229,11 +227,11 @@ def tiny_curves(tiny_model_dir, tiny_data_dir, tmp_path_factory):
         "twenty-four": ["--train_sizes", "24"],
         "single": [],
     }.items():
-        assert (
-            app.main([*tiny_args(tiny_model_dir, tiny_data_dir, out / name), *CURVE, *extra]) == 0
-        )
+        argv = [*tiny_args(tiny_model_dir, tiny_data_dir, out / name), *CURVE, *PROBE, *extra]
+        assert app.main(argv) == 0
         (run_dir,) = (out / name).iterdir()
         records[name] = json.loads((run_dir / "results.json").read_text())
+        records[name]["folder"] = run_dir
         records[name]["log"] = [
             json.loads(line) for line in (run_dir / "trainer_log.jsonl").read_text().splitlines()
         ]
@@ -284,10 +282,77 @@ def test_a_curve_over_two_processes_equals_one_process(
 
     out = tmp_path / "two"
     spread = torchrun(
-        *tiny_args(tiny_model_dir, tiny_data_dir, out), *CURVE, "--train_sizes", "12,24,all"
+        *tiny_args(tiny_model_dir, tiny_data_dir, out), *CURVE, *PROBE, "--train_sizes", "12,24,all"
     )
     assert spread.returncode == 0, spread.stderr[-3000:]
     one, two = tiny_curves["curve"], json.loads((only_run_dir(out) / "results.json").read_text())
     assert two["speed"]["parallel"] == "seeds" and two["complete"]
     assert one["curve"]["points"] == two["curve"]["points"]
     assert one["curve"]["verdict"] == two["curve"]["verdict"]
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("tiny_curves")
+def test_a_curve_stopped_between_cells_and_resumed_equals_an_uninterrupted_one(
+    tiny_curves, tiny_model_dir, tiny_data_dir, tmp_path, capsys
+):
+    """Stopped by SIGTERM once the 360 and 24 cells are written (the 24 one's probe fitted on its
+    subset), the curve resumed from its folder alone trains only the 12 cell, and its files equal
+    the uninterrupted curve's, the probe at every size included."""
+    import json
+
+    import pandas as pd
+    from test_no_work_lost import stop_run
+    from test_resume_and_trackers import without_times
+
+    argv = [*CURVE, *PROBE, "--train_sizes", "12,24,all"]
+    marker = "=== head-only (seed 42 at 12)"
+    code, _, run_dir = stop_run(tiny_model_dir, tiny_data_dir, tmp_path / "out", marker, 15, *argv)
+    assert code == 128 + 15
+    stopped = json.loads((run_dir / "results.json").read_text())
+    assert not stopped["complete"] and stopped["curve"]["cells_done"] == 2
+    assert "Partial: 2 of 3 cells" in (run_dir / "report.md").read_text()
+    refused_when_damaged(run_dir, tmp_path / "damaged", capsys)
+    capsys.readouterr()
+    assert app.main(["--resume", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "cell(s) seed 42 at 360, seed 42 at 24 kept as recorded" in out
+    assert "=== head-only (seed 42 at 12)" in out and "=== head-only (seed 42 at 24)" not in out
+    resumed = json.loads((run_dir / "results.json").read_text())
+    assert resumed["curve"]["resumed_cells"] == [[360, 42], [24, 42]]
+    uninterrupted = {key: value for key, value in tiny_curves["curve"].items() if key != "log"}
+    ignore = ("folder", "resumed_cells")
+    assert without_times(drop(resumed, ignore)) == without_times(drop(uninterrupted, ignore))
+    assert all("probe" in point["accuracy"] for point in resumed["curve"]["points"])
+    for file in ("predictions.csv", "curve_predictions.csv"):
+        expected = pd.read_csv(tiny_curves["curve"]["folder"] / file)
+        assert pd.read_csv(run_dir / file).equals(expected)
+
+
+def refused_when_damaged(run_dir, copy, capsys):
+    """A copy of the stopped curve with its smaller sizes' predictions cut short, or a size edited
+    into its results.json: one line each, exit status 2."""
+    import json
+    import shutil
+
+    shutil.copytree(run_dir, copy)
+    rows = (copy / "curve_predictions.csv").read_bytes()
+    (copy / "curve_predictions.csv").write_bytes(rows[:-5])
+    capsys.readouterr()
+    assert app.main(["--resume", str(copy)]) == 2
+    assert "its curve_predictions.csv ends inside a row" in capsys.readouterr().err
+    (copy / "curve_predictions.csv").write_bytes(rows)
+    record = json.loads((copy / "results.json").read_text())
+    record["curve"]["seeds_by_size"]["25"] = record["curve"]["seeds_by_size"].pop("24")
+    (copy / "results.json").write_text(json.dumps(record))
+    assert app.main(["--resume", str(copy)]) == 2
+    assert "seeds at a size ('25') that is not one of its sizes" in capsys.readouterr().err
+
+
+def drop(record, keys):
+    """record (results.json) less keys, at any depth."""
+    if isinstance(record, dict):
+        return {key: drop(value, keys) for key, value in record.items() if key not in keys}
+    if isinstance(record, list):
+        return [drop(value, keys) for value in record]
+    return record

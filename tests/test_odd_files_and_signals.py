@@ -169,7 +169,7 @@ def test_when_the_rescue_write_fails_too_it_is_one_line_and_leaves_no_empty_fold
 
     made = tmp_path / "rescue"
 
-    def full(path, record, predictions):
+    def full(path, record, predictions, **curve):
         raise WriteError(f"cannot write {path}/results.json (No space left on device)")
 
     monkeypatch.setattr(results_module, "save_results", full)
@@ -177,6 +177,7 @@ def test_when_the_rescue_write_fails_too_it_is_one_line_and_leaves_no_empty_fold
         results_module.tempfile, "mkdtemp", lambda prefix: made.mkdir() or str(made)
     )
     stand_in = SimpleNamespace(run_dir=tmp_path / "run", record={"seeds": [{}]}, predictions=None)
+    stand_in.curve_predictions = None
     stand_in.rescue = lambda: results_module.Results.rescue(stand_in)
     with pytest.raises(WriteError) as raised:
         with results_module.Results.rescued_on_write_error(stand_in):

@@ -224,7 +224,7 @@ def test_a_probability_rounded_to_one_half_keeps_its_recorded_answer():
     from conftest import eval_split
     from sst2kit.metrics import predicted_labels
     from sst2kit.names import RUNS
-    from sst2kit.resume import StoppedRun, recorded_probs
+    from sst2kit.resume import recorded_probs
 
     split = eval_split("validation", np.array([1, 0, 1]))
     frame = pd.DataFrame(
@@ -236,7 +236,6 @@ def test_a_probability_rounded_to_one_half_keeps_its_recorded_answer():
             **{f"{run}_prob_pos": [0.5, 0.5, 0.9] for run in RUNS},
         }
     )
-    stopped = StoppedRun(None, {}, [type("Seed", (), {"seed": 42})()], frame)
-    (seed, probs), *_ = recorded_probs(stopped, {"validation": split})
+    (seed, probs), *_ = recorded_probs(None, frame, seeds=[42], eval_splits={"validation": split})
     for run in RUNS:
         assert predicted_labels(probs[run]["validation"]).tolist() == [1, 0, 1]
