@@ -71,18 +71,24 @@ def main():
         "single": single["timings_seconds"]["total"],
         "curve": curve["timings_seconds"]["total"],
     }
+    single_steps = {run: t["steps"] for run, t in single["seeds"][0]["training"].items()}
     record = {
         "sizes": curve["curve"]["sizes"],
         "seconds": seconds,
         "ratio": seconds["curve"] / seconds["single"],
         "steps": {str(p["size"]): p["steps"] for p in curve["curve"]["points"]},
+        "single_run_steps": single_steps,
         "device": single["environment"]["device"],
         "full_size_equal": curve["seeds"] == single["seeds"],
     }
+    # on a small training set the minimum steps raise the whole-set point too: then it cannot equal
+    # the single run, which trains its configured epochs
+    raised = record["steps"][str(record["sizes"][-1])] != single_steps
     print(
         f"curve at {args.sizes} ({record['sizes']}): {seconds['curve']:.1f} s; one full-size run: "
         f"{seconds['single']:.1f} s; ratio {record['ratio']:.2f}x on {record['device']}; "
         f"the full-size point equals the single run: {record['full_size_equal']}"
+        + (" (its steps were raised to the minimum)" if raised else "")
     )
     if args.out:
         Path(args.out).write_text(json.dumps(record, indent=2))
