@@ -356,3 +356,24 @@ def drop(record, keys):
     if isinstance(record, list):
         return [drop(value, keys) for value in record]
     return record
+
+
+def test_a_curve_with_more_seeds_is_the_same_data_for_resume(tiny_model_dir, tiny_data_dir):
+    """More seeds draw more training rows into a curve's pool (only those are tokenized), but the
+    data is the same: its fingerprint, which --resume compares, must not change with the pool."""
+    from types import SimpleNamespace
+
+    from sst2kit.models import load_tokenizer
+
+    setup = SimpleNamespace(data_parallel_processes=1, cuda_graphs=False)
+    data = {}
+    for seeds in (1, 3):
+        cfg = Config(
+            model_name=str(tiny_model_dir),
+            data_dir=str(tiny_data_dir),
+            train_sizes="12,24",
+            num_seeds=seeds,
+        )
+        data[seeds] = app.load_data(cfg, load_tokenizer(cfg), setup)
+    assert len(data[1].frames["train"]) < len(data[3].frames["train"])  # the pools differ
+    assert data[1].fingerprint == data[3].fingerprint
